@@ -1,0 +1,33 @@
+# The README's first two commands: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-plot: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[plot]"
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+# a quick Burgers scan: prints the importance table, writes results/demo/{results.json,table.*,ri.png}
+demo: $(VENV)/.installed-plot
+	$(BIN)/kvq scan burgers --preset quick --out results/demo --overwrite
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q
+
+# throughput benchmark (installs the CPU build of PyTorch for the paper-style baseline)
+bench: $(VENV)/.installed-test
+	$(BIN)/python -m pip install --quiet "torch==2.13.0"
+	$(BIN)/python benchmarks/throughput.py
+
+clean:
+	rm -rf $(VENV) results

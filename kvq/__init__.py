@@ -1,0 +1,41 @@
+"""kvq: knowledge value quantification — how much each rule is worth to a neural network.
+
+Train a model with every subset of its rules (all subsets and seeds batched in one
+jit-compiled program), score each on held-out data, and turn the table into Rule
+Importance (RI), Full Importance (FI) and rule interactions.
+"""
+
+from kvq import problems
+from kvq.config import ScanConfig
+from kvq.errors import KvqError
+from kvq.importance import (
+    DependenceProfile,
+    Importance,
+    dependence_profile,
+    full_importance,
+    interactions,
+    rule_importance,
+)
+from kvq.rules import Dataset, Problem, Rule
+from kvq.scan import scan
+from kvq.table import ScanResult, ValueTable
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Dataset",
+    "DependenceProfile",
+    "Importance",
+    "KvqError",
+    "Problem",
+    "Rule",
+    "ScanConfig",
+    "ScanResult",
+    "ValueTable",
+    "dependence_profile",
+    "full_importance",
+    "interactions",
+    "problems",
+    "rule_importance",
+    "scan",
+]

@@ -1,0 +1,176 @@
+"""The ``kvq`` command: wires problems, scans, importance, reports and files together."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from kvq.errors import KvqError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad input as one ``kvq: error: ...`` line (exit status 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"kvq: error: {message} (see 'kvq {self.prog.split()[-1]} --help')\n"
+                  if " " in self.prog else f"kvq: error: {message} (see 'kvq --help')\n")
+
+
+class ProgressPrinter:
+    """Progress of a scan on ``stream``: steps done of total, elapsed, subset-steps/s.
+
+    On a terminal one line is rewritten in place; otherwise a line is printed at most
+    every ``every_s`` seconds and when a phase completes.
+    """
+
+    def __init__(self, stream: TextIO = sys.stderr, every_s: float = 5.0) -> None:
+        self.stream, self.every_s = stream, every_s
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self.t0 = time.perf_counter()
+        self.phase_t0: dict[str, float] = {}
+        self.last = 0.0
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        now = time.perf_counter()
+        start = self.phase_t0.setdefault(phase, now)
+        finished = done >= total
+        if not self.tty and not finished and now - self.last < self.every_s:
+            return
+        self.last = now
+        unit = "subset-steps" if phase == "train" else "seed-steps"
+        rate = done / (now - start) if now > start else 0.0
+        pct = 100.0 * done / total if total else 100.0
+        msg = (f"{phase:>8}: {done:,}/{total:,} {unit} ({pct:5.1f}%)  "
+               f"elapsed {now - self.t0:6.1f} s  {rate:,.0f} {unit}/s")
+        if self.tty:
+            self.stream.write("\r" + msg + ("\n" if finished else ""))
+        else:
+            self.stream.write(msg + "\n")
+        self.stream.flush()
+
+
+def _parser() -> _Parser:
+    from kvq import problems
+
+    p = _Parser(prog="kvq", description="Knowledge value quantification: how much is each rule worth?")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("scan", help="train every rule subset and print rule importances",
+                       description="Exact scan: train the model with every subset of the problem's rules "
+                                   "(all subsets and seeds batched), then print RI/FI and write results.")
+    s.add_argument("problem", help=f"built-in problem ({', '.join(problems.names())})")
+    s.add_argument("--preset", default="quick", help="training preset: quick (CPU, ~1 min) or paper (default: quick)")
+    s.add_argument("--data", type=int, default=None, metavar="N", help="number of observations (problem default if omitted)")
+    s.add_argument("--noise", default=None, metavar="PCT", help="observation noise in %% of the solution's std (default 0)")
+    s.add_argument("--split", default=None, help="interpolation (in-distribution) or extrapolation (out-of-distribution)")
+    s.add_argument("--seeds", type=int, default=None, metavar="K", help="seeds (network init and data draw)")
+    s.add_argument("--steps", type=int, default=None, metavar="S", help="training steps per subset")
+    s.add_argument("--check-every", type=int, default=None, metavar="C", help="early-stopping check interval (steps)")
+    s.add_argument("--collocation", type=int, default=None, metavar="P", help="at most P collocation points per rule")
+    s.add_argument("--max-batch", type=int, default=None, metavar="B", help="at most B trainings per compiled call")
+    s.add_argument("--problem-seed", type=int, default=0, metavar="SEED", help="first seed (default 0)")
+    s.add_argument("--out", default=None, metavar="DIR", help="results folder (default results/PROBLEM-PRESET)")
+    s.add_argument("--overwrite", action="store_true", help="replace a different scan already in DIR")
+    s.add_argument("--no-plot", action="store_true", help="do not write ri.png")
+
+    sub.add_parser("problems", help="list the built-in problems and their rules")
+    show = sub.add_parser("show", help="print the importance table of a saved result")
+    show.add_argument("dir", help="a results folder written by 'kvq scan'")
+    return p
+
+
+def _scan(args: argparse.Namespace, out: TextIO) -> int:
+    from kvq import problems
+    from kvq.config import ScanConfig
+    from kvq.io import check_output_dir, fingerprint, save_result
+    from kvq.report import importance_table
+    from kvq.scan import scan
+
+    options = {"seed": args.problem_seed}
+    for key, value in (("n_data", args.data), ("noise", args.noise), ("split", args.split)):
+        if value is not None:
+            options[key] = value
+    problem = problems.get(args.problem, **options)
+    overrides = {k: v for k, v in (("seeds", args.seeds), ("steps", args.steps), ("check_every", args.check_every),
+                                   ("collocation", args.collocation), ("max_batch", args.max_batch)) if v is not None}
+    if args.steps is not None and args.check_every is None:
+        base = ScanConfig.preset(args.preset)
+        if args.steps < base.check_every:  # a short run: one check at the end
+            overrides["check_every"] = args.steps
+    config = ScanConfig.preset(args.preset, **overrides)
+    outdir = Path(args.out or f"results/{args.problem}-{args.preset}")
+    check_output_dir(outdir, fingerprint(problem.describe(), config.to_dict(), problem.rule_names, "exact"),
+                     args.overwrite)
+
+    out.write(f"kvq: scanning {problem.name} ({len(problem.rules)} rules -> {2 ** len(problem.rules)} subsets "
+              f"x {config.seeds} seed(s), preset {args.preset}, {len(problem.train)} observations, "
+              f"noise {problem.info.get('noise_pct', 0):g}%, split {problem.info.get('split', '-')})\n")
+    out.flush()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        result = scan(problem, config, progress=ProgressPrinter())
+    for w in caught:
+        sys.stderr.write(f"kvq: warning: {w.message}\n")
+    save_result(result, outdir, overwrite=True)
+    files = ["results.json", "table.npz", "table.csv"]
+    if not args.no_plot:
+        try:
+            from kvq.plots import plot_importance
+
+            plot_importance(result, outdir / "ri.png")
+            files.append("ri.png")
+        except KvqError as e:
+            sys.stderr.write(f"kvq: warning: no figure: {e}\n")
+    t = result.timing
+    out.write("\n" + importance_table(result) + "\n\n")
+    out.write(f"time: {t['total_s']:.1f} s total ({t['compile_s']:.1f} s compiling, {t['train_s']:.1f} s training "
+              f"at {t['subset_steps_per_s']:,.0f} subset-steps/s, {t['programs']} program(s)) on "
+              f"{result.environment.get('device', '?')}\n")
+    out.write(f"wrote {', '.join(files)} to {outdir}/\n")
+    return 0
+
+
+def _problems(out: TextIO) -> int:
+    from kvq import problems
+
+    for name in problems.names():
+        p = problems.get(name, n_data=0)
+        rules = ", ".join(f"{r.name} ({r.kind})" for r in p.rules)
+        splits = p.info.get("splits", ["interpolation", "extrapolation"])
+        out.write(f"{name}: {p.info.get('equation', '')}\n  rules: {rules}\n  splits: {', '.join(splits)}\n")
+    return 0
+
+
+def _show(args: argparse.Namespace, out: TextIO) -> int:
+    from kvq.io import load_result
+    from kvq.report import importance_table
+
+    out.write(importance_table(load_result(args.dir)) + "\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``kvq`` console command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    out = sys.stdout
+    try:
+        if args.command == "scan":
+            return _scan(args, out)
+        if args.command == "problems":
+            return _problems(out)
+        return _show(args, out)
+    except KvqError as e:
+        sys.stderr.write(f"kvq: error: {e}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("\nkvq: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Scan settings: network, optimizer, training budget, early stopping, seeds, collocation."""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from dataclasses import dataclass
+from typing import Any
+
+from kvq.errors import KvqError
+from kvq.nn import ACTIVATIONS
+
+GROUPINGS = ("auto", "none")
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """How every rule subset is trained.
+
+    Network: an MLP of ``depth`` hidden layers of ``width`` units with ``activation``.
+    Optimizer: Adam with ``learning_rate``.  Each subset trains up to ``steps`` steps and
+    is checked every ``check_every`` steps: it stops (keeping the weights of the last
+    check) once its total loss rose since the previous check.  With ``warm_start`` the
+    network is first trained on the data loss alone (up to ``pretrain_steps``, checked
+    every ``check_every``, keeping the best) and every subset starts from those weights
+    and optimizer state.  ``seeds`` seeds vary the initialisation and the observation
+    draw.  ``collocation`` caps the points per rule (``None``: all the problem defines;
+    a fixed subsample otherwise).  ``grouping``: ``"auto"`` compiles one program per
+    on/off pattern of the expensive rules so they are never computed for a mask that
+    excludes them; ``"none"`` computes every rule for every mask and multiplies by the
+    mask; or a tuple of rule names to treat as expensive.  ``max_batch``: at most this
+    many (mask, seed) trainings per compiled call (``None``: all of a group at once).
+    """
+
+    width: int = 50
+    depth: int = 5
+    activation: str = "sin"
+    learning_rate: float = 1e-3
+    steps: int = 20_000
+    check_every: int = 1_000
+    warm_start: bool = True
+    pretrain_steps: int = 50_000
+    seeds: int = 3
+    collocation: int | None = None
+    grouping: str | tuple[str, ...] = "auto"
+    max_batch: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("width", "depth", "steps", "check_every", "seeds"):
+            _positive_int(name, getattr(self, name))
+        _positive_int("pretrain_steps", self.pretrain_steps, allow_zero=True)
+        if self.collocation is not None:
+            _positive_int("collocation", self.collocation)
+        if self.max_batch is not None:
+            _positive_int("max_batch", self.max_batch)
+        if self.activation not in ACTIVATIONS:
+            raise KvqError(f"unknown activation {self.activation!r}; choose one of {sorted(ACTIVATIONS)}")
+        lr = self.learning_rate
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr > 0:
+            raise KvqError(f"learning_rate must be a number > 0; got {lr!r}")
+        if self.steps % self.check_every:
+            raise KvqError(
+                f"steps ({self.steps}) must be a multiple of check_every ({self.check_every})"
+            )
+        if self.pretrain_steps % self.check_every:
+            raise KvqError(
+                f"pretrain_steps ({self.pretrain_steps}) must be a multiple of check_every ({self.check_every})"
+            )
+        if isinstance(self.grouping, list):
+            object.__setattr__(self, "grouping", tuple(self.grouping))
+        if isinstance(self.grouping, str) and self.grouping not in GROUPINGS:
+            raise KvqError(f"grouping must be one of {GROUPINGS} or a tuple of rule names; got {self.grouping!r}")
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> ScanConfig:
+        """``"paper"``: the paper's protocol (DESIGN §2: 5x50 sin MLP, Adam 1e-3, 20 000
+        steps checked every 1 000, 50 000 data-only pre-training steps, all collocation
+        points, one seed as in the paper).  ``"quick"``: a CPU-sized scan (a minute or so
+        on 2 cores) that shows the same qualitative picture: a 3x32 tanh MLP (``tanh`` is
+        about twice as fast as ``sin`` on CPUs), 3 000 steps checked every 1 000, 500
+        collocation points per rule, two seeds."""
+        if name not in PRESETS:
+            raise KvqError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        return dataclasses.replace(PRESETS[name], **overrides)
+
+    def replace(self, **changes: Any) -> ScanConfig:
+        """A copy with ``changes`` applied (validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        if isinstance(d["grouping"], tuple):
+            d["grouping"] = list(d["grouping"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ScanConfig:
+        d = dict(d)
+        if isinstance(d.get("grouping"), list):
+            d["grouping"] = tuple(d["grouping"])
+        return cls(**d)
+
+
+def _positive_int(name: str, value: Any, allow_zero: bool = False) -> None:
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not ok or value < (0 if allow_zero else 1):
+        bound = ">= 0" if allow_zero else ">= 1"
+        raise KvqError(f"{name} must be a whole number {bound}; got {value!r}")
+
+
+PRESETS: dict[str, ScanConfig] = {
+    "paper": ScanConfig(seeds=1),
+    "quick": ScanConfig(
+        width=32, depth=3, activation="tanh", learning_rate=3e-3, steps=3_000, check_every=1_000,
+        pretrain_steps=2_000, seeds=2, collocation=500,
+    ),
+}

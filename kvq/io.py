@@ -1,0 +1,183 @@
+"""Results on disk: ``results.json`` (metadata + every importance), ``table.npz`` and
+``table.csv`` (the raw value table).  A results folder belongs to one scan: writing a
+different scan into it is refused unless the caller asks to overwrite."""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kvq.errors import KvqError
+from kvq.importance import dependence_profile, full_importance, interactions, rule_importance
+from kvq.table import ScanResult
+
+FORMAT = 1
+RESULTS = "results.json"
+TABLE_NPZ = "table.npz"
+TABLE_CSV = "table.csv"
+
+
+def fingerprint(problem: dict[str, Any], config: dict[str, Any], rule_names: tuple[str, ...], method: str) -> str:
+    """A short hash identifying a scan by what it computes (not by when or where)."""
+    blob = json.dumps([problem, config, list(rule_names), method], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def result_fingerprint(result: ScanResult) -> str:
+    return fingerprint(result.problem, result.config, result.rule_names, result.method)
+
+
+def check_output_dir(directory: str | Path, fp: str, overwrite: bool) -> Path:
+    """Make sure ``directory`` may receive the scan ``fp``; create it if needed.
+
+    Raises a KvqError when it already holds a different scan and ``overwrite`` is False.
+    """
+    path = Path(directory)
+    if path.exists() and not path.is_dir():
+        raise KvqError(f"output path {str(path)!r} exists and is not a folder; choose another --out")
+    meta = path / RESULTS
+    if meta.exists() and not overwrite:
+        try:
+            old = json.loads(meta.read_text()).get("fingerprint")
+        except (OSError, ValueError):
+            old = None
+        if old != fp:
+            raise KvqError(
+                f"{str(path)!r} already holds a different scan; choose another output folder "
+                "or pass --overwrite (overwrite=True) to replace it"
+            )
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def summary(result: ScanResult) -> dict[str, Any]:
+    """Every importance of the table (both weightings), JSON-ready."""
+    out: dict[str, Any] = {
+        "ri_uniform": rule_importance(result, "uniform").to_dict(),
+        "ri_shapley": rule_importance(result, "shapley").to_dict(),
+        "fi": full_importance(result).to_dict(),
+        "dependence": dependence_profile(result).to_dict(),
+    }
+    if result.n_rules >= 2:
+        out["interactions_uniform"] = interactions(result, "uniform").to_dict()
+        out["interactions_shapley"] = interactions(result, "shapley").to_dict()
+    return out
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
+def _write_atomic(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_result(result: ScanResult, directory: str | Path, overwrite: bool = False) -> Path:
+    """Write the result into ``directory`` (created if needed); return the folder."""
+    import warnings
+
+    fp = result_fingerprint(result)
+    path = check_output_dir(directory, fp, overwrite)
+    n = result.n_rules
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # diverged runs are listed below instead
+        importance = summary(result)
+    diverged = [
+        {"mask": int(k), "rules_on": [result.rule_names[j] for j in range(n) if result.masks[k, j]],
+         "seed": int(result.seeds[s])}
+        for k, s in zip(*np.nonzero(result.diverged))
+    ]
+    meta = {
+        "format": FORMAT,
+        "kind": "kvq.ScanResult",
+        "fingerprint": fp,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "method": result.method,
+        "rule_names": list(result.rule_names),
+        "output_names": list(result.output_names),
+        "seeds": list(result.seeds),
+        "problem": result.problem,
+        "config": result.config,
+        "environment": result.environment,
+        "timing": result.timing,
+        "value": "v(S) = -log10(validation MSE); RI uniform = Banzhaf (the paper's scripts), RI shapley = Shapley",
+        "mse_all_rules": [_finite_or_none(e) for e in result.errors[-1]],
+        "mse_no_rules": [_finite_or_none(e) for e in result.errors[0]],
+        "diverged": diverged,
+        "importance": importance,
+    }
+    arrays = {
+        "masks": result.masks,
+        "errors": result.errors,
+        "steps_run": result.steps_run,
+        "diverged": result.diverged,
+        "seeds": np.asarray(result.seeds),
+        "rule_names": np.asarray(result.rule_names),
+    }
+    if result.errors_by_output is not None:
+        arrays["errors_by_output"] = result.errors_by_output
+        arrays["output_names"] = np.asarray(result.output_names)
+    _write_atomic(path / TABLE_NPZ, lambda p: _write_npz(p, arrays))
+    _write_atomic(path / TABLE_CSV, lambda p: _write_csv(result, p))
+    _write_atomic(path / RESULTS, lambda p: p.write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n"))
+    return path
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _write_csv(result: ScanResult, path: Path) -> None:
+    outs = list(result.output_names) if result.errors_by_output is not None else []
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["mask", *result.rule_names, "seed", "mse", *[f"mse_{o}" for o in outs], "steps_run", "diverged"])
+        for k in range(result.errors.shape[0]):
+            for s, seed in enumerate(result.seeds):
+                per_out = [repr(float(e)) for e in result.errors_by_output[k, s]] if outs else []
+                w.writerow([k, *map(int, result.masks[k]), seed, repr(float(result.errors[k, s])), *per_out,
+                            int(result.steps_run[k, s]), int(result.diverged[k, s])])
+
+
+def load_result(directory: str | Path) -> ScanResult:
+    """Read a folder written by :func:`save_result`; checks masks against rule names."""
+    path = Path(directory)
+    meta_path, npz_path = path / RESULTS, path / TABLE_NPZ
+    if not meta_path.exists() or not npz_path.exists():
+        raise KvqError(f"{str(path)!r} holds no kvq result ({RESULTS} and {TABLE_NPZ} are needed)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except ValueError as e:
+        raise KvqError(f"{str(meta_path)!r} is not valid JSON ({e}); the result is damaged") from None
+    if meta.get("kind") != "kvq.ScanResult":
+        raise KvqError(f"{str(meta_path)!r} is not a kvq scan result")
+    with np.load(npz_path) as z:
+        arrays = {k: z[k] for k in z.files}
+    names = tuple(meta["rule_names"])
+    if "rule_names" in arrays and tuple(str(s) for s in arrays["rule_names"]) != names:
+        raise KvqError(f"{str(path)!r}: the rule names in {RESULTS} and {TABLE_NPZ} disagree; the result is damaged")
+    return ScanResult(
+        rule_names=names,
+        errors=arrays["errors"],
+        errors_by_output=arrays.get("errors_by_output"),
+        output_names=tuple(meta.get("output_names", ())),
+        masks=arrays["masks"],
+        steps_run=arrays["steps_run"],
+        diverged=arrays["diverged"],
+        seeds=tuple(meta["seeds"]),
+        problem=meta["problem"],
+        config=meta["config"],
+        timing=meta.get("timing", {}),
+        environment=meta.get("environment", {}),
+        method=meta.get("method", "exact"),
+    )

@@ -1,0 +1,173 @@
+"""The types a user builds a problem from: observations, rules and the problem itself.
+
+A *rule* is a loss term that encodes prior knowledge.  Its loss receives the model as a
+function of ONE input point, ``u(p: [d_in]) -> [d_out]``, and a batch of points
+``[P, d_in]``, so any derivative can be taken with ``jax.grad``/``jax.jvp`` (or the
+helpers in :mod:`kvq.derivatives`) on the point function and ``vmap``-ped over the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kvq.errors import KvqError
+
+PointFn = Callable[[Any], Any]
+RuleLoss = Callable[[PointFn, Any], Any]
+RULE_KINDS = ("global", "local")
+
+
+def _as_2d(name: str, a: Any) -> np.ndarray:
+    arr = np.asarray(a, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise KvqError(f"{name} must be a 2-D array [N, dim]; got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise KvqError(f"{name} contains NaN or inf values; clean the data first")
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Observations: inputs ``x`` [N, d_in] and targets ``y`` [N, d_out] (float64 numpy).
+
+    ``N`` may be 0 (no observations: the data loss is then 0).  1-D arrays are read as
+    a single column.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __post_init__(self) -> None:
+        x = _as_2d("Dataset.x", self.x)
+        y = _as_2d("Dataset.y", self.y)
+        if x.shape[0] != y.shape[0]:
+            raise KvqError(
+                f"Dataset.x has {x.shape[0]} rows but Dataset.y has {y.shape[0]}; "
+                "every input needs exactly one target row"
+            )
+        object.__setattr__(self, "x", x)
+        object.__setattr__(self, "y", y)
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def d_in(self) -> int:
+        return int(self.x.shape[1])
+
+    @property
+    def d_out(self) -> int:
+        return int(self.y.shape[1])
+
+
+@dataclass(frozen=True, eq=False)
+class Rule:
+    """A named loss term ``loss(u, points) -> scalar >= 0`` with weight ``weight``.
+
+    ``points`` [P, d_in] are the rule's collocation points (shared by every mask and
+    seed).  ``kind`` is ``"global"`` (holds everywhere, e.g. a PDE) or ``"local"`` (holds
+    on part of the domain, e.g. an initial condition).
+    """
+
+    name: str
+    loss: RuleLoss
+    points: np.ndarray
+    weight: float = 1.0
+    kind: str = "global"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise KvqError(f"a rule needs a non-empty string name; got {self.name!r}")
+        if not callable(self.loss):
+            raise KvqError(f"rule {self.name!r}: loss must be callable loss(u, points)")
+        if self.kind not in RULE_KINDS:
+            raise KvqError(f"rule {self.name!r}: kind must be one of {RULE_KINDS}; got {self.kind!r}")
+        w = float(self.weight)
+        if not np.isfinite(w) or w < 0:
+            raise KvqError(f"rule {self.name!r}: weight must be a finite number >= 0; got {self.weight!r}")
+        object.__setattr__(self, "weight", w)
+        pts = _as_2d(f"rule {self.name!r} points", self.points)
+        if pts.shape[0] == 0:
+            raise KvqError(f"rule {self.name!r} has no points; give it at least one point")
+        object.__setattr__(self, "points", pts)
+
+
+ObservationSampler = Callable[[int], Dataset]
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """Rules (ordered, unique names), observations and a validation set.
+
+    - ``train``: the observations for ``seed``; ``sampler(seed)`` (optional) draws the
+      observations for any other seed so multi-seed scans vary the data draw too.
+    - ``valid``: held-out points and their targets (clean by default).
+    - ``reference(points [P, d_in]) -> [P, d_out]``: the exact solution, where known.
+    - ``info``: JSON-ready description (domain, split, noise, n_data, ...).
+    """
+
+    name: str
+    rules: tuple[Rule, ...]
+    train: Dataset
+    valid: Dataset
+    reference: Callable[[np.ndarray], np.ndarray] | None = None
+    sampler: ObservationSampler | None = None
+    seed: int = 0
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        rules = tuple(self.rules)
+        object.__setattr__(self, "rules", rules)
+        if not rules:
+            raise KvqError(f"problem {self.name!r} has zero rules; add at least one kvq.Rule")
+        for r in rules:
+            if not isinstance(r, Rule):
+                raise KvqError(f"problem {self.name!r}: every rule must be a kvq.Rule; got {type(r).__name__}")
+        names = [r.name for r in rules]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise KvqError(f"problem {self.name!r}: repeated rule name(s) {dup}; rule names must be unique")
+        if len(rules) > 20:
+            raise KvqError(f"problem {self.name!r} has {len(rules)} rules; exact scans support at most 20")
+        if len(self.valid) == 0:
+            raise KvqError(f"problem {self.name!r} has an empty validation set; importance needs held-out points")
+        d_in, d_out = self.valid.d_in, self.valid.d_out
+        if self.train.d_in != d_in or self.train.d_out != d_out:
+            raise KvqError(
+                f"problem {self.name!r}: observations are [{self.train.d_in} -> {self.train.d_out}] "
+                f"but validation is [{d_in} -> {d_out}]; they must match"
+            )
+        for r in rules:
+            if r.points.shape[1] != d_in:
+                raise KvqError(
+                    f"rule {r.name!r} points have {r.points.shape[1]} columns; the problem's inputs have {d_in}"
+                )
+
+    @property
+    def rule_names(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.rules)
+
+    @property
+    def d_in(self) -> int:
+        return self.valid.d_in
+
+    @property
+    def d_out(self) -> int:
+        return self.valid.d_out
+
+    def describe(self) -> dict[str, Any]:
+        """JSON description: name, seed, rules (name, kind, weight, points) and ``info``."""
+        rules = [{"name": r.name, "kind": r.kind, "weight": r.weight, "points": len(r.points)} for r in self.rules]
+        return {"name": self.name, "seed": self.seed, "rules": rules, **dict(self.info)}
+
+    def observations(self, seed_offset: int) -> Dataset:
+        """Observations for seed ``self.seed + seed_offset`` (``train`` for offset 0)."""
+        if seed_offset == 0 or self.sampler is None:
+            return self.train
+        return self.sampler(self.seed + seed_offset)

@@ -1,0 +1,297 @@
+"""Exact enumeration: train every rule subset (x every seed) in batched programs.
+
+``scan(problem, config)`` wires a problem to :mod:`kvq.train` and returns a
+:class:`~kvq.table.ScanResult`.  Masks are grouped by the on/off pattern of the
+*expensive* rules (DESIGN §5) so an expensive rule is never computed for a mask that
+excludes it; within a group all masks x seeds train as one vmapped batch.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from kvq.coalitions import all_masks, group_by_pattern
+from kvq.config import ScanConfig
+from kvq.errors import KvqError
+from kvq.nn import make_mlp
+from kvq.rules import Problem
+from kvq.table import ScanResult
+from kvq.train import ItemState, Objective, Programs, start_state, take
+
+Progress = Callable[[str, int, int], None]
+"""``progress(phase, done, total)``: phase ``"pretrain"`` (seed-steps) or ``"train"`` (subset-steps)."""
+
+EXPENSIVE_SHARE = 0.25  # a rule costing at least this share of a full step is "expensive"
+MAX_EXPENSIVE = 3  # at most 2^3 = 8 compiled programs per scan
+COLLOCATION_SEED = 7
+
+
+def rule_points(problem: Problem, cap: int | None) -> tuple[jax.Array, ...]:
+    """Each rule's points as float32, subsampled (fixed draw) to at most ``cap`` rows."""
+    rng = np.random.default_rng(COLLOCATION_SEED)
+    out = []
+    for rule in problem.rules:
+        pts = rule.points
+        if cap is not None and len(pts) > cap:
+            pts = pts[np.sort(rng.choice(len(pts), size=cap, replace=False))]
+        out.append(jnp.asarray(pts, jnp.float32))
+    return tuple(out)
+
+
+def rule_costs(objective: Objective, params: Any, points: tuple[jax.Array, ...]) -> np.ndarray:
+    """FLOPs of one gradient step of each rule's loss (XLA cost analysis), shape [n]."""
+    costs = []
+    for loss, pts in zip(objective.losses, points):
+        f = jax.jit(jax.grad(lambda p, q, loss=loss: loss(lambda z: objective.apply(p, z), q)))
+        analysis = f.lower(params, pts).cost_analysis()
+        if isinstance(analysis, list):  # older jax returns one dict per computation
+            analysis = analysis[0]
+        costs.append(float((analysis or {}).get("flops", 0.0)))
+    return np.asarray(costs)
+
+
+def choose_expensive(problem: Problem, grouping: str | tuple[str, ...], costs: Callable[[], np.ndarray]) -> tuple[int, ...]:
+    """Indices of the rules whose on/off pattern splits the masks into programs."""
+    names = problem.rule_names
+    if grouping == "none":
+        return ()
+    if grouping != "auto":
+        unknown = sorted(set(grouping) - set(names))
+        if unknown:
+            raise KvqError(f"grouping names unknown rule(s) {unknown}; the rules are {list(names)}")
+        return tuple(i for i, n in enumerate(names) if n in grouping)
+    c = costs()
+    share = c / max(c.sum(), 1.0)
+    order = [int(i) for i in np.argsort(-c) if share[i] >= EXPENSIVE_SHARE]
+    return tuple(sorted(order[:MAX_EXPENSIVE]))
+
+
+@dataclass
+class _Clock:
+    compile_s: float = 0.0
+    pretrain_s: float = 0.0
+    train_s: float = 0.0
+    subset_steps: int = 0
+
+
+def _compile(fn, clock: _Clock, *args):
+    t0 = time.perf_counter()
+    compiled = fn.lower(*args).compile()
+    clock.compile_s += time.perf_counter() - t0
+    return compiled
+
+
+def _run_blocks(block, state: ItemState, args: tuple, n_blocks: int, n_real: int, check_every: int,
+                on_block: Callable[[int], None]) -> tuple[ItemState, int]:
+    """Run up to ``n_blocks`` check intervals; stop early once every item is frozen."""
+    done = 0
+    for _ in range(n_blocks):
+        state = block(state, *args)
+        done += 1
+        on_block(n_real * check_every)
+        if bool(jnp.all(state.frozen)):
+            break
+    return state, done
+
+
+def environment() -> dict[str, Any]:
+    """Package versions and the device the scan ran on (JSON-ready)."""
+    from importlib import metadata
+
+    versions = {}
+    for pkg in ("kvq", "jax", "jaxlib", "flax", "optax", "numpy", "chex"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    dev = jax.devices()[0]
+    return {
+        "versions": versions,
+        "python": platform.python_version(),
+        "platform": dev.platform,
+        "device": getattr(dev, "device_kind", str(dev)),
+        "device_count": jax.device_count(),
+        "machine": platform.machine(),
+    }
+
+
+@dataclass(eq=False)
+class Engine:
+    """A problem and a config made ready to train: network, points, data, programs.
+
+    ``params0``/``opt0`` [S, ...] are each seed's starting weights and optimizer state
+    (after :meth:`pretrain`, the warm-start ones).  ``train`` runs any list of masks.
+    """
+
+    problem: Problem
+    config: ScanConfig
+    programs: Programs
+    points: tuple[jax.Array, ...]
+    xs: jax.Array  # [S, N, d_in]
+    ys: jax.Array  # [S, N, d_out]
+    params0: Any
+    opt0: Any
+    expensive: tuple[int, ...]
+    seeds: tuple[int, ...]
+    clock: _Clock
+
+    @classmethod
+    def prepare(cls, problem: Problem, config: ScanConfig) -> Engine:
+        if not isinstance(problem, Problem):
+            raise KvqError(f"scan needs a kvq.Problem; got {type(problem).__name__}")
+        if not isinstance(config, ScanConfig):
+            raise KvqError(f"config must be a kvq.ScanConfig; got {type(config).__name__}")
+        init, apply = make_mlp(config.width, config.depth, problem.d_in, problem.d_out, config.activation)
+        points = rule_points(problem, config.collocation)
+        seeds = tuple(problem.seed + k for k in range(config.seeds))
+        params0 = jax.vmap(init)(jnp.stack([jax.random.PRNGKey(s) for s in seeds]))
+        data = [problem.observations(k) for k in range(config.seeds)]
+        xs = jnp.asarray(np.stack([d.x for d in data]), jnp.float32)
+        ys = jnp.asarray(np.stack([d.y for d in data]), jnp.float32)
+        losses = tuple(r.loss for r in problem.rules)
+        weights = tuple(r.weight for r in problem.rules)
+        probe = Objective(apply, losses, weights, frozenset())
+        expensive = choose_expensive(problem, config.grouping, lambda: rule_costs(probe, take(params0, 0), points))
+        optimizer = optax.adam(config.learning_rate)
+        programs = Programs(Objective(apply, losses, weights, frozenset(expensive)), optimizer, config.check_every)
+        opt0 = jax.vmap(optimizer.init)(params0)
+        return cls(problem, config, programs, points, xs, ys, params0, opt0, expensive, seeds, _Clock())
+
+    def pretrain(self, progress: Progress) -> None:
+        """Data-only warm start of every seed (one batch); no-op without observations."""
+        cfg = self.config
+        if not (cfg.warm_start and self.xs.shape[1] > 0 and cfg.pretrain_steps > 0):
+            return
+        S = len(self.seeds)
+        total, done = S * cfg.pretrain_steps, 0
+
+        def on_block(k: int) -> None:
+            nonlocal done
+            done += k
+            progress("pretrain", done, total)
+
+        state = start_state(self.params0, self.opt0)
+        block = _compile(self.programs.pretrain_block(), self.clock, state, self.xs, self.ys)
+        t0 = time.perf_counter()
+        state, _ = _run_blocks(block, state, (self.xs, self.ys), cfg.pretrain_steps // cfg.check_every, S,
+                               cfg.check_every, on_block)
+        self.params0, self.opt0 = jax.block_until_ready((state.best_params, state.best_opt_state))
+        self.clock.pretrain_s += time.perf_counter() - t0
+        progress("pretrain", total, total)
+
+    def train(self, masks: np.ndarray, progress: Progress) -> tuple[ItemState, np.ndarray, np.ndarray]:
+        """Train ``masks`` [M, n] (0/1) for every seed.
+
+        Returns the final states of the M x S items (host numpy leaves, item ``b`` is mask
+        ``mask_of[b]``, seed column ``seed_of[b]``), ``mask_of`` and ``seed_of``.
+        """
+        cfg, S = self.config, len(self.seeds)
+        masks = np.asarray(masks)
+        total, done = len(masks) * S * cfg.steps, 0
+        n_blocks = cfg.steps // cfg.check_every
+
+        def on_block(k: int) -> None:
+            nonlocal done
+            done += k
+            progress("train", min(done, total), total)
+
+        finals, order = [], []
+        for pattern, idx in group_by_pattern(masks, self.expensive):
+            mask_of, seed_of = np.repeat(idx, S), np.tile(np.arange(S), len(idx))
+            B = len(mask_of)
+            chunk = B if cfg.max_batch is None else min(B, cfg.max_batch)
+            block = None
+            for lo in range(0, B, chunk):
+                real = np.arange(lo, min(lo + chunk, B))
+                items = np.concatenate([real, np.full(chunk - len(real), real[-1])])  # pad: one shape
+                m = jnp.asarray(masks[mask_of[items]], jnp.float32)
+                x, y = self.xs[seed_of[items]], self.ys[seed_of[items]]
+                state = start_state(take(self.params0, seed_of[items]), take(self.opt0, seed_of[items]))
+                args = (m, x, y, self.points)
+                if block is None:
+                    block = _compile(self.programs.subset_block(pattern), self.clock, state, *args)
+                t0 = time.perf_counter()
+                state, ran = _run_blocks(block, state, args, n_blocks, len(real), cfg.check_every, on_block)
+                state = jax.device_get(state)
+                self.clock.train_s += time.perf_counter() - t0
+                self.clock.subset_steps += ran * cfg.check_every * len(real)
+                on_block(len(real) * (n_blocks - ran) * cfg.check_every)
+                finals.append(take(state, np.arange(len(real))))
+                order.append((mask_of[real], seed_of[real]))
+        state = jax.tree.map(lambda *a: np.concatenate(a), *finals)
+        return state, np.concatenate([o[0] for o in order]), np.concatenate([o[1] for o in order])
+
+    def validation_errors(self, params: Any) -> np.ndarray:
+        """Per-output validation MSE [B, d_out] (float64) of batched ``params``."""
+        vx = jnp.asarray(self.problem.valid.x, jnp.float32)
+        vy = jnp.asarray(self.problem.valid.y, jnp.float32)
+        fn = _compile(self.programs.validation(), self.clock, params, vx, vy)
+        return np.asarray(fn(params, vx, vy), np.float64)
+
+
+def scan(problem: Problem, config: ScanConfig | None = None, *, progress: Progress | None = None) -> ScanResult:
+    """Train every subset of ``problem``'s rules for every seed; return the value table.
+
+    ``config`` defaults to ``ScanConfig.preset("quick")``.  Each training is scored by
+    the validation MSE of the weights it ended with (DESIGN §2 protocol); a training
+    whose loss became NaN/inf is marked diverged, its error is NaN and it is named in a
+    warning (the importance functions leave it out of their averages).
+    """
+    t_start = time.perf_counter()
+    config = ScanConfig.preset("quick") if config is None else config
+    progress = progress or (lambda phase, done, total: None)
+    engine = Engine.prepare(problem, config)
+    engine.pretrain(progress)
+    n, S = len(problem.rules), config.seeds
+    masks = all_masks(n)
+    state, mask_of, seed_of = engine.train(masks, progress)
+    errors = np.full((2**n, S, problem.d_out), np.nan)
+    steps_run = np.zeros((2**n, S), np.int64)
+    diverged = np.zeros((2**n, S), bool)
+    errors[mask_of, seed_of] = engine.validation_errors(state.best_params)
+    steps_run[mask_of, seed_of] = state.steps_run
+    diverged[mask_of, seed_of] = state.diverged
+    diverged |= ~np.all(np.isfinite(errors), axis=-1)
+    errors[diverged] = np.nan
+    clock = engine.clock
+    result = ScanResult(
+        rule_names=problem.rule_names,
+        errors=errors.mean(axis=-1),
+        errors_by_output=errors,
+        output_names=tuple(problem.info.get("outputs", ())) or tuple(f"y{j}" for j in range(problem.d_out)),
+        steps_run=steps_run,
+        diverged=diverged,
+        seeds=engine.seeds,
+        problem=problem.describe(),
+        config=config.to_dict(),
+        timing={
+            "compile_s": clock.compile_s,
+            "pretrain_s": clock.pretrain_s,
+            "train_s": clock.train_s,
+            "total_s": time.perf_counter() - t_start,
+            "subset_steps": clock.subset_steps,
+            "subset_steps_per_s": clock.subset_steps / clock.train_s if clock.train_s > 0 else float("nan"),
+            "programs": len(group_by_pattern(masks, engine.expensive)),
+            "expensive_rules": [problem.rule_names[i] for i in engine.expensive],
+        },
+        environment=environment(),
+        method="exact",
+    )
+    if diverged.any():
+        bad = [f"{result.subset_label(k)} (seed {engine.seeds[s]})" for k, s in zip(*np.nonzero(diverged))]
+        warnings.warn(
+            f"{len(bad)} training(s) diverged (NaN/inf loss) and are left out of the averages: {', '.join(bad)}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return result

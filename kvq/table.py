@@ -1,0 +1,131 @@
+"""Value tables: the validation error of every rule mask (and seed), with provenance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kvq.coalitions import all_masks
+from kvq.errors import KvqError
+
+
+@dataclass(frozen=True, eq=False)
+class ValueTable:
+    """``errors[k, s]``: validation MSE of mask ``k`` (binary order, DESIGN §1) and seed ``s``.
+
+    ``errors_by_output`` [2^n, S, d_out] holds the MSE of each output; NaN marks a
+    training that diverged.  Any object with ``rule_names`` and ``errors`` works with the
+    importance functions; this is the canonical one.
+    """
+
+    rule_names: tuple[str, ...]
+    errors: np.ndarray
+    errors_by_output: np.ndarray | None = None
+    output_names: tuple[str, ...] = ()
+    masks: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        names = tuple(self.rule_names)
+        object.__setattr__(self, "rule_names", names)
+        if not names:
+            raise KvqError("a value table needs at least one rule")
+        if len(set(names)) != len(names):
+            raise KvqError(f"repeated rule names in value table: {names}")
+        errors = np.asarray(self.errors, np.float64)
+        if errors.ndim == 1:
+            errors = errors[:, None]
+        n = len(names)
+        if errors.ndim != 2 or errors.shape[0] != 2**n:
+            raise KvqError(
+                f"errors must have shape [2^{n} = {2**n}, seeds] for rules {list(names)}; got {errors.shape}"
+            )
+        object.__setattr__(self, "errors", errors)
+        expected = all_masks(n)
+        if self.masks is None:
+            object.__setattr__(self, "masks", expected)
+        else:
+            masks = np.asarray(self.masks)
+            if masks.shape != expected.shape or not np.array_equal(masks.astype(np.int8), expected):
+                raise KvqError(
+                    f"the masks [{masks.shape}] disagree with the {n} rule names {list(names)}: "
+                    f"expected all {2**n} masks in binary order (rule 0 = lowest bit)"
+                )
+            object.__setattr__(self, "masks", masks.astype(np.int8))
+        if self.errors_by_output is not None:
+            ebo = np.asarray(self.errors_by_output, np.float64)
+            if ebo.shape[:2] != errors.shape or ebo.ndim != 3:
+                raise KvqError(f"errors_by_output must be [{errors.shape[0]}, {errors.shape[1]}, d_out]; got {ebo.shape}")
+            object.__setattr__(self, "errors_by_output", ebo)
+            outs = tuple(self.output_names) or tuple(f"y{j}" for j in range(ebo.shape[2]))
+            if len(outs) != ebo.shape[2]:
+                raise KvqError(f"{len(outs)} output names for {ebo.shape[2]} outputs")
+            object.__setattr__(self, "output_names", outs)
+
+    @property
+    def n_rules(self) -> int:
+        return len(self.rule_names)
+
+    @property
+    def n_seeds(self) -> int:
+        return int(self.errors.shape[1])
+
+    def missing(self) -> np.ndarray:
+        """bool [2^n, S]: entries that are not a usable error (NaN, inf or <= 0)."""
+        return ~(np.isfinite(self.errors) & (self.errors > 0))
+
+    def subset_label(self, k: int) -> str:
+        """``"{pde, ic}"`` style label of mask ``k``."""
+        on = [name for name, bit in zip(self.rule_names, self.masks[k]) if bit]
+        return "{" + ", ".join(on) + "}"
+
+
+@dataclass(frozen=True, eq=False)
+class ScanResult(ValueTable):
+    """A value table produced by training, with everything needed to trust and redo it.
+
+    ``steps_run`` [2^n, S]: optimizer steps each training took before early stopping;
+    ``diverged`` [2^n, S]: trainings whose loss became NaN/inf (their errors are NaN);
+    ``seeds`` [S]: the seed numbers; ``problem``/``config``: JSON descriptions;
+    ``timing``: seconds (``compile_s``, ``pretrain_s``, ``train_s``, ``total_s``) and
+    ``subset_steps_per_s``; ``method``: ``"exact"`` for full enumeration.
+    """
+
+    steps_run: np.ndarray | None = None
+    diverged: np.ndarray | None = None
+    seeds: tuple[int, ...] = ()
+    problem: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    timing: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    method: str = "exact"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        shape = self.errors.shape
+        steps = np.zeros(shape, np.int64) if self.steps_run is None else np.asarray(self.steps_run, np.int64)
+        div = np.zeros(shape, bool) if self.diverged is None else np.asarray(self.diverged, bool)
+        for name, arr in (("steps_run", steps), ("diverged", div)):
+            if arr.shape != shape:
+                raise KvqError(f"{name} must have the errors' shape {shape}; got {arr.shape}")
+        object.__setattr__(self, "steps_run", steps)
+        object.__setattr__(self, "diverged", div)
+        seeds = tuple(int(s) for s in self.seeds) or tuple(range(shape[1]))
+        if len(seeds) != shape[1]:
+            raise KvqError(f"{len(seeds)} seed numbers for {shape[1]} seed columns")
+        object.__setattr__(self, "seeds", seeds)
+
+    def save(self, directory: str | Path, overwrite: bool = False) -> Path:
+        """Write ``results.json``, ``table.npz`` and ``table.csv`` into ``directory``."""
+        from kvq.io import save_result
+
+        return save_result(self, directory, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> ScanResult:
+        """Read a result written by :meth:`save`."""
+        from kvq.io import load_result
+
+        return load_result(directory)
