@@ -28,20 +28,24 @@ class ProgressPrinter:
     every ``every_s`` seconds and when a phase completes.
     """
 
-    def __init__(self, stream: TextIO = sys.stderr, every_s: float = 5.0) -> None:
-        self.stream, self.every_s = stream, every_s
-        self.tty = hasattr(stream, "isatty") and stream.isatty()
+    def __init__(self, stream: TextIO | None = None, every_s: float = 5.0) -> None:
+        self.stream = sys.stderr if stream is None else stream
+        self.every_s = every_s
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.t0 = time.perf_counter()
         self.phase_t0: dict[str, float] = {}
+        self.shown: dict[str, int] = {}
         self.last = 0.0
 
     def __call__(self, phase: str, done: int, total: int) -> None:
         now = time.perf_counter()
         start = self.phase_t0.setdefault(phase, now)
         finished = done >= total
+        if done == 0 or self.shown.get(phase) == done:
+            return
         if not self.tty and not finished and now - self.last < self.every_s:
             return
-        self.last = now
+        self.last, self.shown[phase] = now, done
         unit = "subset-steps" if phase == "train" else "seed-steps"
         rate = done / (now - start) if now > start else 0.0
         pct = 100.0 * done / total if total else 100.0
@@ -71,6 +75,7 @@ def _parser() -> _Parser:
     s.add_argument("--seeds", type=int, default=None, metavar="K", help="seeds (network init and data draw)")
     s.add_argument("--steps", type=int, default=None, metavar="S", help="training steps per subset")
     s.add_argument("--check-every", type=int, default=None, metavar="C", help="early-stopping check interval (steps)")
+    s.add_argument("--pretrain-steps", type=int, default=None, metavar="P", help="data-only warm-start steps")
     s.add_argument("--collocation", type=int, default=None, metavar="P", help="at most P collocation points per rule")
     s.add_argument("--max-batch", type=int, default=None, metavar="B", help="at most B trainings per compiled call")
     s.add_argument("--problem-seed", type=int, default=0, metavar="SEED", help="first seed (default 0)")
@@ -97,7 +102,7 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
             options[key] = value
     problem = problems.get(args.problem, **options)
     overrides = {k: v for k, v in (("seeds", args.seeds), ("steps", args.steps), ("check_every", args.check_every),
-                                   ("collocation", args.collocation), ("max_batch", args.max_batch)) if v is not None}
+                                   ("pretrain_steps", args.pretrain_steps), ("collocation", args.collocation), ("max_batch", args.max_batch)) if v is not None}
     if args.steps is not None and args.check_every is None:
         base = ScanConfig.preset(args.preset)
         if args.steps < base.check_every:  # a short run: one check at the end

@@ -182,6 +182,7 @@ class Engine:
 
         state = start_state(self.params0, self.opt0)
         block = _compile(self.programs.pretrain_block(), self.clock, state, self.xs, self.ys)
+        progress("pretrain", 0, total)
         t0 = time.perf_counter()
         state, _ = _run_blocks(block, state, (self.xs, self.ys), cfg.pretrain_steps // cfg.check_every, S,
                                cfg.check_every, on_block)
@@ -220,6 +221,7 @@ class Engine:
                 args = (m, x, y, self.points)
                 if block is None:
                     block = _compile(self.programs.subset_block(pattern), self.clock, state, *args)
+                progress("train", done, total)
                 t0 = time.perf_counter()
                 state, ran = _run_blocks(block, state, args, n_blocks, len(real), cfg.check_every, on_block)
                 state = jax.device_get(state)

@@ -1,0 +1,34 @@
+"""Shared tiny fixtures: every training test uses a few-second configuration."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import kvq
+
+REFDATA = Path(os.environ.get("KVQ_REFDATA", Path(__file__).resolve().parents[1].parent / "shared" / "refdata"))
+
+
+def refdata(name: str) -> Path:
+    """Path of one of the paper's reference files; skips the test when it is absent."""
+    path = REFDATA / name
+    if not path.exists():
+        pytest.skip(f"reference file {name} not available (set KVQ_REFDATA to its folder)")
+    return path
+
+
+TINY = dict(width=8, depth=2, activation="tanh", learning_rate=1e-2, steps=40, check_every=20,
+            pretrain_steps=40, seeds=2, collocation=48)
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> kvq.ScanConfig:
+    return kvq.ScanConfig(**TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny_burgers() -> kvq.Problem:
+    return kvq.problems.get("burgers", n_data=16, n_valid=128)

@@ -1,0 +1,69 @@
+"""The kvq command: a tiny end-to-end scan, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from kvq.cli import main
+
+TINY_ARGS = ["--data", "12", "--seeds", "2", "--steps", "20", "--check-every", "10", "--pretrain-steps", "20",
+             "--collocation", "32"]
+
+
+def test_tiny_scan_end_to_end(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["scan", "burgers", *TINY_ARGS, "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    for name in ("pde", "ic", "bc_left", "bc_right", "RI uniform", "RI Shapley", "FI", "all rules", "no rules"):
+        assert name in captured.out
+    assert "subset-steps" in captured.err  # progress was shown
+    for f in ("results.json", "table.npz", "table.csv", "ri.png"):
+        assert (out / f).stat().st_size > 0
+    meta = json.loads((out / "results.json").read_text())
+    assert meta["rule_names"] == ["pde", "ic", "bc_left", "bc_right"]
+    assert meta["config"]["steps"] == 20 and meta["problem"]["n_data"] == 12
+    assert meta["environment"]["versions"]["jax"]
+    assert len(meta["importance"]["ri_uniform"]["mean"]) == 4
+    # the saved result can be shown again without training
+    assert main(["show", str(out)]) == 0
+    assert "bc_right" in capsys.readouterr().out
+    # a different scan into the same folder is refused before any training
+    assert main(["scan", "burgers", *TINY_ARGS, "--noise", "10", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "different scan" in err and "--overwrite" in err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["scan", "heat"], "known problems: burgers"),
+        (["scan", "burgers", "--noise=-5"], "noise"),
+        (["scan", "burgers", "--noise", "abc"], "noise"),
+        (["scan", "burgers", "--data", "99999"], "larger than"),
+        (["scan", "burgers", "--data", "many"], "invalid int"),
+        (["scan", "burgers", "--seeds", "0"], "seeds"),
+        (["scan", "burgers", "--steps", "1500"], "multiple of check_every"),
+        (["scan", "burgers", "--split", "diagonal"], "split"),
+        (["scan", "burgers", "--preset", "huge"], "preset"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(args, message, capsys, tmp_path):
+    code = None
+    try:
+        code = main([*args, "--out", str(tmp_path / "x")] if args[0] == "scan" else args)
+    except SystemExit as e:  # argparse errors
+        code = e.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_console_entry_point_lists_problems():
+    proc = subprocess.run([sys.executable, "-m", "kvq.cli", "problems"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0
+    assert "burgers" in proc.stdout and "pde (global)" in proc.stdout and "extrapolation" in proc.stdout

@@ -1,0 +1,138 @@
+"""The batched engine: a mask trained in the batch equals the mask trained alone; the
+frozen-flag early stopping equals a plain Python loop; diverged masks are named."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import kvq
+from kvq.coalitions import all_masks, group_by_pattern, mask_index
+from kvq.scan import Engine
+
+NO_PROGRESS = lambda *a: None  # noqa: E731
+
+
+def _trained(problem, config, masks):
+    engine = Engine.prepare(problem, config)
+    engine.pretrain(NO_PROGRESS)
+    state, mask_of, seed_of = engine.train(masks, NO_PROGRESS)
+    return engine, {(int(m), int(s)): jax.tree.map(lambda a: a[b], state) for b, (m, s) in enumerate(zip(mask_of, seed_of))}
+
+
+def _assert_same_params(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("grouping", ["auto", "none"])
+def test_mask_in_batch_equals_mask_alone(tiny_burgers, tiny_config, grouping):
+    masks = all_masks(4)
+    engine, batched = _trained(tiny_burgers, tiny_config.replace(grouping=grouping), masks)
+    assert engine.expensive == ((0,) if grouping == "auto" else ())
+    _, alone = _trained(tiny_burgers, tiny_config.replace(grouping=grouping, max_batch=1), masks[[0, 5, 11, 15]])
+    for (k, s), state in alone.items():
+        ref = batched[(int([0, 5, 11, 15][k]), s)]
+        _assert_same_params(state.best_params, ref.best_params)
+        assert int(state.steps_run) == int(ref.steps_run)
+    # training changed the weights, and different masks ended in different places
+    assert not np.allclose(jax.tree.leaves(batched[(0, 0)].best_params)[0], jax.tree.leaves(batched[(15, 0)].best_params)[0])
+
+
+def test_grouped_equals_ungrouped(tiny_burgers, tiny_config):
+    masks = all_masks(4)
+    _, grouped = _trained(tiny_burgers, tiny_config, masks)
+    _, plain = _trained(tiny_burgers, tiny_config.replace(grouping="none"), masks)
+    for key in grouped:
+        _assert_same_params(grouped[key].best_params, plain[key].best_params)
+
+
+def test_groups_split_by_expensive_rule_pattern():
+    groups = group_by_pattern(all_masks(3), [0, 2])
+    assert [g for g, _ in groups] == [(), (0,), (2,), (0, 2)]
+    assert [list(idx) for _, idx in groups] == [[0, 2], [1, 3], [4, 6], [5, 7]]
+    assert mask_index([1, 0, 1]) == 5
+
+
+_COMPILED: dict = {}
+
+
+def _python_loop_reference(engine, mask, seed_col, steps, check_every):
+    """The paper's protocol written as a plain Python loop over single steps."""
+    obj = engine.programs.objective
+    pattern = tuple(i for i in engine.expensive if mask[i])
+    x, y = engine.xs[seed_col], engine.ys[seed_col]
+    m = jnp.asarray(mask, jnp.float32)
+    if pattern not in _COMPILED:
+        f = lambda p, m, x, y: obj(p, m, x, y, engine.points, pattern)  # noqa: E731
+        _COMPILED[pattern] = jax.jit(f), jax.jit(jax.grad(f))
+    loss_fn, grad_fn = _COMPILED[pattern]
+    loss = lambda p: loss_fn(p, m, x, y)  # noqa: E731
+    grad = lambda p: grad_fn(p, m, x, y)  # noqa: E731
+    opt = engine.programs.optimizer
+    params = jax.tree.map(lambda a: a[seed_col], engine.params0)
+    opt_state = jax.tree.map(lambda a: a[seed_col], engine.opt0)
+    last, kept, ran = float(loss(params)), params, 0
+    for step in range(1, steps + 1):
+        updates, opt_state = opt.update(grad(params), opt_state, params)
+        params = optax.apply_updates(params, updates)
+        if step % check_every == 0:
+            now = float(loss(params))
+            ran = step
+            if now > last:
+                return kept, ran
+            last, kept = now, params
+    return kept, ran
+
+
+def test_frozen_flag_matches_python_loop(tiny_burgers, tiny_config):
+    # a large learning rate makes the total loss rise at some checks: early stopping must trigger
+    config = tiny_config.replace(learning_rate=0.3, steps=100, check_every=10, seeds=1, warm_start=False)
+    masks = all_masks(4)
+    engine, batched = _trained(tiny_burgers, config, masks)
+    stopped_early = 0
+    _COMPILED.clear()
+    for k in range(16):
+        params, ran = _python_loop_reference(engine, masks[k], 0, config.steps, config.check_every)
+        state = batched[(k, 0)]
+        assert int(state.steps_run) == ran, f"mask {k}"
+        _assert_same_params(state.best_params, params)
+        stopped_early += ran < config.steps
+    assert stopped_early >= 2
+
+
+def _diverging_problem():
+    base = kvq.problems.get("burgers", n_data=16, n_valid=64)
+    bad = kvq.Rule("blowup", lambda u, pts: jnp.log(-1.0 - jnp.mean(jax.vmap(u)(pts) ** 2)), base.rules[1].points)
+    return kvq.Problem("burgers+blowup", (*base.rules[1:3], bad), base.train, base.valid, sampler=base.sampler)
+
+
+def test_diverged_masks_are_named_and_left_out(tiny_config):
+    problem = _diverging_problem()
+    with pytest.warns(RuntimeWarning, match="diverged") as record:
+        result = kvq.scan(problem, tiny_config)
+    message = str(record[0].message)
+    assert "{ic, blowup}" in message and "{blowup}" in message
+    blowup_on = all_masks(3)[:, 2] == 1
+    assert result.diverged[blowup_on].all() and not result.diverged[~blowup_on].any()
+    assert np.isnan(result.errors[blowup_on]).all()
+    with pytest.warns(RuntimeWarning):
+        ri = kvq.rule_importance(result)
+    assert np.isfinite(ri.mean[:2]).all()  # the healthy rules still get a number
+    assert np.isnan(ri.mean[2])  # the broken one has no usable marginal contribution
+
+
+def test_scan_result_shapes_and_timing(tiny_burgers, tiny_config):
+    result = kvq.scan(tiny_burgers, tiny_config)
+    assert result.masks.shape == (16, 4) and result.errors.shape == (16, 2)
+    assert result.errors_by_output.shape == (16, 2, 1)
+    assert np.all(result.errors > 0) and np.all(np.isfinite(result.errors))
+    assert result.steps_run.max() <= tiny_config.steps and result.steps_run.min() >= tiny_config.check_every
+    assert result.timing["programs"] == 2 and result.timing["expensive_rules"] == ["pde"]
+    assert result.timing["subset_steps"] > 0 and result.timing["subset_steps_per_s"] > 0
+    assert result.seeds == (0, 1)
+    # the two seeds differ (init and data draw), so the table is not degenerate
+    assert not np.allclose(result.errors[:, 0], result.errors[:, 1])
