@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 import warnings
@@ -11,6 +12,9 @@ from pathlib import Path
 from typing import TextIO
 
 from kvq.errors import KvqError
+
+
+CHECKPOINT_DIR = ".checkpoint"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -92,9 +96,9 @@ def _parser() -> _Parser:
 def _scan(args: argparse.Namespace, out: TextIO) -> int:
     from kvq import problems
     from kvq.config import ScanConfig
-    from kvq.io import check_output_dir, fingerprint, save_result
+    from kvq.io import check_output_dir, save_result
     from kvq.report import importance_table
-    from kvq.scan import scan
+    from kvq.scan import scan, scan_fingerprint
 
     options = {"seed": args.problem_seed}
     for key, value in (("n_data", args.data), ("noise", args.noise), ("split", args.split)):
@@ -109,8 +113,12 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
             overrides["check_every"] = args.steps
     config = ScanConfig.preset(args.preset, **overrides)
     outdir = Path(args.out or f"results/{args.problem}-{args.preset}")
-    check_output_dir(outdir, fingerprint(problem.describe(), config.to_dict(), problem.rule_names, "exact"),
-                     args.overwrite)
+    check_output_dir(outdir, scan_fingerprint(problem, config), args.overwrite)
+    ckpt_dir = outdir / CHECKPOINT_DIR
+    if args.overwrite and ckpt_dir.exists() and not _same_scan(ckpt_dir, problem, config):
+        shutil.rmtree(ckpt_dir)  # an interrupted different scan: replaced as asked
+    if ckpt_dir.exists():
+        out.write(f"kvq: resuming from the checkpoint in {ckpt_dir}/\n")
 
     out.write(f"kvq: scanning {problem.name} ({len(problem.rules)} rules -> {2 ** len(problem.rules)} subsets "
               f"x {config.seeds} seed(s), preset {args.preset}, {len(problem.train)} observations, "
@@ -118,10 +126,11 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
     out.flush()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        result = scan(problem, config, progress=ProgressPrinter())
+        result = scan(problem, config, progress=ProgressPrinter(), checkpoint=ckpt_dir)
     for w in caught:
         sys.stderr.write(f"kvq: warning: {w.message}\n")
     save_result(result, outdir, overwrite=True)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
     files = ["results.json", "table.npz", "table.csv"]
     if not args.no_plot:
         try:
@@ -138,6 +147,17 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
               f"{result.environment.get('device', '?')}\n")
     out.write(f"wrote {', '.join(files)} to {outdir}/\n")
     return 0
+
+
+def _same_scan(ckpt_dir: Path, problem, config) -> bool:
+    import json
+
+    from kvq.scan import scan_fingerprint
+
+    try:
+        return json.loads((ckpt_dir / "checkpoint.json").read_text())["fingerprint"] == scan_fingerprint(problem, config)
+    except (OSError, ValueError, KeyError):
+        return False
 
 
 def _problems(out: TextIO) -> int:

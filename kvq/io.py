@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from kvq.checkpoint import fingerprint
 from kvq.errors import KvqError
 from kvq.importance import dependence_profile, full_importance, interactions, rule_importance
 from kvq.table import ScanResult
@@ -24,14 +24,9 @@ TABLE_NPZ = "table.npz"
 TABLE_CSV = "table.csv"
 
 
-def fingerprint(problem: dict[str, Any], config: dict[str, Any], rule_names: tuple[str, ...], method: str) -> str:
-    """A short hash identifying a scan by what it computes (not by when or where)."""
-    blob = json.dumps([problem, config, list(rule_names), method], sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
 def result_fingerprint(result: ScanResult) -> str:
-    return fingerprint(result.problem, result.config, result.rule_names, result.method)
+    """The fingerprint of the scan that produced ``result`` (see :func:`kvq.scan.scan_fingerprint`)."""
+    return fingerprint(result.problem, result.config, list(result.rule_names), result.method)
 
 
 def check_output_dir(directory: str | Path, fp: str, overwrite: bool) -> Path:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import platform
 import time
+from pathlib import Path
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from kvq.checkpoint import Checkpoint, fingerprint
 from kvq.coalitions import all_masks, group_by_pattern
 from kvq.config import ScanConfig
 from kvq.errors import KvqError
@@ -92,16 +94,25 @@ def _compile(fn, clock: _Clock, *args):
 
 
 def _run_blocks(block, state: ItemState, args: tuple, n_blocks: int, n_real: int, check_every: int,
-                on_block: Callable[[int], None]) -> tuple[ItemState, int]:
-    """Run up to ``n_blocks`` check intervals; stop early once every item is frozen."""
-    done = 0
-    for _ in range(n_blocks):
+                on_block: Callable[[int], None], checkpoint: Checkpoint | None, key: str) -> tuple[ItemState, int, int]:
+    """Run up to ``n_blocks`` check intervals; stop early once every item is frozen.
+
+    Resumes from (and saves to) ``checkpoint[key]``.  Returns the state, the check
+    intervals done in total and those run by this call.
+    """
+    done, finished, ran = 0, False, 0
+    saved = checkpoint.load(key, state) if checkpoint is not None else None
+    if saved is not None:
+        state, done, finished = saved
+        on_block(n_real * check_every * done)
+    while not finished and done < n_blocks:
         state = block(state, *args)
-        done += 1
+        done, ran = done + 1, ran + 1
+        finished = done == n_blocks or bool(jnp.all(state.frozen))
+        if checkpoint is not None:
+            checkpoint.save(key, state, done, finished)
         on_block(n_real * check_every)
-        if bool(jnp.all(state.frozen)):
-            break
-    return state, done
+    return state, done, ran
 
 
 def environment() -> dict[str, Any]:
@@ -125,6 +136,19 @@ def environment() -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, eq=False)
+class Batch:
+    """One compiled call's worth of trainings: ``block(state, *args) -> state`` runs one
+    check interval for every item; ``mask_of``/``seed_of`` name the real (unpadded) items."""
+
+    pattern: tuple[int, ...]
+    block: Callable[..., ItemState]
+    state: ItemState
+    args: tuple
+    mask_of: np.ndarray
+    seed_of: np.ndarray
+
+
 @dataclass(eq=False)
 class Engine:
     """A problem and a config made ready to train: network, points, data, programs.
@@ -144,9 +168,10 @@ class Engine:
     expensive: tuple[int, ...]
     seeds: tuple[int, ...]
     clock: _Clock
+    checkpoint: Checkpoint | None = None
 
     @classmethod
-    def prepare(cls, problem: Problem, config: ScanConfig) -> Engine:
+    def prepare(cls, problem: Problem, config: ScanConfig, checkpoint: Checkpoint | None = None) -> Engine:
         if not isinstance(problem, Problem):
             raise KvqError(f"scan needs a kvq.Problem; got {type(problem).__name__}")
         if not isinstance(config, ScanConfig):
@@ -165,7 +190,7 @@ class Engine:
         optimizer = optax.adam(config.learning_rate)
         programs = Programs(Objective(apply, losses, weights, frozenset(expensive)), optimizer, config.check_every)
         opt0 = jax.vmap(optimizer.init)(params0)
-        return cls(problem, config, programs, points, xs, ys, params0, opt0, expensive, seeds, _Clock())
+        return cls(problem, config, programs, points, xs, ys, params0, opt0, expensive, seeds, _Clock(), checkpoint)
 
     def pretrain(self, progress: Progress) -> None:
         """Data-only warm start of every seed (one batch); no-op without observations."""
@@ -184,33 +209,25 @@ class Engine:
         block = _compile(self.programs.pretrain_block(), self.clock, state, self.xs, self.ys)
         progress("pretrain", 0, total)
         t0 = time.perf_counter()
-        state, _ = _run_blocks(block, state, (self.xs, self.ys), cfg.pretrain_steps // cfg.check_every, S,
-                               cfg.check_every, on_block)
+        state, _, _ = _run_blocks(block, state, (self.xs, self.ys), cfg.pretrain_steps // cfg.check_every, S,
+                                  cfg.check_every, on_block, self.checkpoint, "pretrain")
         self.params0, self.opt0 = jax.block_until_ready((state.best_params, state.best_opt_state))
         self.clock.pretrain_s += time.perf_counter() - t0
         progress("pretrain", total, total)
 
-    def train(self, masks: np.ndarray, progress: Progress) -> tuple[ItemState, np.ndarray, np.ndarray]:
-        """Train ``masks`` [M, n] (0/1) for every seed.
+    def batches(self, masks: np.ndarray) -> Iterator[Batch]:
+        """The compiled batches that train ``masks`` [M, n] (0/1) for every seed.
 
-        Returns the final states of the M x S items (host numpy leaves, item ``b`` is mask
-        ``mask_of[b]``, seed column ``seed_of[b]``), ``mask_of`` and ``seed_of``.
+        One program per on/off pattern of the expensive rules (compiled when its first
+        batch is reached); a group larger than ``max_batch`` is cut into chunks padded
+        to one shape so they share the program.
         """
-        cfg, S = self.config, len(self.seeds)
+        S = len(self.seeds)
         masks = np.asarray(masks)
-        total, done = len(masks) * S * cfg.steps, 0
-        n_blocks = cfg.steps // cfg.check_every
-
-        def on_block(k: int) -> None:
-            nonlocal done
-            done += k
-            progress("train", min(done, total), total)
-
-        finals, order = [], []
         for pattern, idx in group_by_pattern(masks, self.expensive):
             mask_of, seed_of = np.repeat(idx, S), np.tile(np.arange(S), len(idx))
             B = len(mask_of)
-            chunk = B if cfg.max_batch is None else min(B, cfg.max_batch)
+            chunk = B if self.config.max_batch is None else min(B, self.config.max_batch)
             block = None
             for lo in range(0, B, chunk):
                 real = np.arange(lo, min(lo + chunk, B))
@@ -221,17 +238,39 @@ class Engine:
                 args = (m, x, y, self.points)
                 if block is None:
                     block = _compile(self.programs.subset_block(pattern), self.clock, state, *args)
-                progress("train", done, total)
-                t0 = time.perf_counter()
-                state, ran = _run_blocks(block, state, args, n_blocks, len(real), cfg.check_every, on_block)
-                state = jax.device_get(state)
-                self.clock.train_s += time.perf_counter() - t0
-                self.clock.subset_steps += ran * cfg.check_every * len(real)
-                on_block(len(real) * (n_blocks - ran) * cfg.check_every)
-                finals.append(take(state, np.arange(len(real))))
-                order.append((mask_of[real], seed_of[real]))
+                yield Batch(pattern, block, state, args, mask_of[real], seed_of[real])
+
+    def train(self, masks: np.ndarray, progress: Progress) -> tuple[ItemState, np.ndarray, np.ndarray]:
+        """Train ``masks`` [M, n] (0/1) for every seed.
+
+        Returns the final states of the M x S items (host numpy leaves, item ``b`` is mask
+        ``mask_of[b]``, seed column ``seed_of[b]``), ``mask_of`` and ``seed_of``.
+        """
+        cfg = self.config
+        total, done = len(masks) * len(self.seeds) * cfg.steps, 0
+        n_blocks = cfg.steps // cfg.check_every
+
+        def on_block(k: int) -> None:
+            nonlocal done
+            done += k
+            progress("train", min(done, total), total)
+
+        finals, mask_of, seed_of = [], [], []
+        for i, batch in enumerate(self.batches(masks)):
+            real = len(batch.mask_of)
+            progress("train", done, total)
+            t0 = time.perf_counter()
+            state, blocks, ran = _run_blocks(batch.block, batch.state, batch.args, n_blocks, real, cfg.check_every,
+                                             on_block, self.checkpoint, f"batch{i:04d}")
+            state = jax.device_get(state)
+            self.clock.train_s += time.perf_counter() - t0
+            self.clock.subset_steps += ran * cfg.check_every * real
+            on_block(real * (n_blocks - blocks) * cfg.check_every)
+            finals.append(take(state, np.arange(real)))
+            mask_of.append(batch.mask_of)
+            seed_of.append(batch.seed_of)
         state = jax.tree.map(lambda *a: np.concatenate(a), *finals)
-        return state, np.concatenate([o[0] for o in order]), np.concatenate([o[1] for o in order])
+        return state, np.concatenate(mask_of), np.concatenate(seed_of)
 
     def validation_errors(self, params: Any) -> np.ndarray:
         """Per-output validation MSE [B, d_out] (float64) of batched ``params``."""
@@ -241,10 +280,19 @@ class Engine:
         return np.asarray(fn(params, vx, vy), np.float64)
 
 
-def scan(problem: Problem, config: ScanConfig | None = None, *, progress: Progress | None = None) -> ScanResult:
+def scan_fingerprint(problem: Problem, config: ScanConfig, method: str = "exact") -> str:
+    """What identifies a scan: the problem's description, the config and the method."""
+    return fingerprint(problem.describe(), config.to_dict(), list(problem.rule_names), method)
+
+
+def scan(problem: Problem, config: ScanConfig | None = None, *, progress: Progress | None = None,
+         checkpoint: str | Path | None = None, checkpoint_every_s: float = 60.0) -> ScanResult:
     """Train every subset of ``problem``'s rules for every seed; return the value table.
 
-    ``config`` defaults to ``ScanConfig.preset("quick")``.  Each training is scored by
+    ``config`` defaults to ``ScanConfig.preset("quick")``.  With ``checkpoint`` (a folder)
+    the training state is saved at most every ``checkpoint_every_s`` seconds and after
+    each batch; running the same scan again resumes from it and gives the same numbers
+    as an uninterrupted run.  The folder is left in place (delete it when done).  Each training is scored by
     the validation MSE of the weights it ended with (DESIGN §2 protocol); a training
     whose loss became NaN/inf is marked diverged, its error is NaN and it is named in a
     warning (the importance functions leave it out of their averages).
@@ -252,7 +300,12 @@ def scan(problem: Problem, config: ScanConfig | None = None, *, progress: Progre
     t_start = time.perf_counter()
     config = ScanConfig.preset("quick") if config is None else config
     progress = progress or (lambda phase, done, total: None)
-    engine = Engine.prepare(problem, config)
+    if not isinstance(problem, Problem):
+        raise KvqError(f"scan needs a kvq.Problem; got {type(problem).__name__}")
+    if not isinstance(config, ScanConfig):
+        raise KvqError(f"config must be a kvq.ScanConfig; got {type(config).__name__}")
+    ckpt = None if checkpoint is None else Checkpoint(checkpoint, scan_fingerprint(problem, config), checkpoint_every_s)
+    engine = Engine.prepare(problem, config, ckpt)
     engine.pretrain(progress)
     n, S = len(problem.rules), config.seeds
     masks = all_masks(n)
