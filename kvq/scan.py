@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import platform
 import time
-from pathlib import Path
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -33,7 +34,7 @@ from kvq.train import ItemState, Objective, Programs, start_state, take
 Progress = Callable[[str, int, int], None]
 """``progress(phase, done, total)``: phase ``"pretrain"`` (seed-steps) or ``"train"`` (subset-steps)."""
 
-EXPENSIVE_SHARE = 0.25  # a rule costing at least this share of a full step is "expensive"
+EXPENSIVE_SHARE = 0.25  # a rule costing at least this share of all rules' FLOPs is "expensive"
 MAX_EXPENSIVE = 3  # at most 2^3 = 8 compiled programs per scan
 COLLOCATION_SEED = 7
 
@@ -76,6 +77,13 @@ def choose_expensive(problem: Problem, grouping: str | tuple[str, ...], costs: C
     share = c / max(c.sum(), 1.0)
     order = [int(i) for i in np.argsort(-c) if share[i] >= EXPENSIVE_SHARE]
     return tuple(sorted(order[:MAX_EXPENSIVE]))
+
+
+def _check_inputs(problem: Any, config: Any) -> None:
+    if not isinstance(problem, Problem):
+        raise KvqError(f"scan needs a kvq.Problem; got {type(problem).__name__}")
+    if not isinstance(config, ScanConfig):
+        raise KvqError(f"config must be a kvq.ScanConfig; got {type(config).__name__}")
 
 
 @dataclass
@@ -172,17 +180,22 @@ class Engine:
 
     @classmethod
     def prepare(cls, problem: Problem, config: ScanConfig, checkpoint: Checkpoint | None = None) -> Engine:
-        if not isinstance(problem, Problem):
-            raise KvqError(f"scan needs a kvq.Problem; got {type(problem).__name__}")
-        if not isinstance(config, ScanConfig):
-            raise KvqError(f"config must be a kvq.ScanConfig; got {type(config).__name__}")
+        """Build the network, points, observations (per seed) and programs."""
+        _check_inputs(problem, config)
         init, apply = make_mlp(config.width, config.depth, problem.d_in, problem.d_out, config.activation)
         points = rule_points(problem, config.collocation)
         seeds = tuple(problem.seed + k for k in range(config.seeds))
         params0 = jax.vmap(init)(jnp.stack([jax.random.PRNGKey(s) for s in seeds]))
         data = [problem.observations(k) for k in range(config.seeds)]
+        if len({(len(d), d.d_in, d.d_out) for d in data}) > 1:
+            raise KvqError(
+                f"problem {problem.name!r}: the observation sampler returned data sets of different shapes "
+                f"for different seeds ({[(len(d), d.d_in, d.d_out) for d in data]}); every seed needs as many rows"
+            )
         xs = jnp.asarray(np.stack([d.x for d in data]), jnp.float32)
         ys = jnp.asarray(np.stack([d.y for d in data]), jnp.float32)
+        chex.assert_shape(xs, (config.seeds, len(data[0]), problem.d_in))
+        chex.assert_shape(ys, (config.seeds, len(data[0]), problem.d_out))
         losses = tuple(r.loss for r in problem.rules)
         weights = tuple(r.weight for r in problem.rules)
         probe = Objective(apply, losses, weights, frozenset())
@@ -300,10 +313,7 @@ def scan(problem: Problem, config: ScanConfig | None = None, *, progress: Progre
     t_start = time.perf_counter()
     config = ScanConfig.preset("quick") if config is None else config
     progress = progress or (lambda phase, done, total: None)
-    if not isinstance(problem, Problem):
-        raise KvqError(f"scan needs a kvq.Problem; got {type(problem).__name__}")
-    if not isinstance(config, ScanConfig):
-        raise KvqError(f"config must be a kvq.ScanConfig; got {type(config).__name__}")
+    _check_inputs(problem, config)
     ckpt = None if checkpoint is None else Checkpoint(checkpoint, scan_fingerprint(problem, config), checkpoint_every_s)
     engine = Engine.prepare(problem, config, ckpt)
     engine.pretrain(progress)
