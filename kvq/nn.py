@@ -74,8 +74,106 @@ class MLP(nn.Module):
         return nn.Dense(self.d_out, kernel_init=init)(x)
 
 
+def activation_derivatives(activation: str, z: jax.Array, order: int) -> list[jax.Array]:
+    """``[s(z), s'(z), ..., s^(order)(z)]`` for an activation ``s`` (order <= 4)."""
+    if activation == "sin":
+        s, c = fast_sin(z), fast_cos(z)
+        return [s, c, -s, -c, s][: order + 1]
+    if activation == "tanh":
+        t = jnp.tanh(z)
+        d1 = 1 - t * t
+        return [t, d1, -2 * t * d1, d1 * (6 * t * t - 2), t * d1 * (16 - 24 * t * t)][: order + 1]
+    step = (z > 0).astype(z.dtype)
+    return [z * step, step, *[jnp.zeros_like(z)] * 3][: order + 1]
+
+
+def _mul(*factors):
+    """Product of factors, ``None`` standing for an exact zero (skips the work)."""
+    if any(f is None for f in factors):
+        return None
+    out = factors[0]
+    for f in factors[1:]:
+        out = out * f
+    return out
+
+
+def _add(*terms):
+    terms = [t for t in terms if t is not None]
+    if not terms:
+        return None
+    out = terms[0]
+    for t in terms[1:]:
+        out = out + t
+    return out
+
+
+def _chain(sig: list[jax.Array], z: list) -> list:
+    """Derivatives 1..k of s(z(x)) from those of z (Faa di Bruno, k <= 4; None = 0)."""
+    z1, z2, z3, z4 = (z + [None] * 4)[:4]
+    k = len(z)
+    out = [_mul(sig[1], z1)]
+    if k >= 2:
+        out.append(_add(_mul(sig[2], z1, z1), _mul(sig[1], z2)))
+    if k >= 3:
+        out.append(_add(_mul(sig[3], z1, z1, z1), _mul(3.0, sig[2], z1, z2), _mul(sig[1], z3)))
+    if k >= 4:
+        out.append(_add(_mul(sig[4], z1, z1, z1, z1), _mul(6.0, sig[3], z1, z1, z2),
+                        _mul(sig[2], _add(_mul(3.0, z2, z2), _mul(4.0, z1, z3))), _mul(sig[1], z4)))
+    return out
+
+
+class MLPApply:
+    """``apply(params, x [..., d_in]) -> [..., d_out]`` of an :class:`MLP`, plus
+    :meth:`taylor`: derivatives along input axes in one forward pass."""
+
+    def __init__(self, module: MLP) -> None:
+        self.module = module
+
+    def __call__(self, params: Params, x: jax.Array) -> jax.Array:
+        return self.module.apply(params, x)
+
+    def taylor(self, params: Params, points: jax.Array, orders: Sequence[int]) -> list[list[jax.Array]]:
+        """For each input axis j, ``[u, d_j u, ..., d_j^orders[j] u]`` at points [P, d_in].
+
+        One pass carries the value and every requested derivative through the network
+        (each layer: one matmul for all of them stacked); orders <= 4.  Each array is
+        [P, d_out].
+        """
+        if max(orders, default=0) > 4 or min(orders, default=0) < 0:
+            raise KvqError(f"Taylor propagation supports derivative orders 0..4; got {tuple(orders)}")
+        layers = params["params"]
+        n = len(layers)
+        P = points.shape[0]
+        a = points
+        # series[j] = derivatives 1..orders[j] of the current layer's input along axis j
+        series: list[list] = [
+            [jnp.broadcast_to(jnp.eye(points.shape[1], dtype=points.dtype)[j], points.shape)] + [None] * (k - 1)
+            for j, k in enumerate(orders) if k > 0
+        ]
+        for i in range(n):
+            dense = layers[f"Dense_{i}"]
+            w, b = dense["kernel"], dense["bias"]
+            live = [t for s in series for t in s if t is not None]
+            stacked = jnp.concatenate([a, *live], axis=0) @ w if live else a @ w
+            z, parts = stacked[:P] + b, iter(jnp.split(stacked[P:], len(live)) if live else [])
+            zs = [[None if t is None else next(parts) for t in s] for s in series]
+            if i == n - 1:
+                a, series = z, zs
+                break
+            sig = activation_derivatives(self.module.activation, z, max(orders, default=0))
+            a, series = sig[0], [_chain(sig, s) for s in zs]
+        out, it = [], iter(series)
+        for k in orders:
+            derivs = next(it) if k > 0 else []
+            out.append([a] + [jnp.zeros_like(a) if d is None else d for d in derivs])
+        return out
+
+
 def make_mlp(width: int, depth: int, d_in: int, d_out: int, activation: str):
-    """Return pure ``(init(key) -> params, apply(params, x [..., d_in]) -> [..., d_out])``."""
+    """Return pure ``(init(key) -> params, apply(params, x [..., d_in]) -> [..., d_out])``.
+
+    ``apply`` is an :class:`MLPApply`: it also offers ``apply.taylor`` for derivatives.
+    """
     if activation not in ACTIVATIONS:
         raise KvqError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
     if width < 1 or depth < 1:
@@ -85,10 +183,28 @@ def make_mlp(width: int, depth: int, d_in: int, d_out: int, activation: str):
     def init(key: jax.Array) -> Params:
         return module.init(key, jnp.zeros((d_in,), jnp.float32))
 
-    def apply(params: Params, x: jax.Array) -> jax.Array:
-        return module.apply(params, x)
+    return init, MLPApply(module)
 
-    return init, apply
+
+class PointModel:
+    """The model with fixed parameters as a function of ONE point: ``u(p [d_in]) -> [d_out]``.
+
+    This is the ``u`` a rule's loss receives.  :func:`kvq.derivatives.partials` uses its
+    :meth:`taylor` (when the network offers one) for whole-batch derivatives.
+    """
+
+    def __init__(self, apply: Callable[[Params, jax.Array], jax.Array], params: Params) -> None:
+        self.apply, self.params = apply, params
+
+    def __call__(self, p: jax.Array) -> jax.Array:
+        return self.apply(self.params, p)
+
+    @property
+    def has_taylor(self) -> bool:
+        return hasattr(self.apply, "taylor")
+
+    def taylor(self, points: jax.Array, orders: Sequence[int]) -> list[list[jax.Array]]:
+        return self.apply.taylor(self.params, points, orders)
 
 
 def mlp_flops_per_point(width: int, depth: int, d_in: int, d_out: int) -> int:

@@ -21,6 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from kvq.nn import PointModel
+
 Params = Any
 Apply = Callable[[Params, jax.Array], jax.Array]
 
@@ -48,7 +50,7 @@ class Objective:
 
     def rule_losses(self, params: Params, points: Sequence[jax.Array], pattern: tuple[int, ...]) -> list:
         """Each rule's loss (``None`` for an expensive rule not in ``pattern``)."""
-        u = lambda p: self.apply(params, p)  # noqa: E731  (the model at one point)
+        u = PointModel(self.apply, params)  # the model at one point
         return [
             None if (i in self.expensive and i not in pattern) else loss(u, pts)
             for i, (loss, pts) in enumerate(zip(self.losses, points))

@@ -60,3 +60,36 @@ def test_bad_arguments():
         along(u, jnp.zeros(2), 0, 0)
     with pytest.raises(KvqError, match="method"):
         along(u, jnp.zeros(2), 0, 1, "finite-differences")
+
+
+@pytest.mark.parametrize("activation", ["sin", "tanh", "relu"])
+def test_one_pass_taylor_equals_nested_jvp_on_networks(activation):
+    from kvq.derivatives import partials
+    from kvq.nn import PointModel, make_mlp
+
+    init, apply = make_mlp(16, 3, 2, 3, activation)
+    model = PointModel(apply, init(jax.random.PRNGKey(0)))
+    pts = jax.random.uniform(jax.random.PRNGKey(1), (9, 2), minval=-1, maxval=1)
+    for orders in [(2, 1), (4, 0), (0, 4), (3, 2)]:
+        fast = partials(model, pts, orders)  # auto: the one-pass Taylor propagation
+        ref = partials(model, pts, orders, "jvp")
+        assert [len(axis) for axis in fast] == [k + 1 for k in orders]
+        for axis_fast, axis_ref in zip(fast, ref):
+            for a, b in zip(axis_fast, axis_ref):
+                chex.assert_shape(a, (9, 3))
+                np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_partials_of_a_plain_function():
+    from kvq.derivatives import partials
+    from kvq.errors import KvqError
+
+    pts = jnp.array([[0.3, 0.7], [-0.5, 0.1]])
+    (v, ux, uxx), (_, ut) = partials(u, pts, (2, 1))
+    for i, (x, t) in enumerate(np.asarray(pts, np.float64)):
+        np.testing.assert_allclose(uxx[i], exact(x, t, 0, 2), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(ut[i], exact(x, t, 1, 1), rtol=1e-5, atol=1e-5)
+    with pytest.raises(KvqError, match="taylor"):
+        partials(u, pts, (1, 1), "taylor")
+    with pytest.raises(KvqError, match="one derivative order per input"):
+        partials(u, pts, (1,))

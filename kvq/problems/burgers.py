@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kvq.derivatives import along
+from kvq.derivatives import partials
 from kvq.errors import KvqError
 from kvq.problems.sampling import check_count, check_noise, grid_split
 from kvq.rules import Problem, Rule
@@ -55,12 +55,8 @@ def grid() -> tuple[np.ndarray, np.ndarray]:
 def pde_loss(u, points):
     """Mean squared Burgers residual at points [P, 2]."""
 
-    def residual(p):
-        value, u_x, u_xx = along(u, p, 0, 2)
-        u_t = jax.jvp(u, (p,), (jnp.array([0.0, 1.0], p.dtype),))[1]
-        return (u_t + value * u_x - NU * u_xx)[0]
-
-    return jnp.mean(jax.vmap(residual)(points) ** 2)
+    (value, u_x, u_xx), (_, u_t) = partials(u, points, (2, 1))
+    return jnp.mean((u_t + value * u_x - NU * u_xx)[:, 0] ** 2)
 
 
 def ic_loss(u, points):
