@@ -82,6 +82,8 @@ def _parser() -> _Parser:
     s.add_argument("--pretrain-steps", type=int, default=None, metavar="P", help="data-only warm-start steps")
     s.add_argument("--collocation", type=int, default=None, metavar="P", help="at most P collocation points per rule")
     s.add_argument("--max-batch", type=int, default=None, metavar="B", help="at most B trainings per compiled call")
+    s.add_argument("--vectorize", type=int, default=None, metavar="V",
+                   help="trainings run in lock-step (vmap) inside a call (default: chosen for the device)")
     s.add_argument("--problem-seed", type=int, default=0, metavar="SEED", help="first seed (default 0)")
     s.add_argument("--out", default=None, metavar="DIR", help="results folder (default results/PROBLEM-PRESET)")
     s.add_argument("--overwrite", action="store_true", help="replace a different scan already in DIR")
@@ -106,7 +108,8 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
             options[key] = value
     problem = problems.get(args.problem, **options)
     overrides = {k: v for k, v in (("seeds", args.seeds), ("steps", args.steps), ("check_every", args.check_every),
-                                   ("pretrain_steps", args.pretrain_steps), ("collocation", args.collocation), ("max_batch", args.max_batch)) if v is not None}
+                                   ("pretrain_steps", args.pretrain_steps), ("collocation", args.collocation), ("max_batch", args.max_batch),
+                                   ("vectorize", args.vectorize)) if v is not None}
     if args.steps is not None and args.check_every is None:
         base = ScanConfig.preset(args.preset)
         if args.steps < base.check_every:  # a short run: one check at the end

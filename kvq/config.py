@@ -30,6 +30,9 @@ class ScanConfig:
     excludes them; ``"none"`` computes every rule for every mask and multiplies by the
     mask; or a tuple of rule names to treat as expensive.  ``max_batch``: at most this
     many (mask, seed) trainings per compiled call (``None``: all of a group at once).
+    ``vectorize``: how many of them train in lock-step under ``vmap`` inside the call (the
+    rest run one chunk after another in the same program); ``None`` picks it from the
+    device (all on accelerators, ~4 000 expensive-rule points' worth on a CPU).
     """
 
     width: int = 50
@@ -44,6 +47,7 @@ class ScanConfig:
     collocation: int | None = None
     grouping: str | tuple[str, ...] = "auto"
     max_batch: int | None = None
+    vectorize: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("width", "depth", "steps", "check_every", "seeds"):
@@ -53,6 +57,8 @@ class ScanConfig:
             _positive_int("collocation", self.collocation)
         if self.max_batch is not None:
             _positive_int("max_batch", self.max_batch)
+        if self.vectorize is not None:
+            _positive_int("vectorize", self.vectorize)
         if self.activation not in ACTIVATIONS:
             raise KvqError(f"unknown activation {self.activation!r}; choose one of {sorted(ACTIVATIONS)}")
         lr = self.learning_rate

@@ -148,15 +148,25 @@ class Programs:
     optimizer: optax.GradientTransformation
     check_every: int
 
-    def subset_block(self, pattern: tuple[int, ...]):
-        """jit(vmap(block)) over items: ``(state[B], masks[B,n], x[B], y[B], points) -> state``."""
+    def subset_block(self, pattern: tuple[int, ...], vectorize: int | None = None):
+        """jit ``(state[B], masks[B,n], x[B], y[B], points) -> state``: one check interval.
+
+        ``vectorize`` items train in lock-step under ``vmap``; with fewer than ``B``, the
+        program runs such chunks one after another (``lax.map``), which keeps a CPU's
+        caches warm for large collocation sets.  ``None``: all ``B`` at once.
+        """
         obj = self.objective
 
         def one(s, mask, x, y, points):
             loss = lambda p: obj(p, mask, x, y, points, pattern)  # noqa: E731
             return make_block(loss, self.optimizer, self.check_every, "last")(s)
 
-        return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, None)))
+        def batched(s, masks, x, y, points):
+            if vectorize is None or vectorize >= masks.shape[0]:
+                return jax.vmap(one, in_axes=(0, 0, 0, 0, None))(s, masks, x, y, points)
+            return jax.lax.map(lambda item: one(*item, points), (s, masks, x, y), batch_size=vectorize)
+
+        return jax.jit(batched)
 
     def pretrain_block(self):
         """jit(vmap) data-only block over seeds: ``(state[S], x[S], y[S]) -> state``."""

@@ -136,3 +136,20 @@ def test_scan_result_shapes_and_timing(tiny_burgers, tiny_config):
     assert result.seeds == (0, 1)
     # the two seeds differ (init and data draw), so the table is not degenerate
     assert not np.allclose(result.errors[:, 0], result.errors[:, 1])
+
+
+@pytest.mark.parametrize("vectorize", [1, 3])
+def test_sequential_chunks_equal_lockstep_vmap(tiny_burgers, tiny_config, vectorize):
+    masks = all_masks(4)
+    _, lockstep = _trained(tiny_burgers, tiny_config.replace(vectorize=16), masks)
+    engine, chunked = _trained(tiny_burgers, tiny_config.replace(vectorize=vectorize), masks)
+    assert engine.vectorize((0,), 16) == vectorize
+    for key in lockstep:
+        _assert_same_params(chunked[key].best_params, lockstep[key].best_params)
+        assert int(chunked[key].steps_run) == int(lockstep[key].steps_run)
+
+
+def test_automatic_vectorize_on_cpu(tiny_burgers, tiny_config):
+    engine = Engine.prepare(tiny_burgers, tiny_config.replace(collocation=None))
+    assert engine.vectorize((), 16) == 16  # no expensive rule on: everything in lock-step
+    assert engine.vectorize((0,), 16) == 1  # 40 000 PDE points: one training at a time
