@@ -7,10 +7,13 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
+import optax
+
 from kvq.errors import KvqError
 from kvq.nn import ACTIVATIONS
 
 GROUPINGS = ("auto", "none")
+OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
 @dataclass(frozen=True)
@@ -18,7 +21,8 @@ class ScanConfig:
     """How every rule subset is trained.
 
     Network: an MLP of ``depth`` hidden layers of ``width`` units with ``activation``.
-    Optimizer: Adam with ``learning_rate``.  Each subset trains up to ``steps`` steps and
+    Optimizer: ``optimizer`` (``"adam"``, the paper's; ``"adamw"``; ``"sgd"``) with
+    ``learning_rate``.  Each subset trains up to ``steps`` steps and
     is checked every ``check_every`` steps: it stops (keeping the weights of the last
     check) once its total loss rose since the previous check.  With ``warm_start`` the
     network is first trained on the data loss alone (up to ``pretrain_steps``, checked
@@ -38,6 +42,7 @@ class ScanConfig:
     width: int = 50
     depth: int = 5
     activation: str = "sin"
+    optimizer: str = "adam"
     learning_rate: float = 1e-3
     steps: int = 20_000
     check_every: int = 1_000
@@ -61,6 +66,8 @@ class ScanConfig:
             _positive_int("vectorize", self.vectorize)
         if self.activation not in ACTIVATIONS:
             raise KvqError(f"unknown activation {self.activation!r}; choose one of {sorted(ACTIVATIONS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise KvqError(f"unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS}")
         lr = self.learning_rate
         if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr > 0:
             raise KvqError(f"learning_rate must be a number > 0; got {lr!r}")
@@ -88,6 +95,10 @@ class ScanConfig:
         if name not in PRESETS:
             raise KvqError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
         return dataclasses.replace(PRESETS[name], **overrides)
+
+    def make_optimizer(self) -> optax.GradientTransformation:
+        """The optax transformation this config trains with."""
+        return {"adam": optax.adam, "adamw": optax.adamw, "sgd": optax.sgd}[self.optimizer](self.learning_rate)
 
     def replace(self, **changes: Any) -> ScanConfig:
         """A copy with ``changes`` applied (validated)."""
@@ -117,7 +128,7 @@ def _positive_int(name: str, value: Any, allow_zero: bool = False) -> None:
 PRESETS: dict[str, ScanConfig] = {
     "paper": ScanConfig(seeds=1),
     "quick": ScanConfig(
-        width=32, depth=3, activation="tanh", learning_rate=3e-3, steps=3_000, check_every=1_000,
+        width=32, depth=3, activation="tanh", learning_rate=1e-3, steps=3_000, check_every=1_000,
         pretrain_steps=2_000, seeds=2, collocation=500,
     ),
 }

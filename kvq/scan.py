@@ -20,7 +20,6 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from kvq.checkpoint import Checkpoint, fingerprint
 from kvq.coalitions import all_masks, group_by_pattern
@@ -201,7 +200,7 @@ class Engine:
         weights = tuple(r.weight for r in problem.rules)
         probe = Objective(apply, losses, weights, frozenset())
         expensive = choose_expensive(problem, config.grouping, lambda: rule_costs(probe, take(params0, 0), points))
-        optimizer = optax.adam(config.learning_rate)
+        optimizer = config.make_optimizer()
         programs = Programs(Objective(apply, losses, weights, frozenset(expensive)), optimizer, config.check_every)
         opt0 = jax.vmap(optimizer.init)(params0)
         return cls(problem, config, programs, points, xs, ys, params0, opt0, expensive, seeds, _Clock(), checkpoint)

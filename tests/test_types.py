@@ -75,6 +75,7 @@ def test_problem_checks_dimensions():
         (dict(learning_rate=0), "learning_rate"),
         (dict(grouping="sometimes"), "grouping"),
         (dict(width=2.5), "width"),
+        (dict(optimizer="lbfgs"), "optimizer"),
     ],
 )
 def test_bad_config(kwargs, message):
