@@ -29,6 +29,14 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def stored_fingerprint(directory: str | Path) -> str | None:
+    """The fingerprint of the scan a checkpoint folder belongs to (None: no usable folder)."""
+    try:
+        return json.loads((Path(directory) / "checkpoint.json").read_text()).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 class Checkpoint:
     """Saved training states of one scan in ``directory``."""
 
@@ -38,11 +46,7 @@ class Checkpoint:
         self._last: dict[str, float] = {}
         meta = self.path / "checkpoint.json"
         if meta.exists():
-            try:
-                old = json.loads(meta.read_text()).get("fingerprint")
-            except ValueError:
-                old = None
-            if old != scan_fingerprint:
+            if stored_fingerprint(self.path) != scan_fingerprint:
                 raise KvqError(
                     f"checkpoint folder {str(self.path)!r} belongs to a different scan; "
                     "remove it or choose another output folder"

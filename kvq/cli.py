@@ -97,6 +97,7 @@ def _parser() -> _Parser:
 
 def _scan(args: argparse.Namespace, out: TextIO) -> int:
     from kvq import problems
+    from kvq.checkpoint import stored_fingerprint
     from kvq.config import ScanConfig
     from kvq.io import check_output_dir, save_result
     from kvq.report import importance_table
@@ -107,18 +108,18 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
         if value is not None:
             options[key] = value
     problem = problems.get(args.problem, **options)
-    overrides = {k: v for k, v in (("seeds", args.seeds), ("steps", args.steps), ("check_every", args.check_every),
-                                   ("pretrain_steps", args.pretrain_steps), ("collocation", args.collocation), ("max_batch", args.max_batch),
-                                   ("vectorize", args.vectorize)) if v is not None}
+    names = ("seeds", "steps", "check_every", "pretrain_steps", "collocation", "max_batch", "vectorize")
+    overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     if args.steps is not None and args.check_every is None:
         base = ScanConfig.preset(args.preset)
         if args.steps < base.check_every:  # a short run: one check at the end
             overrides["check_every"] = args.steps
     config = ScanConfig.preset(args.preset, **overrides)
     outdir = Path(args.out or f"results/{args.problem}-{args.preset}")
-    check_output_dir(outdir, scan_fingerprint(problem, config), args.overwrite)
+    fp = scan_fingerprint(problem, config)
+    check_output_dir(outdir, fp, args.overwrite)
     ckpt_dir = outdir / CHECKPOINT_DIR
-    if args.overwrite and ckpt_dir.exists() and not _same_scan(ckpt_dir, problem, config):
+    if args.overwrite and ckpt_dir.exists() and stored_fingerprint(ckpt_dir) != fp:
         shutil.rmtree(ckpt_dir)  # an interrupted different scan: replaced as asked
     if ckpt_dir.exists():
         out.write(f"kvq: resuming from the checkpoint in {ckpt_dir}/\n")
@@ -150,17 +151,6 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
               f"{result.environment.get('device', '?')}\n")
     out.write(f"wrote {', '.join(files)} to {outdir}/\n")
     return 0
-
-
-def _same_scan(ckpt_dir: Path, problem, config) -> bool:
-    import json
-
-    from kvq.scan import scan_fingerprint
-
-    try:
-        return json.loads((ckpt_dir / "checkpoint.json").read_text())["fingerprint"] == scan_fingerprint(problem, config)
-    except (OSError, ValueError, KeyError):
-        return False
 
 
 def _problems(out: TextIO) -> int:

@@ -33,8 +33,8 @@ class Objective:
 
     ``losses[i](u, points[i]) -> scalar`` with ``u`` the model as a function of one point.
     ``pattern`` (per compiled program) lists the expensive rules that are ON; expensive
-    rules outside the pattern are not computed at all; the other rules are multiplied
-    by their mask bit.
+    rules outside the pattern are not computed at all; the other rules are switched by
+    their mask bit (``lax.cond``).
     """
 
     apply: Apply
@@ -48,21 +48,20 @@ class Objective:
             return jnp.zeros((), jnp.float32)
         return jnp.mean((self.apply(params, x) - y) ** 2)
 
-    def rule_losses(self, params: Params, points: Sequence[jax.Array], pattern: tuple[int, ...]) -> list:
-        """Each rule's loss (``None`` for an expensive rule not in ``pattern``)."""
-        u = PointModel(self.apply, params)  # the model at one point
-        return [
-            None if (i in self.expensive and i not in pattern) else loss(u, pts)
-            for i, (loss, pts) in enumerate(zip(self.losses, points))
-        ]
-
     def __call__(self, params, mask, x, y, points, pattern: tuple[int, ...]) -> jax.Array:
+        """``J_mask(params)`` for one item; ``mask`` [n] is 0/1."""
+        u = PointModel(self.apply, params)  # the model at one point
         total = self.data_loss(params, x, y)
-        for i, li in enumerate(self.rule_losses(params, points, pattern)):
-            if li is None:
+        for i, (loss, pts) in enumerate(zip(self.losses, points)):
+            if i in self.expensive:
+                if i in pattern:
+                    total = total + self.weights[i] * loss(u, pts)
                 continue
-            factor = self.weights[i] if i in self.expensive else self.weights[i] * mask[i]
-            total = total + factor * li
+            # a cheap rule: skipped at run time where the mask is a scalar (one item at a
+            # time), selected where items run in lock-step under vmap
+            term = jax.lax.cond(mask[i] > 0, lambda u=u, loss=loss, pts=pts: loss(u, pts),
+                                lambda: jnp.zeros((), jnp.float32))
+            total = total + self.weights[i] * term
         return total
 
 
@@ -164,7 +163,10 @@ class Programs:
         def batched(s, masks, x, y, points):
             if vectorize is None or vectorize >= masks.shape[0]:
                 return jax.vmap(one, in_axes=(0, 0, 0, 0, None))(s, masks, x, y, points)
-            return jax.lax.map(lambda item: one(*item, points), (s, masks, x, y), batch_size=vectorize)
+            items = (s, masks, x, y)
+            if vectorize == 1:  # plain map: scalar masks, so a cheap rule that is off is skipped
+                return jax.lax.map(lambda item: one(*item, points), items)
+            return jax.lax.map(lambda item: one(*item, points), items, batch_size=vectorize)
 
         return jax.jit(batched)
 

@@ -67,3 +67,25 @@ def test_console_entry_point_lists_problems():
     proc = subprocess.run([sys.executable, "-m", "kvq.cli", "problems"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0
     assert "burgers" in proc.stdout and "pde (global)" in proc.stdout and "extrapolation" in proc.stdout
+
+
+def test_interrupted_scan_resumes_from_its_checkpoint(tmp_path, capsys, monkeypatch):
+    import kvq.cli as cli
+
+    out = tmp_path / "run"
+    args = ["scan", "burgers", *TINY_ARGS, "--out", str(out)]
+    show = cli.ProgressPrinter.__call__
+
+    def ctrl_c_half_way(self, phase, done, total):
+        if phase == "train" and done >= total // 2:
+            raise KeyboardInterrupt
+        show(self, phase, done, total)
+
+    monkeypatch.setattr(cli.ProgressPrinter, "__call__", ctrl_c_half_way)
+    assert main(args) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert (out / ".checkpoint").is_dir() and not (out / "results.json").exists()
+    monkeypatch.undo()
+    assert main(args) == 0
+    assert "resuming from the checkpoint" in capsys.readouterr().out
+    assert (out / "results.json").exists() and not (out / ".checkpoint").exists()
