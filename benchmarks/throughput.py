@@ -2,7 +2,7 @@
 
 Compares, in one process and timed alternately (compile time reported apart):
   batched  kvq's engine: all 16 masks in programs grouped by the PDE bit, vmapped;
-  (a)      a loop of single-mask jitted trainings that compute every rule x mask bit;
+  (a)      a loop of single-mask jitted trainings that compute every rule, masked by its bit;
   (b)      a loop of single-mask trainings compiled per mask (rules off never built);
   (c)      the paper's way: eager PyTorch, nested autograd.grad, masks one after another.
 Same network (the paper's 5x50 sin MLP), loss, optimizer and point counts.  Also reports
