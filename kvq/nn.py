@@ -205,9 +205,3 @@ class PointModel:
 
     def taylor(self, points: jax.Array, orders: Sequence[int]) -> list[list[jax.Array]]:
         return self.apply.taylor(self.params, points, orders)
-
-
-def mlp_flops_per_point(width: int, depth: int, d_in: int, d_out: int) -> int:
-    """Multiply-add FLOPs (2 per MAC) of one forward pass of one point."""
-    dims: Sequence[int] = [d_in] + [width] * depth + [d_out]
-    return int(sum(2 * a * b for a, b in zip(dims[:-1], dims[1:])))

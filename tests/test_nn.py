@@ -10,7 +10,7 @@ import pytest
 
 from kvq.derivatives import along
 from kvq.errors import KvqError
-from kvq.nn import fast_cos, fast_sin, make_mlp, mlp_flops_per_point
+from kvq.nn import fast_cos, fast_sin, make_mlp
 
 
 def test_fast_sin_matches_numpy_to_float32_accuracy():
@@ -69,4 +69,3 @@ def test_bad_network_settings():
         make_mlp(8, 2, 2, 1, "gelu")
     with pytest.raises(KvqError, match="width"):
         make_mlp(0, 2, 2, 1, "tanh")
-    assert mlp_flops_per_point(50, 5, 2, 1) == 2 * (2 * 50 + 4 * 50 * 50 + 50)
