@@ -4,12 +4,11 @@ Three interchangeable implementations:
 
 - ``"jvp"`` (default): nested ``jax.jvp`` (forward over forward); every order up to
   ``order`` comes out of one nested pass.  With kvq's ``sin`` activation (a custom-JVP
-  polynomial kernel, :func:`kvq.nn.fast_sin`) it measured fastest: 17.7 ms per Burgers
-  training step at 4 000 points vs 24.9 ms for ``jet`` with ``jnp.sin`` and 60 ms for
-  nested ``grad`` (5x50 MLP, 2-core CPU; ``benchmarks/RESULTS.md``);
+  polynomial kernel, :func:`kvq.nn.fast_sin`) about twice as fast as ``jet`` with
+  ``jnp.sin`` or nested ``grad`` for the Burgers residual (``benchmarks/pde_step.py``);
 - ``"jet"``: ``jax.experimental.jet`` Taylor propagation, any order in one pass; it does
   not support functions with custom JVP rules, so it cannot differentiate kvq's ``sin``
-  networks (use ``tanh``/``relu`` networks or plain ``jnp`` functions with it);
+  networks (use ``jnp_sin``/``tanh``/``relu`` networks or plain ``jnp`` functions);
 - ``"grad"``: nested reverse mode (``jax.jacrev``), the way eager PyTorch code does it.
 """
 
@@ -71,8 +70,9 @@ def partials(u: PointFn, points: jax.Array, orders: Sequence[int], method: str =
 
     Every array is [P, d_out].  ``method="auto"`` uses the network's one-pass Taylor
     propagation when ``u`` is a kvq model (:class:`kvq.nn.PointModel`: value and all
-    derivatives stacked through each layer's matmul; 15-25 % faster than nested ``jvp``
-    for the Burgers residual) and nested ``jvp`` vmapped over the points otherwise.
+    derivatives stacked through each layer's matmul; for the Burgers residual 1.4x nested
+    ``jvp`` at 1 000 points, level at 4 000, ``benchmarks/pde_step.py``) and nested ``jvp``
+    vmapped over the points otherwise.
     """
     if method not in BATCH_METHODS:
         raise KvqError(f"unknown derivative method {method!r}; choose one of {BATCH_METHODS}")

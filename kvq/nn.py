@@ -51,6 +51,7 @@ fast_cos.defjvp(lambda primals, tangents: (fast_cos(primals[0]), -fast_sin(prima
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "sin": fast_sin,
     "tanh": jnp.tanh,
+    "jnp_sin": jnp.sin,  # XLA's own sin: for jax.experimental.jet, which cannot trace fast_sin
     "relu": jax.nn.relu,
 }
 
@@ -78,6 +79,9 @@ def activation_derivatives(activation: str, z: jax.Array, order: int) -> list[ja
     """``[s(z), s'(z), ..., s^(order)(z)]`` for an activation ``s`` (order <= 4)."""
     if activation == "sin":
         s, c = fast_sin(z), fast_cos(z)
+        return [s, c, -s, -c, s][: order + 1]
+    if activation == "jnp_sin":
+        s, c = jnp.sin(z), jnp.cos(z)
         return [s, c, -s, -c, s][: order + 1]
     if activation == "tanh":
         t = jnp.tanh(z)
