@@ -27,7 +27,8 @@ test: $(VENV)/.installed-test
 # throughput benchmark (installs the CPU build of PyTorch for the paper-style baseline)
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
-	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/throughput.py --demo
+	$(BIN)/python benchmarks/pde_step.py
 
 clean:
 	rm -rf $(VENV) results

@@ -62,7 +62,7 @@ def test_bad_arguments():
         along(u, jnp.zeros(2), 0, 1, "finite-differences")
 
 
-@pytest.mark.parametrize("activation", ["sin", "tanh", "relu"])
+@pytest.mark.parametrize("activation", ["sin", "jnp_sin", "tanh", "relu"])
 def test_one_pass_taylor_equals_nested_jvp_on_networks(activation):
     from kvq.derivatives import partials
     from kvq.nn import PointModel, make_mlp
