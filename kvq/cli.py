@@ -81,7 +81,7 @@ def _parser() -> _Parser:
     s.add_argument("--check-every", type=int, default=None, metavar="C", help="early-stopping check interval (steps)")
     s.add_argument("--pretrain-steps", type=int, default=None, metavar="P", help="data-only warm-start steps")
     s.add_argument("--collocation", type=int, default=None, metavar="P", help="at most P collocation points per rule")
-    s.add_argument("--max-batch", type=int, default=None, metavar="B", help="at most B trainings per compiled call")
+    s.add_argument("--max-batch", type=int, default=None, metavar="B", help="at most B (subset, seed) trainings per compiled call (default: as many as fit in half the free memory)")
     s.add_argument("--vectorize", type=int, default=None, metavar="V",
                    help="trainings run in lock-step (vmap) inside a call (default: chosen for the device)")
     s.add_argument("--problem-seed", type=int, default=0, metavar="SEED", help="first seed (default 0)")
@@ -98,7 +98,6 @@ def _parser() -> _Parser:
 def _scan(args: argparse.Namespace, out: TextIO) -> int:
     from kvq import problems
     from kvq.checkpoint import stored_fingerprint
-    from kvq.config import ScanConfig
     from kvq.io import check_output_dir, save_result
     from kvq.report import importance_table
     from kvq.scan import scan, scan_fingerprint
@@ -111,10 +110,10 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
     names = ("seeds", "steps", "check_every", "pretrain_steps", "collocation", "max_batch", "vectorize")
     overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     if args.steps is not None and args.check_every is None:
-        base = ScanConfig.preset(args.preset)
+        base = problems.config(args.problem, args.preset)
         if args.steps < base.check_every:  # a short run: one check at the end
             overrides["check_every"] = args.steps
-    config = ScanConfig.preset(args.preset, **overrides)
+    config = problems.config(args.problem, args.preset, **overrides)
     outdir = Path(args.out or f"results/{args.problem}-{args.preset}")
     fp = scan_fingerprint(problem, config)
     check_output_dir(outdir, fp, args.overwrite)
@@ -157,10 +156,15 @@ def _problems(out: TextIO) -> int:
     from kvq import problems
 
     for name in problems.names():
-        p = problems.get(name, n_data=0)
-        rules = ", ".join(f"{r.name} ({r.kind})" for r in p.rules)
-        splits = p.info.get("splits", ["interpolation", "extrapolation"])
-        out.write(f"{name}: {p.info.get('equation', '')}\n  rules: {rules}\n  splits: {', '.join(splits)}\n")
+        spec = problems.spec(name)
+        quick = problems.config(name, "quick")
+        out.write(f"{name}: {spec.equation}\n"
+                  f"  inputs {', '.join(spec.inputs)} -> outputs {', '.join(spec.outputs)}; "
+                  f"{len(spec.rules)} rules = {2 ** len(spec.rules)} subsets; default {spec.n_data} observations\n"
+                  f"  rules: {', '.join(f'{r} ({kind})' for r, kind in spec.rules)}\n"
+                  f"  splits: {'; '.join(f'{s}: {meaning}' for s, meaning in spec.splits.items())}\n"
+                  f"  quick preset: {quick.depth}x{quick.width} {quick.activation}, {quick.steps} steps, "
+                  f"{quick.seeds} seeds\n")
     return 0
 
 

@@ -33,7 +33,8 @@ class ScanConfig:
     on/off pattern of the expensive rules so they are never computed for a mask that
     excludes them; ``"none"`` computes every rule for every mask and multiplies by the
     mask; or a tuple of rule names to treat as expensive.  ``max_batch``: at most this
-    many (mask, seed) trainings per compiled call (``None``: all of a group at once).
+    many (mask, seed) trainings per compiled call, a bound on memory (``None``: as many as
+    fit in half the device's free memory, estimated from XLA's memory analysis).
     ``vectorize``: how many of them train in lock-step under ``vmap`` inside the call (the
     rest run one chunk after another in the same program); ``None`` picks it from the
     device (all on accelerators, ~4 000 expensive-rule points' worth on a CPU).

@@ -37,6 +37,34 @@ EXPENSIVE_SHARE = 0.25  # a rule costing at least this share of all rules' FLOPs
 MAX_EXPENSIVE = 3  # at most 2^3 = 8 compiled programs per scan
 COLLOCATION_SEED = 7
 CPU_POINTS_PER_VECTOR = 4096  # see Engine.vectorize
+MEMORY_SHARE = 0.5  # an automatic max_batch plans for at most this share of the free memory
+
+
+def available_memory() -> int | None:
+    """Free memory (bytes) of the default device: the accelerator's free memory, or on
+    a CPU the host's available memory (Linux ``MemAvailable``, capped by a cgroup limit).
+    ``None`` where it cannot be read."""
+    dev = jax.devices()[0]
+    if dev.platform != "cpu":
+        stats = dev.memory_stats() or {}
+        if "bytes_limit" in stats:
+            return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+        return None
+    free = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                free.append(int(line.split()[1]) * 1024)
+    except OSError:
+        pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
+        if limit != "max":
+            free.append(int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return max(min(free), 0) if free else None
 
 
 def rule_points(problem: Problem, cap: int | None) -> tuple[jax.Array, ...]:
@@ -243,19 +271,45 @@ class Engine:
         heavy = sum(int(self.points[i].shape[0]) for i in pattern)
         return batch if heavy == 0 else max(1, min(batch, CPU_POINTS_PER_VECTOR // heavy))
 
+    def item_bytes(self, pattern: tuple[int, ...]) -> int:
+        """Estimated device memory (bytes) one training of ``pattern``'s program needs: its
+        state (weights, optimizer state and their best copies, counted three times for
+        inputs, outputs and updates) plus the temporaries of one gradient step of the
+        objective with every rule on (XLA's memory analysis)."""
+        one = start_state(take(self.params0, 0), take(self.opt0, 0))
+        state = sum(np.asarray(leaf).nbytes for leaf in jax.tree.leaves(one))
+        masks = jnp.ones(len(self.points), jnp.float32)
+        grad = jax.jit(jax.grad(lambda p: self.programs.objective(p, masks, self.xs[0], self.ys[0], self.points, pattern)))
+        try:
+            temp = grad.lower(take(self.params0, 0)).compile().memory_analysis().temp_size_in_bytes
+        except Exception:  # noqa: BLE001 - no analysis on this backend: count activations instead
+            width = self.config.width * self.config.depth * 4 * 10
+            temp = width * (self.xs.shape[1] + sum(int(p.shape[0]) for p in self.points))
+        return int(3 * state + temp + self.xs[0].nbytes + self.ys[0].nbytes)
+
+    def max_batch(self, pattern: tuple[int, ...], total: int) -> int:
+        """Trainings per compiled call: ``config.max_batch``, or where it is ``None`` as many
+        as fit in ``MEMORY_SHARE`` of the free memory (all ``total`` if that is unknown)."""
+        if self.config.max_batch is not None:
+            return min(total, self.config.max_batch)
+        free = available_memory()
+        if free is None:
+            return total
+        return max(1, min(total, int(MEMORY_SHARE * free) // self.item_bytes(pattern)))
+
     def batches(self, masks: np.ndarray) -> Iterator[Batch]:
         """The compiled batches that train ``masks`` [M, n] (0/1) for every seed.
 
         One program per on/off pattern of the expensive rules (compiled when its first
         batch is reached); a group larger than ``max_batch`` is cut into chunks padded
-        to one shape so they share the program.
+        to one shape so they share the program (:meth:`max_batch`).
         """
         S = len(self.seeds)
         masks = np.asarray(masks)
         for pattern, idx in group_by_pattern(masks, self.expensive):
             mask_of, seed_of = np.repeat(idx, S), np.tile(np.arange(S), len(idx))
             B = len(mask_of)
-            chunk = B if self.config.max_batch is None else min(B, self.config.max_batch)
+            chunk = self.max_batch(pattern, B)
             block = None
             for lo in range(0, B, chunk):
                 real = np.arange(lo, min(lo + chunk, B))

@@ -99,13 +99,14 @@ def test_rule_losses_vanish_on_the_exact_solution():
     def u(p):  # the exact solution as a smooth-enough point function, away from the shock
         return jnp.array([jnp.sin(0.0 * p[0])])  # u = 0 solves the PDE and the boundary rules
 
+    rules = {r.name: r.loss for r in burgers.make_rules(8, 8)}
     pts = jnp.asarray(np.random.default_rng(0).uniform([-1, 0], [1, 1], (20, 2)), jnp.float32)
     assert float(burgers.pde_loss(u, pts)) == pytest.approx(0.0, abs=1e-12)
-    assert float(burgers.zero_loss(u, pts)) == pytest.approx(0.0, abs=1e-12)
+    assert float(rules["bc_left"](u, pts)) == pytest.approx(0.0, abs=1e-12)
     ic_pts = jnp.stack([jnp.linspace(-1, 1, 9), jnp.zeros(9)], axis=1)
     exact_ic = lambda p: jnp.array([-jnp.sin(jnp.pi * p[0])])  # noqa: E731
-    assert float(burgers.ic_loss(exact_ic, ic_pts)) == pytest.approx(0.0, abs=1e-12)
-    assert float(burgers.ic_loss(u, ic_pts)) > 0.1
+    assert float(rules["ic"](exact_ic, ic_pts)) == pytest.approx(0.0, abs=1e-12)
+    assert float(rules["ic"](u, ic_pts)) > 0.1
     # a travelling wave u = c + a tanh(...) is not a solution here: the residual is non-zero
     wave = lambda p: jnp.array([jnp.tanh(3 * p[0] - p[1])])  # noqa: E731
     assert float(burgers.pde_loss(wave, pts)) > 1e-3

@@ -12,6 +12,7 @@ import pytest
 import kvq
 from kvq.coalitions import all_masks, group_by_pattern, mask_index
 from kvq.scan import Engine
+from kvq.train import take
 
 NO_PROGRESS = lambda *a: None  # noqa: E731
 
@@ -153,3 +154,25 @@ def test_automatic_vectorize_on_cpu(tiny_burgers, tiny_config):
     engine = Engine.prepare(tiny_burgers, tiny_config.replace(collocation=None))
     assert engine.vectorize((), 16) == 16  # no expensive rule on: everything in lock-step
     assert engine.vectorize((0,), 16) == 1  # 40 000 PDE points: one training at a time
+
+
+def test_chunking_the_mask_axis_gives_identical_results(tiny_burgers, tiny_config, monkeypatch):
+    import kvq.scan as scan_module
+
+    config = tiny_config.replace(vectorize=1)
+    whole = kvq.scan(tiny_burgers, config)
+    chunked = kvq.scan(tiny_burgers, config.replace(max_batch=3))
+    np.testing.assert_array_equal(chunked.errors, whole.errors)
+    np.testing.assert_array_equal(chunked.steps_run, whole.steps_run)
+    # the automatic bound: with little free memory the engine cuts the groups into chunks
+    engine = Engine.prepare(tiny_burgers, tiny_config)
+    per_item = engine.item_bytes((0,))
+    assert per_item > 3 * sum(np.asarray(a).nbytes for a in jax.tree.leaves(take(engine.params0, 0)))
+    monkeypatch.setattr(scan_module, "available_memory", lambda: int(5 * per_item / scan_module.MEMORY_SHARE))
+    assert engine.max_batch((0,), 16) == 5
+    pde_on = [b for b in engine.batches(all_masks(4)) if b.pattern == (0,)]
+    assert [len(b.mask_of) for b in pde_on] == [5, 5, 5, 1]  # 8 masks x 2 seeds in chunks of 5
+    small = kvq.scan(tiny_burgers, config)
+    np.testing.assert_array_equal(small.errors, whole.errors)
+    monkeypatch.setattr(scan_module, "available_memory", lambda: None)
+    assert engine.max_batch((0,), 16) == 16

@@ -3,30 +3,54 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
+from kvq.config import PRESETS, ScanConfig
 from kvq.errors import KvqError
-from kvq.problems import burgers
+from kvq.problems import burgers, convection_diffusion, equations, fourth_order_2d, kdv, klein_gordon
+from kvq.problems.spec import Spec
 from kvq.rules import Problem
 
-_REGISTRY: dict[str, Callable[..., Problem]] = {
-    "burgers": burgers.make,
+_MODULES: dict[str, ModuleType] = {
+    m.SPEC.name: m for m in (burgers, convection_diffusion, kdv, klein_gordon, fourth_order_2d, equations)
 }
 
 
 def names() -> tuple[str, ...]:
-    """Names of the built-in problems."""
-    return tuple(sorted(_REGISTRY))
+    """Names of the built-in problems, in the paper's order."""
+    return tuple(_MODULES)
+
+
+def _module(name: str) -> ModuleType:
+    if name not in _MODULES:
+        raise KvqError(f"unknown problem {name!r}; known problems: {', '.join(names())}")
+    return _MODULES[name]
+
+
+def spec(name: str) -> Spec:
+    """The fixed description of built-in problem ``name`` (rules, splits, presets)."""
+    return _module(name).SPEC
 
 
 def get(name: str, **options: Any) -> Problem:
-    """Build the built-in problem ``name`` (e.g. ``get("burgers", n_data=100, noise=10)``)."""
-    if name not in _REGISTRY:
-        raise KvqError(f"unknown problem {name!r}; known problems: {', '.join(names())}")
-    factory = _REGISTRY[name]
+    """Build the built-in problem ``name`` (e.g. ``get("burgers", n_data=100, noise=10)``).
+
+    Options: ``n_data`` (observations, 0 to 10 000), ``noise`` (% of the target's std),
+    ``split`` (see ``spec(name).splits``), ``seed``, ``n_valid``, ``noisy_validation``.
+    """
+    factory = _module(name).make
     allowed = inspect.signature(factory).parameters
     bad = sorted(set(options) - set(allowed))
     if bad:
         raise KvqError(f"problem {name!r} has no option(s) {bad}; its options are {sorted(allowed)}")
     return factory(**options)
+
+
+def config(name: str, preset: str = "quick", **overrides: Any) -> ScanConfig:
+    """The scan settings of ``preset`` for built-in problem ``name``: the generic preset
+    with the problem's own network and budget (``spec(name).presets``), then ``overrides``."""
+    problem_presets = spec(name).presets
+    if preset not in PRESETS:
+        raise KvqError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    return ScanConfig.preset(preset, **{**problem_presets.get(preset, {}), **overrides})

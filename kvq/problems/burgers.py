@@ -6,19 +6,27 @@ Rules (in order): ``pde``; ``ic`` u(x, 0) = -sin(pi x); ``bc_left`` u(-1, t) = 0
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from kvq.derivatives import partials
-from kvq.errors import KvqError
-from kvq.problems.sampling import check_count, check_noise, grid_split
+from kvq.problems import pde1d
+from kvq.problems.sampling import assemble
+from kvq.problems.spec import Spec
 from kvq.rules import Problem, Rule
 
 NU = 0.01 / np.pi
 X_RANGE = (-1.0, 1.0)
 T_RANGE = (0.0, 1.0)
-SPLITS = ("interpolation", "extrapolation")
+SPEC = Spec(
+    name="burgers",
+    equation="u_t + u u_x - (0.01/pi) u_xx = 0",
+    inputs=("x", "t"),
+    outputs=("u",),
+    domain={"x": X_RANGE, "t": T_RANGE},
+    rules=(("pde", "global"), ("ic", "local"), ("bc_left", "local"), ("bc_right", "local")),
+    splits=pde1d.SPLITS,
+)
 
 
 def cole_hopf(x: np.ndarray, t: np.ndarray, nodes: int = 100) -> np.ndarray:
@@ -45,44 +53,24 @@ def reference(points: np.ndarray) -> np.ndarray:
 
 def grid() -> tuple[np.ndarray, np.ndarray]:
     """The paper's reference grid: 256 x in [-1, 1] by 100 t in [0, 0.99] -> ([G, 2], [G, 1])."""
-    x = np.linspace(*X_RANGE, 256)
-    t = np.linspace(0.0, 0.99, 100)
-    xx, tt = np.meshgrid(x, t, indexing="ij")
-    pts = np.stack([xx.ravel(), tt.ravel()], axis=1)
+    pts = pde1d.mesh(np.linspace(*X_RANGE, 256), np.linspace(0.0, 0.99, 100))
     return pts, reference(pts)
 
 
 def pde_loss(u, points):
     """Mean squared Burgers residual at points [P, 2]."""
-
     (value, u_x, u_xx), (_, u_t) = partials(u, points, (2, 1))
     return jnp.mean((u_t + value * u_x - NU * u_xx)[:, 0] ** 2)
 
 
-def ic_loss(u, points):
-    """Mean squared misfit of u(x, 0) = -sin(pi x) at points [P, 2] (t = 0)."""
-    pred = jax.vmap(u)(points)[:, 0]
-    return jnp.mean((pred + jnp.sin(jnp.pi * points[:, 0])) ** 2)
-
-
-def zero_loss(u, points):
-    """Mean squared value of u at points [P, 2] (a homogeneous Dirichlet condition)."""
-    return jnp.mean(jax.vmap(u)(points)[:, 0] ** 2)
-
-
-def make_rules(n_pde_side: int = 200, n_boundary: int = 200) -> tuple[Rule, ...]:
+def make_rules(n_pde_side: int = 200, n_line: int = 200) -> tuple[Rule, ...]:
     """The paper's rules: PDE on an n x n grid, 200 points per initial/boundary rule."""
-    x = np.linspace(*X_RANGE, n_pde_side)
-    t = np.linspace(*T_RANGE, n_pde_side)
-    xx, tt = np.meshgrid(x, t, indexing="ij")
-    pde_pts = np.stack([xx.ravel(), tt.ravel()], axis=1)
-    xb = np.linspace(*X_RANGE, n_boundary)
-    tb = np.linspace(*T_RANGE, n_boundary)
+    pts = pde1d.collocation(X_RANGE, T_RANGE, n_pde_side, n_line)
     return (
-        Rule("pde", pde_loss, pde_pts, kind="global"),
-        Rule("ic", ic_loss, np.stack([xb, np.zeros_like(xb)], axis=1), kind="local"),
-        Rule("bc_left", zero_loss, np.stack([np.full_like(tb, X_RANGE[0]), tb], axis=1), kind="local"),
-        Rule("bc_right", zero_loss, np.stack([np.full_like(tb, X_RANGE[1]), tb], axis=1), kind="local"),
+        Rule("pde", pde_loss, pts["pde"], kind="global"),
+        Rule("ic", pde1d.matches(lambda p: -jnp.sin(jnp.pi * p[:, 0])), pts["initial"], kind="local"),
+        Rule("bc_left", pde1d.matches(), pts["left"], kind="local"),
+        Rule("bc_right", pde1d.matches(), pts["right"], kind="local"),
     )
 
 
@@ -99,31 +87,7 @@ def make(
     ``interpolation``: observations and validation drawn from the whole reference grid
     (disjoint); ``extrapolation``: observations from t < 0.5, validation from t >= 0.5.
     """
-    n_data = check_count("n_data", n_data)
-    noise = check_noise(noise)
-    seed = check_count("seed", seed)
-    if split not in SPLITS:
-        raise KvqError(f"unknown split {split!r}; choose one of {SPLITS}")
     pts, u = grid()
-    if split == "interpolation":
-        train_pool = valid_pool = np.ones(len(pts), bool)
-    else:
-        train_pool = pts[:, 1] < 0.5
-        valid_pool = ~train_pool
-    valid, sampler = grid_split(
-        pts, u, train_pool, valid_pool, n_data=n_data, noise=noise, n_valid=n_valid,
-        split=split, noisy_validation=noisy_validation,
-    )
-    info = {
-        "equation": "u_t + u u_x - (0.01/pi) u_xx = 0",
-        "domain": {"x": list(X_RANGE), "t": list(T_RANGE)},
-        "inputs": ["x", "t"],
-        "outputs": ["u"],
-        "n_data": n_data,
-        "noise_pct": noise,
-        "split": split,
-        "noisy_validation": bool(noisy_validation),
-        "n_valid": len(valid),
-    }
-    return Problem("burgers", make_rules(), sampler(seed), valid, reference=reference,
-                   sampler=sampler, seed=seed, info=info)
+    return assemble(SPEC, make_rules(), pts, u, pde1d.time_split(pts, T_RANGE), reference=reference,
+                    n_data=n_data, noise=noise, split=split, seed=seed, n_valid=n_valid,
+                    noisy_validation=noisy_validation)

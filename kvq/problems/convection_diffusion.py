@@ -1,17 +1,34 @@
 """Convection-diffusion: u_t + u_x - 0.25 u_xx = 0 on x in [0, 2], t in [0, 1].
 
-Initial condition u(x, 0) = sin(pi x) exp(-x), zero Dirichlet boundaries.  This module
-holds the reference solver; the problem's rules and observations come with the problem
-library (issue 3).
+Rules (in order): ``pde``; ``ic`` u(x, 0) = sin(pi x) exp(-x); ``bc_left`` u(0, t) = 0;
+``bc_right`` u(2, t) = 0.  The reference is an exact sine series after an exponential
+transform.
 """
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
+
+from kvq.derivatives import partials
+from kvq.problems import pde1d
+from kvq.problems.sampling import assemble
+from kvq.problems.spec import Spec
+from kvq.rules import Problem, Rule
 
 D = 0.25
 X_RANGE = (0.0, 2.0)
 T_RANGE = (0.0, 1.0)
+SPEC = Spec(
+    name="convection_diffusion",
+    equation="u_t + u_x - 0.25 u_xx = 0",
+    inputs=("x", "t"),
+    outputs=("u",),
+    domain={"x": X_RANGE, "t": T_RANGE},
+    rules=(("pde", "global"), ("ic", "local"), ("bc_left", "local"), ("bc_right", "local")),
+    splits=pde1d.SPLITS,
+    presets={"paper": {"activation": "tanh"}},
+)
 _L = X_RANGE[1] - X_RANGE[0]
 
 
@@ -50,3 +67,37 @@ def solution(x: np.ndarray, t: np.ndarray, tol: float = 1e-16) -> np.ndarray:
         w = (np.sin(k * np.pi * xs[later, None] / _L) * decay) @ b
         out[later] = np.exp(xs[later] / (2 * D) - ts[later] / (4 * D)) * w
     return out.reshape(x.shape)
+
+
+def reference(points: np.ndarray) -> np.ndarray:
+    """Exact solution at points [P, 2] (columns x, t) -> [P, 1]."""
+    points = np.asarray(points, np.float64)
+    return solution(points[:, 0], points[:, 1])[:, None]
+
+
+def pde_loss(u, points):
+    """Mean squared convection-diffusion residual at points [P, 2]."""
+    (_, u_x, u_xx), (_, u_t) = partials(u, points, (2, 1))
+    return jnp.mean((u_t + u_x - D * u_xx)[:, 0] ** 2)
+
+
+def make_rules(n_pde_side: int = 200, n_line: int = 200) -> tuple[Rule, ...]:
+    """The paper's rules: PDE on an n x n grid, 200 points per initial/boundary rule."""
+    pts = pde1d.collocation(X_RANGE, T_RANGE, n_pde_side, n_line)
+    ic = pde1d.matches(lambda p: jnp.sin(jnp.pi * p[:, 0]) * jnp.exp(-p[:, 0]))
+    return (
+        Rule("pde", pde_loss, pts["pde"], kind="global"),
+        Rule("ic", ic, pts["initial"], kind="local"),
+        Rule("bc_left", pde1d.matches(), pts["left"], kind="local"),
+        Rule("bc_right", pde1d.matches(), pts["right"], kind="local"),
+    )
+
+
+def make(n_data: int = 100, noise: float = 0.0, split: str = "interpolation", seed: int = 0,
+         n_valid: int = 10_000, noisy_validation: bool = False) -> Problem:
+    """Convection-diffusion with ``n_data`` observations (noise in % of std(u)) and a split,
+    drawn from the paper's 256 x 100 grid (x in [0, 2], t in [0, 1])."""
+    pts = pde1d.mesh(np.linspace(*X_RANGE, 256), np.linspace(*T_RANGE, 100))
+    return assemble(SPEC, make_rules(), pts, reference(pts), pde1d.time_split(pts, T_RANGE),
+                    reference=reference, n_data=n_data, noise=noise, split=split, seed=seed,
+                    n_valid=n_valid, noisy_validation=noisy_validation)

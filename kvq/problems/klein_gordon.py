@@ -1,18 +1,35 @@
 """Linear Klein-Gordon: u_tt + 5u - 0.5 u_xx = 0 on x in [-1, 1], t in [0, 3].
 
-u(x, 0) = exp(-20 x^2) (sin(pi x) + sin(2 pi x)), u_t(x, 0) = 0, zero Dirichlet
-boundaries.  This module holds the reference solver; the problem's rules and
-observations come with the problem library (issue 3).
+Rules (in order): ``pde``; ``ic`` u(x, 0) = exp(-20 x^2) (sin(pi x) + sin(2 pi x));
+``ic_velocity`` u_t(x, 0) = 0; ``bc_left`` u(-1, t) = 0; ``bc_right`` u(1, t) = 0.  The
+reference is the eigenfunction (sine) series, exact in time.
 """
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
+
+from kvq.derivatives import partials
+from kvq.problems import pde1d
+from kvq.problems.sampling import assemble
+from kvq.problems.spec import Spec
+from kvq.rules import Problem, Rule
 
 MASS2 = 5.0
 C2 = 0.5
 X_RANGE = (-1.0, 1.0)
 T_RANGE = (0.0, 3.0)
+SPEC = Spec(
+    name="klein_gordon",
+    equation="u_tt + 5 u - 0.5 u_xx = 0",
+    inputs=("x", "t"),
+    outputs=("u",),
+    domain={"x": X_RANGE, "t": T_RANGE},
+    rules=(("pde", "global"), ("ic", "local"), ("ic_velocity", "local"), ("bc_left", "local"),
+           ("bc_right", "local")),
+    splits=pde1d.SPLITS,
+)
 
 
 def initial_condition(x: np.ndarray) -> np.ndarray:
@@ -35,3 +52,42 @@ def solution(x: np.ndarray, t: np.ndarray, modes: int = 120, nodes: int = 400) -
     omega = np.sqrt(MASS2 + C2 * (k * np.pi / 2.0) ** 2)
     xs, ts = x.ravel(), t.ravel()
     return np.sum(a * basis(xs) * np.cos(omega * ts[:, None]), axis=1).reshape(x.shape)
+
+
+def reference(points: np.ndarray) -> np.ndarray:
+    """Exact solution at points [P, 2] (columns x, t) -> [P, 1]."""
+    points = np.asarray(points, np.float64)
+    return solution(points[:, 0], points[:, 1])[:, None]
+
+
+def pde_loss(u, points):
+    """Mean squared Klein-Gordon residual at points [P, 2]."""
+    (value, _, u_xx), (_, _, u_tt) = partials(u, points, (2, 2))
+    return jnp.mean((u_tt + MASS2 * value - C2 * u_xx)[:, 0] ** 2)
+
+
+def _initial(p):
+    x = p[:, 0]
+    return jnp.exp(-20.0 * x**2) * (jnp.sin(jnp.pi * x) + jnp.sin(2 * jnp.pi * x))
+
+
+def make_rules(n_pde_side: int = 200, n_line: int = 200) -> tuple[Rule, ...]:
+    """The paper's rules: PDE on an n x n grid, 200 points per initial/boundary rule."""
+    pts = pde1d.collocation(X_RANGE, T_RANGE, n_pde_side, n_line)
+    return (
+        Rule("pde", pde_loss, pts["pde"], kind="global"),
+        Rule("ic", pde1d.matches(_initial), pts["initial"], kind="local"),
+        Rule("ic_velocity", pde1d.time_derivative_vanishes, pts["initial"], kind="local"),
+        Rule("bc_left", pde1d.matches(), pts["left"], kind="local"),
+        Rule("bc_right", pde1d.matches(), pts["right"], kind="local"),
+    )
+
+
+def make(n_data: int = 100, noise: float = 0.0, split: str = "interpolation", seed: int = 0,
+         n_valid: int = 10_000, noisy_validation: bool = False) -> Problem:
+    """Klein-Gordon with ``n_data`` observations (noise in % of std(u)) and a split, drawn
+    from the paper's 201 x 201 grid (x in [-1, 1], t in [0, 3])."""
+    pts = pde1d.mesh(np.linspace(*X_RANGE, 201), np.linspace(*T_RANGE, 201))
+    return assemble(SPEC, make_rules(), pts, reference(pts), pde1d.time_split(pts, T_RANGE),
+                    reference=reference, n_data=n_data, noise=noise, split=split, seed=seed,
+                    n_valid=n_valid, noisy_validation=noisy_validation)

@@ -8,11 +8,13 @@ noise of ``noise % x std(reference on the grid)``.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
 from kvq.errors import KvqError
-from kvq.rules import Dataset, ObservationSampler
+from kvq.problems.spec import Spec
+from kvq.rules import Dataset, ObservationSampler, Problem, Rule
 
 VALIDATION_SEED = 20240101  # fixed: the validation set never depends on the scan's seed
 
@@ -53,12 +55,14 @@ def grid_split(
     n_valid: int,
     split: str,
     noisy_validation: bool = False,
+    noise_pool: np.ndarray | None = None,
 ) -> tuple[Dataset, ObservationSampler]:
     """Fixed validation set and a per-seed observation sampler on a reference grid.
 
     ``points`` [G, d_in], ``values`` [G, d_out]; ``train_pool``/``valid_pool`` boolean [G]
     select where observations and validation points may come from.  When the pools
-    overlap (interpolation), validation points are removed from the training pool.
+    overlap (interpolation), validation points are removed from the training pool.  The
+    noise scale is each output's std over ``noise_pool`` (boolean [G]; default all points).
     """
     rng = np.random.default_rng(VALIDATION_SEED)
     valid_idx = np.flatnonzero(valid_pool)
@@ -71,7 +75,7 @@ def grid_split(
             f"n_data={n_data} is larger than the {pool_idx.size} grid points available for "
             f"observations with split={split!r}; use at most {pool_idx.size}"
         )
-    scale = noise / 100.0 * values.std(axis=0)
+    scale = noise / 100.0 * values[slice(None) if noise_pool is None else noise_pool].std(axis=0)
     valid_y = values[valid_idx]
     if noisy_validation and noise > 0:
         valid_y = valid_y + scale * rng.standard_normal(valid_y.shape)
@@ -84,3 +88,53 @@ def grid_split(
         return Dataset(points[idx], y)
 
     return valid, sample
+
+
+def assemble(
+    spec: Spec,
+    rules: tuple[Rule, ...],
+    points: np.ndarray,
+    values: np.ndarray,
+    pools: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    reference: Callable[[np.ndarray], np.ndarray],
+    n_data: int,
+    noise: float,
+    split: str,
+    seed: int,
+    n_valid: int,
+    noisy_validation: bool = False,
+) -> Problem:
+    """A built-in problem from its rules and a reference point set.
+
+    ``points`` [G, d_in] and ``values`` [G, d_out] are where observations and validation
+    points come from; ``pools[split] = (train_pool, valid_pool)`` (boolean [G]) say which
+    of them each may use under each split (see :func:`grid_split`).  Noise is scaled by
+    each output's std over the interpolation split's observation pool (the in-distribution
+    domain), whatever the split.
+    """
+    n_data = check_count("n_data", n_data)
+    n_valid = check_count("n_valid", n_valid)
+    noise = check_noise(noise)
+    seed = check_count("seed", seed)
+    if split not in spec.splits:
+        raise KvqError(f"unknown split {split!r} for problem {spec.name!r}; choose one of {tuple(spec.splits)}")
+    if n_valid < 1:
+        raise KvqError("n_valid must be >= 1: importance needs held-out points")
+    if tuple(r.name for r in rules) != spec.rule_names:  # pragma: no cover - a library bug, caught by tests
+        raise KvqError(f"problem {spec.name!r}: rules {[r.name for r in rules]} differ from its spec")
+    train_pool, valid_pool = pools[split]
+    valid, sampler = grid_split(
+        points, values, train_pool, valid_pool, n_data=n_data, noise=noise, n_valid=n_valid,
+        split=split, noisy_validation=noisy_validation, noise_pool=pools["interpolation"][0],
+    )
+    info = {
+        **spec.info(),
+        "n_data": n_data,
+        "noise_pct": noise,
+        "split": split,
+        "split_meaning": spec.splits[split],
+        "noisy_validation": bool(noisy_validation),
+        "n_valid": len(valid),
+    }
+    return Problem(spec.name, rules, sampler(seed), valid, reference=reference, sampler=sampler, seed=seed, info=info)

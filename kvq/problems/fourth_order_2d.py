@@ -1,0 +1,99 @@
+"""A 2-D fourth-order equation: u_xx - u_yyyy = (2 - x^2) exp(-y) on x, y in [0, 1].
+
+Exact solution u = x^2 exp(-y).  Rules (in order): ``pde``; ``uyy_top`` u_yy(x, 1) = x^2/e;
+``uyy_bottom`` u_yy(x, 0) = x^2; ``top`` u(x, 1) = x^2/e; ``bottom`` u(x, 0) = x^2;
+``left`` u(0, y) = 0; ``right`` u(1, y) = exp(-y).  The PDE holds on a 30 x 30 interior
+grid, each boundary rule on 100 points; observations and validation points come from a
+150 x 150 grid.  The out-of-distribution split is spatial: observations outside the
+square [0.2, 0.8]^2, validation inside it.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from kvq.derivatives import partials
+from kvq.problems import pde1d
+from kvq.problems.sampling import assemble
+from kvq.problems.spec import Spec
+from kvq.rules import Problem, Rule
+
+RANGE = (0.0, 1.0)
+INNER = (0.2, 0.8)
+SPEC = Spec(
+    name="fourth_order_2d",
+    equation="u_xx - u_yyyy = (2 - x^2) exp(-y)",
+    inputs=("x", "y"),
+    outputs=("u",),
+    domain={"x": RANGE, "y": RANGE},
+    rules=(("pde", "global"), ("uyy_top", "local"), ("uyy_bottom", "local"), ("top", "local"),
+           ("bottom", "local"), ("left", "local"), ("right", "local")),
+    splits={
+        "interpolation": "observations and validation points both from the whole 150 x 150 grid (disjoint)",
+        "extrapolation": "observations outside the square [0.2, 0.8]^2, validation inside it",
+    },
+    presets={
+        "paper": {"width": 32, "depth": 4, "activation": "tanh"},
+        "quick": {"steps": 600, "check_every": 300, "pretrain_steps": 900, "collocation": 256},
+    },
+    n_data=50,
+)
+
+
+def solution(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Exact u(x, y) = x^2 exp(-y) (float64, broadcast shapes)."""
+    return np.asarray(x, np.float64) ** 2 * np.exp(-np.asarray(y, np.float64))
+
+
+def reference(points: np.ndarray) -> np.ndarray:
+    """Exact solution at points [P, 2] (columns x, y) -> [P, 1]."""
+    points = np.asarray(points, np.float64)
+    return solution(points[:, 0], points[:, 1])[:, None]
+
+
+def pde_loss(u, points):
+    """Mean squared residual of u_xx - u_yyyy - (2 - x^2) exp(-y) at points [P, 2]."""
+    (_, _, u_xx), (_, _, _, _, u_yyyy) = partials(u, points, (2, 4))
+    x, y = points[:, 0], points[:, 1]
+    return jnp.mean((u_xx[:, 0] - u_yyyy[:, 0] - (2.0 - x**2) * jnp.exp(-y)) ** 2)
+
+
+def _uyy_matches(target):
+    def loss(u, points):
+        _, (_, _, u_yy) = partials(u, points, (0, 2))
+        return jnp.mean((u_yy[:, 0] - target(points)) ** 2)
+
+    return loss
+
+
+def make_rules(n_side: int = 30, n_line: int = 100) -> tuple[Rule, ...]:
+    """The paper's rules: the PDE on an n_side x n_side interior grid, n_line points per
+    boundary rule."""
+    inner = np.linspace(*RANGE, n_side + 2)[1:-1]
+    s = np.linspace(*RANGE, n_line)
+    line = lambda fixed_axis, value: np.insert(s[:, None], fixed_axis, value, axis=1)  # noqa: E731
+    top, bottom, left, right = line(1, 1.0), line(1, 0.0), line(0, 0.0), line(0, 1.0)
+    x2 = lambda p: p[:, 0] ** 2  # noqa: E731
+    return (
+        Rule("pde", pde_loss, pde1d.mesh(inner, inner), kind="global"),
+        Rule("uyy_top", _uyy_matches(lambda p: x2(p) * np.exp(-1.0)), top, kind="local"),
+        Rule("uyy_bottom", _uyy_matches(x2), bottom, kind="local"),
+        Rule("top", pde1d.matches(lambda p: x2(p) * np.exp(-1.0)), top, kind="local"),
+        Rule("bottom", pde1d.matches(x2), bottom, kind="local"),
+        Rule("left", pde1d.matches(), left, kind="local"),
+        Rule("right", pde1d.matches(lambda p: jnp.exp(-p[:, 1])), right, kind="local"),
+    )
+
+
+def make(n_data: int = 50, noise: float = 0.0, split: str = "interpolation", seed: int = 0,
+         n_valid: int = 10_000, noisy_validation: bool = False) -> Problem:
+    """The 2-D problem with ``n_data`` observations (noise in % of std(u)) and a split,
+    drawn from a 150 x 150 grid of [0, 1]^2."""
+    g = np.linspace(*RANGE, 150)
+    pts = pde1d.mesh(g, g)
+    inside = np.all((pts > INNER[0]) & (pts < INNER[1]), axis=1)
+    everywhere = np.ones(len(pts), bool)
+    pools = {"interpolation": (everywhere, everywhere), "extrapolation": (~inside, inside)}
+    return assemble(SPEC, make_rules(), pts, reference(pts), pools, reference=reference, n_data=n_data,
+                    noise=noise, split=split, seed=seed, n_valid=n_valid, noisy_validation=noisy_validation)

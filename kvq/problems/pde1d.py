@@ -1,0 +1,64 @@
+"""Pieces shared by the 1-D time-dependent problems (inputs ``(x, t)``).
+
+Collocation sets (the paper's: a PDE grid, points on the initial line and on each
+boundary), the reference grid the observations and validation points come from, the two
+splits, and condition losses of the form ``mean((u - g)^2)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from kvq.derivatives import partials
+
+SPLITS = {
+    "interpolation": "observations and validation points both from the whole reference grid (disjoint)",
+    "extrapolation": "observations from the first half of the time span, validation from the second half",
+}
+
+
+def mesh(x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """All (x, t) pairs of two 1-D grids, x-major: [len(x) * len(t), 2]."""
+    xx, tt = np.meshgrid(np.asarray(x, np.float64), np.asarray(t, np.float64), indexing="ij")
+    return np.stack([xx.ravel(), tt.ravel()], axis=1)
+
+
+def collocation(x_range: tuple[float, float], t_range: tuple[float, float], n_side: int = 200,
+                n_line: int = 200) -> dict[str, np.ndarray]:
+    """The paper's rule points: ``pde`` an n_side x n_side grid of the domain, ``initial``
+    (t = t0), ``left`` (x = x0) and ``right`` (x = x1) lines of n_line points, each [P, 2]."""
+    x, t = np.linspace(*x_range, n_line), np.linspace(*t_range, n_line)
+    return {
+        "pde": mesh(np.linspace(*x_range, n_side), np.linspace(*t_range, n_side)),
+        "initial": np.stack([x, np.full_like(x, t_range[0])], axis=1),
+        "left": np.stack([np.full_like(t, x_range[0]), t], axis=1),
+        "right": np.stack([np.full_like(t, x_range[1]), t], axis=1),
+    }
+
+
+def time_split(points: np.ndarray, t_range: tuple[float, float]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Observation and validation pools [G] for each split of :data:`SPLITS`."""
+    everywhere = np.ones(len(points), bool)
+    early = points[:, 1] < 0.5 * (t_range[0] + t_range[1])
+    return {"interpolation": (everywhere, everywhere), "extrapolation": (early, ~early)}
+
+
+def matches(target: Callable[[jax.Array], jax.Array] | None = None) -> Callable:
+    """Loss ``mean((u(p) - target(p))^2)`` over points [P, d_in] (first output; ``target``
+    maps points [P, d_in] -> [P]; ``None`` means 0: a homogeneous Dirichlet condition)."""
+
+    def loss(u, points):
+        pred = jax.vmap(u)(points)[:, 0]
+        return jnp.mean((pred if target is None else pred - target(points)) ** 2)
+
+    return loss
+
+
+def time_derivative_vanishes(u, points):
+    """Loss ``mean(u_t^2)`` over points [P, 2] (an initial velocity of zero)."""
+    (_,), (_, u_t) = partials(u, points, (0, 1))
+    return jnp.mean(u_t[:, 0] ** 2)
