@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from kvq.derivatives import partials
-from kvq.problems import pde1d
+from kvq.problems import pde
 from kvq.problems.sampling import assemble
 from kvq.problems.spec import Spec
 from kvq.rules import Problem, Rule
@@ -25,7 +25,7 @@ SPEC = Spec(
     outputs=("u",),
     domain={"x": X_RANGE, "t": T_RANGE},
     rules=(("pde", "global"), ("ic", "local"), ("bc_left", "local"), ("bc_right", "local")),
-    splits=pde1d.SPLITS,
+    splits=pde.SPLITS,
 )
 
 
@@ -53,7 +53,7 @@ def reference(points: np.ndarray) -> np.ndarray:
 
 def grid() -> tuple[np.ndarray, np.ndarray]:
     """The paper's reference grid: 256 x in [-1, 1] by 100 t in [0, 0.99] -> ([G, 2], [G, 1])."""
-    pts = pde1d.mesh(np.linspace(*X_RANGE, 256), np.linspace(0.0, 0.99, 100))
+    pts = pde.mesh(np.linspace(*X_RANGE, 256), np.linspace(0.0, 0.99, 100))
     return pts, reference(pts)
 
 
@@ -65,12 +65,12 @@ def pde_loss(u, points):
 
 def make_rules(n_pde_side: int = 200, n_line: int = 200) -> tuple[Rule, ...]:
     """The paper's rules: PDE on an n x n grid, 200 points per initial/boundary rule."""
-    pts = pde1d.collocation(X_RANGE, T_RANGE, n_pde_side, n_line)
+    pts = pde.collocation(X_RANGE, T_RANGE, n_pde_side, n_line)
     return (
         Rule("pde", pde_loss, pts["pde"], kind="global"),
-        Rule("ic", pde1d.matches(lambda p: -jnp.sin(jnp.pi * p[:, 0])), pts["initial"], kind="local"),
-        Rule("bc_left", pde1d.matches(), pts["left"], kind="local"),
-        Rule("bc_right", pde1d.matches(), pts["right"], kind="local"),
+        Rule("ic", pde.matches(lambda p: -jnp.sin(jnp.pi * p[:, 0])), pts["initial"], kind="local"),
+        Rule("bc_left", pde.matches(), pts["left"], kind="local"),
+        Rule("bc_right", pde.matches(), pts["right"], kind="local"),
     )
 
 
@@ -88,6 +88,6 @@ def make(
     (disjoint); ``extrapolation``: observations from t < 0.5, validation from t >= 0.5.
     """
     pts, u = grid()
-    return assemble(SPEC, make_rules(), pts, u, pde1d.time_split(pts, T_RANGE), reference=reference,
+    return assemble(SPEC, make_rules(), pts, u, pde.time_split(pts, T_RANGE), reference=reference,
                     n_data=n_data, noise=noise, split=split, seed=seed, n_valid=n_valid,
                     noisy_validation=noisy_validation)

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from kvq.derivatives import partials
-from kvq.problems import pde1d
+from kvq.problems import pde
 from kvq.problems.sampling import assemble
 from kvq.problems.spec import Spec
 from kvq.rules import Problem, Rule
@@ -26,7 +26,7 @@ SPEC = Spec(
     outputs=("u",),
     domain={"x": X_RANGE, "t": T_RANGE},
     rules=(("pde", "global"), ("ic", "local"), ("bc_left", "local"), ("bc_right", "local")),
-    splits=pde1d.SPLITS,
+    splits=pde.SPLITS,
     presets={"paper": {"activation": "tanh"}},
 )
 _L = X_RANGE[1] - X_RANGE[0]
@@ -83,13 +83,13 @@ def pde_loss(u, points):
 
 def make_rules(n_pde_side: int = 200, n_line: int = 200) -> tuple[Rule, ...]:
     """The paper's rules: PDE on an n x n grid, 200 points per initial/boundary rule."""
-    pts = pde1d.collocation(X_RANGE, T_RANGE, n_pde_side, n_line)
-    ic = pde1d.matches(lambda p: jnp.sin(jnp.pi * p[:, 0]) * jnp.exp(-p[:, 0]))
+    pts = pde.collocation(X_RANGE, T_RANGE, n_pde_side, n_line)
+    ic = pde.matches(lambda p: jnp.sin(jnp.pi * p[:, 0]) * jnp.exp(-p[:, 0]))
     return (
         Rule("pde", pde_loss, pts["pde"], kind="global"),
         Rule("ic", ic, pts["initial"], kind="local"),
-        Rule("bc_left", pde1d.matches(), pts["left"], kind="local"),
-        Rule("bc_right", pde1d.matches(), pts["right"], kind="local"),
+        Rule("bc_left", pde.matches(), pts["left"], kind="local"),
+        Rule("bc_right", pde.matches(), pts["right"], kind="local"),
     )
 
 
@@ -97,7 +97,7 @@ def make(n_data: int = 100, noise: float = 0.0, split: str = "interpolation", se
          n_valid: int = 10_000, noisy_validation: bool = False) -> Problem:
     """Convection-diffusion with ``n_data`` observations (noise in % of std(u)) and a split,
     drawn from the paper's 256 x 100 grid (x in [0, 2], t in [0, 1])."""
-    pts = pde1d.mesh(np.linspace(*X_RANGE, 256), np.linspace(*T_RANGE, 100))
-    return assemble(SPEC, make_rules(), pts, reference(pts), pde1d.time_split(pts, T_RANGE),
+    pts = pde.mesh(np.linspace(*X_RANGE, 256), np.linspace(*T_RANGE, 100))
+    return assemble(SPEC, make_rules(), pts, reference(pts), pde.time_split(pts, T_RANGE),
                     reference=reference, n_data=n_data, noise=noise, split=split, seed=seed,
                     n_valid=n_valid, noisy_validation=noisy_validation)

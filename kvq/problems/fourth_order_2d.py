@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from kvq.derivatives import partials
-from kvq.problems import pde1d
+from kvq.problems import pde
 from kvq.problems.sampling import assemble
 from kvq.problems.spec import Spec
 from kvq.rules import Problem, Rule
@@ -76,13 +76,13 @@ def make_rules(n_side: int = 30, n_line: int = 100) -> tuple[Rule, ...]:
     top, bottom, left, right = line(1, 1.0), line(1, 0.0), line(0, 0.0), line(0, 1.0)
     x2 = lambda p: p[:, 0] ** 2  # noqa: E731
     return (
-        Rule("pde", pde_loss, pde1d.mesh(inner, inner), kind="global"),
+        Rule("pde", pde_loss, pde.mesh(inner, inner), kind="global"),
         Rule("uyy_top", _uyy_matches(lambda p: x2(p) * np.exp(-1.0)), top, kind="local"),
         Rule("uyy_bottom", _uyy_matches(x2), bottom, kind="local"),
-        Rule("top", pde1d.matches(lambda p: x2(p) * np.exp(-1.0)), top, kind="local"),
-        Rule("bottom", pde1d.matches(x2), bottom, kind="local"),
-        Rule("left", pde1d.matches(), left, kind="local"),
-        Rule("right", pde1d.matches(lambda p: jnp.exp(-p[:, 1])), right, kind="local"),
+        Rule("top", pde.matches(lambda p: x2(p) * np.exp(-1.0)), top, kind="local"),
+        Rule("bottom", pde.matches(x2), bottom, kind="local"),
+        Rule("left", pde.matches(), left, kind="local"),
+        Rule("right", pde.matches(lambda p: jnp.exp(-p[:, 1])), right, kind="local"),
     )
 
 
@@ -91,7 +91,7 @@ def make(n_data: int = 50, noise: float = 0.0, split: str = "interpolation", see
     """The 2-D problem with ``n_data`` observations (noise in % of std(u)) and a split,
     drawn from a 150 x 150 grid of [0, 1]^2."""
     g = np.linspace(*RANGE, 150)
-    pts = pde1d.mesh(g, g)
+    pts = pde.mesh(g, g)
     inside = np.all((pts > INNER[0]) & (pts < INNER[1]), axis=1)
     everywhere = np.ones(len(pts), bool)
     pools = {"interpolation": (everywhere, everywhere), "extrapolation": (~inside, inside)}

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from kvq.derivatives import partials
-from kvq.problems import pde1d
+from kvq.problems import pde
 from kvq.problems.sampling import assemble
 from kvq.problems.spec import Spec
 from kvq.rules import Problem, Rule
@@ -29,7 +29,7 @@ SPEC = Spec(
     outputs=("u",),
     domain={"x": X_RANGE, "t": T_RANGE},
     rules=(("pde", "global"), ("ic", "local"), ("periodic", "local")),
-    splits=pde1d.SPLITS,
+    splits=pde.SPLITS,
 )
 
 
@@ -134,10 +134,10 @@ def periodic_loss(u, points):
 
 def make_rules(n_pde_side: int = 200, n_line: int = 200) -> tuple[Rule, ...]:
     """The paper's rules: PDE on an n x n grid, 200 points for the initial and periodic rules."""
-    pts = pde1d.collocation(X_RANGE, T_RANGE, n_pde_side, n_line)
+    pts = pde.collocation(X_RANGE, T_RANGE, n_pde_side, n_line)
     return (
         Rule("pde", pde_loss, pts["pde"], kind="global"),
-        Rule("ic", pde1d.matches(lambda p: jnp.cos(jnp.pi * p[:, 0])), pts["initial"], kind="local"),
+        Rule("ic", pde.matches(lambda p: jnp.cos(jnp.pi * p[:, 0])), pts["initial"], kind="local"),
         Rule("periodic", periodic_loss, pts["left"], kind="local"),
     )
 
@@ -146,7 +146,7 @@ def make(n_data: int = 100, noise: float = 0.0, split: str = "interpolation", se
          n_valid: int = 10_000, noisy_validation: bool = False) -> Problem:
     """KdV with ``n_data`` observations (noise in % of std(u)) and a split, drawn from the
     paper's 512 x 201 grid (x in [-1, 1), t in [0, 1])."""
-    pts = pde1d.mesh(X_RANGE[0] + _PERIOD * np.arange(512) / 512, np.linspace(*T_RANGE, 201))
-    return assemble(SPEC, make_rules(), pts, reference(pts), pde1d.time_split(pts, T_RANGE),
+    pts = pde.mesh(X_RANGE[0] + _PERIOD * np.arange(512) / 512, np.linspace(*T_RANGE, 201))
+    return assemble(SPEC, make_rules(), pts, reference(pts), pde.time_split(pts, T_RANGE),
                     reference=reference, n_data=n_data, noise=noise, split=split, seed=seed,
                     n_valid=n_valid, noisy_validation=noisy_validation)

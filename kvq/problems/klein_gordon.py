@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from kvq.derivatives import partials
-from kvq.problems import pde1d
+from kvq.problems import pde
 from kvq.problems.sampling import assemble
 from kvq.problems.spec import Spec
 from kvq.rules import Problem, Rule
@@ -28,7 +28,7 @@ SPEC = Spec(
     domain={"x": X_RANGE, "t": T_RANGE},
     rules=(("pde", "global"), ("ic", "local"), ("ic_velocity", "local"), ("bc_left", "local"),
            ("bc_right", "local")),
-    splits=pde1d.SPLITS,
+    splits=pde.SPLITS,
 )
 
 
@@ -73,13 +73,13 @@ def _initial(p):
 
 def make_rules(n_pde_side: int = 200, n_line: int = 200) -> tuple[Rule, ...]:
     """The paper's rules: PDE on an n x n grid, 200 points per initial/boundary rule."""
-    pts = pde1d.collocation(X_RANGE, T_RANGE, n_pde_side, n_line)
+    pts = pde.collocation(X_RANGE, T_RANGE, n_pde_side, n_line)
     return (
         Rule("pde", pde_loss, pts["pde"], kind="global"),
-        Rule("ic", pde1d.matches(_initial), pts["initial"], kind="local"),
-        Rule("ic_velocity", pde1d.time_derivative_vanishes, pts["initial"], kind="local"),
-        Rule("bc_left", pde1d.matches(), pts["left"], kind="local"),
-        Rule("bc_right", pde1d.matches(), pts["right"], kind="local"),
+        Rule("ic", pde.matches(_initial), pts["initial"], kind="local"),
+        Rule("ic_velocity", pde.time_derivative_vanishes, pts["initial"], kind="local"),
+        Rule("bc_left", pde.matches(), pts["left"], kind="local"),
+        Rule("bc_right", pde.matches(), pts["right"], kind="local"),
     )
 
 
@@ -87,7 +87,7 @@ def make(n_data: int = 100, noise: float = 0.0, split: str = "interpolation", se
          n_valid: int = 10_000, noisy_validation: bool = False) -> Problem:
     """Klein-Gordon with ``n_data`` observations (noise in % of std(u)) and a split, drawn
     from the paper's 201 x 201 grid (x in [-1, 1], t in [0, 3])."""
-    pts = pde1d.mesh(np.linspace(*X_RANGE, 201), np.linspace(*T_RANGE, 201))
-    return assemble(SPEC, make_rules(), pts, reference(pts), pde1d.time_split(pts, T_RANGE),
+    pts = pde.mesh(np.linspace(*X_RANGE, 201), np.linspace(*T_RANGE, 201))
+    return assemble(SPEC, make_rules(), pts, reference(pts), pde.time_split(pts, T_RANGE),
                     reference=reference, n_data=n_data, noise=noise, split=split, seed=seed,
                     n_valid=n_valid, noisy_validation=noisy_validation)

@@ -1,4 +1,4 @@
-"""Pieces shared by the 1-D time-dependent problems (inputs ``(x, t)``).
+"""Pieces shared by the PDE problems: point sets, the time split, condition losses.
 
 Collocation sets (the paper's: a PDE grid, points on the initial line and on each
 boundary), the reference grid the observations and validation points come from, the two
