@@ -26,8 +26,15 @@ def _mse(values: np.ndarray) -> str:
     return f"{v.mean():.3e} ± {v.std(ddof=1) / np.sqrt(v.size):.1e}"
 
 
+def _columns(head: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[c]) for r in [head, *rows]) for c in range(len(head))]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return [line(head), line(["-" * w for w in widths]), *map(line, rows)]
+
+
 def importance_table(table: ValueTable) -> str:
-    """Rule, RI uniform ± se, RI Shapley ± se, FI ± se; then MSE with all rules vs none.
+    """Rule, RI uniform ± se, RI Shapley ± se, FI ± se; for several outputs also RI per
+    output; then MSE with all rules vs none.
 
     Importances are in log10 units of validation MSE (0.30 = the rule halves the error).
     """
@@ -44,9 +51,15 @@ def importance_table(table: ValueTable) -> str:
         [name, kinds.get(name, ""), _pm(ri_u.mean[i], ri_u.se[i]), _pm(ri_s.mean[i], ri_s.se[i]), _pm(fi.mean[i], fi.se[i])]
         for i, name in enumerate(table.rule_names)
     ]
-    widths = [max(len(r[c]) for r in [head, *rows]) for c in range(len(head))]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
-    out = [line(head), line(["-" * w for w in widths]), *map(line, rows), ""]
+    out = [*_columns(head, rows), ""]
+    outputs = tuple(getattr(table, "output_names", ()) or ())
+    if getattr(table, "errors_by_output", None) is not None and len(outputs) > 1:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            per = [rule_importance(table, "uniform", output=o) for o in outputs]
+        rows = [[name, *(_pm(ri.mean[i], ri.se[i]) for ri in per)] for i, name in enumerate(table.rule_names)]
+        out += ["RI uniform ± se per output (importance for each output's own validation MSE):",
+                *_columns(["rule", *outputs], rows), ""]
     seeds = table.errors.shape[1]
     out.append(f"validation MSE, all rules: {_mse(table.errors[-1])}   no rules: {_mse(table.errors[0])}"
                f"   ({seeds} seed{'s' if seeds != 1 else ''}, mean ± se)")

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+import kvq
 from kvq.cli import main
 
 TINY_ARGS = ["--data", "12", "--seeds", "2", "--steps", "20", "--check-every", "10", "--pretrain-steps", "20",
@@ -67,6 +68,12 @@ def test_console_entry_point_lists_problems():
     proc = subprocess.run([sys.executable, "-m", "kvq.cli", "problems"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0
     assert "burgers" in proc.stdout and "pde (global)" in proc.stdout and "extrapolation" in proc.stdout
+    for name in kvq.problems.names():  # every built-in problem with every rule and split
+        block = proc.stdout.split(f"{name}:", 1)[1].split("\n  quick preset")[0]
+        spec = kvq.problems.spec(name)
+        assert all(f"{rule} ({kind})" in block for rule, kind in spec.rules)
+        assert all(f"{split}:" in block for split in spec.splits)
+    assert "ic_velocity (local)" in proc.stdout and "128 subsets" in proc.stdout
 
 
 def test_interrupted_scan_resumes_from_its_checkpoint(tmp_path, capsys, monkeypatch):

@@ -280,3 +280,21 @@ def test_bad_inputs():
         rule_importance((("a", "a", "b"), errors))
     with pytest.raises(KvqError, match="valid names"):
         rule_importance((names, errors))["nope"]
+
+
+def test_report_shows_each_outputs_importance():
+    from kvq.report import importance_table
+    from kvq.table import ValueTable
+
+    rng = np.random.default_rng(5)
+    by_output = 10.0 ** -rng.uniform(0.5, 4.0, size=(4, 3, 2))
+    table = ValueTable(("p", "q"), by_output.mean(axis=-1), errors_by_output=by_output, output_names=("c", "d"))
+    text = importance_table(table)
+    assert "per output" in text
+    per_output = text.split("per output", 1)[1]
+    row = next(line for line in per_output.splitlines() if line.startswith("q "))
+    for o in ("c", "d"):
+        m, s = rule_importance(table, output=o)["q"]
+        assert f"{m:+.3f} ± {s:.3f}" in row
+    single = ValueTable(("p", "q"), by_output[..., 0], errors_by_output=by_output[..., :1], output_names=("c",))
+    assert "per output" not in importance_table(single)

@@ -29,6 +29,7 @@ SPEC = Spec(
     rules=(("pde", "global"), ("ic", "local"), ("ic_velocity", "local"), ("bc_left", "local"),
            ("bc_right", "local")),
     splits=pde.SPLITS,
+    presets={"quick": {"steps": 2_000}},
 )
 
 
