@@ -73,11 +73,15 @@ def derivative_steps(method: str, points: int):
 def derivative_ms(points: int, rounds: int = 7) -> dict[str, float]:
     """Median ms per step of each derivative method, timed in alternating rounds."""
     methods = ("taylor", "jvp", "jet", "grad")
-    compiled = {m: derivative_steps(m, points) for m in methods}
-    samples: dict[str, list[float]] = {m: [] for m in methods}
+    return _alternating_ms({m: derivative_steps(m, points) for m in methods}, rounds)
+
+
+def _alternating_ms(compiled: dict, rounds: int) -> dict[str, float]:
+    """Median ms per step of each compiled ``(fn, params)`` (STEPS steps a call), timed in
+    alternating rounds so machine noise hits every variant alike."""
+    samples: dict[str, list[float]] = {m: [] for m in compiled}
     for _ in range(rounds):
-        for m in methods:
-            fn, params = compiled[m]
+        for m, (fn, params) in compiled.items():
             t0 = time.perf_counter()
             jax.block_until_ready(fn(params))
             samples[m].append(1e3 * (time.perf_counter() - t0) / STEPS)
@@ -125,14 +129,7 @@ def orders_ms(points: int, rounds: int = 5) -> dict[str, dict[str, float]]:
             fn = jax.jit(lambda prm, body=body: jax.lax.fori_loop(0, STEPS, body, prm))
             jax.block_until_ready(fn(params))
             compiled[m] = (fn, params)
-        samples: dict[str, list[float]] = {m: [] for m in methods}
-        for _ in range(rounds):
-            for m in methods:
-                fn, params = compiled[m]
-                t0 = time.perf_counter()
-                jax.block_until_ready(fn(params))
-                samples[m].append(1e3 * (time.perf_counter() - t0) / STEPS)
-        out[case] = {m: statistics.median(v) for m, v in samples.items()}
+        out[case] = _alternating_ms(compiled, rounds)
         print(points, case, out[case], flush=True)
     return out
 

@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kvq  # noqa: E402
-from kvq.problems import burgers, convection_diffusion, equations, fourth_order_2d, kdv, klein_gordon  # noqa: E402
+from kvq.problems import burgers, convection_diffusion, equations, kdv, klein_gordon  # noqa: E402
 from results_md import machine, update_section, write_json  # noqa: E402
 
 REFDATA = Path(os.environ.get("KVQ_REFDATA", Path(__file__).resolve().parents[2] / "shared" / "refdata"))
@@ -108,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         print(name, json.dumps(row), flush=True)
     m = machine()
     key = f"problems-{m['platform']}"
+    previous = Path(__file__).resolve().parent / "results" / f"{key}.json"
+    if set(args.only) != set(kvq.problems.names()) and previous.exists():  # a partial rerun: keep the others
+        rows = {**json.loads(previous.read_text())["problems"], **rows}
+        rows = {n: rows[n] for n in kvq.problems.names() if n in rows}
     write_json(key, {"machine": m, "scan_args": args.scan_args, "problems": rows})
     lines = [
         f"## Built-in problems at the quick preset ({m['cpu']}, {m['cores']} cores, {m['accelerator']}, {m['date']})",
