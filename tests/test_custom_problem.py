@@ -58,8 +58,8 @@ def heat_problem() -> kvq.Problem:
 
 def test_user_defined_problem_ranks_correct_and_wrong_knowledge():
     problem = heat_problem()
-    config = kvq.ScanConfig(width=16, depth=2, activation="tanh", learning_rate=1e-2, steps=400,
-                            check_every=100, pretrain_steps=300, seeds=2)
+    config = kvq.ScanConfig(width=16, depth=2, activation="tanh", learning_rate=1e-2, steps=1000,
+                            check_every=200, pretrain_steps=400, seeds=2)
     result = kvq.scan(problem, config)
     assert result.errors.shape == (8, 2) and np.isfinite(result.errors).all()
     ri = kvq.rule_importance(result)
