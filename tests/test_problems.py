@@ -212,3 +212,16 @@ def test_kdv_reference_is_fast_and_arbitrary_points_work():
     assert u.shape == (500, 1) and np.all(np.isfinite(u))
     with pytest.raises(kvq.KvqError, match="split"):
         kvq.problems.get("kdv", split="spatial")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_problem_scans_end_to_end(name, tiny_config):
+    split = "extrapolation" if name in ("kdv", "equations") else "interpolation"
+    problem = kvq.problems.get(name, n_data=16, n_valid=64, split=split)
+    config = tiny_config.replace(steps=20, check_every=10, pretrain_steps=10, collocation=24)
+    result = kvq.scan(problem, config)
+    n = len(problem.rules)
+    assert result.errors.shape == (2**n, 2) and np.isfinite(result.errors).all()
+    assert result.errors_by_output.shape == (2**n, 2, problem.d_out)
+    assert result.output_names == kvq.problems.spec(name).outputs
+    assert np.isfinite(kvq.rule_importance(result, output=result.output_names[-1]).mean).all()
