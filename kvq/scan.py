@@ -278,13 +278,13 @@ class Engine:
         objective with every rule on (XLA's memory analysis)."""
         one = start_state(take(self.params0, 0), take(self.opt0, 0))
         state = sum(np.asarray(leaf).nbytes for leaf in jax.tree.leaves(one))
-        masks = jnp.ones(len(self.points), jnp.float32)
-        grad = jax.jit(jax.grad(lambda p: self.programs.objective(p, masks, self.xs[0], self.ys[0], self.points, pattern)))
+        all_on = jnp.ones(len(self.points), jnp.float32)
+        grad = jax.jit(jax.grad(lambda p: self.programs.objective(p, all_on, self.xs[0], self.ys[0], self.points, pattern)))
         try:
-            temp = grad.lower(take(self.params0, 0)).compile().memory_analysis().temp_size_in_bytes
+            temp = _compile(grad, self.clock, take(self.params0, 0)).memory_analysis().temp_size_in_bytes
         except Exception:  # noqa: BLE001 - no analysis on this backend: count activations instead
-            width = self.config.width * self.config.depth * 4 * 10
-            temp = width * (self.xs.shape[1] + sum(int(p.shape[0]) for p in self.points))
+            per_point = self.config.width * self.config.depth * 4 * 10  # float32 activations, ~10 copies
+            temp = per_point * (self.xs.shape[1] + sum(int(p.shape[0]) for p in self.points))
         return int(3 * state + temp + self.xs[0].nbytes + self.ys[0].nbytes)
 
     def max_batch(self, pattern: tuple[int, ...], total: int) -> int:

@@ -205,7 +205,7 @@ def test_equations_match_the_papers_datasets():
         assert np.linalg.norm(ref - rows[:, 2:]) / np.linalg.norm(rows[:, 2:]) <= 1e-12
 
 
-def test_kdv_reference_is_fast_and_arbitrary_points_work():
+def test_kdv_reference_at_arbitrary_points_and_its_splits():
     rng = np.random.default_rng(0)
     pts = np.stack([rng.uniform(-1, 1, 500), rng.uniform(0, 1, 500)], axis=1)
     u = kdv.reference(pts)

@@ -45,10 +45,7 @@ def cole_hopf(x: np.ndarray, t: np.ndarray, nodes: int = 100) -> np.ndarray:
     return np.where(t == 0.0, -np.sin(np.pi * x), u)
 
 
-def reference(points: np.ndarray) -> np.ndarray:
-    """Exact solution at points [P, 2] (columns x, t) -> [P, 1]."""
-    points = np.asarray(points, np.float64)
-    return cole_hopf(points[:, 0], points[:, 1])[:, None]
+reference = pde.at_points(cole_hopf)  # [P, 2] -> [P, 1]
 
 
 def grid() -> tuple[np.ndarray, np.ndarray]:

@@ -69,10 +69,7 @@ def solution(x: np.ndarray, t: np.ndarray, tol: float = 1e-16) -> np.ndarray:
     return out.reshape(x.shape)
 
 
-def reference(points: np.ndarray) -> np.ndarray:
-    """Exact solution at points [P, 2] (columns x, t) -> [P, 1]."""
-    points = np.asarray(points, np.float64)
-    return solution(points[:, 0], points[:, 1])[:, None]
+reference = pde.at_points(solution)  # [P, 2] -> [P, 1]
 
 
 def pde_loss(u, points):

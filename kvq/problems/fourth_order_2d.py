@@ -46,10 +46,7 @@ def solution(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.asarray(x, np.float64) ** 2 * np.exp(-np.asarray(y, np.float64))
 
 
-def reference(points: np.ndarray) -> np.ndarray:
-    """Exact solution at points [P, 2] (columns x, y) -> [P, 1]."""
-    points = np.asarray(points, np.float64)
-    return solution(points[:, 0], points[:, 1])[:, None]
+reference = pde.at_points(solution)  # [P, 2] -> [P, 1]
 
 
 def pde_loss(u, points):

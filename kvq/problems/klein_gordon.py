@@ -55,10 +55,7 @@ def solution(x: np.ndarray, t: np.ndarray, modes: int = 120, nodes: int = 400) -
     return np.sum(a * basis(xs) * np.cos(omega * ts[:, None]), axis=1).reshape(x.shape)
 
 
-def reference(points: np.ndarray) -> np.ndarray:
-    """Exact solution at points [P, 2] (columns x, t) -> [P, 1]."""
-    points = np.asarray(points, np.float64)
-    return solution(points[:, 0], points[:, 1])[:, None]
+reference = pde.at_points(solution)  # [P, 2] -> [P, 1]
 
 
 def pde_loss(u, points):

@@ -21,6 +21,17 @@ SPLITS = {
 }
 
 
+def at_points(solution: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """``reference(points [P, 2]) -> [P, 1]`` (float64) from a scalar solution ``u(a, b)`` of
+    the two input columns (broadcast arrays)."""
+
+    def reference(points: np.ndarray) -> np.ndarray:
+        points = np.asarray(points, np.float64)
+        return solution(points[:, 0], points[:, 1])[:, None]
+
+    return reference
+
+
 def mesh(x: np.ndarray, t: np.ndarray) -> np.ndarray:
     """All (x, t) pairs of two 1-D grids, x-major: [len(x) * len(t), 2]."""
     xx, tt = np.meshgrid(np.asarray(x, np.float64), np.asarray(t, np.float64), indexing="ij")
