@@ -16,6 +16,7 @@ from kvq.importance import (
     interactions,
     rule_importance,
 )
+from kvq.perturb import estimate
 from kvq.rules import Dataset, Problem, Rule
 from kvq.scan import scan
 from kvq.table import ScanResult, ValueTable
@@ -33,6 +34,7 @@ __all__ = [
     "ScanResult",
     "ValueTable",
     "dependence_profile",
+    "estimate",
     "full_importance",
     "interactions",
     "problems",

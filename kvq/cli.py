@@ -50,7 +50,7 @@ class ProgressPrinter:
         if not self.tty and not finished and now - self.last < self.every_s:
             return
         self.last, self.shown[phase] = now, done
-        unit = "subset-steps" if phase == "train" else "seed-steps"
+        unit = {"train": "subset-steps", "refine": "subset-steps", "solve": "systems"}.get(phase, "seed-steps")
         rate = done / (now - start) if now > start else 0.0
         pct = 100.0 * done / total if total else 100.0
         msg = (f"{phase:>8}: {done:,}/{total:,} {unit} ({pct:5.1f}%)  "
@@ -68,10 +68,19 @@ def _parser() -> _Parser:
     p = _Parser(prog="kvq", description="Knowledge value quantification: how much is each rule worth?")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    s = sub.add_parser("scan", help="train every rule subset and print rule importances",
+    s = sub.add_parser("scan", help="train every rule subset (or estimate it) and print rule importances",
                        description="Exact scan: train the model with every subset of the problem's rules "
-                                   "(all subsets and seeds batched), then print RI/FI and write results.")
+                                   "(all subsets and seeds batched), then print RI/FI and write results. "
+                                   "--method finetune|newton estimates the same table from one anchor "
+                                   "training (see the README's 'Which method' section).")
     s.add_argument("problem", help=f"built-in problem ({', '.join(problems.names())})")
+    s.add_argument("--method", default="exact", choices=("exact", "finetune", "newton"),
+                   help="exact (train every subset), finetune (K steps per subset from one anchor) or newton "
+                        "(one second-order step per subset from an all-rules anchor); default exact")
+    s.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
+                   help="an estimator setting, repeatable: finetune: steps, anchor (data|all); newton: anchor "
+                        "(all|data), curvature (ggn|hessian), damping, cg_iterations, cg_tol, solve "
+                        "(shared|per_mask), anchor_step (true|false), refine_steps")
     s.add_argument("--preset", default="quick", help="training preset: quick (CPU, ~1 min) or paper (default: quick)")
     s.add_argument("--data", type=int, default=None, metavar="N", help="number of observations (problem default if omitted)")
     s.add_argument("--noise", default=None, metavar="PCT", help="observation noise in %% of the solution's std (default 0)")
@@ -99,8 +108,8 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
     from kvq import problems
     from kvq.checkpoint import stored_fingerprint
     from kvq.io import check_output_dir, save_result
+    from kvq.perturb import estimate, estimate_fingerprint, parse_settings, settings_for
     from kvq.report import importance_table
-    from kvq.scan import scan, scan_fingerprint
 
     options = {"seed": args.problem_seed}
     for key, value in (("n_data", args.data), ("noise", args.noise), ("split", args.split)):
@@ -114,8 +123,11 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
         if args.steps < base.check_every:  # a short run: one check at the end
             overrides["check_every"] = args.steps
     config = problems.config(args.problem, args.preset, **overrides)
-    outdir = Path(args.out or f"results/{args.problem}-{args.preset}")
-    fp = scan_fingerprint(problem, config)
+    settings = parse_settings(args.settings)
+    chosen = settings_for(args.method, **settings)
+    suffix = "" if args.method == "exact" else f"-{args.method}"
+    outdir = Path(args.out or f"results/{args.problem}-{args.preset}{suffix}")
+    fp = estimate_fingerprint(problem, config, args.method, chosen)
     check_output_dir(outdir, fp, args.overwrite)
     ckpt_dir = outdir / CHECKPOINT_DIR
     if args.overwrite and ckpt_dir.exists() and stored_fingerprint(ckpt_dir) != fp:
@@ -123,13 +135,14 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
     if ckpt_dir.exists():
         out.write(f"kvq: resuming from the checkpoint in {ckpt_dir}/\n")
 
-    out.write(f"kvq: scanning {problem.name} ({len(problem.rules)} rules -> {2 ** len(problem.rules)} subsets "
+    verb = "scanning" if args.method == "exact" else f"estimating ({args.method})"
+    out.write(f"kvq: {verb} {problem.name} ({len(problem.rules)} rules -> {2 ** len(problem.rules)} subsets "
               f"x {config.seeds} seed(s), preset {args.preset}, {len(problem.train)} observations, "
               f"noise {problem.info.get('noise_pct', 0):g}%, split {problem.info.get('split', '-')})\n")
     out.flush()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        result = scan(problem, config, progress=ProgressPrinter(), checkpoint=ckpt_dir)
+        result = estimate(problem, config, args.method, progress=ProgressPrinter(), checkpoint=ckpt_dir, **settings)
     for w in caught:
         sys.stderr.write(f"kvq: warning: {w.message}\n")
     save_result(result, outdir, overwrite=True)
@@ -148,6 +161,11 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
     out.write(f"time: {t['total_s']:.1f} s total ({t['compile_s']:.1f} s compiling, {t['train_s']:.1f} s training "
               f"at {t['subset_steps_per_s']:,.0f} subset-steps/s, {t['programs']} program(s)) on "
               f"{result.environment.get('device', '?')}\n")
+    if result.estimator:
+        diag = result.estimator.get("diagnostics", {})
+        cg = diag.get("cg_relative_residual_max")
+        out.write(f"method: {result.method} {result.estimator['settings']}"
+                  + (f"; largest CG relative residual {cg:.2g}" if cg is not None else "") + "\n")
     out.write(f"wrote {', '.join(files)} to {outdir}/\n")
     return 0
 

@@ -20,7 +20,8 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 class ScanConfig:
     """How every rule subset is trained.
 
-    Network: an MLP of ``depth`` hidden layers of ``width`` units with ``activation``.
+    Network: an MLP of ``depth`` hidden layers of ``width`` units with ``activation``
+    (``depth = 0``: an affine model).
     Optimizer: ``optimizer`` (``"adam"``, the paper's; ``"adamw"``; ``"sgd"``) with
     ``learning_rate``.  Each subset trains up to ``steps`` steps and
     is checked every ``check_every`` steps: it stops (keeping the weights of the last
@@ -56,8 +57,9 @@ class ScanConfig:
     vectorize: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("width", "depth", "steps", "check_every", "seeds"):
+        for name in ("width", "steps", "check_every", "seeds"):
             _positive_int(name, getattr(self, name))
+        _positive_int("depth", self.depth, allow_zero=True)
         _positive_int("pretrain_steps", self.pretrain_steps, allow_zero=True)
         if self.collocation is not None:
             _positive_int("collocation", self.collocation)

@@ -267,3 +267,57 @@ def dependence_profile(table: Any, output: int | str | None = None) -> Dependenc
             per_size.append(x)
         samples[name] = tuple(per_size)
     return DependenceProfile(names, tuple(range(n)), mean, se, samples, out, missing)
+
+
+def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation of two 1-D arrays (average ranks for ties); NaN when
+    either is constant or has fewer than 2 finite pairs."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    if len(a) < 2:
+        return float("nan")
+
+    def ranks(x: np.ndarray) -> np.ndarray:
+        order = np.argsort(x, kind="stable")
+        r = np.empty(len(x))
+        r[order] = np.arange(len(x), dtype=float)
+        for value in np.unique(x):  # ties share their average rank
+            tie = x == value
+            r[tie] = r[tie].mean()
+        return r
+
+    ra, rb = ranks(a), ranks(b)
+    if np.ptp(ra) == 0 or np.ptp(rb) == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def agreement(estimate: Any, reference: Any, weighting: str = "uniform") -> dict[str, float]:
+    """How well ``estimate``'s importances match ``reference``'s (e.g. an estimator's table
+    against the exact scan), per measure (``ri``: RI with ``weighting``; ``fi``):
+
+    - ``{m}_spearman``: rank correlation of the seed-mean values;
+    - ``{m}_sign``: share of rules whose mean has the same sign;
+    - ``{m}_sign_decisive``: the same over rules whose reference mean is at least two
+      standard errors from 0 (NaN if there is none), and ``{m}_decisive``: their count;
+    - ``{m}_mae``: mean absolute difference of the means (decades).
+    """
+    if tuple(estimate.rule_names) != tuple(reference.rule_names):
+        raise KvqError(f"the tables have different rules: {list(estimate.rule_names)} vs {list(reference.rule_names)}")
+    out: dict[str, float] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        pairs = {
+            "ri": (rule_importance(estimate, weighting), rule_importance(reference, weighting)),
+            "fi": (full_importance(estimate), full_importance(reference)),
+        }
+    for m, (est, ref) in pairs.items():
+        same = np.sign(est.mean) == np.sign(ref.mean)
+        decisive = np.abs(ref.mean) >= 2 * np.nan_to_num(ref.se, nan=np.inf)
+        out[f"{m}_spearman"] = rank_correlation(est.mean, ref.mean)
+        out[f"{m}_sign"] = float(np.mean(same))
+        out[f"{m}_sign_decisive"] = float(np.mean(same[decisive])) if decisive.any() else float("nan")
+        out[f"{m}_decisive"] = int(decisive.sum())
+        out[f"{m}_mae"] = float(np.nanmean(np.abs(est.mean - ref.mean)))
+    return out

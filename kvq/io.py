@@ -26,7 +26,8 @@ TABLE_CSV = "table.csv"
 
 def result_fingerprint(result: ScanResult) -> str:
     """The fingerprint of the scan that produced ``result`` (see :func:`kvq.scan.scan_fingerprint`)."""
-    return fingerprint(result.problem, result.config, list(result.rule_names), result.method)
+    method = result.estimator.get("settings", result.method) if result.estimator else result.method
+    return fingerprint(result.problem, result.config, list(result.rule_names), method)
 
 
 def check_output_dir(directory: str | Path, fp: str, overwrite: bool) -> Path:
@@ -97,6 +98,7 @@ def save_result(result: ScanResult, directory: str | Path, overwrite: bool = Fal
         "fingerprint": fp,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "method": result.method,
+        "estimator": result.estimator,
         "rule_names": list(result.rule_names),
         "output_names": list(result.output_names),
         "seeds": list(result.seeds),
@@ -175,4 +177,5 @@ def load_result(directory: str | Path) -> ScanResult:
         timing=meta.get("timing", {}),
         environment=meta.get("environment", {}),
         method=meta.get("method", "exact"),
+        estimator=meta.get("estimator", {}),
     )

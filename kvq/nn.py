@@ -59,7 +59,8 @@ Params = Any
 
 
 class MLP(nn.Module):
-    """``d_in -> width x depth -> d_out`` with Glorot-normal weights and zero biases."""
+    """``d_in -> width x depth -> d_out`` with Glorot-normal weights and zero biases
+    (``depth = 0``: an affine model ``W x + b``)."""
 
     width: int
     depth: int
@@ -180,8 +181,8 @@ def make_mlp(width: int, depth: int, d_in: int, d_out: int, activation: str):
     """
     if activation not in ACTIVATIONS:
         raise KvqError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
-    if width < 1 or depth < 1:
-        raise KvqError(f"network width and depth must be >= 1; got width={width}, depth={depth}")
+    if width < 1 or depth < 0:
+        raise KvqError(f"network width must be >= 1 and depth >= 0; got width={width}, depth={depth}")
     module = MLP(width=width, depth=depth, d_out=d_out, activation=activation)
 
     def init(key: jax.Array) -> Params:

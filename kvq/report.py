@@ -64,6 +64,9 @@ def importance_table(table: ValueTable) -> str:
     out.append(f"validation MSE, all rules: {_mse(table.errors[-1])}   no rules: {_mse(table.errors[0])}"
                f"   ({seeds} seed{'s' if seeds != 1 else ''}, mean ± se)")
     out.append("importance = mean log10(MSE without / MSE with the rule); > 0: the rule helps")
+    if getattr(table, "method", "exact") != "exact":
+        out.append(f"ESTIMATED by '{table.method}' (not every subset was trained): check it against an exact scan "
+                   "before relying on small differences (README: 'Which method')")
     missing = np.argwhere(table.missing())
     if missing.size:
         labels = ", ".join(f"{table.subset_label(k)} seed#{s}" for k, s in missing[:10])

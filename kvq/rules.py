@@ -8,6 +8,7 @@ helpers in :mod:`kvq.derivatives`) on the point function and ``vmap``-ped over t
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,22 @@ from kvq.errors import KvqError
 
 PointFn = Callable[[Any], Any]
 RuleLoss = Callable[[PointFn, Any], Any]
+RuleResidual = Callable[[PointFn, Any], Any]
 RULE_KINDS = ("global", "local")
+
+
+def mean_square(residual: RuleResidual) -> RuleLoss:
+    """The loss ``sum(r^2) / P`` of a residual function ``residual(u, points [P, d_in]) -> r``
+    ([P] or [P, k]): the mean over points of the squared residual (summed over its k
+    components)."""
+
+    @functools.wraps(residual)
+    def loss(u, points):
+        r = residual(u, points)
+        return (r**2).sum() / r.shape[0]
+
+    loss.residual = residual  # type: ignore[attr-defined]
+    return loss
 
 
 def _as_2d(name: str, a: Any) -> np.ndarray:
@@ -70,22 +86,39 @@ class Dataset:
 class Rule:
     """A named loss term ``loss(u, points) -> scalar >= 0`` with weight ``weight``.
 
-    ``points`` [P, d_in] are the rule's collocation points (shared by every mask and
-    seed).  ``kind`` is ``"global"`` (holds everywhere, e.g. a PDE) or ``"local"`` (holds
-    on part of the domain, e.g. an initial condition).
+    Give either ``loss`` or ``residual``: ``residual(u, points) -> r`` ([P] or [P, k])
+    defines the loss as ``sum(r^2) / P`` (:func:`mean_square`) and lets the second-order
+    estimator use a Gauss-Newton product for this rule (an opaque ``loss`` gets an exact
+    Hessian product instead).  ``points`` [P, d_in] are the rule's collocation points
+    (shared by every mask and seed).  ``kind`` is ``"global"`` (holds everywhere, e.g. a
+    PDE) or ``"local"`` (holds on part of the domain, e.g. an initial condition).
     """
 
     name: str
-    loss: RuleLoss
-    points: np.ndarray
+    loss: RuleLoss | None = None
+    points: np.ndarray = None  # type: ignore[assignment]
     weight: float = 1.0
     kind: str = "global"
+    residual: RuleResidual | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise KvqError(f"a rule needs a non-empty string name; got {self.name!r}")
+        if self.residual is not None:
+            if not callable(self.residual):
+                raise KvqError(f"rule {self.name!r}: residual must be callable residual(u, points)")
+            if self.loss is not None:
+                raise KvqError(f"rule {self.name!r}: give loss or residual, not both "
+                               "(with a residual the loss is the mean squared residual)")
+            object.__setattr__(self, "loss", mean_square(self.residual))
+        elif self.loss is None:
+            raise KvqError(f"rule {self.name!r} needs a loss(u, points) or a residual(u, points)")
+        elif getattr(self.loss, "residual", None) is not None:  # built by mean_square
+            object.__setattr__(self, "residual", self.loss.residual)
         if not callable(self.loss):
             raise KvqError(f"rule {self.name!r}: loss must be callable loss(u, points)")
+        if self.points is None:
+            raise KvqError(f"rule {self.name!r} needs points [P, d_in]")
         if self.kind not in RULE_KINDS:
             raise KvqError(f"rule {self.name!r}: kind must be one of {RULE_KINDS}; got {self.kind!r}")
         w = float(self.weight)

@@ -8,6 +8,7 @@ excludes it; within a group all masks x seeds train as one vmapped batch.
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import time
 import warnings
@@ -31,13 +32,18 @@ from kvq.table import ScanResult
 from kvq.train import ItemState, Objective, Programs, start_state, take
 
 Progress = Callable[[str, int, int], None]
-"""``progress(phase, done, total)``: phase ``"pretrain"`` (seed-steps) or ``"train"`` (subset-steps)."""
+"""``progress(phase, done, total)``: phase ``"pretrain"`` (seed-steps) or ``"train"`` (subset-steps)
+(estimators add ``"anchor"``, ``"solve"`` and ``"refine"``)."""
+Starts = Callable[[np.ndarray, np.ndarray], tuple[Any, Any]]
+"""``starts(mask_of [B], seed_of [B]) -> (params [B], opt_state [B])``: where items begin training."""
 
 EXPENSIVE_SHARE = 0.25  # a rule costing at least this share of all rules' FLOPs is "expensive"
 MAX_EXPENSIVE = 3  # at most 2^3 = 8 compiled programs per scan
 COLLOCATION_SEED = 7
 CPU_POINTS_PER_VECTOR = 4096  # see Engine.vectorize
 MEMORY_SHARE = 0.5  # an automatic max_batch plans for at most this share of the free memory
+ALWAYS_FITS = 8  # a batch this small is never split (skips the memory estimate's compile)
+VALIDATION_CHUNK = 64  # models scored per compiled validation call
 
 
 def available_memory() -> int | None:
@@ -207,8 +213,10 @@ class Engine:
     checkpoint: Checkpoint | None = None
 
     @classmethod
-    def prepare(cls, problem: Problem, config: ScanConfig, checkpoint: Checkpoint | None = None) -> Engine:
-        """Build the network, points, observations (per seed) and programs."""
+    def prepare(cls, problem: Problem, config: ScanConfig, checkpoint: Checkpoint | None = None,
+                group: bool = True) -> Engine:
+        """Build the network, points, observations (per seed) and programs.  ``group=False``
+        skips choosing expensive rules (one program; for runs that train one mask)."""
         _check_inputs(problem, config)
         init, apply = make_mlp(config.width, config.depth, problem.d_in, problem.d_out, config.activation)
         points = rule_points(problem, config.collocation)
@@ -227,7 +235,8 @@ class Engine:
         losses = tuple(r.loss for r in problem.rules)
         weights = tuple(r.weight for r in problem.rules)
         probe = Objective(apply, losses, weights, frozenset())
-        expensive = choose_expensive(problem, config.grouping, lambda: rule_costs(probe, take(params0, 0), points))
+        grouping = config.grouping if group else "none"
+        expensive = choose_expensive(problem, grouping, lambda: rule_costs(probe, take(params0, 0), points))
         optimizer = config.make_optimizer()
         programs = Programs(Objective(apply, losses, weights, frozenset(expensive)), optimizer, config.check_every)
         opt0 = jax.vmap(optimizer.init)(params0)
@@ -293,18 +302,34 @@ class Engine:
         if self.config.max_batch is not None:
             return min(total, self.config.max_batch)
         free = available_memory()
-        if free is None:
+        if free is None or total <= ALWAYS_FITS:
             return total
         return max(1, min(total, int(MEMORY_SHARE * free) // self.item_bytes(pattern)))
 
-    def batches(self, masks: np.ndarray) -> Iterator[Batch]:
+    def seed_starts(self, mask_of: np.ndarray, seed_of: np.ndarray) -> tuple[Any, Any]:
+        """Default starting weights and optimizer state of items (``mask_of``, ``seed_of``):
+        their seed's ``params0``/``opt0`` (batched over the items)."""
+        return take(self.params0, seed_of), take(self.opt0, seed_of)
+
+    def with_budget(self, steps: int) -> Engine:
+        """This engine with a training budget of ``steps`` per item (checked every
+        ``config.check_every`` steps when that divides ``steps``, else once at the end);
+        it shares the clock, points, data and starting weights."""
+        check = self.config.check_every if steps % self.config.check_every == 0 else steps
+        config = self.config.replace(steps=steps, check_every=check, pretrain_steps=0)  # pre-training is done
+        programs = Programs(self.programs.objective, self.programs.optimizer, check)
+        return dataclasses.replace(self, config=config, programs=programs)
+
+    def batches(self, masks: np.ndarray, starts: Starts | None = None) -> Iterator[Batch]:
         """The compiled batches that train ``masks`` [M, n] (0/1) for every seed.
 
         One program per on/off pattern of the expensive rules (compiled when its first
         batch is reached); a group larger than ``max_batch`` is cut into chunks padded
-        to one shape so they share the program (:meth:`max_batch`).
+        to one shape so they share the program (:meth:`max_batch`).  ``starts``
+        (default :meth:`seed_starts`) gives each item's starting weights and optimizer state.
         """
         S = len(self.seeds)
+        starts = starts or self.seed_starts
         masks = np.asarray(masks)
         for pattern, idx in group_by_pattern(masks, self.expensive):
             mask_of, seed_of = np.repeat(idx, S), np.tile(np.arange(S), len(idx))
@@ -316,18 +341,21 @@ class Engine:
                 items = np.concatenate([real, np.full(chunk - len(real), real[-1])])  # pad: one shape
                 m = jnp.asarray(masks[mask_of[items]], jnp.float32)
                 x, y = self.xs[seed_of[items]], self.ys[seed_of[items]]
-                state = start_state(take(self.params0, seed_of[items]), take(self.opt0, seed_of[items]))
+                state = start_state(*starts(mask_of[items], seed_of[items]))
                 args = (m, x, y, self.points)
                 if block is None:
                     program = self.programs.subset_block(pattern, self.vectorize(pattern, chunk))
                     block = _compile(program, self.clock, state, *args)
                 yield Batch(pattern, block, state, args, mask_of[real], seed_of[real])
 
-    def train(self, masks: np.ndarray, progress: Progress) -> tuple[ItemState, np.ndarray, np.ndarray]:
-        """Train ``masks`` [M, n] (0/1) for every seed.
+    def train(self, masks: np.ndarray, progress: Progress, *, phase: str = "train", tag: str = "batch",
+              starts: Starts | None = None) -> tuple[ItemState, np.ndarray, np.ndarray]:
+        """Train ``masks`` [M, n] (0/1) for every seed (progress reported as ``phase``,
+        checkpoints saved under ``tag``; ``starts`` as in :meth:`batches`).
 
         Returns the final states of the M x S items (host numpy leaves, item ``b`` is mask
-        ``mask_of[b]``, seed column ``seed_of[b]``), ``mask_of`` and ``seed_of``.
+        ``mask_of[b]``, seed column ``seed_of[b]``: an index into ``masks``), ``mask_of``
+        and ``seed_of``.
         """
         cfg = self.config
         total, done = len(masks) * len(self.seeds) * cfg.steps, 0
@@ -336,15 +364,15 @@ class Engine:
         def on_block(k: int) -> None:
             nonlocal done
             done += k
-            progress("train", min(done, total), total)
+            progress(phase, min(done, total), total)
 
         finals, mask_of, seed_of = [], [], []
-        for i, batch in enumerate(self.batches(masks)):
+        for i, batch in enumerate(self.batches(masks, starts)):
             real = len(batch.mask_of)
-            progress("train", done, total)
+            progress(phase, done, total)
             t0 = time.perf_counter()
             state, blocks, ran = _run_blocks(batch.block, batch.state, batch.args, n_blocks, real, cfg.check_every,
-                                             on_block, self.checkpoint, f"batch{i:04d}")
+                                             on_block, self.checkpoint, f"{tag}{i:04d}")
             state = jax.device_get(state)
             self.clock.train_s += time.perf_counter() - t0
             self.clock.subset_steps += ran * cfg.check_every * real
@@ -356,16 +384,83 @@ class Engine:
         return state, np.concatenate(mask_of), np.concatenate(seed_of)
 
     def validation_errors(self, params: Any) -> np.ndarray:
-        """Per-output validation MSE [B, d_out] (float64) of batched ``params``."""
+        """Per-output validation MSE [B, d_out] (float64) of batched ``params`` (evaluated
+        ``VALIDATION_CHUNK`` models at a time)."""
         vx = jnp.asarray(self.problem.valid.x, jnp.float32)
         vy = jnp.asarray(self.problem.valid.y, jnp.float32)
-        fn = _compile(self.programs.validation(), self.clock, params, vx, vy)
-        return np.asarray(fn(params, vx, vy), np.float64)
+        B = jax.tree.leaves(params)[0].shape[0]
+        chunk = min(B, VALIDATION_CHUNK)
+        fn, out = None, []
+        for lo in range(0, B, chunk):
+            idx = np.minimum(np.arange(lo, lo + chunk), B - 1)  # pad the last chunk: one shape
+            part = take(params, idx)
+            fn = fn or _compile(self.programs.validation(), self.clock, part, vx, vy)
+            out.append(np.asarray(fn(part, vx, vy), np.float64)[: B - lo])
+        return np.concatenate(out)
 
 
-def scan_fingerprint(problem: Problem, config: ScanConfig, method: str = "exact") -> str:
-    """What identifies a scan: the problem's description, the config and the method."""
+def scan_fingerprint(problem: Problem, config: ScanConfig, method: str | dict[str, Any] = "exact") -> str:
+    """What identifies a scan: the problem's description, the config and the method
+    (a name, or an estimator's settings)."""
     return fingerprint(problem.describe(), config.to_dict(), list(problem.rule_names), method)
+
+
+def tabulate(engine: Engine, params: Any, mask_of: np.ndarray, seed_of: np.ndarray, steps_run: np.ndarray,
+             diverged: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Score batched ``params`` (item ``b`` = mask ``mask_of[b]``, seed column ``seed_of[b]``)
+    on the validation set and place them in the value table: per-output errors
+    [2^n, S, d_out] (NaN where diverged), steps_run [2^n, S] and diverged [2^n, S]."""
+    n, S, d_out = len(engine.problem.rules), len(engine.seeds), engine.problem.d_out
+    errors = np.full((2**n, S, d_out), np.nan)
+    steps = np.zeros((2**n, S), np.int64)
+    div = np.zeros((2**n, S), bool)
+    errors[mask_of, seed_of] = engine.validation_errors(params)
+    steps[mask_of, seed_of] = steps_run
+    div[mask_of, seed_of] = diverged
+    div |= ~np.all(np.isfinite(errors), axis=-1)
+    errors[div] = np.nan
+    return errors, steps, div
+
+
+def make_result(engine: Engine, errors: np.ndarray, steps_run: np.ndarray, diverged: np.ndarray, t_start: float,
+                method: str = "exact", estimator: dict[str, Any] | None = None,
+                timing: dict[str, Any] | None = None) -> ScanResult:
+    """The :class:`ScanResult` of a finished scan or estimate (warns about diverged trainings)."""
+    problem, config, clock = engine.problem, engine.config, engine.clock
+    masks = all_masks(len(problem.rules))
+    result = ScanResult(
+        rule_names=problem.rule_names,
+        errors=errors.mean(axis=-1),
+        errors_by_output=errors,
+        output_names=tuple(problem.info.get("outputs", ())) or tuple(f"y{j}" for j in range(problem.d_out)),
+        steps_run=steps_run,
+        diverged=diverged,
+        seeds=engine.seeds,
+        problem=problem.describe(),
+        config=config.to_dict(),
+        timing={
+            "compile_s": clock.compile_s,
+            "pretrain_s": clock.pretrain_s,
+            "train_s": clock.train_s,
+            **(timing or {}),
+            "total_s": time.perf_counter() - t_start,
+            "subset_steps": clock.subset_steps,
+            "subset_steps_per_s": clock.subset_steps / clock.train_s if clock.train_s > 0 else float("nan"),
+            "programs": len(group_by_pattern(masks, engine.expensive)),
+            "expensive_rules": [problem.rule_names[i] for i in engine.expensive],
+        },
+        environment=environment(),
+        method=method,
+        estimator=estimator or {},
+    )
+    if diverged.any():
+        bad = [f"{result.subset_label(k)} (seed {engine.seeds[s]})" for k, s in zip(*np.nonzero(diverged))]
+        warnings.warn(
+            f"{len(bad)} training(s) diverged (NaN/inf loss) and are left out of the averages: {', '.join(bad)}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return result
 
 
 def scan(problem: Problem, config: ScanConfig | None = None, *, progress: Progress | None = None,
@@ -387,46 +482,6 @@ def scan(problem: Problem, config: ScanConfig | None = None, *, progress: Progre
     ckpt = None if checkpoint is None else Checkpoint(checkpoint, scan_fingerprint(problem, config), checkpoint_every_s)
     engine = Engine.prepare(problem, config, ckpt)
     engine.pretrain(progress)
-    n, S = len(problem.rules), config.seeds
-    masks = all_masks(n)
-    state, mask_of, seed_of = engine.train(masks, progress)
-    errors = np.full((2**n, S, problem.d_out), np.nan)
-    steps_run = np.zeros((2**n, S), np.int64)
-    diverged = np.zeros((2**n, S), bool)
-    errors[mask_of, seed_of] = engine.validation_errors(state.best_params)
-    steps_run[mask_of, seed_of] = state.steps_run
-    diverged[mask_of, seed_of] = state.diverged
-    diverged |= ~np.all(np.isfinite(errors), axis=-1)
-    errors[diverged] = np.nan
-    clock = engine.clock
-    result = ScanResult(
-        rule_names=problem.rule_names,
-        errors=errors.mean(axis=-1),
-        errors_by_output=errors,
-        output_names=tuple(problem.info.get("outputs", ())) or tuple(f"y{j}" for j in range(problem.d_out)),
-        steps_run=steps_run,
-        diverged=diverged,
-        seeds=engine.seeds,
-        problem=problem.describe(),
-        config=config.to_dict(),
-        timing={
-            "compile_s": clock.compile_s,
-            "pretrain_s": clock.pretrain_s,
-            "train_s": clock.train_s,
-            "total_s": time.perf_counter() - t_start,
-            "subset_steps": clock.subset_steps,
-            "subset_steps_per_s": clock.subset_steps / clock.train_s if clock.train_s > 0 else float("nan"),
-            "programs": len(group_by_pattern(masks, engine.expensive)),
-            "expensive_rules": [problem.rule_names[i] for i in engine.expensive],
-        },
-        environment=environment(),
-        method="exact",
-    )
-    if diverged.any():
-        bad = [f"{result.subset_label(k)} (seed {engine.seeds[s]})" for k, s in zip(*np.nonzero(diverged))]
-        warnings.warn(
-            f"{len(bad)} training(s) diverged (NaN/inf loss) and are left out of the averages: {', '.join(bad)}",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    return result
+    state, mask_of, seed_of = engine.train(all_masks(len(problem.rules)), progress)
+    table = tabulate(engine, state.best_params, mask_of, seed_of, state.steps_run, state.diverged)
+    return make_result(engine, *table, t_start)

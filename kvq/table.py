@@ -90,7 +90,9 @@ class ScanResult(ValueTable):
     ``diverged`` [2^n, S]: trainings whose loss became NaN/inf (their errors are NaN);
     ``seeds`` [S]: the seed numbers; ``problem``/``config``: JSON descriptions;
     ``timing``: seconds (``compile_s``, ``pretrain_s``, ``train_s``, ``total_s``) and
-    ``subset_steps_per_s``; ``method``: ``"exact"`` for full enumeration.
+    ``subset_steps_per_s``; ``method``: ``"exact"`` for full enumeration, ``"finetune"`` or
+    ``"newton"`` for an estimate (:func:`kvq.estimate`), whose settings and diagnostics (CG
+    residuals, anchor) are in ``estimator``.
     """
 
     steps_run: np.ndarray | None = None
@@ -101,6 +103,7 @@ class ScanResult(ValueTable):
     timing: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
     method: str = "exact"
+    estimator: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -13,7 +13,7 @@ from kvq.derivatives import partials
 from kvq.problems import pde
 from kvq.problems.sampling import assemble
 from kvq.problems.spec import Spec
-from kvq.rules import Problem, Rule
+from kvq.rules import Problem, Rule, mean_square
 
 NU = 0.01 / np.pi
 X_RANGE = (-1.0, 1.0)
@@ -54,10 +54,11 @@ def grid() -> tuple[np.ndarray, np.ndarray]:
     return pts, reference(pts)
 
 
+@mean_square
 def pde_loss(u, points):
     """Mean squared Burgers residual at points [P, 2]."""
     (value, u_x, u_xx), (_, u_t) = partials(u, points, (2, 1))
-    return jnp.mean((u_t + value * u_x - NU * u_xx)[:, 0] ** 2)
+    return (u_t + value * u_x - NU * u_xx)[:, 0]
 
 
 def make_rules(n_pde_side: int = 200, n_line: int = 200) -> tuple[Rule, ...]:

@@ -14,7 +14,7 @@ from kvq.derivatives import partials
 from kvq.problems import pde
 from kvq.problems.sampling import assemble
 from kvq.problems.spec import Spec
-from kvq.rules import Problem, Rule
+from kvq.rules import Problem, Rule, mean_square
 
 D = 0.25
 X_RANGE = (0.0, 2.0)
@@ -72,10 +72,11 @@ def solution(x: np.ndarray, t: np.ndarray, tol: float = 1e-16) -> np.ndarray:
 reference = pde.at_points(solution)  # [P, 2] -> [P, 1]
 
 
+@mean_square
 def pde_loss(u, points):
     """Mean squared convection-diffusion residual at points [P, 2]."""
     (_, u_x, u_xx), (_, u_t) = partials(u, points, (2, 1))
-    return jnp.mean((u_t + u_x - D * u_xx)[:, 0] ** 2)
+    return (u_t + u_x - D * u_xx)[:, 0]
 
 
 def make_rules(n_pde_side: int = 200, n_line: int = 200) -> tuple[Rule, ...]:

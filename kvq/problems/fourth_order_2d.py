@@ -17,7 +17,7 @@ from kvq.derivatives import partials
 from kvq.problems import pde
 from kvq.problems.sampling import assemble
 from kvq.problems.spec import Spec
-from kvq.rules import Problem, Rule
+from kvq.rules import Problem, Rule, mean_square
 
 RANGE = (0.0, 1.0)
 INNER = (0.2, 0.8)
@@ -49,17 +49,19 @@ def solution(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 reference = pde.at_points(solution)  # [P, 2] -> [P, 1]
 
 
+@mean_square
 def pde_loss(u, points):
     """Mean squared residual of u_xx - u_yyyy - (2 - x^2) exp(-y) at points [P, 2]."""
     (_, _, u_xx), (_, _, _, _, u_yyyy) = partials(u, points, (2, 4))
     x, y = points[:, 0], points[:, 1]
-    return jnp.mean((u_xx[:, 0] - u_yyyy[:, 0] - (2.0 - x**2) * jnp.exp(-y)) ** 2)
+    return u_xx[:, 0] - u_yyyy[:, 0] - (2.0 - x**2) * jnp.exp(-y)
 
 
 def _uyy_matches(target):
+    @mean_square
     def loss(u, points):
         _, (_, _, u_yy) = partials(u, points, (0, 2))
-        return jnp.mean((u_yy[:, 0] - target(points)) ** 2)
+        return u_yy[:, 0] - target(points)
 
     return loss
 

@@ -16,7 +16,7 @@ from kvq.derivatives import partials
 from kvq.problems import pde
 from kvq.problems.sampling import assemble
 from kvq.problems.spec import Spec
-from kvq.rules import Problem, Rule
+from kvq.rules import Problem, Rule, mean_square
 
 BETA = 0.0025
 X_RANGE = (-1.0, 1.0)
@@ -117,16 +117,18 @@ def solution(x: np.ndarray, t: np.ndarray, modes: int = 512, steps: int = 4000) 
 reference = pde.at_points(solution)  # [P, 2] -> [P, 1]
 
 
+@mean_square
 def pde_loss(u, points):
     """Mean squared KdV residual at points [P, 2]."""
     (value, u_x, _, u_xxx), (_, u_t) = partials(u, points, (3, 1))
-    return jnp.mean((u_t + value * u_x + BETA * u_xxx)[:, 0] ** 2)
+    return (u_t + value * u_x + BETA * u_xxx)[:, 0]
 
 
+@mean_square
 def periodic_loss(u, points):
     """Mean squared jump u(x0, t) - u(x0 + period, t) at left-boundary points [P, 2]."""
     shifted = points.at[:, 0].add(_PERIOD)
-    return jnp.mean((jax.vmap(u)(points) - jax.vmap(u)(shifted))[:, 0] ** 2)
+    return (jax.vmap(u)(points) - jax.vmap(u)(shifted))[:, 0]
 
 
 def make_rules(n_pde_side: int = 200, n_line: int = 200) -> tuple[Rule, ...]:

@@ -14,7 +14,7 @@ from kvq.derivatives import partials
 from kvq.problems import pde
 from kvq.problems.sampling import assemble
 from kvq.problems.spec import Spec
-from kvq.rules import Problem, Rule
+from kvq.rules import Problem, Rule, mean_square
 
 MASS2 = 5.0
 C2 = 0.5
@@ -58,10 +58,11 @@ def solution(x: np.ndarray, t: np.ndarray, modes: int = 120, nodes: int = 400) -
 reference = pde.at_points(solution)  # [P, 2] -> [P, 1]
 
 
+@mean_square
 def pde_loss(u, points):
     """Mean squared Klein-Gordon residual at points [P, 2]."""
     (value, _, u_xx), (_, _, u_tt) = partials(u, points, (2, 2))
-    return jnp.mean((u_tt + MASS2 * value - C2 * u_xx)[:, 0] ** 2)
+    return (u_tt + MASS2 * value - C2 * u_xx)[:, 0]
 
 
 def _initial(p):

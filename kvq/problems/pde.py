@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from kvq.derivatives import partials
+from kvq.rules import mean_square
 
 SPLITS = {
     "interpolation": "observations and validation points both from the whole reference grid (disjoint)",
@@ -62,14 +62,16 @@ def matches(target: Callable[[jax.Array], jax.Array] | None = None) -> Callable:
     """Loss ``mean((u(p) - target(p))^2)`` over points [P, d_in] (first output; ``target``
     maps points [P, d_in] -> [P]; ``None`` means 0: a homogeneous Dirichlet condition)."""
 
+    @mean_square
     def loss(u, points):
         pred = jax.vmap(u)(points)[:, 0]
-        return jnp.mean((pred if target is None else pred - target(points)) ** 2)
+        return pred if target is None else pred - target(points)
 
     return loss
 
 
+@mean_square
 def time_derivative_vanishes(u, points):
     """Loss ``mean(u_t^2)`` over points [P, 2] (an initial velocity of zero)."""
     (_,), (_, u_t) = partials(u, points, (0, 1))
-    return jnp.mean(u_t[:, 0] ** 2)
+    return u_t[:, 0]
