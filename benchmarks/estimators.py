@@ -163,7 +163,14 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="comma-separated problems (default: all)")
     ap.add_argument("--splits", default="interpolation,extrapolation")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--tables-only", metavar="PLATFORM", default=None,
+                    help="rewrite the plot and RESULTS.md section from results/estimators-PLATFORM.json, run nothing")
     args = ap.parse_args()
+    if args.tables_only:
+        payload = json.loads((HERE / "results" / f"estimators-{args.tables_only}.json").read_text())
+        plot(payload, HERE / "results" / f"estimators-{args.tables_only}.png")
+        update_section(f"estimators-{args.tables_only}", markdown(payload))
+        return
     names = args.only.split(",") if args.only else list(kvq.problems.names())
     platform = jax.default_backend()
     json_path = HERE / "results" / f"estimators-{platform}.json"

@@ -48,8 +48,8 @@ SOLVES = ("shared", "per_mask")
 class Finetune:
     """Warm-start fine-tune settings.
 
-    ``steps`` (K): optimizer steps per mask from the anchor (``None``: a tenth of
-    ``config.steps``), checked every ``config.check_every`` steps when that divides K,
+    ``steps`` (K): optimizer steps per mask from the anchor (``None``: a third of
+    ``config.steps``, the most reliable setting in ``benchmarks/estimators.py``), checked every ``config.check_every`` steps when that divides K,
     else once at the end.  ``anchor``: ``"data"`` starts every mask from the data-only warm
     start (so K = ``config.steps`` *is* the exact scan); ``"all"`` first trains every seed
     with all rules on (``config.steps``) and starts every mask from there, with that
@@ -110,6 +110,11 @@ class Newton:
 
 
 SETTINGS: dict[str, type] = {"finetune": Finetune, "newton": Newton}
+
+
+def default_finetune_steps(config: ScanConfig) -> int:
+    """K when ``Finetune.steps`` is None: a third of the exact scan's budget."""
+    return max(1, config.steps // 3)
 
 
 def _whole(name: str, value: Any, minimum: int) -> None:
@@ -264,7 +269,7 @@ def _train_anchor(engine: Engine, progress: Progress) -> tuple[Any, Any, dict[st
 
 def _finetune(engine: Engine, settings: Finetune, progress: Progress) -> tuple[tuple, dict, dict]:
     cfg = engine.config
-    K = settings.steps if settings.steps is not None else max(1, cfg.steps // 10)
+    K = settings.steps if settings.steps is not None else default_finetune_steps(cfg)
     info: dict[str, Any] = {"steps": K}
     if settings.anchor == "all":
         engine.params0, engine.opt0, anchor = _train_anchor(engine, progress)
@@ -337,7 +342,7 @@ def _newton(engine: Engine, settings: Newton, progress: Progress) -> tuple[tuple
     return table, {"settings": dataclasses.asdict(settings), "diagnostics": info}, timing
 
 
-def estimate(problem: Problem, config: ScanConfig | None = None, method: str = "newton", *,
+def estimate(problem: Problem, config: ScanConfig | None = None, method: str = "exact", *,
              progress: Progress | None = None, checkpoint: str | Path | None = None,
              checkpoint_every_s: float = 60.0, **settings: Any) -> ScanResult:
     """The value table of ``problem`` by ``method``: ``"exact"`` (:func:`kvq.scan`),
@@ -373,7 +378,7 @@ def estimate_fingerprint(problem: Problem, config: ScanConfig, method: str, sett
         return scan_fingerprint(problem, config)
     resolved = dataclasses.asdict(settings)
     if method == "finetune" and resolved["steps"] is None:
-        resolved["steps"] = max(1, config.steps // 10)
+        resolved["steps"] = default_finetune_steps(config)
     return scan_fingerprint(problem, config, {"method": method, **resolved})
 
 
