@@ -36,7 +36,7 @@ from kvq.nn import PointModel
 from kvq.rules import Problem
 from kvq.scan import Engine, Progress, _check_inputs, _compile, make_result, scan, scan_fingerprint, tabulate
 from kvq.table import ScanResult
-from kvq.train import take
+from kvq.train import data_mse, take
 
 METHODS = ("exact", "finetune", "newton")
 ANCHORS = ("data", "all")
@@ -149,7 +149,7 @@ def _masked_loss(apply, losses, weights, mask, x, y, points) -> Callable[[Any], 
 
     def loss(params):
         u = PointModel(apply, params)
-        total = jnp.mean((apply(params, x) - y) ** 2) if x.shape[0] else jnp.zeros((), jnp.float32)
+        total = data_mse(apply, params, x, y)
         for i, (li, pts) in enumerate(zip(losses, points)):
             total = total + mask[i] * weights[i] * li(u, pts)
         return total
@@ -193,7 +193,7 @@ def curvature_matvec(kind: str, apply, losses, residuals, weights, params, mask,
 def rule_gradients(apply, losses, params, x, y, points) -> tuple[Any, Any]:
     """``(∇L_data, [∇L_i])`` at ``params``: the data loss's gradient and each rule loss's
     (unweighted), the latter stacked along a leading [n] axis."""
-    data = jax.grad(lambda p: jnp.mean((apply(p, x) - y) ** 2) if x.shape[0] else jnp.zeros(()))(params)
+    data = jax.grad(lambda p: data_mse(apply, p, x, y))(params)
     per_rule = [jax.grad(lambda p, li=li, pts=pts: li(PointModel(apply, p), pts))(params)
                 for li, pts in zip(losses, points)]
     return data, jax.tree.map(lambda *g: jnp.stack(g), *per_rule)
@@ -248,23 +248,17 @@ def newton_steps(settings: Newton, apply, losses, residuals, weights, params, x,
 # ---------------------------------------------------------------- the estimators
 
 
-def _by_seed(state: Any, seed_of: np.ndarray) -> tuple[Any, Any]:
-    order = np.argsort(seed_of, kind="stable")
-    return take(state.best_params, order), take(state.best_opt_state, order)
-
-
 def _train_anchor(engine: Engine, progress: Progress) -> tuple[Any, Any, dict[str, Any]]:
     """Every seed trained with all rules on (the exact scan's protocol for that mask):
     its kept weights and optimizer state [S] and a JSON summary."""
     n = len(engine.problem.rules)
     t0 = time.perf_counter()
     state, _, seed_of = engine.train(np.ones((1, n), np.int8), progress, phase="anchor", tag="anchor")
-    params, opt = _by_seed(state, seed_of)
-    order = np.argsort(seed_of, kind="stable")
-    info = {"anchor": "all rules", "anchor_steps": np.asarray(state.steps_run)[order].tolist(),
-            "anchor_diverged": np.asarray(state.diverged)[order].tolist(),
+    state = take(state, np.argsort(seed_of, kind="stable"))  # row s = seed s
+    info = {"anchor": "all rules", "anchor_steps": np.asarray(state.steps_run).tolist(),
+            "anchor_diverged": np.asarray(state.diverged).tolist(),
             "anchor_s": time.perf_counter() - t0}
-    return params, opt, info
+    return state.best_params, state.best_opt_state, info
 
 
 def _finetune(engine: Engine, settings: Finetune, progress: Progress) -> tuple[tuple, dict, dict]:

@@ -27,6 +27,14 @@ Params = Any
 Apply = Callable[[Params, jax.Array], jax.Array]
 
 
+def data_mse(apply: Apply, params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
+    """Mean squared error of ``apply(params, x [N, d_in])`` against ``y`` [N, d_out]
+    (0 when N = 0)."""
+    if x.shape[0] == 0:
+        return jnp.zeros((), jnp.float32)
+    return jnp.mean((apply(params, x) - y) ** 2)
+
+
 @dataclass(frozen=True, eq=False)
 class Objective:
     """The masked objective ``J_m = L_data + sum_i m_i w_i L_i`` of one problem.
@@ -44,9 +52,7 @@ class Objective:
 
     def data_loss(self, params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
         """Mean squared error on the observations (0 when there are none)."""
-        if x.shape[0] == 0:
-            return jnp.zeros((), jnp.float32)
-        return jnp.mean((self.apply(params, x) - y) ** 2)
+        return data_mse(self.apply, params, x, y)
 
     def __call__(self, params, mask, x, y, points, pattern: tuple[int, ...]) -> jax.Array:
         """``J_mask(params)`` for one item; ``mask`` [n] is 0/1."""
