@@ -65,7 +65,7 @@ def step_flops(engine: Engine) -> float:
     pattern = tuple(engine.expensive)
 
     def step(p, s):
-        g = jax.grad(lambda q: obj(q, mask, engine.xs[0], engine.ys[0], engine.points, pattern))(p)
+        g = jax.grad(lambda q: obj(q, mask, (engine.xs[0], engine.ys[0]), engine.points, pattern))(p)
         return opt.update(g, s, p)
 
     analysis = jax.jit(step).lower(params, state).cost_analysis()

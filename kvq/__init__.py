@@ -13,6 +13,7 @@ from kvq.importance import (
     Importance,
     dependence_profile,
     full_importance,
+    improper_rules,
     interactions,
     rule_importance,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "dependence_profile",
     "estimate",
     "full_importance",
+    "improper_rules",
     "interactions",
     "problems",
     "rule_importance",

@@ -50,7 +50,7 @@ class ProgressPrinter:
         if not self.tty and not finished and now - self.last < self.every_s:
             return
         self.last, self.shown[phase] = now, done
-        unit = {"train": "subset-steps", "refine": "subset-steps", "solve": "systems"}.get(phase, "seed-steps")
+        unit = {"train": "subset-steps", "refine": "subset-steps", "solve": "systems"}.get(phase.split()[-1], "seed-steps")
         rate = done / (now - start) if now > start else 0.0
         pct = 100.0 * done / total if total else 100.0
         msg = (f"{phase:>8}: {done:,}/{total:,} {unit} ({pct:5.1f}%)  "
@@ -60,6 +60,30 @@ class ProgressPrinter:
         else:
             self.stream.write(msg + "\n")
         self.stream.flush()
+
+
+def _training_options(s: argparse.ArgumentParser) -> None:
+    """Options shared by ``scan`` and ``sweep``: method, preset and training budget, output."""
+    s.add_argument("--method", default="exact", choices=("exact", "finetune", "newton"),
+                   help="exact (train every subset), finetune (K steps per subset from one anchor) or newton "
+                        "(one second-order step per subset from an all-rules anchor); default exact")
+    s.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
+                   help="an estimator setting, repeatable: finetune: steps, anchor (data|all); newton: anchor "
+                        "(all|data), curvature (ggn|hessian), damping, cg_iterations, cg_tol, solve "
+                        "(shared|per_mask), anchor_step (true|false), refine_steps")
+    s.add_argument("--preset", default="quick", help="training preset: quick (CPU, ~1 min) or paper (default: quick)")
+    s.add_argument("--seeds", type=int, default=None, metavar="K", help="seeds (network init and data draw)")
+    s.add_argument("--steps", type=int, default=None, metavar="S", help="training steps per subset")
+    s.add_argument("--check-every", type=int, default=None, metavar="C", help="early-stopping check interval (steps)")
+    s.add_argument("--pretrain-steps", type=int, default=None, metavar="P", help="data-only warm-start steps")
+    s.add_argument("--collocation", type=int, default=None, metavar="P", help="at most P collocation points per rule")
+    s.add_argument("--max-batch", type=int, default=None, metavar="B", help="at most B (subset, seed) trainings per compiled call (default: as many as fit in half the free memory)")
+    s.add_argument("--vectorize", type=int, default=None, metavar="V",
+                   help="trainings run in lock-step (vmap) inside a call (default: chosen for the device)")
+    s.add_argument("--problem-seed", type=int, default=0, metavar="SEED", help="first seed (default 0)")
+    s.add_argument("--out", default=None, metavar="DIR", help="results folder (default results/PROBLEM-PRESET[-sweep])")
+    s.add_argument("--overwrite", action="store_true", help="replace a different scan already in DIR")
+    s.add_argument("--no-plot", action="store_true", help="do not write figures")
 
 
 def _parser() -> _Parser:
@@ -74,34 +98,39 @@ def _parser() -> _Parser:
                                    "--method finetune|newton estimates the same table from one anchor "
                                    "training (see the README's 'Which method' section).")
     s.add_argument("problem", help=f"built-in problem ({', '.join(problems.names())})")
-    s.add_argument("--method", default="exact", choices=("exact", "finetune", "newton"),
-                   help="exact (train every subset), finetune (K steps per subset from one anchor) or newton "
-                        "(one second-order step per subset from an all-rules anchor); default exact")
-    s.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
-                   help="an estimator setting, repeatable: finetune: steps, anchor (data|all); newton: anchor "
-                        "(all|data), curvature (ggn|hessian), damping, cg_iterations, cg_tol, solve "
-                        "(shared|per_mask), anchor_step (true|false), refine_steps")
-    s.add_argument("--preset", default="quick", help="training preset: quick (CPU, ~1 min) or paper (default: quick)")
     s.add_argument("--data", type=int, default=None, metavar="N", help="number of observations (problem default if omitted)")
     s.add_argument("--noise", default=None, metavar="PCT", help="observation noise in %% of the solution's std (default 0)")
     s.add_argument("--split", default=None, help="interpolation (in-distribution) or extrapolation (out-of-distribution)")
-    s.add_argument("--seeds", type=int, default=None, metavar="K", help="seeds (network init and data draw)")
-    s.add_argument("--steps", type=int, default=None, metavar="S", help="training steps per subset")
-    s.add_argument("--check-every", type=int, default=None, metavar="C", help="early-stopping check interval (steps)")
-    s.add_argument("--pretrain-steps", type=int, default=None, metavar="P", help="data-only warm-start steps")
-    s.add_argument("--collocation", type=int, default=None, metavar="P", help="at most P collocation points per rule")
-    s.add_argument("--max-batch", type=int, default=None, metavar="B", help="at most B (subset, seed) trainings per compiled call (default: as many as fit in half the free memory)")
-    s.add_argument("--vectorize", type=int, default=None, metavar="V",
-                   help="trainings run in lock-step (vmap) inside a call (default: chosen for the device)")
-    s.add_argument("--problem-seed", type=int, default=0, metavar="SEED", help="first seed (default 0)")
-    s.add_argument("--out", default=None, metavar="DIR", help="results folder (default results/PROBLEM-PRESET)")
-    s.add_argument("--overwrite", action="store_true", help="replace a different scan already in DIR")
-    s.add_argument("--no-plot", action="store_true", help="do not write ri.png")
+    _training_options(s)
+
+    w = sub.add_parser("sweep", help="scan across data volumes, noise levels and splits; trend tests",
+                       description="Run the rule-subset scan at every combination of --data, --noise and --split "
+                                   "(exact scans of one split train as one batch), then print RI/FI per point and "
+                                   "Mann-Kendall trend tests along each swept axis. Finished points are written as "
+                                   "they complete; running the same command again resumes an interrupted sweep.")
+    w.add_argument("problem", help=f"built-in problem ({', '.join(problems.names())})")
+    w.add_argument("--data", default=None, metavar="N,N,...", help="observation counts, e.g. 0,10,100,1000")
+    w.add_argument("--noise", default=None, metavar="PCT,...", help="noise levels in %% of the solution's std, e.g. 0,25,50")
+    w.add_argument("--split", default=None, metavar="NAME,...", help="splits, e.g. interpolation,extrapolation")
+    _training_options(w)
 
     sub.add_parser("problems", help="list the built-in problems and their rules")
     show = sub.add_parser("show", help="print the importance table of a saved result")
     show.add_argument("dir", help="a results folder written by 'kvq scan'")
     return p
+
+
+def _config(args: argparse.Namespace):
+    """The ScanConfig of the preset with the command line's overrides."""
+    from kvq import problems
+
+    names = ("seeds", "steps", "check_every", "pretrain_steps", "collocation", "max_batch", "vectorize")
+    overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    if args.steps is not None and args.check_every is None:
+        base = problems.config(args.problem, args.preset)
+        if args.steps < base.check_every:  # a short run: one check at the end
+            overrides["check_every"] = args.steps
+    return problems.config(args.problem, args.preset, **overrides)
 
 
 def _scan(args: argparse.Namespace, out: TextIO) -> int:
@@ -116,13 +145,7 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
         if value is not None:
             options[key] = value
     problem = problems.get(args.problem, **options)
-    names = ("seeds", "steps", "check_every", "pretrain_steps", "collocation", "max_batch", "vectorize")
-    overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
-    if args.steps is not None and args.check_every is None:
-        base = problems.config(args.problem, args.preset)
-        if args.steps < base.check_every:  # a short run: one check at the end
-            overrides["check_every"] = args.steps
-    config = problems.config(args.problem, args.preset, **overrides)
+    config = _config(args)
     settings = parse_settings(args.settings)
     chosen = settings_for(args.method, **settings)
     suffix = "" if args.method == "exact" else f"-{args.method}"
@@ -170,6 +193,64 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _list(text: str | None, cast, name: str) -> list | None:
+    if text is None:
+        return None
+    try:
+        return [cast(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise KvqError(f"--{name} takes comma-separated values like 0,10,100; got {text!r}") from None
+
+
+def _sweep(args: argparse.Namespace, out: TextIO) -> int:
+    from kvq import problems
+    from kvq.perturb import parse_settings
+    from kvq.report import sweep_table
+    from kvq.sweeps import CHECKPOINTS, plan, sweep
+
+    config = _config(args)
+    settings = parse_settings(args.settings)
+    data, noise, split = _list(args.data, int, "data"), _list(args.noise, float, "noise"), _list(args.split, str, "split")
+    axes, points = plan(args.problem, data, noise, split)
+    suffix = "" if args.method == "exact" else f"-{args.method}"
+    outdir = Path(args.out or f"results/{args.problem}-{args.preset}-sweep{suffix}")
+    if (outdir / CHECKPOINTS).exists() or (outdir / "points").exists():
+        out.write(f"kvq: resuming the sweep in {outdir}/ (finished points are kept)\n")
+    out.write(f"kvq: sweeping {args.problem}: {len(points)} point(s) = data {axes['data']} x noise {axes['noise']}% "
+              f"x split {axes['split']}; {2 ** len(problems.spec(args.problem).rules)} subsets x {config.seeds} seed(s) each, "
+              f"preset {args.preset}, method {args.method}\n")
+    out.flush()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        result = sweep(args.problem, config, data=data, noise=noise, split=split, method=args.method,
+                       seed=args.problem_seed, out=outdir, overwrite=args.overwrite, progress=ProgressPrinter(),
+                       **settings)
+    for w in caught:
+        sys.stderr.write(f"kvq: warning: {w.message}\n")
+    files = ["sweep.json", "summary.csv", f"points/ ({len(points)} scan folders)"]
+    if not args.no_plot:
+        files += _sweep_figures(result, outdir)
+    out.write("\n" + sweep_table(result.summary, result.trends, "ri") + "\n\n")
+    out.write(sweep_table(result.summary, result.trends, "fi") + "\n\n")
+    out.write(f"wrote {', '.join(files)} to {outdir}/ ('kvq report {outdir}' makes an HTML report)\n")
+    return 0
+
+
+def _sweep_figures(result, outdir: Path) -> list[str]:
+    """RI against each swept numeric axis (one PNG per axis); a warning instead where matplotlib is missing."""
+    written = []
+    try:
+        from kvq.plots import plot_sweep
+
+        for axis in ("data", "noise"):
+            if len(result.axes[axis]) >= 2:
+                plot_sweep(result.summary, outdir / f"ri-{axis}.png", axis=axis, measure="ri")
+                written.append(f"ri-{axis}.png")
+    except KvqError as e:
+        sys.stderr.write(f"kvq: warning: no figure: {e}\n")
+    return written
+
+
 def _problems(out: TextIO) -> int:
     from kvq import problems
 
@@ -201,6 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "scan":
             return _scan(args, out)
+        if args.command == "sweep":
+            return _sweep(args, out)
         if args.command == "problems":
             return _problems(out)
         return _show(args, out)

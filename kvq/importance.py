@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from kvq.errors import KvqError
+from kvq.trend import t975
 
 WEIGHTINGS = ("uniform", "shapley")
 
@@ -79,6 +80,13 @@ class Importance:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready plain Python (NaN -> None)."""
         return _plain({f: getattr(self, f) for f in self.__dataclass_fields__})
+
+    def ci95(self) -> tuple[np.ndarray, np.ndarray]:
+        """95 % confidence interval over seeds, ``mean ± t(0.975, m - 1) · se`` with ``m``
+        finite seeds per entry: (low [k], high [k]); NaN with fewer than 2 seeds."""
+        m = np.isfinite(self.per_seed).sum(axis=0)
+        half = t975(m - 1) * self.se
+        return self.mean - half, self.mean + half
 
 
 @dataclass(frozen=True, eq=False)
@@ -267,6 +275,15 @@ def dependence_profile(table: Any, output: int | str | None = None) -> Dependenc
             per_size.append(x)
         samples[name] = tuple(per_size)
     return DependenceProfile(names, tuple(range(n)), mean, se, samples, out, missing)
+
+
+def improper_rules(table: Any, weighting: str = "uniform", output: int | str | None = None) -> tuple[str, ...]:
+    """Rules flagged as improper knowledge: RI negative with its whole 95 % confidence
+    interval over seeds below zero (the rule makes the model reliably worse).  Needs at
+    least 2 seeds; a single-seed table flags nothing."""
+    ri = rule_importance(table, weighting, output)
+    _, high = ri.ci95()
+    return tuple(name for name, h in zip(ri.names, high) if np.isfinite(h) and h < 0)
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:

@@ -15,7 +15,7 @@ import numpy as np
 
 from kvq.checkpoint import fingerprint
 from kvq.errors import KvqError
-from kvq.importance import dependence_profile, full_importance, interactions, rule_importance
+from kvq.importance import dependence_profile, full_importance, improper_rules, interactions, rule_importance
 from kvq.table import ScanResult
 
 FORMAT = 1
@@ -60,10 +60,20 @@ def summary(result: ScanResult) -> dict[str, Any]:
         "ri_shapley": rule_importance(result, "shapley").to_dict(),
         "fi": full_importance(result).to_dict(),
         "dependence": dependence_profile(result).to_dict(),
+        "improper": list(improper_rules(result)),
     }
     if result.n_rules >= 2:
         out["interactions_uniform"] = interactions(result, "uniform").to_dict()
         out["interactions_shapley"] = interactions(result, "shapley").to_dict()
+    outputs = result.output_names if result.errors_by_output is not None else ()
+    if len(outputs) > 1:
+        out["per_output"] = {
+            o: {"ri_uniform": rule_importance(result, "uniform", o).to_dict(),
+                "fi": full_importance(result, o).to_dict(),
+                "dependence": dependence_profile(result, o).to_dict(),
+                **({"interactions_uniform": interactions(result, "uniform", o).to_dict()} if result.n_rules >= 2 else {})}
+            for o in outputs
+        }
     return out
 
 

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from kvq.importance import full_importance, rule_importance
+from kvq.importance import full_importance, improper_rules, rule_importance
 from kvq.table import ScanResult, ValueTable
 
 
@@ -43,14 +43,20 @@ def importance_table(table: ValueTable) -> str:
         ri_u = rule_importance(table, "uniform")
         ri_s = rule_importance(table, "shapley")
         fi = full_importance(table)
+        improper = improper_rules(table)
     kinds = {}
     if isinstance(table, ScanResult):
         kinds = {r["name"]: r.get("kind", "") for r in table.problem.get("rules", [])}
     head = ["rule", "kind", "RI uniform ± se", "RI Shapley ± se", "FI ± se"]
     rows = [
-        [name, kinds.get(name, ""), _pm(ri_u.mean[i], ri_u.se[i]), _pm(ri_s.mean[i], ri_s.se[i]), _pm(fi.mean[i], fi.se[i])]
+        [name, kinds.get(name, ""), _pm(ri_u.mean[i], ri_u.se[i]), _pm(ri_s.mean[i], ri_s.se[i]), _pm(fi.mean[i], fi.se[i]),
+         "IMPROPER" if name in improper else ""]
         for i, name in enumerate(table.rule_names)
     ]
+    if not improper:
+        head, rows = head[:-1], [r[:-1] for r in rows]
+    else:
+        head = [*head, "flag"]
     out = [*_columns(head, rows), ""]
     outputs = tuple(getattr(table, "output_names", ()) or ())
     if getattr(table, "errors_by_output", None) is not None and len(outputs) > 1:
@@ -64,6 +70,9 @@ def importance_table(table: ValueTable) -> str:
     out.append(f"validation MSE, all rules: {_mse(table.errors[-1])}   no rules: {_mse(table.errors[0])}"
                f"   ({seeds} seed{'s' if seeds != 1 else ''}, mean ± se)")
     out.append("importance = mean log10(MSE without / MSE with the rule); > 0: the rule helps")
+    if improper:
+        out.append(f"IMPROPER knowledge: {', '.join(improper)}: RI < 0 with its 95% confidence interval over seeds "
+                   "below zero (the rule reliably makes the model worse; check it, or drop it)")
     if getattr(table, "method", "exact") != "exact":
         out.append(f"ESTIMATED by '{table.method}' (not every subset was trained): check it against an exact scan "
                    "before relying on small differences (README: 'Which method')")
@@ -72,4 +81,33 @@ def importance_table(table: ValueTable) -> str:
         labels = ", ".join(f"{table.subset_label(k)} seed#{s}" for k, s in missing[:10])
         more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
         out.append(f"WARNING: {len(missing)} training(s) diverged and were left out of the averages: {labels}{more}")
+    return "\n".join(out)
+
+
+def sweep_table(summary: list[dict], trends: list[dict], measure: str = "ri") -> str:
+    """Sweep summary as text: one row per point (split, noise, data), one column per rule
+    with ``measure`` (``"ri"`` or ``"fi"``) ± se, then the Mann-Kendall trend tests."""
+    rules = list(dict.fromkeys(r["rule"] for r in summary))
+    points = list(dict.fromkeys((r["split"], r["noise"], r["n_data"]) for r in summary))
+    cell = {(r["split"], r["noise"], r["n_data"], r["rule"]): r for r in summary}
+    rows = []
+    for split, noise, n_data in points:
+        row = [split, f"{noise:g}", str(n_data)]
+        for rule in rules:
+            r = cell.get((split, noise, n_data, rule))
+            mean, se = (np.nan, np.nan) if r is None else (r[measure], r[f"{measure}_se"])
+            text = _pm(np.nan if mean is None else mean, np.nan if se is None else se)
+            row.append(text + (" !" if r is not None and r.get("improper") and measure == "ri" else ""))
+        rows.append(row)
+    label = {"ri": "RI uniform", "fi": "FI"}[measure]
+    out = [f"{label} ± se per sweep point (decades; '!' = improper: RI < 0 with its 95% CI below zero):",
+           *_columns(["split", "noise %", "data", *rules], rows)]
+    shown = [t for t in trends if t["measure"] == measure]
+    if shown:
+        out += ["", f"Mann-Kendall trend of {label} along each swept axis (seeds pooled; p < 0.05 = trend):"]
+        trows = [[t["rule"], t["axis"], t["split"], ", ".join(f"{k} {v:g}" for k, v in t["fixed"].items()),
+                  str(t["n"]), "n/a" if t["s"] is None else f"{t['s']:+.0f}",
+                  "n/a" if t["tau"] is None else f"{t['tau']:+.2f}", "n/a" if t["p"] is None else f"{t['p']:.3f}",
+                  t["trend"]] for t in shown]
+        out += _columns(["rule", "axis", "split", "at", "n", "S", "tau", "p", "trend"], trows)
     return "\n".join(out)

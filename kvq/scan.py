@@ -12,7 +12,7 @@ import dataclasses
 import platform
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from kvq.coalitions import all_masks, group_by_pattern
 from kvq.config import ScanConfig
 from kvq.errors import KvqError
 from kvq.nn import make_mlp
-from kvq.rules import Problem
+from kvq.rules import Dataset, Problem
 from kvq.table import ScanResult
 from kvq.train import ItemState, Objective, Programs, start_state, take
 
@@ -211,27 +211,41 @@ class Engine:
     seeds: tuple[int, ...]
     clock: _Clock
     checkpoint: Checkpoint | None = None
+    ws: jax.Array | None = None  # [S, N] 0/1 real rows where the observation sets were padded
 
     @classmethod
     def prepare(cls, problem: Problem, config: ScanConfig, checkpoint: Checkpoint | None = None,
-                group: bool = True) -> Engine:
+                group: bool = True, columns: Sequence[tuple[int, Dataset]] | None = None) -> Engine:
         """Build the network, points, observations (per seed) and programs.  ``group=False``
-        skips choosing expensive rules (one program; for runs that train one mask)."""
+        skips choosing expensive rules (one program; for runs that train one mask).
+
+        ``columns``: the seed columns as ``(seed number, observations)`` pairs (default:
+        ``config.seeds`` seeds of ``problem``, seed ``problem.seed + k`` observing
+        ``problem.observations(k)``).  A sweep passes several observation sets (sizes,
+        noise levels) here so they train in one batch; sets of different sizes are padded
+        to the largest with 0/1 row weights, which leave every loss unchanged.
+        """
         _check_inputs(problem, config)
         init, apply = make_mlp(config.width, config.depth, problem.d_in, problem.d_out, config.activation)
         points = rule_points(problem, config.collocation)
-        seeds = tuple(problem.seed + k for k in range(config.seeds))
-        params0 = jax.vmap(init)(jnp.stack([jax.random.PRNGKey(s) for s in seeds]))
-        data = [problem.observations(k) for k in range(config.seeds)]
-        if len({(len(d), d.d_in, d.d_out) for d in data}) > 1:
+        if columns is None:
+            columns = [(problem.seed + k, problem.observations(k)) for k in range(config.seeds)]
+        seeds = tuple(int(s) for s, _ in columns)
+        data = [d for _, d in columns]
+        if len({(d.d_in, d.d_out) for d in data}) > 1 or data[0].d_in != problem.d_in:
             raise KvqError(
-                f"problem {problem.name!r}: the observation sampler returned data sets of different shapes "
-                f"for different seeds ({[(len(d), d.d_in, d.d_out) for d in data]}); every seed needs as many rows"
+                f"problem {problem.name!r}: the observation sets have different input/output sizes "
+                f"({[(d.d_in, d.d_out) for d in data]}); every seed needs {problem.d_in} inputs and {problem.d_out} outputs"
             )
-        xs = jnp.asarray(np.stack([d.x for d in data]), jnp.float32)
-        ys = jnp.asarray(np.stack([d.y for d in data]), jnp.float32)
-        chex.assert_shape(xs, (config.seeds, len(data[0]), problem.d_in))
-        chex.assert_shape(ys, (config.seeds, len(data[0]), problem.d_out))
+        params0 = jax.vmap(init)(jnp.stack([jax.random.PRNGKey(s) for s in seeds]))
+        rows = [len(d) for d in data]
+        N = max(rows)
+        pad = lambda a: np.concatenate([a, np.zeros((N - len(a), a.shape[1]), a.dtype)])  # noqa: E731
+        xs = jnp.asarray(np.stack([pad(d.x) for d in data]), jnp.float32)
+        ys = jnp.asarray(np.stack([pad(d.y) for d in data]), jnp.float32)
+        ws = None if len(set(rows)) == 1 else jnp.asarray(np.arange(N)[None, :] < np.asarray(rows)[:, None], jnp.float32)
+        chex.assert_shape(xs, (len(seeds), N, problem.d_in))
+        chex.assert_shape(ys, (len(seeds), N, problem.d_out))
         losses = tuple(r.loss for r in problem.rules)
         weights = tuple(r.weight for r in problem.rules)
         probe = Objective(apply, losses, weights, frozenset())
@@ -240,12 +254,25 @@ class Engine:
         optimizer = config.make_optimizer()
         programs = Programs(Objective(apply, losses, weights, frozenset(expensive)), optimizer, config.check_every)
         opt0 = jax.vmap(optimizer.init)(params0)
-        return cls(problem, config, programs, points, xs, ys, params0, opt0, expensive, seeds, _Clock(), checkpoint)
+        return cls(problem, config, programs, points, xs, ys, params0, opt0, expensive, seeds, _Clock(), checkpoint, ws)
+
+    @property
+    def data(self) -> tuple[jax.Array, ...]:
+        """The observations of every seed column: ``(xs, ys)`` or, when padded, ``(xs, ys, ws)``."""
+        return (self.xs, self.ys) if self.ws is None else (self.xs, self.ys, self.ws)
+
+    def rows(self) -> np.ndarray:
+        """Observations (real rows) of each seed column, [S]."""
+        if self.ws is None:
+            return np.full(len(self.seeds), self.xs.shape[1])
+        return np.asarray(self.ws.sum(axis=1)).astype(int)
 
     def pretrain(self, progress: Progress) -> None:
-        """Data-only warm start of every seed (one batch); no-op without observations."""
+        """Data-only warm start of every seed (one batch); no-op without observations (a
+        seed column without observations keeps its initial weights and optimizer state)."""
         cfg = self.config
-        if not (cfg.warm_start and self.xs.shape[1] > 0 and cfg.pretrain_steps > 0):
+        has_data = self.rows() > 0
+        if not (cfg.warm_start and has_data.any() and cfg.pretrain_steps > 0):
             return
         S = len(self.seeds)
         total, done = S * cfg.pretrain_steps, 0
@@ -256,12 +283,15 @@ class Engine:
             progress("pretrain", done, total)
 
         state = start_state(self.params0, self.opt0)
-        block = _compile(self.programs.pretrain_block(), self.clock, state, self.xs, self.ys)
+        block = _compile(self.programs.pretrain_block(), self.clock, state, self.data)
         progress("pretrain", 0, total)
         t0 = time.perf_counter()
-        state, _, _ = _run_blocks(block, state, (self.xs, self.ys), cfg.pretrain_steps // cfg.check_every, S,
+        state, _, _ = _run_blocks(block, state, (self.data,), cfg.pretrain_steps // cfg.check_every, S,
                                   cfg.check_every, on_block, self.checkpoint, "pretrain")
-        self.params0, self.opt0 = jax.block_until_ready((state.best_params, state.best_opt_state))
+        keep = jnp.asarray(has_data)
+        warm = jax.tree.map(lambda new, old: jnp.where(keep.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
+                            (state.best_params, state.best_opt_state), (self.params0, self.opt0))
+        self.params0, self.opt0 = jax.block_until_ready(warm)
         self.clock.pretrain_s += time.perf_counter() - t0
         progress("pretrain", total, total)
 
@@ -288,7 +318,8 @@ class Engine:
         one = start_state(take(self.params0, 0), take(self.opt0, 0))
         state = sum(np.asarray(leaf).nbytes for leaf in jax.tree.leaves(one))
         all_on = jnp.ones(len(self.points), jnp.float32)
-        grad = jax.jit(jax.grad(lambda p: self.programs.objective(p, all_on, self.xs[0], self.ys[0], self.points, pattern)))
+        first = tuple(a[0] for a in self.data)
+        grad = jax.jit(jax.grad(lambda p: self.programs.objective(p, all_on, first, self.points, pattern)))
         try:
             temp = _compile(grad, self.clock, take(self.params0, 0)).memory_analysis().temp_size_in_bytes
         except Exception:  # noqa: BLE001 - no analysis on this backend: count activations instead
@@ -340,9 +371,9 @@ class Engine:
                 real = np.arange(lo, min(lo + chunk, B))
                 items = np.concatenate([real, np.full(chunk - len(real), real[-1])])  # pad: one shape
                 m = jnp.asarray(masks[mask_of[items]], jnp.float32)
-                x, y = self.xs[seed_of[items]], self.ys[seed_of[items]]
+                data = tuple(a[seed_of[items]] for a in self.data)
                 state = start_state(*starts(mask_of[items], seed_of[items]))
-                args = (m, x, y, self.points)
+                args = (m, data, self.points)
                 if block is None:
                     program = self.programs.subset_block(pattern, self.vectorize(pattern, chunk))
                     block = _compile(program, self.clock, state, *args)

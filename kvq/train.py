@@ -5,7 +5,8 @@ check intervals (one compiled call runs ``check_every`` optimizer steps for a wh
 and then applies the paper's early-stopping check as a per-item *frozen* flag).
 
 Shapes: a batch has ``B`` items; item ``b`` trains mask ``masks[b]`` [n] on the
-observations ``x[b]`` [N, d_in], ``y[b]`` [N, d_out].  Rule collocation points are
+observations ``data[b]`` = ``(x [N, d_in], y [N, d_out])``, or ``(x, y, w [N])`` where the
+sets were padded to one size (``w`` marks the real rows).  Rule collocation points are
 shared by every item (never copied per item).  Nothing in this module knows about
 rule importance.
 """
@@ -27,12 +28,16 @@ Params = Any
 Apply = Callable[[Params, jax.Array], jax.Array]
 
 
-def data_mse(apply: Apply, params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
+def data_mse(apply: Apply, params: Params, x: jax.Array, y: jax.Array, w: jax.Array | None = None) -> jax.Array:
     """Mean squared error of ``apply(params, x [N, d_in])`` against ``y`` [N, d_out]
-    (0 when N = 0)."""
+    (0 when N = 0).  ``w`` [N] (0/1) marks the real rows of a padded set: the mean is over
+    those alone (0 when there are none), so padding never changes the loss."""
     if x.shape[0] == 0:
         return jnp.zeros((), jnp.float32)
-    return jnp.mean((apply(params, x) - y) ** 2)
+    if w is None:
+        return jnp.mean((apply(params, x) - y) ** 2)
+    per_row = jnp.sum((apply(params, x) - y) ** 2, axis=-1)
+    return jnp.sum(w * per_row) / (jnp.maximum(jnp.sum(w), 1.0) * y.shape[-1])
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,14 +55,14 @@ class Objective:
     weights: tuple[float, ...]
     expensive: frozenset[int]
 
-    def data_loss(self, params: Params, x: jax.Array, y: jax.Array) -> jax.Array:
-        """Mean squared error on the observations (0 when there are none)."""
-        return data_mse(self.apply, params, x, y)
+    def data_loss(self, params: Params, data: tuple[jax.Array, ...]) -> jax.Array:
+        """Mean squared error on the observations ``data`` = ``(x, y[, w])`` (0 when there are none)."""
+        return data_mse(self.apply, params, *data)
 
-    def __call__(self, params, mask, x, y, points, pattern: tuple[int, ...]) -> jax.Array:
-        """``J_mask(params)`` for one item; ``mask`` [n] is 0/1."""
+    def __call__(self, params, mask, data, points, pattern: tuple[int, ...]) -> jax.Array:
+        """``J_mask(params)`` for one item; ``mask`` [n] is 0/1, ``data`` = ``(x, y[, w])``."""
         u = PointModel(self.apply, params)  # the model at one point
-        total = self.data_loss(params, x, y)
+        total = self.data_loss(params, data)
         for i, (loss, pts) in enumerate(zip(self.losses, points)):
             if i in self.expensive:
                 if i in pattern:
@@ -154,7 +159,7 @@ class Programs:
     check_every: int
 
     def subset_block(self, pattern: tuple[int, ...], vectorize: int | None = None):
-        """jit ``(state[B], masks[B,n], x[B], y[B], points) -> state``: one check interval.
+        """jit ``(state[B], masks[B,n], data[B], points) -> state``: one check interval.
 
         ``vectorize`` items train in lock-step under ``vmap``; with fewer than ``B``, the
         program runs such chunks one after another (``lax.map``), which keeps a CPU's
@@ -162,14 +167,14 @@ class Programs:
         """
         obj = self.objective
 
-        def one(s, mask, x, y, points):
-            loss = lambda p: obj(p, mask, x, y, points, pattern)  # noqa: E731
+        def one(s, mask, data, points):
+            loss = lambda p: obj(p, mask, data, points, pattern)  # noqa: E731
             return make_block(loss, self.optimizer, self.check_every, "last")(s)
 
-        def batched(s, masks, x, y, points):
+        def batched(s, masks, data, points):
             if vectorize is None or vectorize >= masks.shape[0]:
-                return jax.vmap(one, in_axes=(0, 0, 0, 0, None))(s, masks, x, y, points)
-            items = (s, masks, x, y)
+                return jax.vmap(one, in_axes=(0, 0, 0, None))(s, masks, data, points)
+            items = (s, masks, data)
             if vectorize == 1:  # plain map: scalar masks, so a cheap rule that is off is skipped
                 return jax.lax.map(lambda item: one(*item, points), items)
             return jax.lax.map(lambda item: one(*item, points), items, batch_size=vectorize)
@@ -177,11 +182,11 @@ class Programs:
         return jax.jit(batched)
 
     def pretrain_block(self):
-        """jit(vmap) data-only block over seeds: ``(state[S], x[S], y[S]) -> state``."""
+        """jit(vmap) data-only block over seeds: ``(state[S], data[S]) -> state``."""
         obj = self.objective
 
-        def one(s, x, y):
-            return make_block(lambda p: obj.data_loss(p, x, y), self.optimizer, self.check_every, "best")(s)
+        def one(s, data):
+            return make_block(lambda p: obj.data_loss(p, data), self.optimizer, self.check_every, "best")(s)
 
         return jax.jit(jax.vmap(one))
 

@@ -68,7 +68,7 @@ def _python_loop_reference(engine, mask, seed_col, steps, check_every):
     x, y = engine.xs[seed_col], engine.ys[seed_col]
     m = jnp.asarray(mask, jnp.float32)
     if pattern not in _COMPILED:
-        f = lambda p, m, x, y: obj(p, m, x, y, engine.points, pattern)  # noqa: E731
+        f = lambda p, m, x, y: obj(p, m, (x, y), engine.points, pattern)  # noqa: E731
         _COMPILED[pattern] = jax.jit(f), jax.jit(jax.grad(f))
     loss_fn, grad_fn = _COMPILED[pattern]
     loss = lambda p: loss_fn(p, m, x, y)  # noqa: E731

@@ -11,7 +11,7 @@ import numpy as np
 
 from kvq.derivatives import partials
 from kvq.problems import pde
-from kvq.problems.sampling import assemble
+from kvq.problems.sampling import assemble, check_wrong, mark_wrong
 from kvq.problems.spec import Spec
 from kvq.rules import Problem, Rule, mean_square
 
@@ -61,12 +61,17 @@ def pde_loss(u, points):
     return (u_t + value * u_x - NU * u_xx)[:, 0]
 
 
-def make_rules(n_pde_side: int = 200, n_line: int = 200) -> tuple[Rule, ...]:
-    """The paper's rules: PDE on an n x n grid, 200 points per initial/boundary rule."""
+WRONG = {"ic": (lambda p: jnp.cos(jnp.pi * p[:, 0] / 2), "u(x, 0) = cos(pi x / 2) instead of -sin(pi x)")}
+
+
+def make_rules(n_pde_side: int = 200, n_line: int = 200, wrong: str | None = None) -> tuple[Rule, ...]:
+    """The paper's rules: PDE on an n x n grid, 200 points per initial/boundary rule
+    (``wrong="ic"``: the initial condition replaced by the wrong one in :data:`WRONG`)."""
     pts = pde.collocation(X_RANGE, T_RANGE, n_pde_side, n_line)
+    ic = WRONG["ic"][0] if wrong == "ic" else (lambda p: -jnp.sin(jnp.pi * p[:, 0]))
     return (
         Rule("pde", pde_loss, pts["pde"], kind="global"),
-        Rule("ic", pde.matches(lambda p: -jnp.sin(jnp.pi * p[:, 0])), pts["initial"], kind="local"),
+        Rule("ic", pde.matches(ic), pts["initial"], kind="local"),
         Rule("bc_left", pde.matches(), pts["left"], kind="local"),
         Rule("bc_right", pde.matches(), pts["right"], kind="local"),
     )
@@ -79,13 +84,18 @@ def make(
     seed: int = 0,
     n_valid: int = 10_000,
     noisy_validation: bool = False,
+    wrong: str | None = None,
 ) -> Problem:
     """Burgers with ``n_data`` observations (noise in % of std(u)) and a split.
 
     ``interpolation``: observations and validation drawn from the whole reference grid
     (disjoint); ``extrapolation``: observations from t < 0.5, validation from t >= 0.5.
+    ``wrong="ic"`` replaces the initial condition by a wrong one (improper knowledge; the
+    observations and the reference stay the true solution's).
     """
+    check_wrong(SPEC, wrong, WRONG)
     pts, u = grid()
-    return assemble(SPEC, make_rules(), pts, u, pde.time_split(pts, T_RANGE), reference=reference,
-                    n_data=n_data, noise=noise, split=split, seed=seed, n_valid=n_valid,
-                    noisy_validation=noisy_validation)
+    problem = assemble(SPEC, make_rules(wrong=wrong), pts, u, pde.time_split(pts, T_RANGE), reference=reference,
+                       n_data=n_data, noise=noise, split=split, seed=seed, n_valid=n_valid,
+                       noisy_validation=noisy_validation)
+    return mark_wrong(problem, wrong, WRONG)

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kvq.problems.sampling import VALIDATION_SEED, assemble
+from kvq.problems.sampling import VALIDATION_SEED, assemble, check_wrong, mark_wrong
 from kvq.problems.spec import Spec
 from kvq.rules import Problem, Rule, mean_square
 
@@ -90,6 +90,16 @@ def e_law(u, points):
 
 
 @mean_square
+def wrong_e_law(u, points):
+    """A deliberately wrong law, e = (1 - c^2) / 2 (improper knowledge, for demonstrations)."""
+    c, _, e, _ = _outputs(u, points)
+    return e - (1.0 - c**2) / 2.0
+
+
+WRONG = {"e_law": (wrong_e_law, "e = (1 - c^2)/2 instead of (1 + c^2)/2")}
+
+
+@mean_square
 def f_law(u, points):
     _, _, e, f = _outputs(u, points)
     return f - jnp.exp(-e)
@@ -101,24 +111,29 @@ def range_law(u, points):
     return jnp.stack([jax.nn.relu(-e), jax.nn.relu(-f)], axis=1)  # [P, 2]
 
 
-def make_rules(n_side: int = 100) -> tuple[Rule, ...]:
-    """The paper's rules on an n_side x n_side grid of a in [0, pi], b in [-pi, pi]."""
+def make_rules(n_side: int = 100, wrong: str | None = None) -> tuple[Rule, ...]:
+    """The paper's rules on an n_side x n_side grid of a in [0, pi], b in [-pi, pi]
+    (``wrong="e_law"``: that law replaced by the wrong one in :data:`WRONG`)."""
     a, b = (np.linspace(lo, hi, n_side) for lo, hi in RULE_BOX)
     aa, bb = np.meshgrid(a, b, indexing="ij")
     pts = np.stack([aa.ravel(), bb.ravel()], axis=1)
     laws = (("c_law", c_law), ("d_law", d_law), ("e_law", e_law), ("f_law", f_law), ("range", range_law))
+    laws = tuple((name, WRONG[name][0] if name == wrong else loss) for name, loss in laws)
     return tuple(Rule(name, loss, pts, kind="global") for name, loss in laws)
 
 
 def make(n_data: int = 100, noise: float = 0.0, split: str = "interpolation", seed: int = 0,
-         n_valid: int = 5_000, noisy_validation: bool = False) -> Problem:
+         n_valid: int = 5_000, noisy_validation: bool = False, wrong: str | None = None) -> Problem:
     """The algebraic system with ``n_data`` observations (noise in % of each output's std)
-    and a split.  Observation and validation rows are fixed Latin-hypercube draws."""
+    and a split.  Observation and validation rows are fixed Latin-hypercube draws.
+    ``wrong="e_law"`` replaces that rule by a wrong law (improper knowledge; the data stay true)."""
+    check_wrong(SPEC, wrong, WRONG)
     rng = np.random.default_rng(VALIDATION_SEED)
     inside = latin_hypercube(POOL + n_valid, IN_BOX, rng)
     outside = latin_hypercube(n_valid, OUT_BOX, rng)
     pts = np.concatenate([inside, outside])
     is_in = np.arange(len(pts)) < len(inside)
     pools = {"interpolation": (is_in, is_in), "extrapolation": (is_in, ~is_in)}
-    return assemble(SPEC, make_rules(), pts, reference(pts), pools, reference=reference, n_data=n_data,
-                    noise=noise, split=split, seed=seed, n_valid=n_valid, noisy_validation=noisy_validation)
+    problem = assemble(SPEC, make_rules(wrong=wrong), pts, reference(pts), pools, reference=reference, n_data=n_data,
+                       noise=noise, split=split, seed=seed, n_valid=n_valid, noisy_validation=noisy_validation)
+    return mark_wrong(problem, wrong, WRONG)

@@ -7,8 +7,10 @@ noise of ``noise % x std(reference on the grid)``.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -138,3 +140,16 @@ def assemble(
         "n_valid": len(valid),
     }
     return Problem(spec.name, rules, sampler(seed), valid, reference=reference, sampler=sampler, seed=seed, info=info)
+
+
+def check_wrong(spec: Spec, wrong: str | None, options: Mapping[str, Any]) -> None:
+    """Validate a problem's ``wrong`` option (a rule that may be replaced by wrong knowledge)."""
+    if wrong is not None and wrong not in options:
+        raise KvqError(f"problem {spec.name!r} can make these rules wrong: {sorted(options)}; got wrong={wrong!r}")
+
+
+def mark_wrong(problem: Problem, wrong: str | None, options: Mapping[str, Any]) -> Problem:
+    """``problem`` with ``info["wrong"]`` naming the replaced rule and what it now says."""
+    if wrong is None:
+        return problem
+    return dataclasses.replace(problem, info={**problem.info, "wrong": {"rule": wrong, "law": options[wrong][1]}})

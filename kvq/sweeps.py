@@ -1,0 +1,390 @@
+"""Sweeps: rule importance across data volume, noise and in- vs out-of-distribution splits.
+
+``sweep("burgers", data=[0, 10, 100], noise=[0, 25], split=["interpolation", "extrapolation"])``
+trains the full rule-subset scan at every combination of the swept values.  Exact scans
+batch across sweep points: every point that shares a validation set (one split) trains in
+one engine, its observation sets (sizes, noise levels, seeds) stacked as seed columns and
+padded to one size with 0/1 row weights, so a sweep compiles one set of programs per
+split instead of one per point.  Estimators (``method="finetune"|"newton"``) run point by
+point.
+
+With ``out`` (a folder) the sweep is resumable: each group's training checkpoints, each
+finished point is written as an ordinary scan folder under ``out/points/``, and running
+the same sweep again skips finished points and ends with exactly the numbers an
+uninterrupted run gives.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as _dt
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kvq import problems
+from kvq.checkpoint import Checkpoint, fingerprint
+from kvq.coalitions import all_masks
+from kvq.config import ScanConfig
+from kvq.errors import KvqError
+from kvq.importance import full_importance, improper_rules, rule_importance
+from kvq.io import check_output_dir, load_result, result_fingerprint, save_result
+from kvq.perturb import METHODS, estimate, estimate_fingerprint, settings_for
+from kvq.rules import Problem
+from kvq.scan import Engine, Progress, make_result, tabulate
+from kvq.table import ScanResult
+from kvq.trend import mann_kendall
+
+SWEEP_JSON = "sweep.json"
+SUMMARY_CSV = "summary.csv"
+CHECKPOINTS = ".checkpoint"
+NUMERIC_AXES = ("data", "noise")
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One setting of a sweep: ``n_data`` observations, ``noise`` (% of the solution's std), ``split``."""
+
+    n_data: int
+    noise: float
+    split: str
+
+    @property
+    def label(self) -> str:
+        """Folder name of the point, e.g. ``d100-n25-extrapolation``."""
+        return f"d{self.n_data}-n{self.noise:g}-{self.split}"
+
+    def axis(self, name: str) -> Any:
+        return {"data": self.n_data, "noise": self.noise, "split": self.split}[name]
+
+
+@dataclass(frozen=True, eq=False)
+class SweepResult:
+    """The value table of every sweep point, with the per-point importances and the trend tests.
+
+    ``points[k]`` was scanned into ``results[k]``; ``summary``: one row per (point, rule)
+    with RI (uniform and Shapley) and FI ± se, the improper flag and the all/no-rule MSE;
+    ``trends``: a Mann-Kendall test per (rule, measure, numeric axis, split, value of the
+    other numeric axis) of the per-seed importances along that axis.
+    """
+
+    problem: str
+    axes: dict[str, list[Any]]
+    points: tuple[SweepPoint, ...]
+    results: tuple[ScanResult, ...]
+    config: dict[str, Any]
+    method: str = "exact"
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+    problem_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def rule_names(self) -> tuple[str, ...]:
+        return self.results[0].rule_names
+
+    def result(self, n_data: int | None = None, noise: float | None = None, split: str | None = None) -> ScanResult:
+        """The scan of the one point matching the given values (omitted ones must be unambiguous)."""
+        hits = [r for p, r in zip(self.points, self.results)
+                if (n_data is None or p.n_data == n_data) and (noise is None or p.noise == noise)
+                and (split is None or p.split == split)]
+        if len(hits) != 1:
+            raise KvqError(f"{len(hits)} sweep points match data={n_data}, noise={noise}, split={split}; "
+                           f"the points are {[p.label for p in self.points]}")
+        return hits[0]
+
+    @property
+    def summary(self) -> list[dict[str, Any]]:
+        return summary_rows(self.points, self.results)
+
+    @property
+    def trends(self) -> list[dict[str, Any]]:
+        return trend_rows(self.points, self.results, self.axes)
+
+    def save(self, directory: str | Path, overwrite: bool = False) -> Path:
+        """Write the sweep (``sweep.json``, ``summary.csv`` and one scan folder per point)."""
+        path = check_output_dir(directory, self.fingerprint(), overwrite)
+        for point, result in zip(self.points, self.results):
+            save_result(result, path / "points" / point.label, overwrite=True)
+        _write_index(path, self, done=set(self.points))
+        return path
+
+    def fingerprint(self) -> str:
+        return fingerprint("sweep", self.problem, self.problem_options, self.axes, self.config, self.method,
+                           self.settings)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> SweepResult:
+        """Read a sweep folder (every point must be finished)."""
+        path = Path(directory)
+        meta = _read_index(path)
+        points, results = [], []
+        for entry in meta["points"]:
+            if not entry.get("done"):
+                raise KvqError(f"sweep point {entry['dir']} in {str(path)!r} is not finished; run the sweep again "
+                               "to complete it")
+            points.append(SweepPoint(int(entry["n_data"]), float(entry["noise"]), str(entry["split"])))
+            results.append(load_result(path / entry["dir"]))
+        return cls(meta["problem"], meta["axes"], tuple(points), tuple(results), meta["config"], meta["method"],
+                   meta.get("settings", {}), meta.get("problem_options", {}))
+
+
+def summary_rows(points: Sequence[SweepPoint], results: Sequence[ScanResult]) -> list[dict[str, Any]]:
+    """One JSON-ready row per (point, rule): RI uniform/Shapley, FI (± se), improper flag, MSEs."""
+    rows = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for point, result in zip(points, results):
+            ri, ri_s, fi = rule_importance(result), rule_importance(result, "shapley"), full_importance(result)
+            improper = set(improper_rules(result))
+            kinds = {r["name"]: r.get("kind", "") for r in result.problem.get("rules", [])}
+            mse_all, mse_none = np.nanmean(result.errors[-1]), np.nanmean(result.errors[0])
+            for i, name in enumerate(result.rule_names):
+                rows.append({
+                    "n_data": point.n_data, "noise": point.noise, "split": point.split, "rule": name,
+                    "kind": kinds.get(name, ""), "ri": ri.mean[i], "ri_se": ri.se[i], "ri_shapley": ri_s.mean[i],
+                    "ri_shapley_se": ri_s.se[i], "fi": fi.mean[i], "fi_se": fi.se[i], "improper": name in improper,
+                    "mse_all": mse_all, "mse_none": mse_none,
+                })
+    return [{k: _plain(v) for k, v in row.items()} for row in rows]
+
+
+def trend_rows(points: Sequence[SweepPoint], results: Sequence[ScanResult], axes: dict[str, list[Any]],
+               alpha: float = 0.05) -> list[dict[str, Any]]:
+    """Mann-Kendall tests of RI (uniform) and FI along each numeric axis with >= 3 values.
+
+    For each rule, split and value of the other numeric axis, the per-seed importances of
+    the points along the axis are pooled (x = the axis value of each seed's point).
+    """
+    rows = []
+    measures = {"ri": lambda r: rule_importance(r), "fi": full_importance}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        per_seed = {m: [f(r).per_seed for r in results] for m, f in measures.items()}  # [S, n] each
+    for axis in NUMERIC_AXES:
+        if len(axes.get(axis, [])) < 3:
+            continue
+        other = "noise" if axis == "data" else "data"
+        for split, fixed in itertools.product(axes["split"], axes[other]):
+            idx = [k for k, p in enumerate(points) if p.split == split and p.axis(other) == fixed]
+            if len(idx) < 3:
+                continue
+            for m, tables in per_seed.items():
+                for i, rule in enumerate(results[0].rule_names):
+                    x = np.concatenate([np.full(tables[k].shape[0], float(points[k].axis(axis))) for k in idx])
+                    y = np.concatenate([tables[k][:, i] for k in idx])
+                    t = mann_kendall(x, y, alpha=alpha)
+                    rows.append({"rule": rule, "measure": m, "axis": axis, "split": split, "fixed": {other: fixed},
+                                 **t.to_dict()})
+    return rows
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (float, np.floating)):
+        return float(v) if np.isfinite(v) else None
+    return v
+
+
+def _axis_values(name: str, values: Any, default: list[Any]) -> list[Any]:
+    if values is None:
+        return default
+    if isinstance(values, (str, int, float)):
+        values = [values]
+    values = list(values)
+    if not values:
+        raise KvqError(f"the {name} axis of a sweep needs at least one value")
+    if len(set(values)) != len(values):
+        raise KvqError(f"the {name} axis repeats a value: {values}")
+    return values
+
+
+def plan(problem_name: str, data: Any = None, noise: Any = None, split: Any = None) -> tuple[dict[str, list[Any]], tuple[SweepPoint, ...]]:
+    """The axes (defaults filled in: the problem's default data volume, no noise,
+    interpolation) and the sweep points, in order (split, noise, data)."""
+    spec = problems.spec(problem_name)
+    axes = {
+        "data": [int(d) for d in _axis_values("data", data, [spec.n_data])],
+        "noise": [float(x) for x in _axis_values("noise", noise, [0.0])],
+        "split": [str(s) for s in _axis_values("split", split, ["interpolation"])],
+    }
+    for s in axes["split"]:
+        if s not in spec.splits:
+            raise KvqError(f"unknown split {s!r} for problem {problem_name!r}; choose from {list(spec.splits)}")
+    points = tuple(SweepPoint(d, x, s) for s in axes["split"] for x in axes["noise"] for d in axes["data"])
+    return axes, points
+
+
+def _digest(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _groups(built: Sequence[Problem]) -> list[list[int]]:
+    """Points that may train in one engine: the same validation set and rule points."""
+    keys: dict[str, list[int]] = {}
+    for k, p in enumerate(built):
+        key = _digest(p.valid.x, p.valid.y, *(r.points for r in p.rules))
+        keys.setdefault(key, []).append(k)
+    return list(keys.values())
+
+
+def _read_index(path: Path) -> dict[str, Any]:
+    meta_path = path / SWEEP_JSON
+    if not meta_path.exists():
+        raise KvqError(f"{str(path)!r} holds no kvq sweep ({SWEEP_JSON} is missing)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except ValueError as e:
+        raise KvqError(f"{str(meta_path)!r} is not valid JSON ({e}); the sweep index is damaged") from None
+    if meta.get("kind") != "kvq.SweepResult":
+        raise KvqError(f"{str(meta_path)!r} is not a kvq sweep")
+    return meta
+
+
+def _write_index(path: Path, sweep: SweepResult, done: set[SweepPoint]) -> None:
+    """``sweep.json`` (the plan, which points are done, summary and trends of those) and ``summary.csv``."""
+    finished = [(p, r) for p, r in zip(sweep.points, sweep.results) if p in done]
+    pts, res = [p for p, _ in finished], [r for _, r in finished]
+    rows = summary_rows(pts, res) if res else []
+    kinds = {r["name"]: r.get("kind", "") for r in res[0].problem.get("rules", [])} if res else {}
+    meta = {
+        "format": 1,
+        "kind": "kvq.SweepResult",
+        "fingerprint": sweep.fingerprint(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "problem": sweep.problem,
+        "problem_options": sweep.problem_options,
+        "method": sweep.method,
+        "settings": sweep.settings,
+        "axes": sweep.axes,
+        "config": sweep.config,
+        "rule_names": list(res[0].rule_names) if res else [],
+        "rule_kinds": kinds,
+        "points": [{"n_data": p.n_data, "noise": p.noise, "split": p.split, "dir": f"points/{p.label}",
+                    "done": p in done} for p in sweep.points],
+        "summary": rows,
+        "trends": trend_rows(pts, res, sweep.axes) if res else [],
+        "environment": res[0].environment if res else {},
+    }
+    tmp = path / (SWEEP_JSON + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, path / SWEEP_JSON)
+    if rows:
+        with open(path / (SUMMARY_CSV + ".tmp"), "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        os.replace(path / (SUMMARY_CSV + ".tmp"), path / SUMMARY_CSV)
+
+
+def _finished(path: Path | None, point: SweepPoint, fp: str) -> ScanResult | None:
+    """The saved result of ``point`` if its folder holds the scan ``fp``."""
+    if path is None:
+        return None
+    folder = path / "points" / point.label
+    try:
+        result = load_result(folder)
+    except KvqError:
+        return None
+    return result if result_fingerprint(result) == fp else None
+
+
+def _train_group(built: Sequence[Problem], config: ScanConfig, ckpt: Checkpoint | None,
+                 progress: Progress) -> list[ScanResult]:
+    """Exact scans of points that share validation and rules, trained as one batch of seed columns."""
+    t_start = time.perf_counter()
+    columns = [(p.seed + k, p.observations(k)) for p in built for k in range(config.seeds)]
+    engine = Engine.prepare(built[0], config, ckpt, columns=columns)
+    engine.pretrain(progress)
+    state, mask_of, seed_of = engine.train(all_masks(len(built[0].rules)), progress)
+    errors, steps, div = tabulate(engine, state.best_params, mask_of, seed_of, state.steps_run, state.diverged)
+    out = []
+    S = config.seeds
+    for j, problem in enumerate(built):
+        cols = slice(j * S, (j + 1) * S)
+        point_engine = dataclasses.replace(engine, problem=problem, seeds=engine.seeds[cols])
+        out.append(make_result(point_engine, errors[:, cols], steps[:, cols], div[:, cols], t_start,
+                               timing={"points_in_batch": len(built)}))
+    return out
+
+
+def sweep(problem_name: str, config: ScanConfig | None = None, *, data: Any = None, noise: Any = None,
+          split: Any = None, method: str = "exact", seed: int = 0, out: str | Path | None = None,
+          overwrite: bool = False, progress: Progress | None = None, checkpoint_every_s: float = 60.0,
+          problem_options: dict[str, Any] | None = None, **settings: Any) -> SweepResult:
+    """Scan built-in problem ``problem_name`` at every combination of ``data`` (observation
+    counts), ``noise`` (% of the solution's std) and ``split`` values.
+
+    ``config`` defaults to the problem's quick preset.  ``method``/``settings`` as in
+    :func:`kvq.estimate`.  ``problem_options`` go to :func:`kvq.problems.get` at every
+    point (e.g. ``{"n_valid": 2000}``).  With ``out`` every finished point is written at
+    once (``out/points/<label>/``, plus ``out/sweep.json`` and ``out/summary.csv``) and an
+    interrupted sweep resumes where it stopped; a folder holding a different sweep is
+    refused unless ``overwrite``.  ``progress(phase, done, total)`` gets phases prefixed
+    with the group being trained (``"[1/2] train"``).
+    """
+    axes, points = plan(problem_name, data, noise, split)
+    config = problems.config(problem_name) if config is None else config
+    if not isinstance(config, ScanConfig):
+        raise KvqError(f"config must be a kvq.ScanConfig; got {type(config).__name__}")
+    if method not in METHODS:
+        raise KvqError(f"unknown method {method!r}; choose one of {METHODS}")
+    chosen = settings_for(method, **settings)
+    options = dict(problem_options or {})
+    clash = sorted(set(options) & {"n_data", "noise", "split", "seed"})
+    if clash:
+        raise KvqError(f"problem_options may not set {clash}: they are the sweep's axes and seed arguments")
+    progress = progress or (lambda phase, done, total: None)
+    built = [problems.get(problem_name, n_data=p.n_data, noise=p.noise, split=p.split, seed=seed, **options)
+             for p in points]
+    fps = [estimate_fingerprint(b, config, method, chosen) for b in built]
+    shell = SweepResult(problem_name, axes, points, (), config.to_dict(), method,
+                        {} if chosen is None else dataclasses.asdict(chosen), options)
+    path = None if out is None else check_output_dir(out, shell.fingerprint(), overwrite)
+    if path is not None and overwrite:
+        meta = path / SWEEP_JSON
+        if meta.exists() and json.loads(meta.read_text()).get("fingerprint") != shell.fingerprint():
+            for stale in (path / "points", path / CHECKPOINTS, path / SUMMARY_CSV, meta):
+                shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+    results: list[ScanResult | None] = [_finished(path, p, fp) for p, fp in zip(points, fps)]
+    done = {p for p, r in zip(points, results) if r is not None}
+    if path is not None:
+        _write_index(path, dataclasses.replace(shell, results=tuple(results)), done)
+
+    groups = _groups(built) if method == "exact" else [[k] for k in range(len(points))]
+    todo = [g for g in groups if any(results[k] is None for k in g)]  # a group reruns whole: the same batch
+    for gi, group in enumerate(todo):
+        tag = f"[{gi + 1}/{len(todo)}]"
+        step = lambda phase, d, t, tag=tag: progress(f"{tag} {phase}", d, t)  # noqa: E731
+        ckpt_dir = None if path is None else path / CHECKPOINTS / f"{points[group[0]].label}-{len(group)}"
+        if method == "exact":
+            ckpt = None if ckpt_dir is None else Checkpoint(
+                ckpt_dir, fingerprint("sweep-group", [fps[k] for k in group]), checkpoint_every_s)
+            trained = _train_group([built[k] for k in group], config, ckpt, step)
+        else:
+            trained = [estimate(built[group[0]], config, method, progress=step, checkpoint=ckpt_dir, **settings)]
+        for k, result in zip(group, trained):
+            results[k] = result
+            done.add(points[k])
+            if path is not None:
+                save_result(result, path / "points" / points[k].label, overwrite=True)
+        if path is not None:
+            _write_index(path, dataclasses.replace(shell, results=tuple(results)), done)
+            if ckpt_dir is not None:
+                shutil.rmtree(ckpt_dir, ignore_errors=True)
+    if path is not None:
+        shutil.rmtree(path / CHECKPOINTS, ignore_errors=True)
+    return dataclasses.replace(shell, results=tuple(results))

@@ -1,0 +1,224 @@
+"""Figures and the self-contained report, on synthetic value tables (no training)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from kvq.coalitions import all_masks  # noqa: E402
+from kvq.document import write_report  # noqa: E402
+from kvq.errors import KvqError  # noqa: E402
+from kvq.importance import full_importance, rule_importance  # noqa: E402
+from kvq.plots import plot_dependence, plot_interactions, plot_sweep, plot_tuning  # noqa: E402
+from kvq.table import ScanResult  # noqa: E402
+
+PNG = b"\x89PNG\r\n\x1a\n"
+RULES = ("pde", "ic", "bc")
+KINDS = {"pde": "global", "ic": "local", "bc": "local"}
+CONFIG = {"width": 8, "depth": 2, "activation": "tanh", "optimizer": "adam", "learning_rate": 0.01,
+          "steps": 40, "check_every": 20, "warm_start": True, "pretrain_steps": 40, "seeds": 3,
+          "collocation": 48}
+ENV = {"versions": {"kvq": "0.1.0", "jax": "0.4.30"}, "python": "3.11.0", "platform": "cpu", "device": "cpu",
+       "device_count": 1, "machine": "x86_64"}
+
+
+def game(effects, seeds: int = 3, pair: float = 0.0, noise: float = 0.03, seed: int = 0) -> np.ndarray:
+    """errors [2^n, seeds] of an additive game (values in decades) plus a synergy of rules 0 and 1."""
+    masks = all_masks(len(effects)).astype(float)
+    v = 1.0 + masks @ np.asarray(effects, float)
+    if len(effects) > 1:
+        v += pair * masks[:, 0] * masks[:, 1]
+    rng = np.random.default_rng(seed)
+    return 10.0 ** -(v[:, None] + noise * rng.standard_normal((len(v), seeds)))
+
+
+def scan_result(effects=(0.5, 0.2, -0.1), n_data=16, split="interpolation", seed=0, outputs=0) -> ScanResult:
+    names = RULES[: len(effects)]
+    by_output = None
+    if outputs:
+        by_output = np.stack([game(np.roll(effects, k), pair=0.1 * k, seed=seed + k) for k in range(outputs)], -1)
+        errors = by_output.mean(-1)
+    else:
+        errors = game(effects, pair=0.15, seed=seed)
+    problem = {"name": "toy", "seed": 0, "rules": [{"name": n, "kind": KINDS[n]} for n in names],
+               "equation": "u_t + u u_x = 0", "n_data": n_data, "noise_pct": 0.0, "split": split}
+    return ScanResult(rule_names=names, errors=errors, errors_by_output=by_output,
+                      output_names=tuple(f"u{k}" for k in range(outputs)), problem=problem, config=CONFIG,
+                      environment=ENV, timing={"total_s": 1.5})
+
+
+def pngs_in_html(text: str) -> list[bytes]:
+    return [base64.b64decode(m) for m in re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)]
+
+
+def assert_self_contained(text: str) -> None:
+    assert not re.findall(r'(?:src|href)\s*=\s*"(?!data:)', text), "the HTML refers to something outside itself"
+    assert "<link" not in text and "<script" not in text and "@import" not in text
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reports")
+    scan = scan_result().save(root / "scan")
+    meta = json.loads((scan / "results.json").read_text())
+    meta["importance"]["improper"] = ["bc"]
+    (scan / "results.json").write_text(json.dumps(meta))
+    multi = scan_result(outputs=2).save(root / "multi")
+
+    sweep = root / "sweep"
+    points, summary = [], []
+    for split in ("interpolation", "extrapolation"):
+        for n_data in (0, 10, 100):
+            rel = f"points/d{n_data}-n0-{split}"
+            done = not (split == "extrapolation" and n_data == 100)
+            points.append({"n_data": n_data, "noise": 0.0, "split": split, "dir": rel, "done": done})
+            if not done:
+                continue
+            scale = 1.0 / (1 + n_data / 20)  # physics matters less with more data
+            res = scan_result(effects=(0.6 * scale, 0.3 * scale, -0.05), n_data=n_data, split=split, seed=n_data)
+            res.save(sweep / rel)
+            ri, ris, fi = rule_importance(res), rule_importance(res, "shapley"), full_importance(res)
+            for i, rule in enumerate(res.rule_names):
+                summary.append({"n_data": n_data, "noise": 0.0, "split": split, "rule": rule, "kind": KINDS[rule],
+                                "ri": ri.mean[i], "ri_se": ri.se[i], "ri_shapley": ris.mean[i],
+                                "ri_shapley_se": ris.se[i], "fi": fi.mean[i], "fi_se": None if i == 2 else fi.se[i],
+                                "improper": bool(ri.mean[i] < 0), "mse_all": float(res.errors[-1].mean()),
+                                "mse_none": float(res.errors[0].mean())})
+    trends = [{"rule": r, "measure": "ri", "axis": "data", "split": "interpolation", "fixed": {"noise": 0.0},
+               "n": 3, "s": -3.0, "tau": -1.0, "z": -1.57, "p": 0.117,
+               "trend": "decreasing" if r != "bc" else "no trend"} for r in RULES]
+    sweep_meta = {"format": 1, "kind": "kvq.SweepResult", "fingerprint": "f" * 16, "created": "2026-01-02T03:04:05",
+                  "problem": "toy", "problem_options": {"n_valid": 64}, "method": "exact", "settings": {},
+                  "axes": {"data": [0, 10, 100], "noise": [0], "split": ["interpolation", "extrapolation"]},
+                  "config": CONFIG, "rule_names": list(RULES), "rule_kinds": KINDS, "points": points,
+                  "summary": [{k: float(v) if isinstance(v, np.floating) else v for k, v in r.items()}
+                              for r in summary], "trends": trends}
+    (sweep / "sweep.json").write_text(json.dumps(sweep_meta))
+
+    tune = root / "tune"
+    tune.mkdir()
+    history = []
+    for it, (w, acc, mse) in enumerate([((1, 1, 1), True, 2e-3), ((2, 1, 0.5), True, 1.2e-3),
+                                        ((4, 1, 0.25), False, 1.6e-3), ((2, 1.5, 0.3), True, 9e-4)]):
+        history.append({"iteration": it, "weights": list(w), "mu": 1.0 / (it + 1), "ri": [0.4, 0.2, -0.05],
+                        "ri_se": [0.02, 0.03, None], "mse_all": mse, "mse_all_se": mse / 10, "accepted": acc})
+    (tune / "tune.json").write_text(json.dumps({
+        "format": 1, "kind": "kvq.TuneResult", "problem": "toy", "rule_names": list(RULES), "method": "exact",
+        "config": CONFIG, "mu0": 1.0, "history": history,
+        "best": {"iteration": 3, "weights": [2, 1.5, 0.3], "mse_all": 9e-4, "mse_all_se": 9e-5}}))
+    return {"scan": scan, "multi": multi, "sweep": sweep, "tune": tune, "root": root}
+
+
+def test_scan_report_html(folders):
+    path = write_report(folders["scan"])
+    assert path == folders["scan"] / "report.html"
+    text = path.read_text()
+    assert_self_contained(text)
+    for name in RULES:
+        assert f"<td>{name}</td>" in text
+    result = ScanResult.load(folders["scan"])
+    ri = rule_importance(result)
+    assert f"{ri.mean[0]:+.3f} ± {ri.se[0]:.3f}" in text  # the table holds the computed RI
+    assert "Rules flagged as improper: bc." in text
+    assert "<th>device</th><td>cpu (cpu, 1 device); kvq 0.1.0, jax 0.4.30" in text  # provenance
+    assert "MLP 2 hidden layers × 8 units, tanh" in text
+    images = pngs_in_html(text)
+    assert len(images) == 3  # importance bars, dependence profiles, interactions
+    assert all(img.startswith(PNG) and len(img) > 5000 for img in images)
+    for name in ("importance.png", "dependence.png", "interactions.png"):
+        assert (folders["scan"] / "report_files" / name).read_bytes().startswith(PNG)
+
+
+def test_multi_output_report_markdown(folders):
+    out = folders["root"] / "elsewhere" / "multi.md"
+    path = write_report(folders["multi"], fmt="md", out=out)
+    assert path == out
+    text = path.read_text()
+    assert "RI uniform per output" in text and "| u0 | u1 |" in text
+    assert "improper" not in text  # results.json has no "improper" list: no line about it
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert len(links) == 5  # bars, dependence, interactions overall + one per output
+    assert sum("interactions-output" in link for link in links) == 2
+    for link in links:
+        assert not link.startswith(("/", "http"))
+        assert (path.parent / link).resolve().read_bytes().startswith(PNG)
+
+
+def test_sweep_report(folders):
+    text = write_report(folders["sweep"]).read_text()
+    assert_self_contained(text)
+    assert "5 of 6 done" in text
+    assert text.count("<td>decreasing</td>") == 2 and "<td>no trend</td>" in text
+    assert "interpolation (in-distribution)" in text and "extrapolation (out-of-distribution)" in text
+    assert "d100-n0-extrapolation" not in text  # not done: no section
+    figs = folders["sweep"] / "report_files"
+    assert {p.name for p in figs.glob("sweep-*.png")} == {"sweep-data-ri.png", "sweep-data-fi.png"}
+    assert len(list(figs.glob("point-*.png"))) == 5
+    assert len(pngs_in_html(text)) == 2 + 5
+    md = write_report(folders["sweep"], fmt="md").read_text()
+    assert "(report_files/sweep-data-ri.png)" in md and "| observations | noise [%] |" in md
+
+
+def test_tune_report(folders):
+    text = write_report(folders["tune"]).read_text()
+    assert_self_contained(text)
+    for name in RULES:
+        assert f"λ {name}" in text
+    assert text.count("<td>rejected</td>") == 1
+    assert "Best: iteration 3" in text
+    images = pngs_in_html(text)
+    assert len(images) == 1 and images[0].startswith(PNG)
+
+
+def test_plot_functions_and_bad_input(folders, tmp_path):
+    one = ScanResult(rule_names=("pde",), errors=game((0.3,)))
+    with pytest.raises(KvqError, match="at least 2 rules"):
+        plot_interactions(one, tmp_path / "x.png")
+    assert plot_dependence(one, tmp_path / "dep1.png").read_bytes().startswith(PNG)
+    multi = ScanResult.load(folders["multi"])
+    assert plot_interactions(multi, tmp_path / "i.png", "shapley", output="u1").read_bytes().startswith(PNG)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a diverged training is drawn without warnings
+        errors = game((0.5, 0.2, -0.1))
+        errors[5, 1] = np.nan
+        diverged = ScanResult(rule_names=RULES, errors=errors)
+        assert plot_dependence(diverged, tmp_path / "dep.png").read_bytes().startswith(PNG)
+    sweep = json.loads((folders["sweep"] / "sweep.json").read_text())
+    # both numeric axes varied: one row of panels per noise level
+    rows = sweep["summary"] + [{**r, "noise": 5.0, "ri": r["ri"] - 0.1} for r in sweep["summary"]]
+    assert plot_sweep(rows, tmp_path / "noise.png", axis="noise", measure="ri_shapley").read_bytes().startswith(PNG)
+    assert plot_sweep(rows, tmp_path / "data.png", axis="data").read_bytes().startswith(PNG)
+    with pytest.raises(KvqError, match="at least 2"):
+        plot_sweep(sweep["summary"], tmp_path / "y.png", axis="noise")
+    with pytest.raises(KvqError, match="unknown sweep axis"):
+        plot_sweep(sweep["summary"], tmp_path / "y.png", axis="width")
+    with pytest.raises(KvqError, match="summary rows"):
+        plot_sweep([], tmp_path / "y.png")
+    with pytest.raises(KvqError, match="non-empty"):
+        plot_tuning([], tmp_path / "t.png")
+    tune = json.loads((folders["tune"] / "tune.json").read_text())
+    with pytest.raises(KvqError, match="rule names"):
+        plot_tuning(tune["history"], tmp_path / "t.png", rule_names=["a"])
+
+
+def test_unknown_folder(tmp_path):
+    with pytest.raises(KvqError, match="results.json"):
+        write_report(tmp_path)
+    with pytest.raises(KvqError, match="not a folder"):
+        write_report(tmp_path / "absent")
+    (tmp_path / "results.json").write_text(json.dumps({"kind": "something.else"}))
+    with pytest.raises(KvqError, match="kvq.ScanResult"):
+        write_report(tmp_path)
+    (tmp_path / "results.json").write_text("{not json")
+    with pytest.raises(KvqError, match="not valid JSON"):
+        write_report(tmp_path)
+    with pytest.raises(KvqError, match="'html' or 'md'"):
+        write_report(tmp_path, fmt="pdf")
