@@ -114,6 +114,26 @@ def _parser() -> _Parser:
     w.add_argument("--split", default=None, metavar="NAME,...", help="splits, e.g. interpolation,extrapolation")
     _training_options(w)
 
+    t = sub.add_parser("tune", help="RI-guided rule weights: lambda_i <- lambda_i * 10^(mu * RI_i), with roll-back",
+                       description="Tune the rule weights by the paper's RI-guided update: scan at the current "
+                                   "weights, multiply each weight by 10^(mu * RI); a step that raises the all-rules "
+                                   "validation error is rolled back and mu halved. Each iteration's scan is saved; "
+                                   "running the same command again resumes.")
+    t.add_argument("problem", help=f"built-in problem ({', '.join(problems.names())})")
+    t.add_argument("--iterations", type=int, default=4, metavar="K", help="weight updates after the first scan (default 4)")
+    t.add_argument("--mu", type=float, default=1.0, help="step size mu of the update (default 1)")
+    t.add_argument("--data", type=int, default=None, metavar="N", help="number of observations (problem default if omitted)")
+    t.add_argument("--noise", default=None, metavar="PCT", help="observation noise in %% of the solution's std (default 0)")
+    t.add_argument("--split", default=None, help="interpolation (in-distribution) or extrapolation (out-of-distribution)")
+    _training_options(t)
+
+    r = sub.add_parser("report", help="write an HTML or Markdown report (with figures) of a results folder",
+                       description="Turn a results folder written by 'kvq scan', 'kvq sweep' or 'kvq tune' into a "
+                                   "self-contained report with figures.")
+    r.add_argument("dir", help="a results folder")
+    r.add_argument("--format", default="html", choices=("html", "md"), help="html (default; figures embedded) or md")
+    r.add_argument("--out", default=None, metavar="FILE", help="report file (default DIR/report.html or DIR/report.md)")
+
     sub.add_parser("problems", help="list the built-in problems and their rules")
     show = sub.add_parser("show", help="print the importance table of a saved result")
     show.add_argument("dir", help="a results folder written by 'kvq scan'")
@@ -134,17 +154,12 @@ def _config(args: argparse.Namespace):
 
 
 def _scan(args: argparse.Namespace, out: TextIO) -> int:
-    from kvq import problems
     from kvq.checkpoint import stored_fingerprint
     from kvq.io import check_output_dir, save_result
     from kvq.perturb import estimate, estimate_fingerprint, parse_settings, settings_for
     from kvq.report import importance_table
 
-    options = {"seed": args.problem_seed}
-    for key, value in (("n_data", args.data), ("noise", args.noise), ("split", args.split)):
-        if value is not None:
-            options[key] = value
-    problem = problems.get(args.problem, **options)
+    problem = _problem(args)
     config = _config(args)
     settings = parse_settings(args.settings)
     chosen = settings_for(args.method, **settings)
@@ -251,6 +266,57 @@ def _sweep_figures(result, outdir: Path) -> list[str]:
     return written
 
 
+def _problem(args: argparse.Namespace):
+    from kvq import problems
+
+    options = {"seed": args.problem_seed}
+    for key, value in (("n_data", args.data), ("noise", args.noise), ("split", args.split)):
+        if value is not None:
+            options[key] = value
+    return problems.get(args.problem, **options)
+
+
+def _tune(args: argparse.Namespace, out: TextIO) -> int:
+    from kvq.perturb import parse_settings
+    from kvq.report import tuning_table
+    from kvq.tune import tune_weights
+
+    problem = _problem(args)
+    config = _config(args)
+    settings = parse_settings(args.settings)
+    outdir = Path(args.out or f"results/{args.problem}-{args.preset}-tune")
+    out.write(f"kvq: tuning the rule weights of {problem.name} ({len(problem.rules)} rules, {args.iterations} "
+              f"update(s), mu {args.mu:g}; each iteration scans {2 ** len(problem.rules)} subsets x {config.seeds} "
+              f"seed(s) by method {args.method})\n")
+    out.flush()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        result = tune_weights(problem, config, iterations=args.iterations, mu=args.mu, method=args.method,
+                              out=outdir, overwrite=args.overwrite, progress=ProgressPrinter(), **settings)
+    for w in caught:
+        sys.stderr.write(f"kvq: warning: {w.message}\n")
+    files = ["tune.json", f"iter-0..{args.iterations}/"]
+    if not args.no_plot:
+        try:
+            from kvq.plots import plot_tuning
+
+            plot_tuning(result.to_dict()["history"], outdir / "tuning.png")
+            files.append("tuning.png")
+        except KvqError as e:
+            sys.stderr.write(f"kvq: warning: no figure: {e}\n")
+    out.write("\n" + tuning_table(result.to_dict()) + "\n")
+    out.write(f"wrote {', '.join(files)} to {outdir}/\n")
+    return 0
+
+
+def _report(args: argparse.Namespace, out: TextIO) -> int:
+    from kvq.document import write_report
+
+    path = write_report(args.dir, fmt=args.format, out=args.out)
+    out.write(f"wrote {path}\n")
+    return 0
+
+
 def _problems(out: TextIO) -> int:
     from kvq import problems
 
@@ -284,6 +350,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _scan(args, out)
         if args.command == "sweep":
             return _sweep(args, out)
+        if args.command == "tune":
+            return _tune(args, out)
+        if args.command == "report":
+            return _report(args, out)
         if args.command == "problems":
             return _problems(out)
         return _show(args, out)

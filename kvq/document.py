@@ -35,6 +35,8 @@ SPLIT_MEANING = {"interpolation": "in-distribution", "extrapolation": "out-of-di
 UNITS = ("Importances are in decades: log10(MSE without the rule / MSE with it), mean ± 1 standard error "
          "over seeds; > 0 means the rule helps (0.30: it halves the validation error).")
 
+IMPROPER = "improper: RI < 0 with its 95% confidence interval over seeds below zero, the rule reliably makes the " \
+           "model worse"
 
 # ----------------------------------------------------------------------------- formatting
 
@@ -61,9 +63,15 @@ def _sci(x: Any, se: Any = None) -> str:
     return f"{v:.3e} ± {s:.1e}" if math.isfinite(s) else f"{v:.3e}"
 
 
-def _g(x: Any) -> str:
+def _g(x: Any, digits: int = 6) -> str:
     v = _num(x)
-    return f"{v:g}" if math.isfinite(v) else ("n/a" if x is None else str(x))
+    return f"{v:.{digits}g}" if math.isfinite(v) else ("n/a" if x is None else str(x))
+
+
+def _fixed(d: Any) -> str:
+    if not isinstance(d, dict) or not d:
+        return ""
+    return ", ".join(f"{k} {_g(v)}" for k, v in d.items())
 
 
 def _mse(values: np.ndarray) -> str:
@@ -133,7 +141,17 @@ def _environment(env: Any) -> str | None:
     return text
 
 
+def _problem_name(problem: Any) -> str:
+    """The problem's name, from a name or a ``Problem.describe()`` dict."""
+    if isinstance(problem, dict):
+        return str(problem.get("name") or "?")
+    return str(problem) if problem else "?"
+
+
 def _problem_summary(problem: Any) -> str:
+    """Name, data volume, noise, split and validation size of a problem (a name or a description dict)."""
+    if isinstance(problem, str) and problem:
+        return problem
     if not isinstance(problem, dict) or not problem:
         return "not recorded"
     bits = [str(problem.get("name", "?"))]
@@ -192,7 +210,7 @@ class _Doc:
         except KvqError as e:
             self.note(f"figure {name} omitted: {e}")
             return
-        self.blocks.append(("figure", path, caption))
+        self.blocks.append(("figure", path, caption, Path(name).stem.replace("-", " ")))
 
     # -- rendering
 
@@ -222,7 +240,7 @@ class _Doc:
                 out.append(f"<pre>{esc(block[1])}</pre>")
             elif kind == "figure":
                 data = base64.b64encode(block[1].read_bytes()).decode("ascii")
-                out.append(f'<figure><img src="data:image/png;base64,{data}" alt="{esc(block[2], quote=True)}">'
+                out.append(f'<figure><img src="data:image/png;base64,{data}" alt="{esc(block[3], quote=True)}">'
                            f"<figcaption>{esc(block[2])}</figcaption></figure>")
         out += ["</body>", "</html>", ""]
         return "\n".join(out)
@@ -252,7 +270,7 @@ class _Doc:
                 out.append(f"```\n{block[1]}\n```")
             elif kind == "figure":
                 rel = Path(os.path.relpath(Path(block[1]).resolve(), base)).as_posix()
-                out.append(f"![{cell(block[2])}]({rel})\n\n*{block[2]}*")
+                out.append(f"![{cell(block[3])}]({rel})\n\n*{block[2]}*")
         return "\n\n".join(out) + "\n"
 
 
@@ -338,9 +356,9 @@ def _scan_notes(doc: _Doc, result: ScanResult, meta: dict[str, Any]) -> None:
     if isinstance(imp, dict) and "improper" in imp:
         flagged = [str(x) for x in (imp.get("improper") or [])]
         if flagged:
-            doc.note(f"Rules flagged as improper: {', '.join(flagged)}.")
+            doc.note(f"Rules flagged as improper: {', '.join(flagged)} ({IMPROPER}).")
         else:
-            doc.para("No rule is flagged as improper.")
+            doc.para(f"No rule is flagged as improper ({IMPROPER}).")
     if result.method != "exact":
         doc.note(f"ESTIMATED by '{result.method}': not every subset was trained; check it against an exact scan "
                  "before relying on small differences.")
@@ -380,7 +398,7 @@ def _scan(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
     result = load_result(directory)
     name = result.problem.get("name") or "value table"
     doc.title = f"kvq scan report: {name}"
-    doc.heading(1, f"Rule importance: {_problem_summary(result.problem)}")
+    doc.heading(1, f"Rule importance: {name}")
     doc.facts(_scan_provenance(result, meta))
     doc.heading(2, "Importance")
     doc.para(UNITS)
@@ -407,6 +425,24 @@ def _scan(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
                        f"Pairwise interactions (Banzhaf) for output {out}'s validation MSE.")
 
 
+def _pivot(summary: list[dict[str, Any]], measure: str) -> tuple[list[str], list[list[str]]]:
+    """One row per sweep point, one column per rule (``measure`` ± se), then the point's MSEs."""
+    rules = list(dict.fromkeys(str(r.get("rule")) for r in summary))
+    points: dict[tuple, dict[str, dict[str, Any]]] = {}
+    for r in summary:
+        points.setdefault((r.get("n_data"), r.get("noise"), r.get("split")), {})[str(r.get("rule"))] = r
+    rows = []
+    for (n_data, noise, split), cells in points.items():
+        row = [_g(n_data), _g(noise), _split(split)]
+        for rule in rules:
+            r = cells.get(rule)
+            text = "" if r is None else _pm(r.get(measure), r.get(f"{measure}_se"))
+            row.append(text + (" (improper)" if r is not None and measure == "ri" and r.get("improper") else ""))
+        first = next(iter(cells.values()))
+        rows.append([*row, _sci(first.get("mse_all")), _sci(first.get("mse_none"))])
+    return ["observations", "noise [%]", "split", *rules, "MSE all rules", "MSE no rules"], rows
+
+
 def _sweep(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
     from kvq.plots import plot_importance, plot_sweep
 
@@ -416,8 +452,8 @@ def _sweep(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
     axes = meta.get("axes") or {}
     kinds = meta.get("rule_kinds") or {}
     names = meta.get("rule_names") or list(dict.fromkeys(r.get("rule") for r in summary))
-    env = None
-    for p in done:  # the sweep file has no environment: take the first point's
+    env = _environment(meta.get("environment"))
+    for p in [] if env else done:  # the sweep file has no environment: take the first point's
         path = directory / str(p.get("dir", "")) / RESULTS
         if p.get("dir") and path.exists():
             try:
@@ -425,11 +461,11 @@ def _sweep(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
                 break
             except KvqError:
                 continue
-    problem = str(meta.get("problem", "?"))
+    problem, described = _problem_name(meta.get("problem")), _problem_summary(meta.get("problem"))
     doc.title = f"kvq sweep report: {problem}"
     doc.heading(1, f"Sweep: {problem}")
     doc.facts([
-        ("problem", problem),
+        ("problem", described),
         ("problem options", _options(meta.get("problem_options"))),
         ("rules", ", ".join(f"{n} ({kinds[n]})" if kinds.get(n) else str(n) for n in names)),
         ("method", str(meta.get("method", "exact")) + (f" ({_options(meta['settings'])})"
@@ -446,22 +482,19 @@ def _sweep(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
     doc.para(UNITS + " Observations: number of data points; noise: % of the solution's standard deviation.")
     if not summary:
         doc.note("The sweep has no finished points yet: nothing to summarise.")
-    rows = [[_g(r.get("n_data")), _g(r.get("noise")), _split(r.get("split", "")), str(r.get("rule", "")),
-             str(r.get("kind", kinds.get(r.get("rule"), ""))), _pm(r.get("ri"), r.get("ri_se")),
-             _pm(r.get("ri_shapley"), r.get("ri_shapley_se")), _pm(r.get("fi"), r.get("fi_se")),
-             "yes" if r.get("improper") else "no", _sci(r.get("mse_all")), _sci(r.get("mse_none"))]
-            for r in summary]
-    if rows:
-        doc.table(["observations", "noise [%]", "split", "rule", "kind", "RI uniform", "RI Shapley", "FI",
-                   "improper", "MSE all rules", "MSE no rules"], rows)
+    for measure, label in (("ri", "RI uniform (Banzhaf)"), ("fi", "FI")):
+        if summary:
+            head, rows = _pivot(summary, measure)
+            flag = "; (improper): RI < 0 with its 95% CI below zero" if measure == "ri" else ""
+            doc.table(head, rows, caption=f"{label} ± se per sweep point and rule{flag}")
     trends = [t for t in meta.get("trends") or [] if isinstance(t, dict)]
     if trends:
         doc.heading(2, "Trend tests")
-        doc.para("Monotone trend of each rule's measure along one axis with the other axes fixed "
-                 "(S statistic, Kendall's τ, normal approximation z and two-sided p).")
+        doc.para("Mann-Kendall test for a monotone trend of each rule's per-seed importance along one axis, "
+                 "the other axes fixed (S statistic, Kendall's τ, normal approximation z, two-sided p).")
         doc.table(["rule", "measure", "axis", "split", "fixed", "n", "S", "τ", "z", "p", "trend"],
                   [[str(t.get("rule", "")), str(t.get("measure", "")).upper(), str(t.get("axis", "")),
-                    _split(t.get("split", "")), _options(t.get("fixed")), _g(t.get("n")), _g(t.get("s")),
+                    _split(t.get("split", "")), _fixed(t.get("fixed")), _g(t.get("n")), _g(t.get("s")),
                     f"{_num(t.get('tau')):+.2f}", f"{_num(t.get('z')):+.2f}", f"{_num(t.get('p')):.3f}",
                     str(t.get("trend", ""))] for t in trends])
     plotted = False
@@ -499,6 +532,15 @@ def _sweep(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
                  f"{_mse(result.errors[0])}.")
         doc.figure(f"point-{_slug(rel)}-importance.png", lambda path, r=result: plot_importance(r, path),
                    f"RI and FI per rule at {label}, ± 1 se.")
+    if summary:
+        doc.heading(2, "All summary rows")
+        doc.table(["observations", "noise [%]", "split", "rule", "kind", "RI uniform", "RI Shapley", "FI",
+                   "improper", "MSE all rules", "MSE no rules"],
+                  [[_g(r.get("n_data")), _g(r.get("noise")), _split(r.get("split", "")), str(r.get("rule", "")),
+                    str(r.get("kind", kinds.get(r.get("rule"), ""))), _pm(r.get("ri"), r.get("ri_se")),
+                    _pm(r.get("ri_shapley"), r.get("ri_shapley_se")), _pm(r.get("fi"), r.get("fi_se")),
+                    "yes" if r.get("improper") else "no", _sci(r.get("mse_all")), _sci(r.get("mse_none"))]
+                   for r in summary])
 
 
 def _tune(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
@@ -506,12 +548,14 @@ def _tune(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
 
     names = [str(n) for n in meta.get("rule_names") or []]
     history = [h for h in meta.get("history") or [] if isinstance(h, dict)]
-    problem = str(meta.get("problem", "?"))
+    problem = _problem_name(meta.get("problem"))
     doc.title = f"kvq tuning report: {problem}"
     doc.heading(1, f"Rule-weight tuning: {problem}")
     best = meta.get("best") if isinstance(meta.get("best"), dict) else None
     doc.facts([
-        ("problem", problem),
+        ("problem", _problem_summary(meta.get("problem"))),
+        ("equation", str(meta["problem"].get("equation")) if isinstance(meta.get("problem"), dict)
+         and meta["problem"].get("equation") else None),
         ("rules", ", ".join(names)),
         ("method", str(meta.get("method", "exact"))),
         ("config", _config_summary(meta.get("config"))),
@@ -522,7 +566,7 @@ def _tune(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
     ])
     if best:
         weights = best.get("weights") or []
-        shown = ", ".join(f"{n} {_g(w)}" for n, w in zip(names, weights)) or "?"
+        shown = ", ".join(f"{n} {_g(w, 4)}" for n, w in zip(names, weights)) or "?"
         doc.para(f"Best: iteration {best.get('iteration')}, weights λ: {shown}; validation MSE with all rules "
                  f"{_sci(best.get('mse_all'), best.get('mse_all_se'))}.")
     doc.heading(2, "History")
@@ -538,7 +582,7 @@ def _tune(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
             w = list(h.get("weights") or [])
             ri, se = list(h.get("ri") or []), list(h.get("ri_se") or [])
             rows.append([_g(h.get("iteration")), "accepted" if h.get("accepted", True) else "rejected",
-                         _g(h.get("mu")), *(_g(w[i]) if i < len(w) else "" for i in range(n)),
+                         _g(h.get("mu"), 4), *(_g(w[i], 4) if i < len(w) else "" for i in range(n)),
                          *(_pm(ri[i], se[i] if i < len(se) else None) if i < len(ri) else "" for i in range(n)),
                          _sci(h.get("mse_all"), h.get("mse_all_se"))])
         doc.table(["iteration", "step", "μ", *(f"λ {x}" for x in labels), *(f"RI {x}" for x in labels),

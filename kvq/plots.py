@@ -21,6 +21,7 @@ DPI = 120
 DECADES = "[decades]"
 SPLIT_MEANING = {"interpolation": "in-distribution", "extrapolation": "out-of-distribution"}
 MEASURES = {"ri": "RI uniform (Banzhaf)", "ri_shapley": "RI Shapley", "fi": "FI (all other rules on)"}
+YLABEL = {"ri": "RI (Banzhaf)", "ri_shapley": "RI (Shapley)", "fi": "FI"}
 AXES = {"data": ("n_data", "observations"), "noise": ("noise", "noise [% of the solution's std]")}
 
 
@@ -151,10 +152,11 @@ def plot_dependence(table: ValueTable, path: str | Path, output: int | str | Non
         Line2D([], [], marker="D", linestyle="", color="#c0392b", markersize=5, label="mean ± 1 se"),
     ]
     out = f", output {prof.output}" if prof.output is not None else ""
-    fig.suptitle(f"dependence profiles: Δ_i(S) = log10(MSE of S / MSE of S + i)\n{_describe(table)}{out}",
+    fig.suptitle(f"dependence profiles: $\\Delta_i(S)$ = log10(MSE of S / MSE of S + i)\n{_describe(table)}{out}",
                  fontsize=10)
-    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.07 if nrows == 1 else 0.04, 1, 1))
+    wide = fig.get_figwidth() >= 6.5  # the three legend entries side by side, else stacked
+    fig.legend(handles=handles, loc="lower center", ncol=3 if wide else 1, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, (0.4 if wide else 0.75) / fig.get_figheight(), 1, 1))  # room for the legend
     return _save(plt, fig, path)
 
 
@@ -273,12 +275,14 @@ def plot_sweep(summary_rows: Sequence[Mapping[str, Any]], path: str | Path, axis
     for a, ov in enumerate(others):
         for b, split in enumerate(splits):
             ax = axes[a, b]
+            drawn = False
             for c, rule in enumerate(rules):
                 pts = sorted((_num(r[key]), _num(r[measure]), _num(r.get(f"{measure}_se")))
                              for r in rows if r["rule"] == rule and str(r.get("split", "")) == split
                              and _num(r[okey]) == ov)
                 if not pts:
                     continue
+                drawn = True
                 x, y, e = (np.array(v) for v in zip(*pts))
                 color = colors[c % len(colors)]
                 ax.plot(x, y, "o-", color=color, markersize=4, linewidth=1.5, label=rule if a == b == 0 else None)
@@ -286,6 +290,9 @@ def plot_sweep(summary_rows: Sequence[Mapping[str, Any]], path: str | Path, axis
                 if band.any():
                     ax.fill_between(x, np.where(band, y - e, np.nan), np.where(band, y + e, np.nan),
                                     color=color, alpha=0.15, linewidth=0)
+            if not drawn:
+                ax.text(0.5, 0.5, "no finished points", transform=ax.transAxes, ha="center", va="center",
+                        color="0.4", fontsize=9)
             ax.axhline(0.0, color="black", linewidth=0.8)
             if axis == "data":
                 ax.set_xscale("symlog", linthresh=10)
@@ -296,7 +303,7 @@ def plot_sweep(summary_rows: Sequence[Mapping[str, Any]], path: str | Path, axis
                 panel += f", {_fmt_value(other, ov)}"
             ax.set_title(panel, fontsize=10)
             if b == 0:
-                ax.set_ylabel(f"{measure.split('_')[0].upper()} [decades]")
+                ax.set_ylabel(f"{YLABEL[measure]} [decades]")
             if a == nrows - 1:
                 ax.set_xlabel(xlabel)
     head = title or f"{MEASURES[measure]} against {'data volume' if axis == 'data' else 'noise'}"
@@ -305,8 +312,8 @@ def plot_sweep(summary_rows: Sequence[Mapping[str, Any]], path: str | Path, axis
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(len(rules), 6), fontsize=8, frameon=False,
                title="rule", title_fontsize=8)
-    bottom = (0.13 if nrows == 1 else 0.08) * (1 + (len(rules) - 1) // 6 * 0.4)
-    fig.tight_layout(rect=(0, bottom, 1, 1))
+    legend_in = 0.3 + 0.2 * math.ceil(len(rules) / 6)  # inches below the panels for the legend
+    fig.tight_layout(rect=(0, legend_in / fig.get_figheight(), 1, 1))
     return _save(plt, fig, path)
 
 
@@ -344,7 +351,7 @@ def plot_tuning(history: Sequence[Mapping[str, Any]] | Mapping[str, Any], path: 
     from matplotlib.lines import Line2D
 
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11.0, 4.6), dpi=DPI)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11.0, 4.8), dpi=DPI)
     for i, name in enumerate(names):
         color = colors[i % len(colors)]
         left.plot(it[accepted], weights[accepted, i], "o-", color=color, markersize=5, label=name)
@@ -354,6 +361,14 @@ def plot_tuning(history: Sequence[Mapping[str, Any]] | Mapping[str, Any], path: 
     positive = weights[np.isfinite(weights) & (weights > 0)]
     if positive.size and (weights[np.isfinite(weights)] > 0).all():
         left.set_yscale("log")
+        if positive.max() / positive.min() < 300:  # few decades: plain numbers on every labelled tick
+            from matplotlib.ticker import FuncFormatter
+
+            def minor(v: float, _: Any) -> str:  # label 2, 3 and 5 times a power of ten only
+                return f"{v:g}" if v > 0 and round(v / 10 ** math.floor(math.log10(v)), 6) in (2, 3, 5) else ""
+
+            left.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            left.yaxis.set_minor_formatter(FuncFormatter(minor))
     elif positive.size:
         left.set_yscale("symlog", linthresh=float(positive.min()))
     left.set_xlabel("iteration")
@@ -364,7 +379,6 @@ def plot_tuning(history: Sequence[Mapping[str, Any]] | Mapping[str, Any], path: 
     handles += [Line2D([], [], marker="o", linestyle="-", color="0.3", label="accepted step"),
                 Line2D([], [], marker="o", linestyle="", color="0.3", markerfacecolor="none",
                        label="rejected proposal")]
-    left.legend(handles=handles, fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
 
     err = np.nan_to_num(mse_se, nan=0.0)
     for mask, face, label in ((accepted, "C0", "accepted step"), (~accepted, "none", "rejected proposal")):
@@ -388,5 +402,7 @@ def plot_tuning(history: Sequence[Mapping[str, Any]] | Mapping[str, Any], path: 
 
     for ax in (left, right):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.tight_layout()
+    ncol = min(len(handles), 7)
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, (0.15 + 0.22 * math.ceil(len(handles) / ncol)) / fig.get_figheight(), 1, 1))
     return _save(plt, fig, path)

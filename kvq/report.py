@@ -111,3 +111,20 @@ def sweep_table(summary: list[dict], trends: list[dict], measure: str = "ri") ->
                   t["trend"]] for t in shown]
         out += _columns(["rule", "axis", "split", "at", "n", "S", "tau", "p", "trend"], trows)
     return "\n".join(out)
+
+
+def tuning_table(tune: dict) -> str:
+    """A weight-tuning trajectory (``tune.json``) as text: weights, RI and validation MSE per iteration."""
+    names = tune["rule_names"]
+    rows = []
+    for s in tune["history"]:
+        mse = f"{s['mse_all']:.3e}" + ("" if s.get("mse_all_se") is None else f" ± {s['mse_all_se']:.1e}")
+        rows.append([str(s["iteration"]), f"{s['mu']:g}", *(f"{w:.3g}" for w in s["weights"]),
+                     *("n/a" if r is None else f"{r:+.3f}" for r in s["ri"]), mse,
+                     "kept" if s["accepted"] else "rolled back"])
+    head = ["iter", "mu", *(f"w {n}" for n in names), *(f"RI {n}" for n in names), "MSE all rules", "step"]
+    best = tune["best"]
+    return "\n".join([*_columns(head, rows), "",
+                      f"best: iteration {best['iteration']}, weights "
+                      + ", ".join(f"{n} {w:.3g}" for n, w in zip(names, best["weights"]))
+                      + f", validation MSE {best['mse_all']:.3e} (all rules on, mean over seeds)"])

@@ -107,10 +107,11 @@ class Rule:
         if self.residual is not None:
             if not callable(self.residual):
                 raise KvqError(f"rule {self.name!r}: residual must be callable residual(u, points)")
-            if self.loss is not None:
+            if self.loss is not None and getattr(self.loss, "residual", None) is not self.residual:
                 raise KvqError(f"rule {self.name!r}: give loss or residual, not both "
                                "(with a residual the loss is the mean squared residual)")
-            object.__setattr__(self, "loss", mean_square(self.residual))
+            if self.loss is None:
+                object.__setattr__(self, "loss", mean_square(self.residual))
         elif self.loss is None:
             raise KvqError(f"rule {self.name!r} needs a loss(u, points) or a residual(u, points)")
         elif getattr(self.loss, "residual", None) is not None:  # built by mean_square

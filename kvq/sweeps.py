@@ -290,6 +290,28 @@ def _write_index(path: Path, sweep: SweepResult, done: set[SweepPoint]) -> None:
         os.replace(path / (SUMMARY_CSV + ".tmp"), path / SUMMARY_CSV)
 
 
+def _sweep_dir(directory: str | Path, fp: str, overwrite: bool) -> Path:
+    """Make ``directory`` ready for the sweep ``fp``: refuse (or with ``overwrite`` clear) a
+    folder that holds a different sweep or a scan; keep the same sweep's finished points."""
+    path = check_output_dir(directory, fp, overwrite)  # refuses a folder holding a scan
+    meta = path / SWEEP_JSON
+    if not meta.exists():
+        return path
+    try:
+        old = json.loads(meta.read_text()).get("fingerprint")
+    except (OSError, ValueError):
+        old = None
+    if old != fp:
+        if not overwrite:
+            raise KvqError(f"{str(path)!r} already holds a different sweep (or a different scan); choose another "
+                           "output folder or pass --overwrite (overwrite=True) to replace it")
+        for stale in (path / "points", path / CHECKPOINTS):
+            shutil.rmtree(stale, ignore_errors=True)
+        for stale in (path / SUMMARY_CSV, meta):
+            stale.unlink(missing_ok=True)
+    return path
+
+
 def _finished(path: Path | None, point: SweepPoint, fp: str) -> ScanResult | None:
     """The saved result of ``point`` if its folder holds the scan ``fp``."""
     if path is None:
@@ -353,12 +375,7 @@ def sweep(problem_name: str, config: ScanConfig | None = None, *, data: Any = No
     fps = [estimate_fingerprint(b, config, method, chosen) for b in built]
     shell = SweepResult(problem_name, axes, points, (), config.to_dict(), method,
                         {} if chosen is None else dataclasses.asdict(chosen), options)
-    path = None if out is None else check_output_dir(out, shell.fingerprint(), overwrite)
-    if path is not None and overwrite:
-        meta = path / SWEEP_JSON
-        if meta.exists() and json.loads(meta.read_text()).get("fingerprint") != shell.fingerprint():
-            for stale in (path / "points", path / CHECKPOINTS, path / SUMMARY_CSV, meta):
-                shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+    path = None if out is None else _sweep_dir(out, shell.fingerprint(), overwrite)
     results: list[ScanResult | None] = [_finished(path, p, fp) for p, fp in zip(points, fps)]
     done = {p for p, r in zip(points, results) if r is not None}
     if path is not None:

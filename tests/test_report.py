@@ -6,7 +6,6 @@ import base64
 import json
 import re
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,6 +71,9 @@ def folders(tmp_path_factory):
     meta["importance"]["improper"] = ["bc"]
     (scan / "results.json").write_text(json.dumps(meta))
     multi = scan_result(outputs=2).save(root / "multi")
+    meta = json.loads((multi / "results.json").read_text())
+    del meta["importance"]["improper"]  # results written before the flag existed
+    (multi / "results.json").write_text(json.dumps(meta))
 
     sweep = root / "sweep"
     points, summary = [], []
@@ -111,7 +113,8 @@ def folders(tmp_path_factory):
         history.append({"iteration": it, "weights": list(w), "mu": 1.0 / (it + 1), "ri": [0.4, 0.2, -0.05],
                         "ri_se": [0.02, 0.03, None], "mse_all": mse, "mse_all_se": mse / 10, "accepted": acc})
     (tune / "tune.json").write_text(json.dumps({
-        "format": 1, "kind": "kvq.TuneResult", "problem": "toy", "rule_names": list(RULES), "method": "exact",
+        "format": 1, "kind": "kvq.TuneResult", "problem": {"name": "toy", "n_data": 16, "equation": "u_t = 0"},
+        "rule_names": list(RULES), "method": "exact", "created": "2026-01-02T03:04:05",
         "config": CONFIG, "mu0": 1.0, "history": history,
         "best": {"iteration": 3, "weights": [2, 1.5, 0.3], "mse_all": 9e-4, "mse_all_se": 9e-5}}))
     return {"scan": scan, "multi": multi, "sweep": sweep, "tune": tune, "root": root}
@@ -127,7 +130,7 @@ def test_scan_report_html(folders):
     result = ScanResult.load(folders["scan"])
     ri = rule_importance(result)
     assert f"{ri.mean[0]:+.3f} ± {ri.se[0]:.3f}" in text  # the table holds the computed RI
-    assert "Rules flagged as improper: bc." in text
+    assert "Rules flagged as improper: bc (improper: RI &lt; 0" in text
     assert "<th>device</th><td>cpu (cpu, 1 device); kvq 0.1.0, jax 0.4.30" in text  # provenance
     assert "MLP 2 hidden layers × 8 units, tanh" in text
     images = pngs_in_html(text)
@@ -135,6 +138,10 @@ def test_scan_report_html(folders):
     assert all(img.startswith(PNG) and len(img) > 5000 for img in images)
     for name in ("importance.png", "dependence.png", "interactions.png"):
         assert (folders["scan"] / "report_files" / name).read_bytes().startswith(PNG)
+    meta = json.loads((folders["scan"] / "results.json").read_text())
+    meta["importance"]["improper"] = []
+    (folders["scan"] / "results.json").write_text(json.dumps(meta))
+    assert "No rule is flagged as improper" in write_report(folders["scan"], out=folders["root"] / "s.html").read_text()
 
 
 def test_multi_output_report_markdown(folders):
@@ -173,7 +180,8 @@ def test_tune_report(folders):
     for name in RULES:
         assert f"λ {name}" in text
     assert text.count("<td>rejected</td>") == 1
-    assert "Best: iteration 3" in text
+    assert "Best: iteration 3" in text and "<h1>Rule-weight tuning: toy</h1>" in text
+    assert "<td>toy, 16 observations</td>" in text and "2026-01-02T03:04:05" in text
     images = pngs_in_html(text)
     assert len(images) == 1 and images[0].startswith(PNG)
 

@@ -1,0 +1,278 @@
+"""Using the numbers: RI-guided rule weights, and a standard adaptive baseline.
+
+- :func:`tune_weights`: the paper's update ``λ_i ← λ_i · 10^(μ · RI_i)``.  Each iteration
+  scans (or estimates) the value table at the current weights; a proposal whose
+  all-rules validation error is higher than the best so far is rolled back and ``μ`` is
+  halved.  Resumable with ``out`` (every iteration's scan is a results folder).
+- :func:`balance_weights`: gradient-norm balancing ("learning-rate annealing", Wang, Teng
+  & Perdikaris 2021): every ``update_every`` steps ``λ̂_i = max|∇L_ref| / mean|∇L_i|``
+  and ``λ_i ← (1 - α) λ_i + α λ̂_i``, with ``L_ref`` the data loss (or the first rule
+  when there are no observations); one training per seed with all rules on.
+- :func:`evaluate_weights`: the all-rules training at given weights, scored on the
+  validation set (the comparison in ``benchmarks/tune_weights.py``).
+
+Improper knowledge is flagged by :func:`kvq.importance.improper_rules`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from kvq.checkpoint import fingerprint
+from kvq.config import ScanConfig
+from kvq.errors import KvqError
+from kvq.importance import rule_importance
+from kvq.io import check_output_dir, load_result, result_fingerprint, save_result
+from kvq.nn import PointModel
+from kvq.perturb import estimate, estimate_fingerprint, settings_for
+from kvq.rules import Problem
+from kvq.scan import Engine, Progress
+from kvq.table import ScanResult
+
+TUNE_JSON = "tune.json"
+
+
+def with_weights(problem: Problem, weights: Any) -> Problem:
+    """``problem`` with rule ``i``'s weight set to ``weights[i]`` (finite, > 0)."""
+    w = np.asarray(weights, float)
+    if w.shape != (len(problem.rules),) or not np.all(np.isfinite(w) & (w > 0)):
+        raise KvqError(f"weights must be {len(problem.rules)} finite numbers > 0 (one per rule "
+                       f"{list(problem.rule_names)}); got {np.asarray(weights).tolist()}")
+    rules = tuple(dataclasses.replace(r, weight=float(x)) for r, x in zip(problem.rules, w))
+    return dataclasses.replace(problem, rules=rules)
+
+
+@dataclass(frozen=True)
+class TuneStep:
+    """One iteration: the weights scanned, ``mu`` used to propose them, RI (mean, se) at
+    them, the all-rules validation MSE (mean, se over seeds) and whether it was kept."""
+
+    iteration: int
+    weights: tuple[float, ...]
+    mu: float
+    ri: tuple[float, ...]
+    ri_se: tuple[float, ...]
+    mse_all: float
+    mse_all_se: float
+    accepted: bool
+
+
+@dataclass(frozen=True, eq=False)
+class TuneResult:
+    """The tuning trajectory; ``best`` is the accepted step with the lowest validation MSE."""
+
+    problem: dict[str, Any]
+    rule_names: tuple[str, ...]
+    history: tuple[TuneStep, ...]
+    config: dict[str, Any]
+    method: str
+    mu0: float
+
+    @property
+    def best(self) -> TuneStep:
+        return min((s for s in self.history if s.accepted), key=lambda s: s.mse_all)
+
+    @property
+    def weights(self) -> tuple[float, ...]:
+        """The tuned weights (the best step's)."""
+        return self.best.weights
+
+    def to_dict(self) -> dict[str, Any]:
+        best = self.best
+        return {
+            "format": 1, "kind": "kvq.TuneResult", "problem": self.problem, "rule_names": list(self.rule_names),
+            "method": self.method, "config": self.config, "mu0": self.mu0,
+            "history": [_json_step(s) for s in self.history],
+            "best": {"iteration": best.iteration, "weights": list(best.weights), "mse_all": best.mse_all,
+                     "mse_all_se": _finite(best.mse_all_se)},
+        }
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
+def _json_step(s: TuneStep) -> dict[str, Any]:
+    d = dataclasses.asdict(s)
+    return {k: ([_finite(x) for x in v] if isinstance(v, tuple) else _finite(v) if isinstance(v, float) else v)
+            for k, v in d.items()}
+
+
+def _step(iteration: int, weights: np.ndarray, mu: float, result: ScanResult, weighting: str) -> TuneStep:
+    ri = rule_importance(result, weighting)
+    full = result.errors[-1][np.isfinite(result.errors[-1])]
+    se = full.std(ddof=1) / np.sqrt(full.size) if full.size > 1 else float("nan")
+    mse = float(full.mean()) if full.size else float("inf")
+    return TuneStep(iteration, tuple(float(w) for w in weights), float(mu), tuple(map(float, ri.mean)),
+                    tuple(map(float, ri.se)), mse, float(se), False)
+
+
+def tune_weights(problem: Problem, config: ScanConfig | None = None, *, iterations: int = 4, mu: float = 1.0,
+                 method: str = "exact", weighting: str = "uniform", out: str | Path | None = None,
+                 overwrite: bool = False, progress: Progress | None = None, **settings: Any) -> TuneResult:
+    """RI-guided rule weights (the paper's scheme) starting from the problem's weights.
+
+    Iteration 0 scans at the starting weights; each of the ``iterations`` proposals is
+    ``best_weights · 10^(μ · RI(best))``, scanned by ``method`` (``settings`` as in
+    :func:`kvq.estimate`).  A proposal whose all-rules validation MSE (mean over seeds)
+    rises above the best is rejected (rolled back) and ``μ`` halved.  RI that is NaN
+    (diverged trainings) counts as 0.  With ``out`` each iteration's scan is saved to
+    ``out/iter-K/`` and ``out/tune.json`` is rewritten; running again resumes.
+    """
+    config = ScanConfig.preset("quick") if config is None else config
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
+        raise KvqError(f"iterations must be a whole number >= 0; got {iterations!r}")
+    if not (isinstance(mu, (int, float)) and np.isfinite(mu) and mu > 0):
+        raise KvqError(f"mu must be a number > 0; got {mu!r}")
+    chosen = settings_for(method, **settings)
+    progress = progress or (lambda phase, done, total: None)
+    weights = np.array([r.weight for r in problem.rules], float)
+    identity = ("tune", problem.describe(), config.to_dict(), method, settings, mu, weighting)
+    path = None if out is None else check_output_dir(out, fingerprint(*identity), overwrite)
+    history: list[TuneStep] = []
+    best: TuneStep | None = None
+    step_mu = float(mu)
+    for it in range(iterations + 1):
+        current = with_weights(problem, weights)
+        folder = None if path is None else path / f"iter-{it}"
+        result = _saved(folder, estimate_fingerprint(current, config, method, chosen))
+        if result is None:
+            tag = f"[iter {it}/{iterations}]"
+            ckpt = None if path is None else path / ".checkpoint"
+            result = estimate(current, config, method, checkpoint=ckpt,
+                              progress=lambda p, d, t, tag=tag: progress(f"{tag} {p}", d, t), **settings)
+            if folder is not None:
+                save_result(result, folder, overwrite=True)
+                shutil.rmtree(ckpt, ignore_errors=True)
+        step = _step(it, weights, step_mu, result, weighting)
+        accepted = best is None or step.mse_all <= best.mse_all
+        step = dataclasses.replace(step, accepted=accepted)
+        history.append(step)
+        if accepted:
+            best = step
+        else:
+            step_mu /= 2.0
+        ri = np.nan_to_num(np.asarray(best.ri), nan=0.0)
+        weights = np.asarray(best.weights) * 10.0 ** (step_mu * ri)
+        tuned = TuneResult(problem.describe(), problem.rule_names, tuple(history), config.to_dict(), method, float(mu))
+        if path is not None:
+            tmp = path / (TUNE_JSON + ".tmp")
+            meta = {**tuned.to_dict(), "fingerprint": fingerprint(*identity),
+                    "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+            tmp.write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n")
+            os.replace(tmp, path / TUNE_JSON)
+    return tuned
+
+
+def _saved(folder: Path | None, fp: str) -> ScanResult | None:
+    if folder is None:
+        return None
+    try:
+        result = load_result(folder)
+    except KvqError:
+        return None
+    return result if result_fingerprint(result) == fp else None
+
+
+def load_tuning(directory: str | Path) -> dict[str, Any]:
+    """The ``tune.json`` of a tuning folder (JSON, as written)."""
+    path = Path(directory) / TUNE_JSON
+    if not path.exists():
+        raise KvqError(f"{str(directory)!r} holds no weight tuning ({TUNE_JSON} is missing)")
+    return json.loads(path.read_text())
+
+
+# ---------------------------------------------------------------- baselines and evaluation
+
+
+def evaluate_weights(problem: Problem, config: ScanConfig, weights: Any,
+                     progress: Progress | None = None) -> np.ndarray:
+    """Validation MSE [S] of the all-rules training at ``weights`` (the scan's protocol:
+    warm start, ``config.steps`` steps with early stopping), one entry per seed."""
+    progress = progress or (lambda phase, done, total: None)
+    engine = Engine.prepare(with_weights(problem, weights), config, group=False)
+    engine.pretrain(progress)
+    state, _, seed_of = engine.train(np.ones((1, len(problem.rules)), np.int8), progress)
+    errors = engine.validation_errors(state.best_params).mean(axis=-1)
+    out = np.full(len(engine.seeds), np.nan)
+    out[seed_of] = np.where(np.asarray(state.diverged), np.nan, errors)
+    return out
+
+
+@dataclass(frozen=True)
+class Balanced:
+    """Gradient-norm balancing: ``weights`` [S, n] at the end, ``trajectory`` [updates, S, n]
+    (seed-mean shown in reports) and the validation MSE [S] of the final weights' model."""
+
+    weights: np.ndarray
+    trajectory: np.ndarray
+    errors: np.ndarray
+    seconds: float
+
+
+def balance_weights(problem: Problem, config: ScanConfig, *, alpha: float = 0.1, update_every: int = 100,
+                    progress: Progress | None = None) -> Balanced:
+    """Train every seed with all rules on while balancing the rule weights by gradient
+    norms (Wang, Teng & Perdikaris 2021; see the module docstring), from the data-only
+    warm start, for ``config.steps`` steps (no early stopping: the objective changes as the
+    weights do; the last weights are scored)."""
+    if not 0 < alpha <= 1:
+        raise KvqError(f"alpha must be in (0, 1]; got {alpha}")
+    if update_every < 1 or config.steps % update_every:
+        raise KvqError(f"update_every ({update_every}) must divide config.steps ({config.steps})")
+    t0 = time.perf_counter()
+    progress = progress or (lambda phase, done, total: None)
+    engine = Engine.prepare(problem, config, group=False)
+    engine.pretrain(progress)
+    obj, opt = engine.programs.objective, engine.programs.optimizer
+    n = len(problem.rules)
+    has_data = engine.rows() > 0
+    w0 = jnp.asarray([r.weight for r in problem.rules], jnp.float32)
+
+    def terms(p, data):
+        u = PointModel(obj.apply, p)
+        return jnp.stack([obj.data_loss(p, data), *(loss(u, pts) for loss, pts in zip(obj.losses, engine.points))])
+
+    def per_seed(params, opt_state, data, with_data):
+        def update(carry, _):
+            params, opt_state, lam = carry
+            jac = jax.jacrev(terms)(params, data)  # [n + 1] per leaf
+            flat = jnp.concatenate([g.reshape(n + 1, -1) for g in jax.tree.leaves(jac)], axis=1)
+            size = jnp.abs(flat)
+            ref = jnp.where(with_data, jnp.max(size[0]), jnp.max(size[1]))
+            hat = ref / jnp.maximum(jnp.mean(size[1:], axis=1), 1e-12)
+            lam = (1.0 - alpha) * lam + alpha * hat
+            lam = jnp.where(with_data, lam, lam.at[0].set(w0[0]))  # no data: rule 0 is the reference
+
+            def step(c, _):
+                p, s = c
+                g = jax.grad(lambda q: terms(q, data) @ jnp.concatenate([jnp.ones(1), lam]))(p)
+                upd, s = opt.update(g, s, p)
+                return (jax.tree.map(lambda a, b: a + b, p, upd), s), None
+
+            (params, opt_state), _ = jax.lax.scan(step, (params, opt_state), None, length=update_every)
+            return (params, opt_state, lam), lam
+
+        (params, _, lam), traj = jax.lax.scan(update, (params, opt_state, w0), None,
+                                              length=config.steps // update_every)
+        return params, lam, traj
+
+    run = jax.jit(jax.vmap(per_seed))
+    progress("balance", 0, len(engine.seeds) * config.steps)
+    params, lam, traj = jax.block_until_ready(run(engine.params0, engine.opt0, engine.data, jnp.asarray(has_data)))
+    progress("balance", len(engine.seeds) * config.steps, len(engine.seeds) * config.steps)
+    errors = engine.validation_errors(params).mean(axis=-1)
+    return Balanced(np.asarray(lam), np.swapaxes(np.asarray(traj), 0, 1), np.asarray(errors),
+                    time.perf_counter() - t0)
