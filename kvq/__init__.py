@@ -20,7 +20,9 @@ from kvq.importance import (
 from kvq.perturb import estimate
 from kvq.rules import Dataset, Problem, Rule
 from kvq.scan import scan
+from kvq.sweeps import SweepResult, sweep
 from kvq.table import ScanResult, ValueTable
+from kvq.tune import TuneResult, tune_weights
 
 __version__ = "0.1.0"
 
@@ -33,6 +35,8 @@ __all__ = [
     "Rule",
     "ScanConfig",
     "ScanResult",
+    "SweepResult",
+    "TuneResult",
     "ValueTable",
     "dependence_profile",
     "estimate",
@@ -42,4 +46,6 @@ __all__ = [
     "problems",
     "rule_importance",
     "scan",
+    "sweep",
+    "tune_weights",
 ]

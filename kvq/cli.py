@@ -81,6 +81,8 @@ def _training_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--vectorize", type=int, default=None, metavar="V",
                    help="trainings run in lock-step (vmap) inside a call (default: chosen for the device)")
     s.add_argument("--problem-seed", type=int, default=0, metavar="SEED", help="first seed (default 0)")
+    s.add_argument("--wrong", default=None, metavar="RULE",
+                   help="replace RULE by wrong knowledge (burgers: ic; equations: e_law), to test improper-rule flags")
     s.add_argument("--out", default=None, metavar="DIR", help="results folder (default results/PROBLEM-PRESET[-sweep])")
     s.add_argument("--overwrite", action="store_true", help="replace a different scan already in DIR")
     s.add_argument("--no-plot", action="store_true", help="do not write figures")
@@ -239,6 +241,7 @@ def _sweep(args: argparse.Namespace, out: TextIO) -> int:
         warnings.simplefilter("always", RuntimeWarning)
         result = sweep(args.problem, config, data=data, noise=noise, split=split, method=args.method,
                        seed=args.problem_seed, out=outdir, overwrite=args.overwrite, progress=ProgressPrinter(),
+                       problem_options={"wrong": args.wrong} if args.wrong else None,
                        **settings)
     for w in caught:
         sys.stderr.write(f"kvq: warning: {w.message}\n")
@@ -270,7 +273,7 @@ def _problem(args: argparse.Namespace):
     from kvq import problems
 
     options = {"seed": args.problem_seed}
-    for key, value in (("n_data", args.data), ("noise", args.noise), ("split", args.split)):
+    for key, value in (("n_data", args.data), ("noise", args.noise), ("split", args.split), ("wrong", args.wrong)):
         if value is not None:
             options[key] = value
     return problems.get(args.problem, **options)

@@ -359,16 +359,9 @@ def plot_tuning(history: Sequence[Mapping[str, Any]] | Mapping[str, Any], path: 
             left.plot(it[~accepted], weights[~accepted, i], "o", color=color, markersize=6,
                       markerfacecolor="none", markeredgewidth=1.3)
     positive = weights[np.isfinite(weights) & (weights > 0)]
-    if positive.size and (weights[np.isfinite(weights)] > 0).all():
+    log_weights = bool(positive.size and (weights[np.isfinite(weights)] > 0).all())
+    if log_weights:
         left.set_yscale("log")
-        if positive.max() / positive.min() < 300:  # few decades: plain numbers on every labelled tick
-            from matplotlib.ticker import FuncFormatter
-
-            def minor(v: float, _: Any) -> str:  # label 2, 3 and 5 times a power of ten only
-                return f"{v:g}" if v > 0 and round(v / 10 ** math.floor(math.log10(v)), 6) in (2, 3, 5) else ""
-
-            left.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            left.yaxis.set_minor_formatter(FuncFormatter(minor))
     elif positive.size:
         left.set_yscale("symlog", linthresh=float(positive.min()))
     left.set_xlabel("iteration")
@@ -391,17 +384,57 @@ def plot_tuning(history: Sequence[Mapping[str, Any]] | Mapping[str, Any], path: 
         if np.isfinite(b):
             right.plot([_num(best["iteration"])], [b], "*", color="#e67e22", markersize=14, zorder=5,
                        label=f"best (iteration {best['iteration']})")
-    if np.isfinite(mse).any() and (mse[np.isfinite(mse)] > 0).all():
+    log_mse = bool(np.isfinite(mse).any() and (mse[np.isfinite(mse)] > 0).all())
+    if log_mse:
         right.set_yscale("log")
     right.set_xlabel("iteration")
     right.set_ylabel("validation MSE, all rules on  (log scale)")
     right.set_title("validation error (mean ± 1 se over seeds)", fontsize=10)
     right.grid(alpha=0.3, which="both")
     right.legend(fontsize=8)
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
+    def compact(v: float, _: Any = None) -> str:  # 0.25, 1.5, 20, 1e-5: never "2.5×10^-1"
+        text = f"{v:.6g}"
+        if "e" in text:
+            mantissa, exponent = text.split("e")
+            text = f"{mantissa}e{int(exponent)}"
+        return text
+
+    def readable_log_ticks(ax: Any) -> None:
+        """Labelled ticks at round numbers on a log y axis, however narrow its range."""
+        lo, hi = ax.get_ylim()  # autoscaled to the data (with margins)
+        if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo < hi):
+            return
+        ax.set_ylim(lo, hi)
+        ax.yaxis.set_major_formatter(FuncFormatter(compact))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        if hi / lo >= 1000:  # three decades or more: powers of ten, unlabelled minor ticks between
+            ax.yaxis.set_major_locator(LogLocator(base=10))
+            return
+        if hi / lo < 3:  # under half a decade: evenly spaced round numbers (0.14, 0.16, ...)
+            ticks = [float(v) for v in MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+                     if lo <= v <= hi]
+        else:  # the sparsest of 1-2-5, 1-1.5-2-3-5-7 and finer mantissas x 10^k giving >= 4 ticks
+            powers = range(math.floor(math.log10(lo)), math.floor(math.log10(hi)) + 1)
+            for mantissas in ((1, 2, 5), (1, 1.5, 2, 3, 5, 7), (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8)):
+                ticks = sorted(v for v in (float(f"{m * 10.0**k:.6g}") for k in powers for m in mantissas)
+                               if lo <= v <= hi)
+                if len(ticks) >= 4:
+                    break
+        ax.yaxis.set_major_locator(FixedLocator(ticks))
+        ax.yaxis.set_minor_locator(NullLocator())  # grid lines only at the labelled ticks
+
+    if log_weights:
+        readable_log_ticks(left)
+    if log_mse:
+        readable_log_ticks(right)
+    iterations = np.unique(it[np.isfinite(it)])
     for ax in (left, right):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if iterations.size == 1:  # a single iteration: room around it
+            ax.set_xlim(iterations[0] - 0.5, iterations[0] + 0.5)
+        # a tick at every iteration (never 0.015 or -0.045), or whole numbers for long runs
+        ax.xaxis.set_major_locator(FixedLocator(iterations) if iterations.size <= 12 else MaxNLocator(integer=True))
     ncol = min(len(handles), 7)
     fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, (0.15 + 0.22 * math.ceil(len(handles) / ncol)) / fig.get_figheight(), 1, 1))

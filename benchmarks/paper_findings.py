@@ -1,0 +1,147 @@
+"""Do the paper's data-volume findings hold at the quick preset?  Measured, not assumed.
+
+For each problem (default: Burgers) a sweep over data volumes, in-distribution
+(interpolation) and out of distribution (extrapolation), with ``--seeds`` seeds:
+
+1. In-distribution, does RI fall as data grows?  (Mann-Kendall trend of each rule's
+   per-seed RI along the data axis.)
+2. ... and faster for local rules (initial/boundary conditions) than for the PDE?
+   (Drop RI(fewest) - RI(most observations) of each local rule vs the PDE's, ± se.)
+3. Out of distribution, does the PDE's RI rise with data while the initial condition's falls?
+
+  python benchmarks/paper_findings.py                      # Burgers, data 0,10,100,1000, 3 seeds
+  python benchmarks/paper_findings.py --problems burgers kdv --data 0,10,100,1000,10000
+
+The sweeps are resumable (folders under benchmarks/results/findings/, not committed).
+Writes benchmarks/results/paper-findings-{platform}.json and a RESULTS.md section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import kvq  # noqa: E402
+from kvq.sweeps import sweep  # noqa: E402
+from results_md import HERE, machine, update_section, write_json  # noqa: E402
+
+ALPHA = 0.05
+
+
+def _row(summary: list[dict], split: str, n_data: int, rule: str) -> dict:
+    return next(r for r in summary if r["split"] == split and r["n_data"] == n_data and r["rule"] == rule)
+
+
+def _trend(trends: list[dict], rule: str, split: str) -> dict:
+    return next(t for t in trends if t["rule"] == rule and t["split"] == split and t["measure"] == "ri"
+                and t["axis"] == "data")
+
+
+def _fmt_trend(t: dict) -> str:
+    return f"S {t['s']:+.0f}, tau {t['tau']:+.2f}, p {t['p']:.3f} ({t['trend']})"
+
+
+def _verdict(t: dict, want: str) -> str:
+    if t["trend"] == want:
+        return "agrees"
+    if t["trend"] == "no trend":
+        return "not significant"
+    return "opposite (significant)"
+
+
+def findings(problem: str, sw, axes_data: list[int]) -> list[dict]:
+    """The paper's claims checked against one sweep: one dict per claim and rule."""
+    spec = kvq.problems.spec(problem)
+    kinds = dict(spec.rules)
+    summary, trends = sw.summary, sw.trends
+    lo, hi = min(axes_data), max(axes_data)
+    out = []
+    pde = next(n for n, k in spec.rules if k == "global")
+    for rule in spec.rule_names:
+        t = _trend(trends, rule, "interpolation")
+        out.append({"claim": "in-distribution: RI falls as data grows", "rule": rule, "kind": kinds[rule],
+                    "measured": _fmt_trend(t), "p": t["p"], "verdict": _verdict(t, "decreasing")})
+    a, b = _row(summary, "interpolation", lo, pde), _row(summary, "interpolation", hi, pde)
+    pde_drop = a["ri"] - b["ri"]
+    pde_se = float(np.hypot(a["ri_se"] or 0, b["ri_se"] or 0))
+    for rule in spec.rule_names:
+        if kinds[rule] != "local":
+            continue
+        a, b = _row(summary, "interpolation", lo, rule), _row(summary, "interpolation", hi, rule)
+        drop, se = a["ri"] - b["ri"], float(np.hypot(a["ri_se"] or 0, b["ri_se"] or 0))
+        diff, diff_se = drop - pde_drop, float(np.hypot(se, pde_se))
+        z = diff / diff_se if diff_se > 0 else np.nan
+        verdict = "agrees" if z > 2 else "opposite (> 2 se)" if z < -2 else "not significant (< 2 se)"
+        out.append({"claim": f"in-distribution: RI of local rules falls faster than the PDE's ({lo} -> {hi} obs.)",
+                    "rule": rule, "kind": "local",
+                    "measured": f"drop {drop:+.3f} ± {se:.3f} vs {pde} {pde_drop:+.3f} ± {pde_se:.3f}",
+                    "p": None, "verdict": verdict})
+    if "extrapolation" in sw.axes["split"]:
+        t = _trend(trends, pde, "extrapolation")
+        out.append({"claim": "out of distribution: the PDE's RI rises with data", "rule": pde, "kind": "global",
+                    "measured": _fmt_trend(t), "p": t["p"], "verdict": _verdict(t, "increasing")})
+        if "ic" in spec.rule_names:
+            t = _trend(trends, "ic", "extrapolation")
+            out.append({"claim": "out of distribution: the initial condition's RI falls with data", "rule": "ic",
+                        "kind": "local", "measured": _fmt_trend(t), "p": t["p"], "verdict": _verdict(t, "decreasing")})
+    return out
+
+
+def ri_table(problem: str, summary: list[dict]) -> list[str]:
+    rules = list(dict.fromkeys(r["rule"] for r in summary))
+    lines = [f"| {problem}: split | obs. | " + " | ".join(f"RI {r}" for r in rules) + " |",
+             "|---|---:|" + "---:|" * len(rules)]
+    points = list(dict.fromkeys((r["split"], r["n_data"]) for r in summary))
+    for split, n in points:
+        cells = []
+        for rule in rules:
+            r = _row(summary, split, n, rule)
+            cells.append(f"{r['ri']:+.3f} ± {r['ri_se']:.3f}")
+        lines.append(f"| {split} | {n} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--problems", nargs="+", default=["burgers"])
+    ap.add_argument("--data", default="0,10,100,1000")
+    ap.add_argument("--seeds", type=int, default=3)
+    args = ap.parse_args()
+    data = [int(d) for d in args.data.split(",")]
+    env = machine()
+    payload = {"machine": env, "data": data, "seeds": args.seeds, "problems": {}}
+    md = [f"Quick preset, {args.seeds} seeds, data volumes {data}; in-distribution = interpolation split, "
+          "out of distribution = extrapolation split. RI = uniform (Banzhaf) in decades, mean ± se over seeds; "
+          f"trends: Mann-Kendall on the per-seed RI along the data axis (seeds pooled), significant at p < {ALPHA}. "
+          f"Machine: {env['cpu']} ({env['cores']} cores), {env['accelerator']}, jax {env['jax']}, {env['date']}.",
+          "", "Command: `python benchmarks/paper_findings.py " + " ".join(sys.argv[1:]) + "`", ""]
+    for problem in args.problems:
+        config = kvq.problems.config(problem, "quick", seeds=args.seeds)
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            sw = sweep(problem, config, data=data, split=["interpolation", "extrapolation"],
+                       out=HERE / "results" / "findings" / problem,
+                       progress=lambda phase, done, total: None)
+        wall = time.perf_counter() - t0
+        claims = findings(problem, sw, data)
+        payload["problems"][problem] = {"summary": sw.summary, "trends": sw.trends, "claims": claims,
+                                        "wall_s": wall}
+        write_json(f"paper-findings-{env['platform']}", payload)
+        md += [f"**{problem}** (sweep wall time {wall:.0f} s, resumed runs count only the rest)", "",
+               "| claim | rule | measured | verdict |", "|---|---|---|---|"]
+        md += [f"| {c['claim']} | {c['rule']} ({c['kind']}) | {c['measured']} | {c['verdict']} |" for c in claims]
+        md += [""] + ri_table(problem, sw.summary) + [""]
+        print("\n".join(md[-(len(claims) + len(sw.summary) // 4 + 8):]), flush=True)
+    update_section(f"paper-findings-{env['platform']}", "## Paper findings at the quick preset "
+                   f"({env['platform']})\n\n" + "\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
