@@ -62,6 +62,13 @@ class ProgressPrinter:
         self.stream.flush()
 
 
+def _point_options(s: argparse.ArgumentParser) -> None:
+    """The one setting a scan (or tuning) runs at: observations, noise and split."""
+    s.add_argument("--data", type=int, default=None, metavar="N", help="number of observations (problem default if omitted)")
+    s.add_argument("--noise", default=None, metavar="PCT", help="observation noise in %% of the solution's std (default 0)")
+    s.add_argument("--split", default=None, help="interpolation (in-distribution) or extrapolation (out-of-distribution)")
+
+
 def _training_options(s: argparse.ArgumentParser) -> None:
     """Options shared by ``scan`` and ``sweep``: method, preset and training budget, output."""
     s.add_argument("--method", default="exact", choices=("exact", "finetune", "newton"),
@@ -100,9 +107,7 @@ def _parser() -> _Parser:
                                    "--method finetune|newton estimates the same table from one anchor "
                                    "training (see the README's 'Which method' section).")
     s.add_argument("problem", help=f"built-in problem ({', '.join(problems.names())})")
-    s.add_argument("--data", type=int, default=None, metavar="N", help="number of observations (problem default if omitted)")
-    s.add_argument("--noise", default=None, metavar="PCT", help="observation noise in %% of the solution's std (default 0)")
-    s.add_argument("--split", default=None, help="interpolation (in-distribution) or extrapolation (out-of-distribution)")
+    _point_options(s)
     _training_options(s)
 
     w = sub.add_parser("sweep", help="scan across data volumes, noise levels and splits; trend tests",
@@ -124,9 +129,7 @@ def _parser() -> _Parser:
     t.add_argument("problem", help=f"built-in problem ({', '.join(problems.names())})")
     t.add_argument("--iterations", type=int, default=4, metavar="K", help="weight updates after the first scan (default 4)")
     t.add_argument("--mu", type=float, default=1.0, help="step size mu of the update (default 1)")
-    t.add_argument("--data", type=int, default=None, metavar="N", help="number of observations (problem default if omitted)")
-    t.add_argument("--noise", default=None, metavar="PCT", help="observation noise in %% of the solution's std (default 0)")
-    t.add_argument("--split", default=None, help="interpolation (in-distribution) or extrapolation (out-of-distribution)")
+    _point_options(t)
     _training_options(t)
 
     r = sub.add_parser("report", help="write an HTML or Markdown report (with figures) of a results folder",

@@ -25,6 +25,7 @@ import numpy as np
 from kvq.errors import KvqError
 from kvq.importance import full_importance, rule_importance
 from kvq.io import RESULTS, load_result
+from kvq.report import caveats
 from kvq.table import ScanResult
 
 FIGURES = "report_files"
@@ -359,14 +360,8 @@ def _scan_notes(doc: _Doc, result: ScanResult, meta: dict[str, Any]) -> None:
             doc.note(f"Rules flagged as improper: {', '.join(flagged)} ({IMPROPER}).")
         else:
             doc.para(f"No rule is flagged as improper ({IMPROPER}).")
-    if result.method != "exact":
-        doc.note(f"ESTIMATED by '{result.method}': not every subset was trained; check it against an exact scan "
-                 "before relying on small differences.")
-    missing = np.argwhere(result.missing())
-    if missing.size:
-        labels = ", ".join(f"{result.subset_label(k)} seed#{s}" for k, s in missing[:10])
-        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
-        doc.note(f"{len(missing)} training(s) diverged and were left out of the averages: {labels}{more}.")
+    for line in caveats(result):
+        doc.note(line)
 
 
 def _scan_provenance(result: ScanResult, meta: dict[str, Any]) -> list[tuple[str, str | None]]:

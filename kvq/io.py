@@ -156,18 +156,36 @@ def _write_csv(result: ScanResult, path: Path) -> None:
                             int(result.steps_run[k, s]), int(result.diverged[k, s])])
 
 
+def read_meta(path: Path, kind: str, what: str) -> dict[str, Any]:
+    """The JSON index ``path`` of a results folder, checked to be of ``kind`` (``what``
+    names it in errors, e.g. "kvq sweep")."""
+    if not path.exists():
+        raise KvqError(f"{str(path.parent)!r} holds no {what} ({path.name} is missing)")
+    try:
+        meta = json.loads(path.read_text())
+    except ValueError as e:
+        raise KvqError(f"{str(path)!r} is not valid JSON ({e}); the {what} is damaged") from None
+    if not isinstance(meta, dict) or meta.get("kind") != kind:
+        raise KvqError(f"{str(path)!r} is not a {what}")
+    return meta
+
+
+def load_if_same(directory: str | Path, fp: str) -> ScanResult | None:
+    """The result saved in ``directory`` if it is the scan ``fp`` (None: absent, damaged or different)."""
+    try:
+        result = load_result(directory)
+    except KvqError:
+        return None
+    return result if result_fingerprint(result) == fp else None
+
+
 def load_result(directory: str | Path) -> ScanResult:
     """Read a folder written by :func:`save_result`; checks masks against rule names."""
     path = Path(directory)
     meta_path, npz_path = path / RESULTS, path / TABLE_NPZ
     if not meta_path.exists() or not npz_path.exists():
         raise KvqError(f"{str(path)!r} holds no kvq result ({RESULTS} and {TABLE_NPZ} are needed)")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except ValueError as e:
-        raise KvqError(f"{str(meta_path)!r} is not valid JSON ({e}); the result is damaged") from None
-    if meta.get("kind") != "kvq.ScanResult":
-        raise KvqError(f"{str(meta_path)!r} is not a kvq scan result")
+    meta = read_meta(meta_path, "kvq.ScanResult", "kvq scan result")
     with np.load(npz_path) as z:
         arrays = {k: z[k] for k in z.files}
     names = tuple(meta["rule_names"])

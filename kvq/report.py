@@ -73,6 +73,13 @@ def importance_table(table: ValueTable) -> str:
     if improper:
         out.append(f"IMPROPER knowledge: {', '.join(improper)}: RI < 0 with its 95% confidence interval over seeds "
                    "below zero (the rule reliably makes the model worse; check it, or drop it)")
+    out += caveats(table)
+    return "\n".join(out)
+
+
+def caveats(table: ValueTable) -> list[str]:
+    """What a reader must know before trusting the numbers: an estimated table, diverged trainings."""
+    out = []
     if getattr(table, "method", "exact") != "exact":
         out.append(f"ESTIMATED by '{table.method}' (not every subset was trained): check it against an exact scan "
                    "before relying on small differences (README: 'Which method')")
@@ -81,7 +88,7 @@ def importance_table(table: ValueTable) -> str:
         labels = ", ".join(f"{table.subset_label(k)} seed#{s}" for k, s in missing[:10])
         more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
         out.append(f"WARNING: {len(missing)} training(s) diverged and were left out of the averages: {labels}{more}")
-    return "\n".join(out)
+    return out
 
 
 def sweep_table(summary: list[dict], trends: list[dict], measure: str = "ri") -> str:

@@ -39,7 +39,7 @@ from kvq.coalitions import all_masks
 from kvq.config import ScanConfig
 from kvq.errors import KvqError
 from kvq.importance import full_importance, improper_rules, rule_importance
-from kvq.io import check_output_dir, load_result, result_fingerprint, save_result
+from kvq.io import check_output_dir, load_if_same, load_result, read_meta, save_result
 from kvq.perturb import METHODS, estimate, estimate_fingerprint, settings_for
 from kvq.rules import Problem
 from kvq.scan import Engine, Progress, make_result, tabulate
@@ -242,16 +242,7 @@ def _groups(built: Sequence[Problem]) -> list[list[int]]:
 
 
 def _read_index(path: Path) -> dict[str, Any]:
-    meta_path = path / SWEEP_JSON
-    if not meta_path.exists():
-        raise KvqError(f"{str(path)!r} holds no kvq sweep ({SWEEP_JSON} is missing)")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except ValueError as e:
-        raise KvqError(f"{str(meta_path)!r} is not valid JSON ({e}); the sweep index is damaged") from None
-    if meta.get("kind") != "kvq.SweepResult":
-        raise KvqError(f"{str(meta_path)!r} is not a kvq sweep")
-    return meta
+    return read_meta(path / SWEEP_JSON, "kvq.SweepResult", "kvq sweep")
 
 
 def _write_index(path: Path, sweep: SweepResult, done: set[SweepPoint]) -> None:
@@ -314,14 +305,7 @@ def _sweep_dir(directory: str | Path, fp: str, overwrite: bool) -> Path:
 
 def _finished(path: Path | None, point: SweepPoint, fp: str) -> ScanResult | None:
     """The saved result of ``point`` if its folder holds the scan ``fp``."""
-    if path is None:
-        return None
-    folder = path / "points" / point.label
-    try:
-        result = load_result(folder)
-    except KvqError:
-        return None
-    return result if result_fingerprint(result) == fp else None
+    return None if path is None else load_if_same(path / "points" / point.label, fp)
 
 
 def _train_group(built: Sequence[Problem], config: ScanConfig, ckpt: Checkpoint | None,

@@ -34,7 +34,7 @@ from kvq.checkpoint import fingerprint
 from kvq.config import ScanConfig
 from kvq.errors import KvqError
 from kvq.importance import rule_importance
-from kvq.io import check_output_dir, load_result, result_fingerprint, save_result
+from kvq.io import check_output_dir, load_if_same, read_meta, save_result
 from kvq.nn import PointModel
 from kvq.perturb import estimate, estimate_fingerprint, settings_for
 from kvq.rules import Problem
@@ -147,7 +147,7 @@ def tune_weights(problem: Problem, config: ScanConfig | None = None, *, iteratio
     for it in range(iterations + 1):
         current = with_weights(problem, weights)
         folder = None if path is None else path / f"iter-{it}"
-        result = _saved(folder, estimate_fingerprint(current, config, method, chosen))
+        result = None if folder is None else load_if_same(folder, estimate_fingerprint(current, config, method, chosen))
         if result is None:
             tag = f"[iter {it}/{iterations}]"
             ckpt = None if path is None else path / ".checkpoint"
@@ -176,22 +176,9 @@ def tune_weights(problem: Problem, config: ScanConfig | None = None, *, iteratio
     return tuned
 
 
-def _saved(folder: Path | None, fp: str) -> ScanResult | None:
-    if folder is None:
-        return None
-    try:
-        result = load_result(folder)
-    except KvqError:
-        return None
-    return result if result_fingerprint(result) == fp else None
-
-
 def load_tuning(directory: str | Path) -> dict[str, Any]:
     """The ``tune.json`` of a tuning folder (JSON, as written)."""
-    path = Path(directory) / TUNE_JSON
-    if not path.exists():
-        raise KvqError(f"{str(directory)!r} holds no weight tuning ({TUNE_JSON} is missing)")
-    return json.loads(path.read_text())
+    return read_meta(Path(directory) / TUNE_JSON, "kvq.TuneResult", "kvq weight tuning")
 
 
 # ---------------------------------------------------------------- baselines and evaluation

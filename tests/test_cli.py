@@ -114,3 +114,33 @@ def test_scan_with_an_estimator_method(tmp_path, capsys):
     assert "different scan" in capsys.readouterr().err
     assert main(["scan", "burgers", *TINY_ARGS, "--method", "newton", "--set", "dampin=1", "--out", str(tmp_path / "x")]) == 2
     assert "has no setting(s) ['dampin']" in capsys.readouterr().err
+
+
+SWEEP_ARGS = ["--seeds", "2", "--steps", "20", "--check-every", "10", "--pretrain-steps", "20", "--collocation", "32"]
+
+
+def test_sweep_tune_and_report_commands(tmp_path, capsys):
+    sw = tmp_path / "sweep"
+    assert main(["sweep", "burgers", "--data", "0,6,12", "--split", "extrapolation", *SWEEP_ARGS, "--out", str(sw)]) == 0
+    captured = capsys.readouterr()
+    assert "Mann-Kendall" in captured.out and "extrapolation" in captured.out and "subset-steps" in captured.err
+    for f in ("sweep.json", "summary.csv", "ri-data.png", "points/d6-n0-extrapolation/results.json"):
+        assert (sw / f).stat().st_size > 0
+    assert main(["report", str(sw)]) == 0
+    html = (sw / "report.html").read_text()
+    assert "data:image/png;base64," in html and "bc_right" in html
+
+    tu = tmp_path / "tune"
+    assert main(["tune", "burgers", "--iterations", "1", "--wrong", "ic", "--data", "8", *SWEEP_ARGS,
+                 "--out", str(tu)]) == 0
+    out = capsys.readouterr().out
+    assert "best: iteration" in out and "bc_left" in out
+    meta = json.loads((tu / "tune.json").read_text())
+    assert len(meta["history"]) == 2 and meta["problem"]["wrong"]["rule"] == "ic"
+    assert (tu / "tuning.png").stat().st_size > 0 and (tu / "iter-1" / "results.json").exists()
+    assert main(["report", str(tu), "--format", "md"]) == 0 and (tu / "report.md").exists()
+
+    assert main(["sweep", "burgers", "--data", "1,x"]) == 2
+    assert "comma-separated" in capsys.readouterr().err
+    assert main(["report", str(tmp_path)]) == 2
+    assert "results folder" in capsys.readouterr().err
