@@ -368,7 +368,7 @@ def plot_tuning(history: Sequence[Mapping[str, Any]] | Mapping[str, Any], path: 
     left.set_ylabel("rule weight λ  (log scale)")
     left.set_title("rule weights", fontsize=10)
     left.grid(alpha=0.3, which="both")
-    handles, labels = left.get_legend_handles_labels()
+    handles, _ = left.get_legend_handles_labels()
     handles += [Line2D([], [], marker="o", linestyle="-", color="0.3", label="accepted step"),
                 Line2D([], [], marker="o", linestyle="", color="0.3", markerfacecolor="none",
                        label="rejected proposal")]

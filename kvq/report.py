@@ -53,10 +53,10 @@ def importance_table(table: ValueTable) -> str:
          "IMPROPER" if name in improper else ""]
         for i, name in enumerate(table.rule_names)
     ]
-    if not improper:
-        head, rows = head[:-1], [r[:-1] for r in rows]
-    else:
+    if improper:
         head = [*head, "flag"]
+    else:
+        rows = [r[:-1] for r in rows]
     out = [*_columns(head, rows), ""]
     outputs = tuple(getattr(table, "output_names", ()) or ())
     if getattr(table, "errors_by_output", None) is not None and len(outputs) > 1:

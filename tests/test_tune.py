@@ -108,6 +108,9 @@ def test_improper_rules_need_the_whole_confidence_interval_below_zero():
     assert kvq.improper_rules(_table(eff[:1])) == ()  # one seed: no interval, no flag
     text = importance_table(table)
     assert "IMPROPER knowledge: b" in text
+    assert text.splitlines()[0].split()[-4:] == ["FI", "±", "se", "flag"]
+    clean = importance_table(_table(np.abs(eff)))
+    assert clean.splitlines()[0].rstrip().endswith("FI ± se") and "IMPROPER" not in clean
 
 
 def test_wrong_rule_options_change_only_that_rule():
