@@ -42,6 +42,7 @@ from kvq.scan import Engine, Progress
 from kvq.table import ScanResult
 
 TUNE_JSON = "tune.json"
+INACTIVE = 1e-6  # balance_weights: a rule gradient below this share of the reference's is left alone
 
 
 def with_weights(problem: Problem, weights: Any) -> Problem:
@@ -212,7 +213,8 @@ class Balanced:
 def balance_weights(problem: Problem, config: ScanConfig, *, alpha: float = 0.1, update_every: int = 100,
                     progress: Progress | None = None) -> Balanced:
     """Train every seed with all rules on while balancing the rule weights by gradient
-    norms (Wang, Teng & Perdikaris 2021; see the module docstring), from the data-only
+    norms (Wang, Teng & Perdikaris 2021; see the module docstring; a rule whose mean
+    gradient is below ``INACTIVE`` times the reference's keeps its weight), from the data-only
     warm start, for ``config.steps`` steps (no early stopping: the objective changes as the
     weights do; the last weights are scored)."""
     if not 0 < alpha <= 1:
@@ -239,7 +241,10 @@ def balance_weights(problem: Problem, config: ScanConfig, *, alpha: float = 0.1,
             flat = jnp.concatenate([g.reshape(n + 1, -1) for g in jax.tree.leaves(jac)], axis=1)
             size = jnp.abs(flat)
             ref = jnp.where(with_data, jnp.max(size[0]), jnp.max(size[1]))
-            hat = ref / jnp.maximum(jnp.mean(size[1:], axis=1), 1e-12)
+            mean = jnp.mean(size[1:], axis=1)
+            # a rule whose gradient vanishes (a satisfied penalty, e.g. a range rule) keeps its
+            # weight: ref / 0 would send it to infinity
+            hat = jnp.where(mean > INACTIVE * ref, ref / jnp.maximum(mean, 1e-30), lam)
             lam = (1.0 - alpha) * lam + alpha * hat
             lam = jnp.where(with_data, lam, lam.at[0].set(w0[0]))  # no data: rule 0 is the reference
 
