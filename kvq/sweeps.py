@@ -87,6 +87,7 @@ class SweepResult:
     method: str = "exact"
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
     problem_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    seed: int = 0
 
     @property
     def rule_names(self) -> tuple[str, ...]:
@@ -119,8 +120,8 @@ class SweepResult:
         return path
 
     def fingerprint(self) -> str:
-        return fingerprint("sweep", self.problem, self.problem_options, self.axes, self.config, self.method,
-                           self.settings)
+        return fingerprint("sweep", self.problem, self.problem_options, self.seed, self.axes, self.config,
+                           self.method, self.settings)
 
     @classmethod
     def load(cls, directory: str | Path) -> SweepResult:
@@ -135,7 +136,7 @@ class SweepResult:
             points.append(SweepPoint(int(entry["n_data"]), float(entry["noise"]), str(entry["split"])))
             results.append(load_result(path / entry["dir"]))
         return cls(meta["problem"], meta["axes"], tuple(points), tuple(results), meta["config"], meta["method"],
-                   meta.get("settings", {}), meta.get("problem_options", {}))
+                   meta.get("settings", {}), meta.get("problem_options", {}), int(meta.get("seed", 0)))
 
 
 def summary_rows(points: Sequence[SweepPoint], results: Sequence[ScanResult]) -> list[dict[str, Any]]:
@@ -258,6 +259,7 @@ def _write_index(path: Path, sweep: SweepResult, done: set[SweepPoint]) -> None:
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "problem": sweep.problem,
         "problem_options": sweep.problem_options,
+        "seed": sweep.seed,
         "method": sweep.method,
         "settings": sweep.settings,
         "axes": sweep.axes,
@@ -358,7 +360,7 @@ def sweep(problem_name: str, config: ScanConfig | None = None, *, data: Any = No
              for p in points]
     fps = [estimate_fingerprint(b, config, method, chosen) for b in built]
     shell = SweepResult(problem_name, axes, points, (), config.to_dict(), method,
-                        {} if chosen is None else dataclasses.asdict(chosen), options)
+                        {} if chosen is None else dataclasses.asdict(chosen), options, seed)
     path = None if out is None else _sweep_dir(out, shell.fingerprint(), overwrite)
     results: list[ScanResult | None] = [_finished(path, p, fp) for p, fp in zip(points, fps)]
     done = {p for p, r in zip(points, results) if r is not None}

@@ -78,8 +78,10 @@ def test_interrupted_sweep_resumes_to_identical_numbers(tiny_config, tmp_path):
     for a, b in zip(resumed.results, reference.results):
         np.testing.assert_array_equal(a.errors, b.errors)
     assert not (out / ".checkpoint").exists()
-    with pytest.raises(kvq.KvqError, match="different scan"):
+    with pytest.raises(kvq.KvqError, match="different sweep"):
         sweep("burgers", tiny_config.replace(learning_rate=0.05), out=out, **kwargs)
+    with pytest.raises(kvq.KvqError, match="different sweep"):
+        sweep("burgers", tiny_config, out=out, seed=5, **kwargs)
 
 
 def test_bad_sweeps_are_refused(tiny_config):
