@@ -134,11 +134,12 @@ def main() -> None:
         payload["problems"][problem] = {"summary": sw.summary, "trends": sw.trends, "claims": claims,
                                         "wall_s": wall}
         write_json(f"paper-findings-{env['platform']}", payload)
+        start = len(md)
         md += [f"**{problem}** (sweep wall time {wall:.0f} s, resumed runs count only the rest)", "",
                "| claim | rule | measured | verdict |", "|---|---|---|---|"]
         md += [f"| {c['claim']} | {c['rule']} ({c['kind']}) | {c['measured']} | {c['verdict']} |" for c in claims]
         md += [""] + ri_table(problem, sw.summary) + [""]
-        print("\n".join(md[-(len(claims) + len(sw.summary) // 4 + 8):]), flush=True)
+        print("\n".join(md[start:]), flush=True)
     update_section(f"paper-findings-{env['platform']}", "## Paper findings at the quick preset "
                    f"({env['platform']})\n\n" + "\n".join(md))
 

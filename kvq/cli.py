@@ -248,24 +248,25 @@ def _sweep(args: argparse.Namespace, out: TextIO) -> int:
                        **settings)
     for w in caught:
         sys.stderr.write(f"kvq: warning: {w.message}\n")
+    summary, trends = result.summary, result.trends
     files = ["sweep.json", "summary.csv", f"points/ ({len(points)} scan folders)"]
     if not args.no_plot:
-        files += _sweep_figures(result, outdir)
-    out.write("\n" + sweep_table(result.summary, result.trends, "ri") + "\n\n")
-    out.write(sweep_table(result.summary, result.trends, "fi") + "\n\n")
+        files += _sweep_figures(summary, axes, outdir)
+    out.write("\n" + sweep_table(summary, trends, "ri") + "\n\n")
+    out.write(sweep_table(summary, trends, "fi") + "\n\n")
     out.write(f"wrote {', '.join(files)} to {outdir}/ ('kvq report {outdir}' makes an HTML report)\n")
     return 0
 
 
-def _sweep_figures(result, outdir: Path) -> list[str]:
+def _sweep_figures(summary: list[dict], axes: dict[str, list], outdir: Path) -> list[str]:
     """RI against each swept numeric axis (one PNG per axis); a warning instead where matplotlib is missing."""
     written = []
     try:
         from kvq.plots import plot_sweep
 
         for axis in ("data", "noise"):
-            if len(result.axes[axis]) >= 2:
-                plot_sweep(result.summary, outdir / f"ri-{axis}.png", axis=axis, measure="ri")
+            if len(axes[axis]) >= 2:
+                plot_sweep(summary, outdir / f"ri-{axis}.png", axis=axis, measure="ri")
                 written.append(f"ri-{axis}.png")
     except KvqError as e:
         sys.stderr.write(f"kvq: warning: no figure: {e}\n")

@@ -20,12 +20,11 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 
 from kvq.errors import KvqError
 from kvq.importance import full_importance, rule_importance
 from kvq.io import RESULTS, load_result
-from kvq.report import caveats
+from kvq.report import caveats, mse_summary
 from kvq.table import ScanResult
 
 FIGURES = "report_files"
@@ -73,14 +72,6 @@ def _fixed(d: Any) -> str:
     if not isinstance(d, dict) or not d:
         return ""
     return ", ".join(f"{k} {_g(v)}" for k, v in d.items())
-
-
-def _mse(values: np.ndarray) -> str:
-    v = np.asarray(values, float)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return "n/a (all diverged)"
-    return _sci(v.mean(), v.std(ddof=1) / math.sqrt(v.size) if v.size > 1 else None)
 
 
 def _seeds(n: int) -> str:
@@ -351,7 +342,8 @@ def _importance_rows(result: ScanResult) -> list[list[str]]:
 
 
 def _scan_notes(doc: _Doc, result: ScanResult, meta: dict[str, Any]) -> None:
-    doc.para(f"Validation MSE with all rules: {_mse(result.errors[-1])}; with no rules: {_mse(result.errors[0])} "
+    doc.para(f"Validation MSE with all rules: {mse_summary(result.errors[-1])}; "
+             f"with no rules: {mse_summary(result.errors[0])} "
              f"({_seeds(result.n_seeds)}, mean ± se).")
     imp = meta.get("importance")
     if isinstance(imp, dict) and "improper" in imp:
@@ -523,8 +515,8 @@ def _sweep(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
             doc.note(f"the point's folder {rel!r} could not be read: {e}")
             continue
         doc.para(f"Folder: {rel} (a scan folder: write_report on it gives the full scan report). "
-                 f"Validation MSE with all rules: {_mse(result.errors[-1])}; with no rules: "
-                 f"{_mse(result.errors[0])}.")
+                 f"Validation MSE with all rules: {mse_summary(result.errors[-1])}; with no rules: "
+                 f"{mse_summary(result.errors[0])}.")
         doc.figure(f"point-{_slug(rel)}-importance.png", lambda path, r=result: plot_importance(r, path),
                    f"RI and FI per rule at {label}, ± 1 se.")
     if summary:

@@ -30,16 +30,18 @@ def values(errors: np.ndarray) -> np.ndarray:
     return np.where(ok, -np.log10(np.where(ok, e, 1.0)), np.nan)
 
 
-def _plain(x: Any) -> Any:
-    """JSON-ready copy of ``x``: lists, ints, floats; NaN/inf -> None."""
+def json_ready(x: Any) -> Any:
+    """JSON-ready copy of ``x``: dicts, lists, ints, floats, bools; NaN/inf -> None."""
     if isinstance(x, np.ndarray):
-        return _plain(x.tolist())
+        return json_ready(x.tolist())
     if isinstance(x, dict):
-        return {str(k): _plain(y) for k, y in x.items()}
+        return {str(k): json_ready(y) for k, y in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_plain(y) for y in x]
+        return [json_ready(y) for y in x]
     if isinstance(x, (float, np.floating)):
         return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.bool_):
+        return bool(x)
     if isinstance(x, np.integer):
         return int(x)
     return x
@@ -79,7 +81,7 @@ class Importance:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready plain Python (NaN -> None)."""
-        return _plain({f: getattr(self, f) for f in self.__dataclass_fields__})
+        return json_ready({f: getattr(self, f) for f in self.__dataclass_fields__})
 
     def ci95(self) -> tuple[np.ndarray, np.ndarray]:
         """95 % confidence interval over seeds, ``mean ± t(0.975, m - 1) · se`` with ``m``
@@ -103,7 +105,7 @@ class DependenceProfile:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready plain Python (NaN -> None)."""
-        return _plain({f: getattr(self, f) for f in self.__dataclass_fields__})
+        return json_ready({f: getattr(self, f) for f in self.__dataclass_fields__})
 
 
 def _select(table: Any, output: int | str | None) -> tuple[tuple[str, ...], np.ndarray, str | None]:

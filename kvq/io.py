@@ -15,7 +15,14 @@ import numpy as np
 
 from kvq.checkpoint import fingerprint
 from kvq.errors import KvqError
-from kvq.importance import dependence_profile, full_importance, improper_rules, interactions, rule_importance
+from kvq.importance import (
+    dependence_profile,
+    full_importance,
+    improper_rules,
+    interactions,
+    json_ready,
+    rule_importance,
+)
 from kvq.table import ScanResult
 
 FORMAT = 1
@@ -77,14 +84,17 @@ def summary(result: ScanResult) -> dict[str, Any]:
     return out
 
 
-def _finite_or_none(x: float) -> float | None:
-    return float(x) if np.isfinite(x) else None
-
-
-def _write_atomic(path: Path, write) -> None:
+def write_atomic(path: Path, write) -> None:
+    """``write(tmp)`` a temporary file next to ``path``, then move it into place (a reader
+    never sees a half-written file, and an interruption leaves the old one)."""
     tmp = path.with_name(path.name + ".tmp")
     write(tmp)
     os.replace(tmp, path)
+
+
+def write_json(path: Path, meta: dict[str, Any]) -> None:
+    """Write ``meta`` (JSON-ready, no NaN) to ``path`` atomically."""
+    write_atomic(path, lambda p: p.write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n"))
 
 
 def save_result(result: ScanResult, directory: str | Path, overwrite: bool = False) -> Path:
@@ -117,8 +127,8 @@ def save_result(result: ScanResult, directory: str | Path, overwrite: bool = Fal
         "environment": result.environment,
         "timing": result.timing,
         "value": "v(S) = -log10(validation MSE); RI uniform = Banzhaf (the paper's scripts), RI shapley = Shapley",
-        "mse_all_rules": [_finite_or_none(e) for e in result.errors[-1]],
-        "mse_no_rules": [_finite_or_none(e) for e in result.errors[0]],
+        "mse_all_rules": json_ready(result.errors[-1]),
+        "mse_no_rules": json_ready(result.errors[0]),
         "diverged": diverged,
         "importance": importance,
     }
@@ -133,9 +143,9 @@ def save_result(result: ScanResult, directory: str | Path, overwrite: bool = Fal
     if result.errors_by_output is not None:
         arrays["errors_by_output"] = result.errors_by_output
         arrays["output_names"] = np.asarray(result.output_names)
-    _write_atomic(path / TABLE_NPZ, lambda p: _write_npz(p, arrays))
-    _write_atomic(path / TABLE_CSV, lambda p: _write_csv(result, p))
-    _write_atomic(path / RESULTS, lambda p: p.write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n"))
+    write_atomic(path / TABLE_NPZ, lambda p: _write_npz(p, arrays))
+    write_atomic(path / TABLE_CSV, lambda p: _write_csv(result, p))
+    write_json(path / RESULTS, meta)
     return path
 
 

@@ -17,8 +17,10 @@ def _pm(mean: float, se: float) -> str:
     return f"{mean:+.3f} ± {err}"
 
 
-def _mse(values: np.ndarray) -> str:
-    v = values[np.isfinite(values)]
+def mse_summary(values: np.ndarray) -> str:
+    """Validation MSEs over seeds as ``mean ± se`` (diverged NaNs left out)."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
     if v.size == 0:
         return "n/a (all diverged)"
     if v.size == 1:
@@ -67,7 +69,7 @@ def importance_table(table: ValueTable) -> str:
         out += ["RI uniform ± se per output (importance for each output's own validation MSE):",
                 *_columns(["rule", *outputs], rows), ""]
     seeds = table.errors.shape[1]
-    out.append(f"validation MSE, all rules: {_mse(table.errors[-1])}   no rules: {_mse(table.errors[0])}"
+    out.append(f"validation MSE, all rules: {mse_summary(table.errors[-1])}   no rules: {mse_summary(table.errors[0])}"
                f"   ({seeds} seed{'s' if seeds != 1 else ''}, mean ± se)")
     out.append("importance = mean log10(MSE without / MSE with the rule); > 0: the rule helps")
     if improper:

@@ -22,7 +22,6 @@ import datetime as _dt
 import hashlib
 import itertools
 import json
-import os
 import shutil
 import time
 import warnings
@@ -38,8 +37,8 @@ from kvq.checkpoint import Checkpoint, fingerprint
 from kvq.coalitions import all_masks
 from kvq.config import ScanConfig
 from kvq.errors import KvqError
-from kvq.importance import full_importance, improper_rules, rule_importance
-from kvq.io import check_output_dir, load_if_same, load_result, read_meta, save_result
+from kvq.importance import full_importance, improper_rules, json_ready, rule_importance
+from kvq.io import check_output_dir, load_if_same, load_result, read_meta, save_result, write_atomic, write_json
 from kvq.perturb import METHODS, estimate, estimate_fingerprint, settings_for
 from kvq.rules import Problem
 from kvq.scan import Engine, Progress, make_result, tabulate
@@ -113,7 +112,7 @@ class SweepResult:
 
     def save(self, directory: str | Path, overwrite: bool = False) -> Path:
         """Write the sweep (``sweep.json``, ``summary.csv`` and one scan folder per point)."""
-        path = check_output_dir(directory, self.fingerprint(), overwrite)
+        path = _sweep_dir(directory, self.fingerprint(), overwrite)
         for point, result in zip(self.points, self.results):
             save_result(result, path / "points" / point.label, overwrite=True)
         _write_index(path, self, done=set(self.points))
@@ -156,7 +155,7 @@ def summary_rows(points: Sequence[SweepPoint], results: Sequence[ScanResult]) ->
                     "ri_shapley_se": ri_s.se[i], "fi": fi.mean[i], "fi_se": fi.se[i], "improper": name in improper,
                     "mse_all": mse_all, "mse_none": mse_none,
                 })
-    return [{k: _plain(v) for k, v in row.items()} for row in rows]
+    return json_ready(rows)
 
 
 def trend_rows(points: Sequence[SweepPoint], results: Sequence[ScanResult], axes: dict[str, list[Any]],
@@ -167,7 +166,7 @@ def trend_rows(points: Sequence[SweepPoint], results: Sequence[ScanResult], axes
     the points along the axis are pooled (x = the axis value of each seed's point).
     """
     rows = []
-    measures = {"ri": lambda r: rule_importance(r), "fi": full_importance}
+    measures = {"ri": rule_importance, "fi": full_importance}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         per_seed = {m: [f(r).per_seed for r in results] for m, f in measures.items()}  # [S, n] each
@@ -187,14 +186,6 @@ def trend_rows(points: Sequence[SweepPoint], results: Sequence[ScanResult], axes
                     rows.append({"rule": rule, "measure": m, "axis": axis, "split": split, "fixed": {other: fixed},
                                  **t.to_dict()})
     return rows
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (float, np.floating)):
-        return float(v) if np.isfinite(v) else None
-    return v
 
 
 def _axis_values(name: str, values: Any, default: list[Any]) -> list[Any]:
@@ -272,15 +263,16 @@ def _write_index(path: Path, sweep: SweepResult, done: set[SweepPoint]) -> None:
         "trends": trend_rows(pts, res, sweep.axes) if res else [],
         "environment": res[0].environment if res else {},
     }
-    tmp = path / (SWEEP_JSON + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path / SWEEP_JSON)
+    write_json(path / SWEEP_JSON, meta)
     if rows:
-        with open(path / (SUMMARY_CSV + ".tmp"), "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-        os.replace(path / (SUMMARY_CSV + ".tmp"), path / SUMMARY_CSV)
+        write_atomic(path / SUMMARY_CSV, lambda p: _write_rows(p, rows))
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
 
 
 def _sweep_dir(directory: str | Path, fp: str, overwrite: bool) -> Path:

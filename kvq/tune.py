@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import json
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -33,8 +31,8 @@ import numpy as np
 from kvq.checkpoint import fingerprint
 from kvq.config import ScanConfig
 from kvq.errors import KvqError
-from kvq.importance import rule_importance
-from kvq.io import check_output_dir, load_if_same, read_meta, save_result
+from kvq.importance import json_ready, rule_importance
+from kvq.io import check_output_dir, load_if_same, read_meta, save_result, write_json
 from kvq.nn import PointModel
 from kvq.perturb import estimate, estimate_fingerprint, settings_for
 from kvq.rules import Problem
@@ -95,20 +93,10 @@ class TuneResult:
         return {
             "format": 1, "kind": "kvq.TuneResult", "problem": self.problem, "rule_names": list(self.rule_names),
             "method": self.method, "config": self.config, "mu0": self.mu0,
-            "history": [_json_step(s) for s in self.history],
-            "best": {"iteration": best.iteration, "weights": list(best.weights), "mse_all": best.mse_all,
-                     "mse_all_se": _finite(best.mse_all_se)},
+            "history": json_ready([dataclasses.asdict(s) for s in self.history]),
+            "best": json_ready({"iteration": best.iteration, "weights": best.weights, "mse_all": best.mse_all,
+                                "mse_all_se": best.mse_all_se}),
         }
-
-
-def _finite(x: float) -> float | None:
-    return float(x) if np.isfinite(x) else None
-
-
-def _json_step(s: TuneStep) -> dict[str, Any]:
-    d = dataclasses.asdict(s)
-    return {k: ([_finite(x) for x in v] if isinstance(v, tuple) else _finite(v) if isinstance(v, float) else v)
-            for k, v in d.items()}
 
 
 def _step(iteration: int, weights: np.ndarray, mu: float, result: ScanResult, weighting: str) -> TuneStep:
@@ -169,11 +157,8 @@ def tune_weights(problem: Problem, config: ScanConfig | None = None, *, iteratio
         weights = np.asarray(best.weights) * 10.0 ** (step_mu * ri)
         tuned = TuneResult(problem.describe(), problem.rule_names, tuple(history), config.to_dict(), method, float(mu))
         if path is not None:
-            tmp = path / (TUNE_JSON + ".tmp")
-            meta = {**tuned.to_dict(), "fingerprint": fingerprint(*identity),
-                    "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-            tmp.write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n")
-            os.replace(tmp, path / TUNE_JSON)
+            write_json(path / TUNE_JSON, {**tuned.to_dict(), "fingerprint": fingerprint(*identity),
+                                          "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
     return tuned
 
 
