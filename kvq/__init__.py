@@ -13,7 +13,6 @@ from kvq.importance import (
     Importance,
     dependence_profile,
     full_importance,
-    improper_rules,
     interactions,
     rule_importance,
 )
@@ -23,6 +22,7 @@ from kvq.scan import scan
 from kvq.sweeps import SweepResult, sweep
 from kvq.table import ScanResult, ValueTable
 from kvq.tune import TuneResult, tune_weights
+from kvq.verdicts import assess, best_rule_set, eliminate, improper_rules, pair_relations, settledness
 
 __version__ = "0.1.0"
 
@@ -38,6 +38,11 @@ __all__ = [
     "SweepResult",
     "TuneResult",
     "ValueTable",
+    "assess",
+    "best_rule_set",
+    "eliminate",
+    "pair_relations",
+    "settledness",
     "dependence_profile",
     "estimate",
     "full_importance",

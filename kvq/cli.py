@@ -197,10 +197,15 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
 
             plot_importance(result, outdir / "ri.png")
             files.append("ri.png")
+            if result.check_steps is not None:
+                from kvq.plots import plot_trajectory
+
+                plot_trajectory(result, outdir / "ri-steps.png")
+                files.append("ri-steps.png")
         except KvqError as e:
             sys.stderr.write(f"kvq: warning: no figure: {e}\n")
     t = result.timing
-    out.write("\n" + importance_table(result) + "\n\n")
+    out.write("\n" + importance_table(result, rerun=_rerun(args, config.steps * 2, outdir)) + "\n\n")
     out.write(f"time: {t['total_s']:.1f} s total ({t['compile_s']:.1f} s compiling, {t['train_s']:.1f} s training "
               f"at {t['subset_steps_per_s']:,.0f} subset-steps/s, {t['programs']} program(s)) on "
               f"{result.environment.get('device', '?')}\n")
@@ -211,6 +216,22 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
                   + (f"; largest CG relative residual {cg:.2g}" if cg is not None else "") + "\n")
     out.write(f"wrote {', '.join(files)} to {outdir}/\n")
     return 0
+
+
+def _rerun(args: argparse.Namespace, steps: int, outdir: Path) -> str:
+    """This command line with ``--steps steps`` (and a new ``--out``): the same scan, longer."""
+    argv, skip = [], False
+    for a in args.argv:
+        if skip:
+            skip = False
+            continue
+        if a in ("--steps", "--out"):
+            skip = True
+            continue
+        if a.startswith(("--steps=", "--out=")) or a == "--overwrite":
+            continue
+        argv.append(a)
+    return " ".join(["kvq", *argv, "--steps", str(steps), "--out", f"{outdir}-{steps}steps"])
 
 
 def _list(text: str | None, cast, name: str) -> list | None:
@@ -254,6 +275,13 @@ def _sweep(args: argparse.Namespace, out: TextIO) -> int:
         files += _sweep_figures(summary, axes, outdir)
     out.write("\n" + sweep_table(summary, trends, "ri") + "\n\n")
     out.write(sweep_table(summary, trends, "fi") + "\n\n")
+    capped = [r["capped_share"] for r in summary if r.get("capped_share") is not None]
+    if capped:
+        out.write(f"trainings that ran into the step cap: {min(capped):.0%}-{max(capped):.0%} per point\n")
+    unsettled = sorted({(r["rule"]) for r in summary if r.get("settled") is False})
+    if unsettled:
+        out.write(f"UNSETTLED at some points ('?'): {', '.join(unsettled)}; re-run with a longer budget: "
+                  f"{_rerun(args, config.steps * 2, outdir)}\n")
     out.write(f"wrote {', '.join(files)} to {outdir}/ ('kvq report {outdir}' makes an HTML report)\n")
     return 0
 
@@ -350,7 +378,9 @@ def _show(args: argparse.Namespace, out: TextIO) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kvq`` console command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    args.argv = argv
     out = sys.stdout
     try:
         if args.command == "scan":

@@ -24,8 +24,9 @@ from typing import Any, Callable
 from kvq.errors import KvqError
 from kvq.importance import full_importance, rule_importance
 from kvq.io import RESULTS, load_result
-from kvq.report import caveats, mse_summary
+from kvq.report import best_set_lines, caveats, elimination_lines, mse_summary, pair_lines, settledness_lines
 from kvq.table import ScanResult
+from kvq.verdicts import Assessment, assess
 
 FIGURES = "report_files"
 SWEEP = "sweep.json"
@@ -35,8 +36,8 @@ SPLIT_MEANING = {"interpolation": "in-distribution", "extrapolation": "out-of-di
 UNITS = ("Importances are in decades: log10(MSE without the rule / MSE with it), mean ± 1 standard error "
          "over seeds; > 0 means the rule helps (0.30: it halves the validation error).")
 
-IMPROPER = "improper: RI < 0 with its 95% confidence interval over seeds below zero, the rule reliably makes the " \
-           "model worse"
+IMPROPER = "improper: removed by backward elimination (RI below -0.05 decades with its 95% confidence interval over " \
+           "seeds below zero, and settled, in the game without the rules removed before it)"
 
 # ----------------------------------------------------------------------------- formatting
 
@@ -332,26 +333,38 @@ def _rule_kinds(result: ScanResult) -> dict[str, str]:
     return {r.get("name"): r.get("kind", "") for r in result.problem.get("rules", []) if isinstance(r, dict)}
 
 
-def _importance_rows(result: ScanResult) -> list[list[str]]:
+def _importance_rows(result: ScanResult, verdicts: Assessment) -> list[list[str]]:
     ri_u = _quiet(rule_importance, result, "uniform")
     ri_s = _quiet(rule_importance, result, "shapley")
     fi = _quiet(full_importance, result)
     kinds = _rule_kinds(result)
+    settle, removed = verdicts.settledness, verdicts.elimination.removed
+
+    def status(i: int, name: str) -> str:
+        if name in removed:
+            return "IMPROPER"
+        if not settle.known:
+            return "n/a"
+        return "settled" if settle.settled[i] else "UNSETTLED"
+
     return [[name, kinds.get(name, ""), _pm(ri_u.mean[i], ri_u.se[i]), _pm(ri_s.mean[i], ri_s.se[i]),
-             _pm(fi.mean[i], fi.se[i])] for i, name in enumerate(result.rule_names)]
+             _pm(fi.mean[i], fi.se[i]), status(i, name)] for i, name in enumerate(result.rule_names)]
 
 
-def _scan_notes(doc: _Doc, result: ScanResult, meta: dict[str, Any]) -> None:
+def _scan_notes(doc: _Doc, result: ScanResult, verdicts: Assessment) -> None:
     doc.para(f"Validation MSE with all rules: {mse_summary(result.errors[-1])}; "
              f"with no rules: {mse_summary(result.errors[0])} "
              f"({_seeds(result.n_seeds)}, mean ± se).")
-    imp = meta.get("importance")
-    if isinstance(imp, dict) and "improper" in imp:
-        flagged = [str(x) for x in (imp.get("improper") or [])]
-        if flagged:
-            doc.note(f"Rules flagged as improper: {', '.join(flagged)} ({IMPROPER}).")
-        else:
-            doc.para(f"No rule is flagged as improper ({IMPROPER}).")
+    settle, elim = verdicts.settledness, verdicts.elimination
+    for line in settledness_lines(settle, result):
+        (doc.note if line.startswith(("UNSETTLED", "re-run")) else doc.para)(line)
+    for line in elimination_lines(elim):
+        doc.note(line)
+    if not elim.removed:
+        doc.para(f"No rule is flagged as improper ({IMPROPER}).")
+    for line in ([] if verdicts.pairs is None else pair_lines(verdicts.pairs)):
+        (doc.note if line.startswith("conflict") else doc.para)(line)
+    doc.para(" ".join(best_set_lines(verdicts.best)))
     for line in caveats(result):
         doc.note(line)
 
@@ -380,7 +393,7 @@ def _scan_provenance(result: ScanResult, meta: dict[str, Any]) -> list[tuple[str
 
 
 def _scan(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
-    from kvq.plots import plot_dependence, plot_importance, plot_interactions
+    from kvq.plots import plot_dependence, plot_importance, plot_interactions, plot_trajectory
 
     result = load_result(directory)
     name = result.problem.get("name") or "value table"
@@ -389,8 +402,9 @@ def _scan(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
     doc.facts(_scan_provenance(result, meta))
     doc.heading(2, "Importance")
     doc.para(UNITS)
-    doc.table(["rule", "kind", "RI uniform (Banzhaf)", "RI Shapley", "FI"], _importance_rows(result))
-    _scan_notes(doc, result, meta)
+    verdicts = assess(result)
+    doc.table(["rule", "kind", "RI uniform (Banzhaf)", "RI Shapley", "FI", "status"], _importance_rows(result, verdicts))
+    _scan_notes(doc, result, verdicts)
     outputs = result.output_names if result.errors_by_output is not None else ()
     if len(outputs) > 1:
         per = [_quiet(rule_importance, result, "uniform", o) for o in outputs]
@@ -400,12 +414,17 @@ def _scan(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
     doc.heading(2, "Figures")
     doc.figure("importance.png", lambda p: plot_importance(result, p),
                "RI (Banzhaf and Shapley weighting) and FI per rule, ± 1 se over seeds.")
+    if result.check_steps is not None:
+        doc.figure("importance-steps.png", lambda p: plot_trajectory(result, p),
+                   "RI and FI against training steps (the value table as it stood at each early-stopping check), "
+                   "± 1 se over seeds; the shaded half of the budget is where settledness is judged.")
     doc.figure("dependence.png", lambda p: plot_dependence(result, p),
                "Dependence profiles: each rule's marginal contribution Δ_i(S) grouped by how many other rules "
                "are on. Falling boxes: the other rules make it redundant; rising boxes: it needs them.")
     if result.n_rules >= 2:
         doc.figure("interactions.png", lambda p: plot_interactions(result, p),
-                   "Pairwise interactions (Banzhaf): > 0 (blue) synergy, < 0 (red) substitution; mean ± 1 se.")
+                   "Pairwise interactions (Banzhaf): > 0 (blue) synergy, < 0 (red) substitution (one stands in for "
+                   "the other) or CONFLICT (together worse than either alone); mean ± 1 se.")
         for k, out in enumerate(outputs if len(outputs) > 1 else ()):
             doc.figure(f"interactions-output{k}-{_slug(out)}.png",
                        lambda p, out=out: plot_interactions(result, p, output=out),
@@ -424,7 +443,8 @@ def _pivot(summary: list[dict[str, Any]], measure: str) -> tuple[list[str], list
         for rule in rules:
             r = cells.get(rule)
             text = "" if r is None else _pm(r.get(measure), r.get(f"{measure}_se"))
-            row.append(text + (" (improper)" if r is not None and measure == "ri" and r.get("improper") else ""))
+            row.append(text + ("" if r is None else " (improper)" if measure == "ri" and r.get("improper")
+                               else " (unsettled)" if r.get("settled") is False else ""))
         first = next(iter(cells.values()))
         rows.append([*row, _sci(first.get("mse_all")), _sci(first.get("mse_none"))])
     return ["observations", "noise [%]", "split", *rules, "MSE all rules", "MSE no rules"], rows
@@ -472,7 +492,9 @@ def _sweep(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
     for measure, label in (("ri", "RI uniform (Banzhaf)"), ("fi", "FI")):
         if summary:
             head, rows = _pivot(summary, measure)
-            flag = "; (improper): RI < 0 with its 95% CI below zero" if measure == "ri" else ""
+            flag = ("; (improper): removed by backward elimination; (unsettled): still moving at the end of the "
+                    "budget, or most trainings ran into the step cap") if measure == "ri" else \
+                "; (unsettled): still moving at the end of the budget, or most trainings ran into the step cap"
             doc.table(head, rows, caption=f"{label} ± se per sweep point and rule{flag}")
     trends = [t for t in meta.get("trends") or [] if isinstance(t, dict)]
     if trends:
@@ -522,11 +544,14 @@ def _sweep(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
     if summary:
         doc.heading(2, "All summary rows")
         doc.table(["observations", "noise [%]", "split", "rule", "kind", "RI uniform", "RI Shapley", "FI",
-                   "improper", "MSE all rules", "MSE no rules"],
+                   "improper", "settled", "capped", "MSE all rules", "MSE no rules"],
                   [[_g(r.get("n_data")), _g(r.get("noise")), _split(r.get("split", "")), str(r.get("rule", "")),
                     str(r.get("kind", kinds.get(r.get("rule"), ""))), _pm(r.get("ri"), r.get("ri_se")),
                     _pm(r.get("ri_shapley"), r.get("ri_shapley_se")), _pm(r.get("fi"), r.get("fi_se")),
-                    "yes" if r.get("improper") else "no", _sci(r.get("mse_all")), _sci(r.get("mse_none"))]
+                    "yes" if r.get("improper") else "no",
+                    {True: "yes", False: "no"}.get(r.get("settled"), "n/a"),
+                    "n/a" if r.get("capped_share") is None else f"{_num(r.get('capped_share')):.0%}",
+                    _sci(r.get("mse_all")), _sci(r.get("mse_none"))]
                    for r in summary])
 
 

@@ -138,11 +138,21 @@ def _select(table: Any, output: int | str | None) -> tuple[tuple[str, ...], np.n
     return tuple(names), by_output[..., k], labels[k]
 
 
+def _at_step(table: Any, step: int | None) -> Any:
+    """``table`` as it stood after ``step`` optimizer steps (``None``: at the end)."""
+    if step is None:
+        return table
+    if not hasattr(table, "at_step"):
+        raise KvqError(f"step={step!r} needs a value table with errors over the training budget (a kvq.ValueTable "
+                       f"or ScanResult with errors_by_check); got {type(table).__name__}")
+    return table.at_step(step)
+
+
 def _prepare(
-    table: Any, output: int | str | None
+    table: Any, output: int | str | None, step: int | None = None
 ) -> tuple[tuple[str, ...], np.ndarray, str | None, tuple[int, ...]]:
     """Validate a table; return names, values v [2**n, S], output name, missing masks; warn once."""
-    names, errors, out = _select(table, output)
+    names, errors, out = _select(_at_step(table, step), output)
     n = len(names)
     if n == 0:
         raise KvqError("the value table has zero rules; give at least one rule name")
@@ -186,13 +196,21 @@ def _marginals(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return v[lo | (1 << i)] - v[lo], _popcount(lo, n)
 
 
-def _pair_terms(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Delta_ij(S) for pairs i<j (combinations order): [P, 2**(n-2), seeds], sizes [P, 2**(n-2)]."""
+def _pair_parts(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For pairs i<j (combinations order) and S without i, j: the joint contribution
+    v(S+i+j) - v(S) and the single ones v(S+i) - v(S), v(S+j) - v(S), each
+    [P, 2**(n-2), seeds], and the coalition sizes [P, 2**(n-2)]."""
     n = v.shape[0].bit_length() - 1
     i, j = (np.array(a)[:, None] for a in zip(*combinations(range(n), 2)))
     lo = _insert_zero_bit(_insert_zero_bit(np.arange(2 ** (n - 2))[None, :], i), j)
     bi, bj = 1 << i, 1 << j
-    return v[lo | bi | bj] - v[lo | bi] - v[lo | bj] + v[lo], _popcount(lo, n)
+    return v[lo | bi | bj] - v[lo], v[lo | bi] - v[lo], v[lo | bj] - v[lo], _popcount(lo, n)
+
+
+def _pair_terms(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Delta_ij(S) for pairs i<j (combinations order): [P, 2**(n-2), seeds], sizes [P, 2**(n-2)]."""
+    joint, a, b, sizes = _pair_parts(v)
+    return joint - a - b, sizes
 
 
 def _weighted(terms: np.ndarray, sizes: np.ndarray, weighting: str) -> np.ndarray:
@@ -226,34 +244,38 @@ def _result(measure: str, weighting: str, names: tuple[str, ...], per_seed: np.n
 
 
 def rule_importance(
-    table: Any, weighting: str = "uniform", output: int | str | None = None
+    table: Any, weighting: str = "uniform", output: int | str | None = None, *, step: int | None = None
 ) -> Importance:
     """Rule Importance RI_i: weighted mean of Delta_i(S) over S without i, per seed, in decades.
 
     ``weighting="uniform"``: Banzhaf value (the paper's numbers); ``"shapley"``: Shapley value.
+    ``step``: the importance as it stood after that many optimizer steps (the last check at or
+    before it; needs a table with ``errors_by_check``).
     """
     _check_weighting(weighting)
-    names, v, out, missing = _prepare(table, output)
+    names, v, out, missing = _prepare(table, output, step)
     return _result("RI", weighting, names, _weighted(*_marginals(v), weighting), out, missing)
 
 
-def full_importance(table: Any, output: int | str | None = None) -> Importance:
-    """Full Importance FI_i = v(R) - v(R minus i) per seed, in decades."""
-    names, v, out, missing = _prepare(table, output)
+def full_importance(table: Any, output: int | str | None = None, *, step: int | None = None) -> Importance:
+    """Full Importance FI_i = v(R) - v(R minus i) per seed, in decades (``step`` as in
+    :func:`rule_importance`)."""
+    names, v, out, missing = _prepare(table, output, step)
     full = v.shape[0] - 1
     per_seed = (v[full] - v[full ^ (1 << np.arange(len(names)))]).T
     return _result("FI", "full", names, per_seed, out, missing)
 
 
 def interactions(
-    table: Any, weighting: str = "uniform", output: int | str | None = None
+    table: Any, weighting: str = "uniform", output: int | str | None = None, *, step: int | None = None
 ) -> Importance:
-    """Pairwise interactions of rules i<j (names "a & b"), per seed, in decades; > 0 = synergy.
+    """Pairwise interactions of rules i<j (names "a & b"), per seed, in decades; > 0 = synergy
+    (see :func:`kvq.verdicts.pair_relations` for synergy / substitution / conflict).
 
     ``weighting="shapley"`` is the Shapley interaction index, ``"uniform"`` the Banzhaf interaction.
     """
     _check_weighting(weighting)
-    names, v, out, missing = _prepare(table, output)
+    names, v, out, missing = _prepare(table, output, step)
     if len(names) < 2:
         raise KvqError(f"interactions need at least 2 rules, the table has {len(names)}")
     pairs = tuple(f"{a} & {b}" for a, b in combinations(names, 2))
@@ -261,9 +283,9 @@ def interactions(
     return _result("interaction", weighting, pairs, per_seed, out, missing)
 
 
-def dependence_profile(table: Any, output: int | str | None = None) -> DependenceProfile:
+def dependence_profile(table: Any, output: int | str | None = None, *, step: int | None = None) -> DependenceProfile:
     """Delta_i(S) of each rule grouped by coalition size |S| = 0..n-1 (mean, se, raw samples)."""
-    names, v, out, missing = _prepare(table, output)
+    names, v, out, missing = _prepare(table, output, step)
     n = len(names)
     delta, sizes = _marginals(v)
     mean, se = np.full((n, n), np.nan), np.full((n, n), np.nan)
@@ -279,13 +301,20 @@ def dependence_profile(table: Any, output: int | str | None = None) -> Dependenc
     return DependenceProfile(names, tuple(range(n)), mean, se, samples, out, missing)
 
 
-def improper_rules(table: Any, weighting: str = "uniform", output: int | str | None = None) -> tuple[str, ...]:
-    """Rules flagged as improper knowledge: RI negative with its whole 95 % confidence
-    interval over seeds below zero (the rule makes the model reliably worse).  Needs at
-    least 2 seeds; a single-seed table flags nothing."""
-    ri = rule_importance(table, weighting, output)
-    _, high = ri.ci95()
-    return tuple(name for name, h in zip(ri.names, high) if np.isfinite(h) and h < 0)
+def trajectory(table: Any, weighting: str = "uniform") -> dict[str, Any] | None:
+    """RI (``weighting``) and FI as they stood after every check of the training budget:
+    ``{"steps": [C], "ri": [C, n], "ri_se": [C, n], "fi": [C, n], "fi_se": [C, n], "names"}``
+    (seed mean and standard error, decades); None for a table without ``errors_by_check``."""
+    steps = getattr(table, "check_steps", None)
+    if steps is None:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ri = [rule_importance(table, weighting, step=int(t)) for t in steps]
+        fi = [full_importance(table, step=int(t)) for t in steps]
+    return {"names": list(table.rule_names), "weighting": weighting, "steps": np.asarray(steps),
+            "ri": np.array([r.mean for r in ri]), "ri_se": np.array([r.se for r in ri]),
+            "fi": np.array([f.mean for f in fi]), "fi_se": np.array([f.se for f in fi])}
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:

@@ -18,12 +18,13 @@ from kvq.errors import KvqError
 from kvq.importance import (
     dependence_profile,
     full_importance,
-    improper_rules,
     interactions,
     json_ready,
     rule_importance,
+    trajectory,
 )
 from kvq.table import ScanResult
+from kvq.verdicts import assess
 
 FORMAT = 1
 RESULTS = "results.json"
@@ -67,8 +68,9 @@ def summary(result: ScanResult) -> dict[str, Any]:
         "ri_shapley": rule_importance(result, "shapley").to_dict(),
         "fi": full_importance(result).to_dict(),
         "dependence": dependence_profile(result).to_dict(),
-        "improper": list(improper_rules(result)),
     }
+    out.update(assess(result).to_dict())
+    out["trajectory"] = json_ready(trajectory(result))
     if result.n_rules >= 2:
         out["interactions_uniform"] = interactions(result, "uniform").to_dict()
         out["interactions_shapley"] = interactions(result, "shapley").to_dict()
@@ -143,6 +145,9 @@ def save_result(result: ScanResult, directory: str | Path, overwrite: bool = Fal
     if result.errors_by_output is not None:
         arrays["errors_by_output"] = result.errors_by_output
         arrays["output_names"] = np.asarray(result.output_names)
+    for name in ("errors_by_check", "errors_by_check_by_output", "check_steps", "stopped"):
+        if getattr(result, name) is not None:
+            arrays[name] = getattr(result, name)
     write_atomic(path / TABLE_NPZ, lambda p: _write_npz(p, arrays))
     write_atomic(path / TABLE_CSV, lambda p: _write_csv(result, p))
     write_json(path / RESULTS, meta)
@@ -158,12 +163,14 @@ def _write_csv(result: ScanResult, path: Path) -> None:
     outs = list(result.output_names) if result.errors_by_output is not None else []
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["mask", *result.rule_names, "seed", "mse", *[f"mse_{o}" for o in outs], "steps_run", "diverged"])
+        w.writerow(["mask", *result.rule_names, "seed", "mse", *[f"mse_{o}" for o in outs], "steps_run", "diverged",
+                    "stopped_early"])
         for k in range(result.errors.shape[0]):
             for s, seed in enumerate(result.seeds):
                 per_out = [repr(float(e)) for e in result.errors_by_output[k, s]] if outs else []
                 w.writerow([k, *map(int, result.masks[k]), seed, repr(float(result.errors[k, s])), *per_out,
-                            int(result.steps_run[k, s]), int(result.diverged[k, s])])
+                            int(result.steps_run[k, s]), int(result.diverged[k, s]),
+                            "" if result.stopped is None else int(result.stopped[k, s])])
 
 
 def read_meta(path: Path, kind: str, what: str) -> dict[str, Any]:
@@ -209,6 +216,10 @@ def load_result(directory: str | Path) -> ScanResult:
         masks=arrays["masks"],
         steps_run=arrays["steps_run"],
         diverged=arrays["diverged"],
+        errors_by_check=arrays.get("errors_by_check"),
+        errors_by_check_by_output=arrays.get("errors_by_check_by_output"),
+        check_steps=arrays.get("check_steps"),
+        stopped=arrays.get("stopped"),
         seeds=tuple(meta["seeds"]),
         problem=meta["problem"],
         config=meta["config"],

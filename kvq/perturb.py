@@ -34,7 +34,7 @@ from kvq.curvature import conjugate_gradient, ggn_vp, hvp
 from kvq.errors import KvqError
 from kvq.nn import PointModel
 from kvq.rules import Problem
-from kvq.scan import Engine, Progress, _check_inputs, _compile, make_result, scan, scan_fingerprint, tabulate
+from kvq.scan import Engine, Progress, _check_inputs, _compile, make_result, scan, scan_fingerprint, tabulate, tabulate_params
 from kvq.table import ScanResult
 from kvq.train import data_mse, take
 
@@ -253,8 +253,8 @@ def _train_anchor(engine: Engine, progress: Progress) -> tuple[Any, Any, dict[st
     its kept weights and optimizer state [S] and a JSON summary."""
     n = len(engine.problem.rules)
     t0 = time.perf_counter()
-    state, _, seed_of = engine.train(np.ones((1, n), np.int8), progress, phase="anchor", tag="anchor")
-    state = take(state, np.argsort(seed_of, kind="stable"))  # row s = seed s
+    trained = engine.train(np.ones((1, n), np.int8), progress, phase="anchor", tag="anchor")
+    state = take(trained.state, np.argsort(trained.seed_of, kind="stable"))  # row s = seed s
     info = {"anchor": "all rules", "anchor_steps": np.asarray(state.steps_run).tolist(),
             "anchor_diverged": np.asarray(state.diverged).tolist(),
             "anchor_s": time.perf_counter() - t0}
@@ -273,9 +273,9 @@ def _finetune(engine: Engine, settings: Finetune, progress: Progress) -> tuple[t
     timing = {"anchor_s": info.pop("anchor_s", 0.0)}
     t0 = time.perf_counter()
     fine = engine.with_budget(K)
-    state, mask_of, seed_of = fine.train(all_masks(len(engine.problem.rules)), progress, tag="finetune")
+    trained = fine.train(all_masks(len(engine.problem.rules)), progress, tag="finetune")
     timing["finetune_s"] = time.perf_counter() - t0
-    table = tabulate(fine, state.best_params, mask_of, seed_of, state.steps_run, state.diverged)
+    table = tabulate(fine, trained)
     return table, {"settings": {**dataclasses.asdict(settings), "steps": K}, "diagnostics": info}, timing
 
 
@@ -325,13 +325,12 @@ def _newton(engine: Engine, settings: Newton, progress: Progress) -> tuple[tuple
             return take(host, m_of * S + s_of), take(opt, s_of)
 
         fine = engine.with_budget(settings.refine_steps)
-        state, mask_of, seed_of = fine.train(all_masks(n), progress, phase="refine", tag="refine", starts=starts)
+        trained = fine.train(all_masks(n), progress, phase="refine", tag="refine", starts=starts)
         timing["refine_s"] = time.perf_counter() - t1
-        table = tabulate(fine, state.best_params, mask_of, seed_of, state.steps_run, state.diverged)
+        table = tabulate(fine, trained)
     else:
         t1 = time.perf_counter()
-        steps = np.zeros(len(mask_of), np.int64)
-        table = tabulate(engine, batched, mask_of, seed_of, steps, np.zeros(len(mask_of), bool))
+        table = tabulate_params(engine, batched, mask_of, seed_of)
         timing["evaluate_s"] = time.perf_counter() - t1
     return table, {"settings": dataclasses.asdict(settings), "diagnostics": info}, timing
 
@@ -363,7 +362,7 @@ def estimate(problem: Problem, config: ScanConfig | None = None, method: str = "
     run = _finetune if method == "finetune" else _newton
     table, estimator, timing = run(engine, chosen, progress)
     estimator["settings"] = {"method": method, **estimator["settings"]}
-    return make_result(engine, *table, t_start, method=method, estimator=estimator, timing=timing)
+    return make_result(engine, table, t_start, method=method, estimator=estimator, timing=timing)
 
 
 def estimate_fingerprint(problem: Problem, config: ScanConfig, method: str, settings: Finetune | Newton | None) -> str:

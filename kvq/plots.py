@@ -14,8 +14,9 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from kvq.errors import KvqError
-from kvq.importance import dependence_profile, full_importance, interactions, rule_importance
+from kvq.importance import dependence_profile, full_importance, interactions, rule_importance, trajectory
 from kvq.table import ScanResult, ValueTable
+from kvq.verdicts import pair_relations, settledness
 
 DPI = 120
 DECADES = "[decades]"
@@ -99,6 +100,43 @@ def plot_importance(table: ValueTable, path: str | Path) -> Path:
     return _save(plt, fig, path)
 
 
+STYLES = ("o-", "s--", "^-.", "D:", "v-", "P--", "X-.", "*:")  # marker and dash per line, besides colour
+
+
+def plot_trajectory(table: ValueTable, path: str | Path, weighting: str = "uniform") -> Path:
+    """RI (``weighting``) and FI against training steps, one line per rule with a ± 1 se band
+    (the value table as it stood after each early-stopping check) -> PNG.  The shaded
+    region is the last half of the budget over which settledness is judged; unsettled
+    rules are marked in the legend."""
+    traj = trajectory(table, weighting)
+    if traj is None:
+        raise KvqError("this table holds no errors over the training budget (an estimate or an older result)")
+    plt = _pyplot()
+    settle = _quiet(settledness, table, weighting)
+    steps = traj["steps"]
+    fig, axes = plt.subplots(1, 2, figsize=(10.0, 4.2), dpi=DPI, sharex=True)
+    for ax, key, label in ((axes[0], "ri", YLABEL["ri" if weighting == "uniform" else "ri_shapley"]),
+                           (axes[1], "fi", YLABEL["fi"])):
+        for i, name in enumerate(traj["names"]):
+            mean, se = traj[key][:, i], np.nan_to_num(traj[f"{key}_se"][:, i], nan=0.0)
+            tag = "" if not settle.known or settle.settled[i] else " (unsettled)"
+            color = f"C{i % 10}"
+            ax.plot(steps, mean, STYLES[i % len(STYLES)], color=color, markersize=4, linewidth=1.4,
+                    label=name + tag)
+            ax.fill_between(steps, mean - se, mean + se, color=color, alpha=0.15, linewidth=0)
+        if settle.from_step is not None:
+            ax.axvspan(settle.from_step, steps[-1], color="0.5", alpha=0.08, linewidth=0)
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_xlabel("training steps per subset")
+        ax.set_ylabel(f"{label} {DECADES}")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    shaded = "" if settle.from_step is None else "; shaded: the half of the budget settledness is judged on"
+    fig.suptitle(f"importance over the training budget, mean ± 1 se{shaded}\n{_describe(table)}", fontsize=10)
+    fig.tight_layout()
+    return _save(plt, fig, path)
+
+
 def plot_dependence(table: ValueTable, path: str | Path, output: int | str | None = None) -> Path:
     """Dependence profiles -> PNG: one panel per rule, box plots of its marginal
     contributions Δ_i(S) = v(S ∪ {i}) - v(S) (every coalition S without i, every seed)
@@ -166,14 +204,16 @@ def plot_interactions(table: ValueTable, path: str | Path, weighting: str = "uni
 
     Cell (i, j) = the mean over coalitions S without i, j of v(S+i+j) - v(S+i) - v(S+j) + v(S)
     (Banzhaf weights, or Shapley interaction weights with ``weighting="shapley"``), mean ± 1 se
-    over seeds; blue (> 0): synergy, the pair is worth more together; red (< 0): substitution,
-    each makes the other partly redundant.
+    over seeds; blue (> 0): synergy, the pair is worth more together; red (< 0): substitution
+    (one stands in for the other) or conflict (together worse than either alone); each cell
+    names the relation :func:`kvq.verdicts.pair_relations` gives it.
     """
     n = len(getattr(table, "rule_names", ()) or ())
     if n < 2:
         raise KvqError(f"an interaction heat map needs at least 2 rules; the table has {n}")
     plt = _pyplot()
     imp = _quiet(interactions, table, weighting, output)
+    relation = dict(zip(imp.names, pair_relations(table, weighting, output).relation))
     names = tuple(table.rule_names)
     mean = np.full((n, n), np.nan)
     se = np.full((n, n), np.nan)
@@ -205,6 +245,9 @@ def plot_interactions(table: ValueTable, path: str | Path, weighting: str = "uni
             text = f"{m:+.3f}"
             if room and np.isfinite(se[i, j]):
                 text += f"\n± {se[i, j]:.3f}"
+            rel = relation.get(f"{names[min(i, j)]} & {names[max(i, j)]}", "independent")
+            if rel != "independent":
+                text += "\n" + (rel.upper() if rel == "conflict" else rel)
             color = "white" if abs(m) > 0.6 * lim else "black"
             ax.text(j, i, text, ha="center", va="center", color=color, fontsize=size)
     ax.set_xticks(range(n), names, rotation=30 if max(map(len, names)) > 5 else 0,
@@ -213,7 +256,7 @@ def plot_interactions(table: ValueTable, path: str | Path, weighting: str = "uni
     ax.set_xlabel("rule")
     ax.set_ylabel("rule")
     cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    cbar.set_label("interaction [decades]: > 0 synergy, < 0 substitution", fontsize=9)
+    cbar.set_label("interaction [decades]: > 0 synergy, < 0 substitution or conflict", fontsize=9)
     label = "Banzhaf" if weighting == "uniform" else "Shapley"
     out = f", output {imp.output}" if imp.output is not None else ""
     ax.set_title(f"pairwise interactions ({label}), mean ± 1 se\n{_describe(table)}{out}", fontsize=10)

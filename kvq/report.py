@@ -6,8 +6,10 @@ import warnings
 
 import numpy as np
 
-from kvq.importance import full_importance, improper_rules, rule_importance
+from kvq import problems
+from kvq.importance import full_importance, rule_importance
 from kvq.table import ScanResult, ValueTable
+from kvq.verdicts import ATOL, RTOL, Assessment, Elimination, PairRelations, Settledness, assess
 
 
 def _pm(mean: float, se: float) -> str:
@@ -34,9 +36,13 @@ def _columns(head: list[str], rows: list[list[str]]) -> list[str]:
     return [line(head), line(["-" * w for w in widths]), *map(line, rows)]
 
 
-def importance_table(table: ValueTable) -> str:
-    """Rule, RI uniform ± se, RI Shapley ± se, FI ± se; for several outputs also RI per
-    output; then MSE with all rules vs none.
+def importance_table(table: ValueTable, rerun: str | None = None, verdicts: Assessment | None = None) -> str:
+    """Rule, RI uniform ± se, RI Shapley ± se, FI ± se and each rule's status (UNSETTLED,
+    IMPROPER); for several outputs also RI per output; then MSE with all rules vs none, the
+    training caps and settledness, improper rules by backward elimination, conflicts and
+    synergies between rules, and the best rule set.  ``rerun``: the command that re-runs
+    the scan with a longer budget (shown when a rule is unsettled); ``verdicts``: a
+    precomputed :func:`kvq.verdicts.assess` of ``table``.
 
     Importances are in log10 units of validation MSE (0.30 = the rule halves the error).
     """
@@ -45,20 +51,22 @@ def importance_table(table: ValueTable) -> str:
         ri_u = rule_importance(table, "uniform")
         ri_s = rule_importance(table, "shapley")
         fi = full_importance(table)
-        improper = improper_rules(table)
+    verdicts = verdicts or assess(table)
+    settle, elim = verdicts.settledness, verdicts.elimination
     kinds = {}
     if isinstance(table, ScanResult):
         kinds = {r["name"]: r.get("kind", "") for r in table.problem.get("rules", [])}
-    head = ["rule", "kind", "RI uniform ± se", "RI Shapley ± se", "FI ± se"]
-    rows = [
-        [name, kinds.get(name, ""), _pm(ri_u.mean[i], ri_u.se[i]), _pm(ri_s.mean[i], ri_s.se[i]), _pm(fi.mean[i], fi.se[i]),
-         "IMPROPER" if name in improper else ""]
-        for i, name in enumerate(table.rule_names)
-    ]
-    if improper:
-        head = [*head, "flag"]
-    else:
-        rows = [r[:-1] for r in rows]
+
+    def status(i: int, name: str) -> str:
+        if name in elim.removed:
+            return "IMPROPER"
+        return "UNSETTLED" if settle.known and not settle.settled[i] else ""
+
+    head = ["rule", "kind", "RI uniform ± se", "RI Shapley ± se", "FI ± se", "status"]
+    rows = [[name, kinds.get(name, ""), _pm(ri_u.mean[i], ri_u.se[i]), _pm(ri_s.mean[i], ri_s.se[i]),
+             _pm(fi.mean[i], fi.se[i]), status(i, name)] for i, name in enumerate(table.rule_names)]
+    if not any(r[-1] for r in rows):
+        head, rows = head[:-1], [r[:-1] for r in rows]
     out = [*_columns(head, rows), ""]
     outputs = tuple(getattr(table, "output_names", ()) or ())
     if getattr(table, "errors_by_output", None) is not None and len(outputs) > 1:
@@ -72,11 +80,108 @@ def importance_table(table: ValueTable) -> str:
     out.append(f"validation MSE, all rules: {mse_summary(table.errors[-1])}   no rules: {mse_summary(table.errors[0])}"
                f"   ({seeds} seed{'s' if seeds != 1 else ''}, mean ± se)")
     out.append("importance = mean log10(MSE without / MSE with the rule); > 0: the rule helps")
-    if improper:
-        out.append(f"IMPROPER knowledge: {', '.join(improper)}: RI < 0 with its 95% confidence interval over seeds "
-                   "below zero (the rule reliably makes the model worse; check it, or drop it)")
+    out += settledness_lines(settle, table, rerun)
+    out += elimination_lines(elim)
+    if verdicts.pairs is not None:
+        out += pair_lines(verdicts.pairs)
+    out += best_set_lines(verdicts.best)
     out += caveats(table)
     return "\n".join(out)
+
+
+def _budget(table: ValueTable) -> int | None:
+    steps = getattr(table, "check_steps", None)
+    return None if steps is None else int(steps[-1])
+
+
+def default_rerun(table: ValueTable) -> str:
+    """A hint for re-running ``table``'s scan with twice the budget."""
+    steps = _budget(table)
+    if steps is None:
+        return "a longer training budget (--steps)"
+    name = getattr(table, "problem", {}).get("name") if isinstance(table, ScanResult) else None
+    if name in problems.names():
+        return f"kvq scan {name} --steps {2 * steps} (plus this scan's other options)"
+    return f"ScanConfig(steps={2 * steps}, ...)"
+
+
+def settledness_lines(settle: Settledness, table: ValueTable, rerun: str | None = None) -> list[str]:
+    """Training caps and which rules' numbers have not settled, with the command to do better."""
+    out = []
+    stopped = getattr(table, "stopped", None)
+    if stopped is not None and np.isfinite(settle.capped_share):
+        ok = ~table.missing()
+        capped = int((~stopped & ok).sum())
+        out.append(f"trainings: {capped} of {int(ok.sum())} ({settle.capped_share:.0%}) ran into the "
+                   f"{_budget(table)}-step cap, {int(ok.sum()) - capped} stopped by the early-stopping check")
+    if not settle.known:
+        if getattr(table, "method", "exact") == "exact":
+            out.append(f"settledness: unknown ({settle.reasons[0]})")
+        return out
+    if not settle.unsettled:
+        out.append(f"settled: every rule's RI and FI moved less than max({ATOL:g}, {RTOL:g}·|value|) decades "
+                   f"from step {settle.from_step} to {settle.to_step}")
+        return out
+    why = []
+    if settle.too_capped:
+        why.append(f"more than {settle.max_capped:.0%} of the trainings ran into the step cap")
+    moved = "; ".join(f"{n} {r}" for n, r in zip(settle.names, settle.reasons) if r)
+    if moved:
+        why.append(f"moved from step {settle.from_step} to {settle.to_step}: {moved}")
+    out.append(f"UNSETTLED: {', '.join(settle.unsettled)} ({'; '.join(why)}). A longer budget may still change "
+               "these numbers; an unsettled rule is never flagged improper.")
+    out.append(f"re-run with a longer budget: {rerun or default_rerun(table)}")
+    return out
+
+
+def elimination_lines(elim: Elimination) -> list[str]:
+    """Improper rules found by backward elimination, and the others' RI without them."""
+    out = []
+    if elim.removed:
+        parts = []
+        for k, r in enumerate(r for r in elim.rounds if r["removed"]):
+            i = r["rules"].index(r["removed"])
+            when = "" if k == 0 else f" without {', '.join(elim.removed[:k])}"
+            parts.append(f"{r['removed']} (RI {_pm(r['ri'][i], r['se'][i])}{when})")
+        flagged = ", ".join(parts)
+        out.append(f"IMPROPER knowledge (backward elimination, in order): {flagged}. Each made the model "
+                   f"reliably worse (RI < -{elim.min_effect:g} with its 95% CI over seeds below zero, settled): "
+                   "check it, or drop it.")
+        if elim.final is not None:
+            out.append("  RI of the other rules once the improper ones are removed: "
+                       + ", ".join(f"{n} {_pm(m, s)}" for n, m, s in zip(elim.final.names, elim.final.mean, elim.final.se)))
+    if elim.withheld:
+        out.append(f"not flagged: {', '.join(elim.withheld)} hurt(s) reliably at this budget but has not settled")
+    return out
+
+
+def pair_lines(pairs: PairRelations) -> list[str]:
+    """The pairs that are not independent: conflicts first, then substitutions and synergies."""
+    meaning = {"conflict": "together worse than either alone", "substitution": "one can stand in for the other",
+               "synergy": "together worth more than apart"}
+    out = []
+    for kind in ("conflict", "substitution", "synergy"):
+        hits = [f"{n} ({pairs.interaction[k]:+.2f})" for k, n in enumerate(pairs.names) if pairs.relation[k] == kind]
+        if hits:
+            out.append(f"{kind} ({meaning[kind]}; pair interaction in decades): {', '.join(hits)}")
+    return out
+
+
+def best_set_lines(best: dict) -> list[str]:
+    """The best rule set and its paired gain over seeds against all rules and the kept rules."""
+    b = best["best"]
+    out = [f"best rule set: {{{', '.join(b['rules'])}}} (validation MSE {b['mse_mean']:.3e}, chosen on the "
+           "validation set: optimistic)"]
+    for key, label in (("all_rules", "all rules"), ("kept_by_elimination", "the rules elimination keeps")):
+        c = best.get(key)
+        if c is None or c["mask"] == b["mask"] or c["gain"] is None:
+            continue
+        if key == "kept_by_elimination" and c["mask"] == best["all_rules"]["mask"]:
+            continue
+        ci = "" if c["ci95"] is None or c["ci95"][0] is None else f", 95% CI [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]"
+        se = "" if c["se"] is None else f" ± {c['se']:.3f}"
+        out.append(f"  vs {label}: {c['gain']:+.3f}{se} decades{ci} over {c['seeds']} seed(s)")
+    return out
 
 
 def caveats(table: ValueTable) -> list[str]:
@@ -106,10 +211,12 @@ def sweep_table(summary: list[dict], trends: list[dict], measure: str = "ri") ->
             r = cell.get((split, noise, n_data, rule))
             mean, se = (np.nan, np.nan) if r is None else (r[measure], r[f"{measure}_se"])
             text = _pm(np.nan if mean is None else mean, np.nan if se is None else se)
-            row.append(text + (" !" if r is not None and r.get("improper") and measure == "ri" else ""))
+            row.append(text + ("" if r is None else " !" if r.get("improper") and measure == "ri"
+                               else " ?" if r.get("settled") is False else ""))
         rows.append(row)
     label = {"ri": "RI uniform", "fi": "FI"}[measure]
-    out = [f"{label} ± se per sweep point (decades; '!' = improper: RI < 0 with its 95% CI below zero):",
+    out = [f"{label} ± se per sweep point (decades; '!' = improper (backward elimination); '?' = unsettled: "
+           "a longer budget may change it):",
            *_columns(["split", "noise %", "data", *rules], rows)]
     shown = [t for t in trends if t["measure"] == measure]
     if shown:

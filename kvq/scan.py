@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import chex
 import jax
@@ -136,25 +136,37 @@ def _compile(fn, clock: _Clock, *args):
 
 
 def _run_blocks(block, state: ItemState, args: tuple, n_blocks: int, n_real: int, check_every: int,
-                on_block: Callable[[int], None], checkpoint: Checkpoint | None, key: str) -> tuple[ItemState, int, int]:
+                on_block: Callable[[int], None], checkpoint: Checkpoint | None, key: str,
+                history: np.ndarray | None = None) -> tuple[ItemState, np.ndarray | None, int, int]:
     """Run up to ``n_blocks`` check intervals; stop early once every item is frozen.
 
-    Resumes from (and saves to) ``checkpoint[key]``.  Returns the state, the check
-    intervals done in total and those run by this call.
+    With ``history`` ([n_blocks, B, d_out], NaN-filled) ``block`` returns ``(state, errors
+    [B, d_out])`` and row ``t`` receives the errors after check ``t``; rows after an early
+    end (every item frozen) carry the last check's errors, which a frozen item keeps.
+    Resumes from (and saves to) ``checkpoint[key]``.  Returns the state, the history, the
+    check intervals done in total and those run by this call.
     """
     done, finished, ran = 0, False, 0
-    saved = checkpoint.load(key, state) if checkpoint is not None else None
+    carry = (state, history)
+    saved = checkpoint.load(key, carry) if checkpoint is not None else None
     if saved is not None:
-        state, done, finished = saved
+        (state, history), done, finished = saved
+        history = None if history is None else np.array(history)
         on_block(n_real * check_every * done)
     while not finished and done < n_blocks:
-        state = block(state, *args)
+        if history is None:
+            state = block(state, *args)
+        else:
+            state, errors = block(state, *args)
+            history[done] = np.asarray(errors)
         done, ran = done + 1, ran + 1
         finished = done == n_blocks or bool(jnp.all(state.frozen))
         if checkpoint is not None:
-            checkpoint.save(key, state, done, finished)
+            checkpoint.save(key, (state, history), done, finished)
         on_block(n_real * check_every)
-    return state, done, ran
+    if history is not None and 0 < done < n_blocks:
+        history[done:] = history[done - 1]
+    return state, history, done, ran
 
 
 def environment() -> dict[str, Any]:
@@ -191,6 +203,20 @@ class Batch:
     seed_of: np.ndarray
 
 
+class Trained(NamedTuple):
+    """What :meth:`Engine.train` returns for ``B`` items (mask ``masks[mask_of[b]]``, seed
+    column ``seed_of[b]``): their final states (host numpy, leading axis ``B``) and
+    ``history`` [checks, B, d_out], the validation MSE per output of each item's kept
+    weights after every check (``check_steps`` [checks] optimizer steps; NaN once
+    diverged; a stopped item carries its final errors)."""
+
+    state: ItemState
+    mask_of: np.ndarray
+    seed_of: np.ndarray
+    history: np.ndarray
+    check_steps: np.ndarray
+
+
 @dataclass(eq=False)
 class Engine:
     """A problem and a config made ready to train: network, points, data, programs.
@@ -212,6 +238,7 @@ class Engine:
     clock: _Clock
     checkpoint: Checkpoint | None = None
     ws: jax.Array | None = None  # [S, N] 0/1 real rows where the observation sets were padded
+    valid: tuple[jax.Array, ...] = ()  # (vx [V, d_in], vy [V, d_out]) float32: the validation set
 
     @classmethod
     def prepare(cls, problem: Problem, config: ScanConfig, checkpoint: Checkpoint | None = None,
@@ -254,7 +281,9 @@ class Engine:
         optimizer = config.make_optimizer()
         programs = Programs(Objective(apply, losses, weights, frozenset(expensive)), optimizer, config.check_every)
         opt0 = jax.vmap(optimizer.init)(params0)
-        return cls(problem, config, programs, points, xs, ys, params0, opt0, expensive, seeds, _Clock(), checkpoint, ws)
+        valid = (jnp.asarray(problem.valid.x, jnp.float32), jnp.asarray(problem.valid.y, jnp.float32))
+        return cls(problem, config, programs, points, xs, ys, params0, opt0, expensive, seeds, _Clock(), checkpoint, ws,
+                   valid)
 
     @property
     def data(self) -> tuple[jax.Array, ...]:
@@ -286,8 +315,8 @@ class Engine:
         block = _compile(self.programs.pretrain_block(), self.clock, state, self.data)
         progress("pretrain", 0, total)
         t0 = time.perf_counter()
-        state, _, _ = _run_blocks(block, state, (self.data,), cfg.pretrain_steps // cfg.check_every, S,
-                                  cfg.check_every, on_block, self.checkpoint, "pretrain")
+        state, _, _, _ = _run_blocks(block, state, (self.data,), cfg.pretrain_steps // cfg.check_every, S,
+                                     cfg.check_every, on_block, self.checkpoint, "pretrain")
         keep = jnp.asarray(has_data)
         warm = jax.tree.map(lambda new, old: jnp.where(keep.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
                             (state.best_params, state.best_opt_state), (self.params0, self.opt0))
@@ -373,52 +402,57 @@ class Engine:
                 m = jnp.asarray(masks[mask_of[items]], jnp.float32)
                 data = tuple(a[seed_of[items]] for a in self.data)
                 state = start_state(*starts(mask_of[items], seed_of[items]))
-                args = (m, data, self.points)
+                args = (m, data, self.points, self.valid)
                 if block is None:
                     program = self.programs.subset_block(pattern, self.vectorize(pattern, chunk))
                     block = _compile(program, self.clock, state, *args)
                 yield Batch(pattern, block, state, args, mask_of[real], seed_of[real])
 
     def train(self, masks: np.ndarray, progress: Progress, *, phase: str = "train", tag: str = "batch",
-              starts: Starts | None = None) -> tuple[ItemState, np.ndarray, np.ndarray]:
+              starts: Starts | None = None) -> Trained:
         """Train ``masks`` [M, n] (0/1) for every seed (progress reported as ``phase``,
         checkpoints saved under ``tag``; ``starts`` as in :meth:`batches`).
 
         Returns the final states of the M x S items (host numpy leaves, item ``b`` is mask
-        ``mask_of[b]``, seed column ``seed_of[b]``: an index into ``masks``), ``mask_of``
-        and ``seed_of``.
+        ``mask_of[b]``, seed column ``seed_of[b]``: an index into ``masks``) and the
+        validation errors of every item at every check (:class:`Trained`).
         """
         cfg = self.config
         total, done = len(masks) * len(self.seeds) * cfg.steps, 0
         n_blocks = cfg.steps // cfg.check_every
+        d_out = int(self.valid[1].shape[1])
 
         def on_block(k: int) -> None:
             nonlocal done
             done += k
             progress(phase, min(done, total), total)
 
-        finals, mask_of, seed_of = [], [], []
+        finals, mask_of, seed_of, history = [], [], [], []
         for i, batch in enumerate(self.batches(masks, starts)):
             real = len(batch.mask_of)
             progress(phase, done, total)
             t0 = time.perf_counter()
-            state, blocks, ran = _run_blocks(batch.block, batch.state, batch.args, n_blocks, real, cfg.check_every,
-                                             on_block, self.checkpoint, f"{tag}{i:04d}")
+            padded = jax.tree.leaves(batch.state)[0].shape[0]
+            state, hist, blocks, ran = _run_blocks(
+                batch.block, batch.state, batch.args, n_blocks, real, cfg.check_every, on_block, self.checkpoint,
+                f"{tag}{i:04d}", np.full((n_blocks, padded, d_out), np.nan, np.float32))
             state = jax.device_get(state)
             self.clock.train_s += time.perf_counter() - t0
             self.clock.subset_steps += ran * cfg.check_every * real
             on_block(real * (n_blocks - blocks) * cfg.check_every)
             finals.append(take(state, np.arange(real)))
+            history.append(hist[:, :real])
             mask_of.append(batch.mask_of)
             seed_of.append(batch.seed_of)
         state = jax.tree.map(lambda *a: np.concatenate(a), *finals)
-        return state, np.concatenate(mask_of), np.concatenate(seed_of)
+        steps = cfg.check_every * np.arange(1, n_blocks + 1)
+        return Trained(state, np.concatenate(mask_of), np.concatenate(seed_of),
+                       np.concatenate(history, axis=1).astype(np.float64), steps)
 
     def validation_errors(self, params: Any) -> np.ndarray:
         """Per-output validation MSE [B, d_out] (float64) of batched ``params`` (evaluated
         ``VALIDATION_CHUNK`` models at a time)."""
-        vx = jnp.asarray(self.problem.valid.x, jnp.float32)
-        vy = jnp.asarray(self.problem.valid.y, jnp.float32)
+        vx, vy = self.valid
         B = jax.tree.leaves(params)[0].shape[0]
         chunk = min(B, VALIDATION_CHUNK)
         fn, out = None, []
@@ -436,35 +470,77 @@ def scan_fingerprint(problem: Problem, config: ScanConfig, method: str | dict[st
     return fingerprint(problem.describe(), config.to_dict(), list(problem.rule_names), method)
 
 
-def tabulate(engine: Engine, params: Any, mask_of: np.ndarray, seed_of: np.ndarray, steps_run: np.ndarray,
-             diverged: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Score batched ``params`` (item ``b`` = mask ``mask_of[b]``, seed column ``seed_of[b]``)
-    on the validation set and place them in the value table: per-output errors
-    [2^n, S, d_out] (NaN where diverged), steps_run [2^n, S] and diverged [2^n, S]."""
-    n, S, d_out = len(engine.problem.rules), len(engine.seeds), engine.problem.d_out
-    errors = np.full((2**n, S, d_out), np.nan)
-    steps = np.zeros((2**n, S), np.int64)
-    div = np.zeros((2**n, S), bool)
-    errors[mask_of, seed_of] = engine.validation_errors(params)
-    steps[mask_of, seed_of] = steps_run
-    div[mask_of, seed_of] = diverged
+class Tabulated(NamedTuple):
+    """Trainings placed in the value table: per-output ``errors`` [2^n, S, d_out] (NaN where
+    diverged), ``steps_run``, ``diverged`` and ``stopped`` [2^n, S] (stopped by the
+    early-stopping check rather than at the step cap; None when nothing was trained) and,
+    for trained tables, ``history`` [checks, 2^n, S, d_out] with ``check_steps`` [checks]."""
+
+    errors: np.ndarray
+    steps_run: np.ndarray
+    diverged: np.ndarray
+    stopped: np.ndarray | None = None
+    history: np.ndarray | None = None
+    check_steps: np.ndarray | None = None
+
+    def columns(self, cols: slice) -> Tabulated:
+        """The seed columns ``cols`` of every array."""
+        return Tabulated(self.errors[:, cols], self.steps_run[:, cols], self.diverged[:, cols],
+                         None if self.stopped is None else self.stopped[:, cols],
+                         None if self.history is None else self.history[:, :, cols], self.check_steps)
+
+
+def _place(engine: Engine, mask_of: np.ndarray, seed_of: np.ndarray, *items: tuple[np.ndarray, Any]) -> list[np.ndarray]:
+    """Each ``(per-item values [B, ...], fill)`` placed at (mask_of, seed_of) of a [2^n, S, ...] array."""
+    n, S = len(engine.problem.rules), len(engine.seeds)
+    out = []
+    for vals, fill in items:
+        vals = np.asarray(vals)
+        a = np.full((2**n, S, *vals.shape[1:]), fill, vals.dtype)
+        a[mask_of, seed_of] = vals
+        out.append(a)
+    return out
+
+
+def tabulate(engine: Engine, trained: Trained) -> Tabulated:
+    """Place trained items in the value table; the errors are those of the last check."""
+    state = trained.state
+    history = np.moveaxis(trained.history, 0, 1)  # [B, checks, d_out]
+    steps, div, stopped, hist = _place(engine, trained.mask_of, trained.seed_of, (state.steps_run, 0),
+                                       (state.diverged, False), (state.frozen & ~state.diverged, False),
+                                       (history, np.nan))
+    hist = np.moveaxis(hist, 2, 0)  # [checks, 2^n, S, d_out]
+    errors = hist[-1].copy()
     div |= ~np.all(np.isfinite(errors), axis=-1)
     errors[div] = np.nan
-    return errors, steps, div
+    return Tabulated(errors, steps.astype(np.int64), div, stopped & ~div, hist, np.asarray(trained.check_steps))
 
 
-def make_result(engine: Engine, errors: np.ndarray, steps_run: np.ndarray, diverged: np.ndarray, t_start: float,
-                method: str = "exact", estimator: dict[str, Any] | None = None,
-                timing: dict[str, Any] | None = None) -> ScanResult:
+def tabulate_params(engine: Engine, params: Any, mask_of: np.ndarray, seed_of: np.ndarray) -> Tabulated:
+    """Score batched ``params`` (item ``b`` = mask ``mask_of[b]``, seed column ``seed_of[b]``)
+    that were not trained here (e.g. a Newton step) on the validation set."""
+    errors, = _place(engine, mask_of, seed_of, (engine.validation_errors(params), np.nan))
+    div = ~np.all(np.isfinite(errors), axis=-1)
+    errors[div] = np.nan
+    return Tabulated(errors, np.zeros(div.shape, np.int64), div)
+
+
+def make_result(engine: Engine, table: Tabulated, t_start: float, method: str = "exact",
+                estimator: dict[str, Any] | None = None, timing: dict[str, Any] | None = None) -> ScanResult:
     """The :class:`ScanResult` of a finished scan or estimate (warns about diverged trainings)."""
     problem, config, clock = engine.problem, engine.config, engine.clock
     masks = all_masks(len(problem.rules))
+    errors, diverged = table.errors, table.diverged
     result = ScanResult(
         rule_names=problem.rule_names,
         errors=errors.mean(axis=-1),
         errors_by_output=errors,
         output_names=tuple(problem.info.get("outputs", ())) or tuple(f"y{j}" for j in range(problem.d_out)),
-        steps_run=steps_run,
+        errors_by_check=None if table.history is None else table.history.mean(axis=-1),
+        errors_by_check_by_output=table.history,
+        check_steps=table.check_steps,
+        stopped=table.stopped,
+        steps_run=table.steps_run,
         diverged=diverged,
         seeds=engine.seeds,
         problem=problem.describe(),
@@ -513,6 +589,5 @@ def scan(problem: Problem, config: ScanConfig | None = None, *, progress: Progre
     ckpt = None if checkpoint is None else Checkpoint(checkpoint, scan_fingerprint(problem, config), checkpoint_every_s)
     engine = Engine.prepare(problem, config, ckpt)
     engine.pretrain(progress)
-    state, mask_of, seed_of = engine.train(all_masks(len(problem.rules)), progress)
-    table = tabulate(engine, state.best_params, mask_of, seed_of, state.steps_run, state.diverged)
-    return make_result(engine, *table, t_start)
+    trained = engine.train(all_masks(len(problem.rules)), progress)
+    return make_result(engine, tabulate(engine, trained), t_start)

@@ -37,7 +37,8 @@ from kvq.checkpoint import Checkpoint, fingerprint
 from kvq.coalitions import all_masks
 from kvq.config import ScanConfig
 from kvq.errors import KvqError
-from kvq.importance import full_importance, improper_rules, json_ready, rule_importance
+from kvq.importance import full_importance, json_ready, rule_importance
+from kvq.verdicts import assess
 from kvq.io import check_output_dir, load_if_same, load_result, read_meta, save_result, write_atomic, write_json
 from kvq.perturb import METHODS, estimate, estimate_fingerprint, settings_for
 from kvq.rules import Problem
@@ -139,13 +140,16 @@ class SweepResult:
 
 
 def summary_rows(points: Sequence[SweepPoint], results: Sequence[ScanResult]) -> list[dict[str, Any]]:
-    """One JSON-ready row per (point, rule): RI uniform/Shapley, FI (± se), improper flag, MSEs."""
+    """One JSON-ready row per (point, rule): RI uniform/Shapley, FI (± se), improper flag,
+    settledness (None where unknown), share of capped trainings, MSEs."""
     rows = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         for point, result in zip(points, results):
             ri, ri_s, fi = rule_importance(result), rule_importance(result, "shapley"), full_importance(result)
-            improper = set(improper_rules(result))
+            verdict = assess(result)
+            improper = set(verdict.elimination.removed)
+            settle = verdict.settledness
             kinds = {r["name"]: r.get("kind", "") for r in result.problem.get("rules", [])}
             mse_all, mse_none = np.nanmean(result.errors[-1]), np.nanmean(result.errors[0])
             for i, name in enumerate(result.rule_names):
@@ -153,7 +157,8 @@ def summary_rows(points: Sequence[SweepPoint], results: Sequence[ScanResult]) ->
                     "n_data": point.n_data, "noise": point.noise, "split": point.split, "rule": name,
                     "kind": kinds.get(name, ""), "ri": ri.mean[i], "ri_se": ri.se[i], "ri_shapley": ri_s.mean[i],
                     "ri_shapley_se": ri_s.se[i], "fi": fi.mean[i], "fi_se": fi.se[i], "improper": name in improper,
-                    "mse_all": mse_all, "mse_none": mse_none,
+                    "settled": bool(settle.settled[i]) if settle.known else None,
+                    "capped_share": settle.capped_share, "mse_all": mse_all, "mse_none": mse_none,
                 })
     return json_ready(rows)
 
@@ -309,14 +314,13 @@ def _train_group(built: Sequence[Problem], config: ScanConfig, ckpt: Checkpoint 
     columns = [(p.seed + k, p.observations(k)) for p in built for k in range(config.seeds)]
     engine = Engine.prepare(built[0], config, ckpt, columns=columns)
     engine.pretrain(progress)
-    state, mask_of, seed_of = engine.train(all_masks(len(built[0].rules)), progress)
-    errors, steps, div = tabulate(engine, state.best_params, mask_of, seed_of, state.steps_run, state.diverged)
+    table = tabulate(engine, engine.train(all_masks(len(built[0].rules)), progress))
     out = []
     S = config.seeds
     for j, problem in enumerate(built):
         cols = slice(j * S, (j + 1) * S)
         point_engine = dataclasses.replace(engine, problem=problem, seeds=engine.seeds[cols])
-        out.append(make_result(point_engine, errors[:, cols], steps[:, cols], div[:, cols], t_start,
+        out.append(make_result(point_engine, table.columns(cols), t_start,
                                timing={"points_in_batch": len(built)}))
     return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,13 @@ class ValueTable:
     ``errors_by_output`` [2^n, S, d_out] holds the MSE of each output; NaN marks a
     training that diverged.  Any object with ``rule_names`` and ``errors`` works with the
     importance functions; this is the canonical one.
+
+    Trained tables also hold the table over the training budget: ``errors_by_check``
+    [checks, 2^n, S] (and ``errors_by_check_by_output`` [checks, 2^n, S, d_out]) is the
+    error of each training's kept weights after ``check_steps[t]`` optimizer steps (what a
+    run with that budget would have given; a training that stopped early carries its
+    final error, one that diverged is NaN from then on), and ``stopped`` [2^n, S] marks the
+    trainings that stopped by the early-stopping criterion rather than at the step cap.
     """
 
     rule_names: tuple[str, ...]
@@ -26,6 +34,10 @@ class ValueTable:
     errors_by_output: np.ndarray | None = None
     output_names: tuple[str, ...] = ()
     masks: np.ndarray = field(default=None)  # type: ignore[assignment]
+    errors_by_check: np.ndarray | None = None
+    errors_by_check_by_output: np.ndarray | None = None
+    check_steps: np.ndarray | None = None
+    stopped: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         names = tuple(self.rule_names)
@@ -63,6 +75,84 @@ class ValueTable:
             if len(outs) != ebo.shape[2]:
                 raise KvqError(f"{len(outs)} output names for {ebo.shape[2]} outputs")
             object.__setattr__(self, "output_names", outs)
+        self._check_history()
+
+    def _check_history(self) -> None:
+        shape = self.errors.shape
+        if self.stopped is not None:
+            stopped = np.asarray(self.stopped, bool)
+            if stopped.shape != shape:
+                raise KvqError(f"stopped must have the errors' shape {shape}; got {stopped.shape}")
+            object.__setattr__(self, "stopped", stopped)
+        if (self.errors_by_check is None) != (self.check_steps is None):
+            raise KvqError("errors_by_check and check_steps come together (the errors after each check, and its step)")
+        if self.errors_by_check is None:
+            if self.errors_by_check_by_output is not None:
+                raise KvqError("errors_by_check_by_output needs errors_by_check and check_steps")
+            return
+        hist = np.asarray(self.errors_by_check, np.float64)
+        steps = np.asarray(self.check_steps, np.int64).reshape(-1)
+        if hist.shape != (len(steps), *shape):
+            raise KvqError(f"errors_by_check must be [checks = {len(steps)}, {shape[0]}, {shape[1]}]; got {hist.shape}")
+        if len(steps) == 0 or np.any(np.diff(steps) <= 0) or steps[0] <= 0:
+            raise KvqError(f"check_steps must be increasing positive step counts; got {steps.tolist()}")
+        object.__setattr__(self, "errors_by_check", hist)
+        object.__setattr__(self, "check_steps", steps)
+        if self.errors_by_check_by_output is not None:
+            hbo = np.asarray(self.errors_by_check_by_output, np.float64)
+            if self.errors_by_output is None or hbo.shape != (len(steps), *self.errors_by_output.shape):
+                raise KvqError(f"errors_by_check_by_output must be [{len(steps)}, *errors_by_output.shape]; got {hbo.shape}")
+            object.__setattr__(self, "errors_by_check_by_output", hbo)
+
+    def check_index(self, step: int) -> int:
+        """Index of the last check at or before optimizer step ``step``."""
+        if self.check_steps is None:
+            raise KvqError("this value table holds no errors over the training budget (errors_by_check); "
+                           "it was estimated, or saved by an older kvq: importances are available at the end only")
+        t = int(np.searchsorted(self.check_steps, step, side="right")) - 1
+        if t < 0:
+            raise KvqError(f"step {step} is before the first check (step {int(self.check_steps[0])}); "
+                           f"the checks are at steps {self.check_steps.tolist()}")
+        return t
+
+    def at_step(self, step: int) -> ValueTable:
+        """The value table as it stood after ``step`` optimizer steps (the last check at or
+        before it): what a scan with that budget would have given."""
+        t = self.check_index(step)
+        by_out = self.errors_by_check_by_output
+        return ValueTable(
+            self.rule_names, self.errors_by_check[t], None if by_out is None else by_out[t], self.output_names,
+            errors_by_check=self.errors_by_check[: t + 1], check_steps=self.check_steps[: t + 1],
+            errors_by_check_by_output=None if by_out is None else by_out[: t + 1],
+            stopped=None if t + 1 < len(self.check_steps) else self.stopped,
+        )
+
+    def restrict(self, rules: Sequence[str]) -> ValueTable:
+        """The sub-game on ``rules`` (in this table's rule order): the coalitions in which every
+        other rule is off, as a value table of those rules alone (masks in binary order of
+        the remaining rules)."""
+        unknown = [r for r in rules if r not in self.rule_names]
+        if unknown:
+            raise KvqError(f"unknown rule(s) {unknown}; the table's rules are {list(self.rule_names)}")
+        keep = [j for j, name in enumerate(self.rule_names) if name in set(rules)]
+        if not keep:
+            raise KvqError("restrict() needs at least one rule to keep")
+        sub = all_masks(len(keep)).astype(np.int64)
+        rows = (sub << np.asarray(keep)).sum(axis=1)  # mask number in the full table
+        pick = lambda a: None if a is None else a[rows]  # noqa: E731
+        pick_h = lambda a: None if a is None else a[:, rows]  # noqa: E731
+        return ValueTable(
+            tuple(self.rule_names[j] for j in keep), self.errors[rows], pick(self.errors_by_output), self.output_names,
+            errors_by_check=pick_h(self.errors_by_check), check_steps=self.check_steps,
+            errors_by_check_by_output=pick_h(self.errors_by_check_by_output), stopped=pick(self.stopped),
+        )
+
+    def without(self, *rules: str) -> ValueTable:
+        """The sub-game of every rule but ``rules`` (see :meth:`restrict`)."""
+        unknown = [r for r in rules if r not in self.rule_names]
+        if unknown:
+            raise KvqError(f"unknown rule(s) {unknown}; the table's rules are {list(self.rule_names)}")
+        return self.restrict([r for r in self.rule_names if r not in rules])
 
     @property
     def n_rules(self) -> int:

@@ -159,7 +159,11 @@ class Programs:
     check_every: int
 
     def subset_block(self, pattern: tuple[int, ...], vectorize: int | None = None):
-        """jit ``(state[B], masks[B,n], data[B], points) -> state``: one check interval.
+        """jit ``(state[B], masks[B,n], data[B], points, valid) -> (state, errors [B, d_out])``:
+        one check interval, then the validation MSE per output of each item's kept weights
+        (``valid`` = ``(vx [V, d_in], vy [V, d_out])``; NaN for a diverged item).  Those are
+        the weights a run with a budget ending at this check would keep, so the errors of
+        every check form the value table as it stood after that many steps.
 
         ``vectorize`` items train in lock-step under ``vmap``; with fewer than ``B``, the
         program runs such chunks one after another (``lax.map``), which keeps a CPU's
@@ -167,17 +171,20 @@ class Programs:
         """
         obj = self.objective
 
-        def one(s, mask, data, points):
+        def one(s, mask, data, points, valid):
             loss = lambda p: obj(p, mask, data, points, pattern)  # noqa: E731
-            return make_block(loss, self.optimizer, self.check_every, "last")(s)
+            s = make_block(loss, self.optimizer, self.check_every, "last")(s)
+            vx, vy = valid
+            err = jnp.mean((obj.apply(s.best_params, vx) - vy) ** 2, axis=0)
+            return s, jnp.where(s.diverged, jnp.nan, err)
 
-        def batched(s, masks, data, points):
+        def batched(s, masks, data, points, valid):
             if vectorize is None or vectorize >= masks.shape[0]:
-                return jax.vmap(one, in_axes=(0, 0, 0, None))(s, masks, data, points)
+                return jax.vmap(one, in_axes=(0, 0, 0, None, None))(s, masks, data, points, valid)
             items = (s, masks, data)
             if vectorize == 1:  # plain map: scalar masks, so a cheap rule that is off is skipped
-                return jax.lax.map(lambda item: one(*item, points), items)
-            return jax.lax.map(lambda item: one(*item, points), items, batch_size=vectorize)
+                return jax.lax.map(lambda item: one(*item, points, valid), items)
+            return jax.lax.map(lambda item: one(*item, points, valid), items, batch_size=vectorize)
 
         return jax.jit(batched)
 

@@ -177,8 +177,9 @@ def evaluate_weights(problem: Problem, config: ScanConfig, weights: Any,
     progress = progress or (lambda phase, done, total: None)
     engine = Engine.prepare(with_weights(problem, weights), config, group=False)
     engine.pretrain(progress)
-    state, _, seed_of = engine.train(np.ones((1, len(problem.rules)), np.int8), progress)
-    errors = engine.validation_errors(state.best_params).mean(axis=-1)
+    trained = engine.train(np.ones((1, len(problem.rules)), np.int8), progress)
+    state, seed_of = trained.state, trained.seed_of
+    errors = trained.history[-1].mean(axis=-1)
     out = np.full(len(engine.seeds), np.nan)
     out[seed_of] = np.where(np.asarray(state.diverged), np.nan, errors)
     return out

@@ -1,13 +1,24 @@
-"""Shared tiny fixtures: every training test uses a few-second configuration."""
+"""Shared tiny fixtures: every training test uses a few-second configuration.
+
+Compilation dominates the tiny trainings of the tests, so the session (and every CLI or
+notebook subprocess, which inherit the environment) uses JAX's persistent compilation
+cache in ``.cache/jax`` at the top of the repository: identical programs compiled by
+different tests are compiled once, and a second run of the suite reuses the first's.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import pytest
+CACHE = Path(__file__).resolve().parents[1] / ".cache" / "jax"
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(CACHE))  # read when jax is imported
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
-import kvq
+import pytest  # noqa: E402
+
+import kvq  # noqa: E402
 
 REFDATA = Path(os.environ.get("KVQ_REFDATA", Path(__file__).resolve().parents[1].parent / "shared" / "refdata"))
 

@@ -20,7 +20,7 @@ NO_PROGRESS = lambda *a: None  # noqa: E731
 def _trained(problem, config, masks):
     engine = Engine.prepare(problem, config)
     engine.pretrain(NO_PROGRESS)
-    state, mask_of, seed_of = engine.train(masks, NO_PROGRESS)
+    state, mask_of, seed_of, _, _ = engine.train(masks, NO_PROGRESS)
     return engine, {(int(m), int(s)): jax.tree.map(lambda a: a[b], state) for b, (m, s) in enumerate(zip(mask_of, seed_of))}
 
 
@@ -84,9 +84,9 @@ def _python_loop_reference(engine, mask, seed_col, steps, check_every):
             now = float(loss(params))
             ran = step
             if now > last:
-                return kept, ran
+                return kept, ran, True
             last, kept = now, params
-    return kept, ran
+    return kept, ran, False
 
 
 def test_frozen_flag_matches_python_loop(tiny_burgers, tiny_config):
@@ -97,9 +97,10 @@ def test_frozen_flag_matches_python_loop(tiny_burgers, tiny_config):
     stopped_early = 0
     _COMPILED.clear()
     for k in range(16):
-        params, ran = _python_loop_reference(engine, masks[k], 0, config.steps, config.check_every)
+        params, ran, stopped = _python_loop_reference(engine, masks[k], 0, config.steps, config.check_every)
         state = batched[(k, 0)]
         assert int(state.steps_run) == ran, f"mask {k}"
+        assert bool(state.frozen & ~state.diverged) == stopped, f"mask {k}"
         _assert_same_params(state.best_params, params)
         stopped_early += ran < config.steps
     assert stopped_early >= 2
@@ -178,3 +179,22 @@ def test_chunking_the_mask_axis_gives_identical_results(tiny_burgers, tiny_confi
     np.testing.assert_array_equal(small.errors, whole.errors)
     monkeypatch.setattr(scan_module, "available_memory", lambda: None)
     assert engine.max_batch((0,), 16) == 16
+
+
+def test_the_table_over_the_budget_is_what_shorter_scans_give(tiny_burgers, tiny_config):
+    config = tiny_config.replace(learning_rate=0.05, steps=60, check_every=20)
+    long = kvq.scan(tiny_burgers, config)
+    assert long.errors_by_check.shape == (3, 16, 2) and long.check_steps.tolist() == [20, 40, 60]
+    np.testing.assert_array_equal(long.errors_by_check[-1], long.errors)
+    # the trajectory moved: the budget matters for this table
+    assert not np.allclose(long.errors_by_check[0], long.errors_by_check[-1])
+    short = kvq.scan(tiny_burgers, config.replace(steps=40))
+    np.testing.assert_allclose(long.errors_by_check[1], short.errors, rtol=1e-6)
+    np.testing.assert_allclose(kvq.rule_importance(long, step=40).mean, kvq.rule_importance(short).mean, atol=1e-6)
+    np.testing.assert_allclose(kvq.full_importance(long, step=59).mean, kvq.full_importance(short).mean, atol=1e-6)
+    # a training that stopped early carries its final error; one at the cap did not stop
+    stopped_before_end = long.steps_run < config.steps
+    assert np.all(long.stopped[stopped_before_end])
+    for t in range(3):
+        done = long.steps_run <= long.check_steps[t]
+        np.testing.assert_array_equal(long.errors_by_check[t][done & long.stopped], long.errors[done & long.stopped])

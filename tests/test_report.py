@@ -12,6 +12,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
+import kvq  # noqa: E402
 from kvq.coalitions import all_masks  # noqa: E402
 from kvq.document import write_report  # noqa: E402
 from kvq.errors import KvqError  # noqa: E402
@@ -39,7 +40,11 @@ def game(effects, seeds: int = 3, pair: float = 0.0, noise: float = 0.03, seed: 
     return 10.0 ** -(v[:, None] + noise * rng.standard_normal((len(v), seeds)))
 
 
-def scan_result(effects=(0.5, 0.2, -0.1), n_data=16, split="interpolation", seed=0, outputs=0) -> ScanResult:
+def scan_result(effects=(0.5, 0.2, -0.1), n_data=16, split="interpolation", seed=0, outputs=0,
+                history: bool = False) -> ScanResult:
+    """A synthetic scan; with ``history`` also a table over the budget (checks at steps 20
+    and 40: 97 % of the effects, then all of them, which counts as settled; every training
+    stopped early)."""
     names = RULES[: len(effects)]
     by_output = None
     if outputs:
@@ -47,11 +52,16 @@ def scan_result(effects=(0.5, 0.2, -0.1), n_data=16, split="interpolation", seed
         errors = by_output.mean(-1)
     else:
         errors = game(effects, pair=0.15, seed=seed)
+    trajectory = {}
+    if history:
+        earlier = game(0.97 * np.asarray(effects), pair=0.15, seed=seed)
+        trajectory = {"errors_by_check": np.stack([earlier, errors]), "check_steps": np.array([20, 40]),
+                      "stopped": np.ones(errors.shape, bool)}
     problem = {"name": "toy", "seed": 0, "rules": [{"name": n, "kind": KINDS[n]} for n in names],
                "equation": "u_t + u u_x = 0", "n_data": n_data, "noise_pct": 0.0, "split": split}
     return ScanResult(rule_names=names, errors=errors, errors_by_output=by_output,
                       output_names=tuple(f"u{k}" for k in range(outputs)), problem=problem, config=CONFIG,
-                      environment=ENV, timing={"total_s": 1.5})
+                      environment=ENV, timing={"total_s": 1.5}, **trajectory)
 
 
 def pngs_in_html(text: str) -> list[bytes]:
@@ -66,14 +76,9 @@ def assert_self_contained(text: str) -> None:
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("reports")
-    scan = scan_result().save(root / "scan")
-    meta = json.loads((scan / "results.json").read_text())
-    meta["importance"]["improper"] = ["bc"]
-    (scan / "results.json").write_text(json.dumps(meta))
+    scan = scan_result(effects=(0.5, 0.2, -0.3), history=True).save(root / "scan")
+    clean = scan_result(effects=(0.5, 0.2, 0.1)).save(root / "clean")
     multi = scan_result(outputs=2).save(root / "multi")
-    meta = json.loads((multi / "results.json").read_text())
-    del meta["importance"]["improper"]  # results written before the flag existed
-    (multi / "results.json").write_text(json.dumps(meta))
 
     sweep = root / "sweep"
     points, summary = [], []
@@ -117,7 +122,7 @@ def folders(tmp_path_factory):
         "rule_names": list(RULES), "method": "exact", "created": "2026-01-02T03:04:05",
         "config": CONFIG, "mu0": 1.0, "history": history,
         "best": {"iteration": 3, "weights": [2, 1.5, 0.3], "mse_all": 9e-4, "mse_all_se": 9e-5}}))
-    return {"scan": scan, "multi": multi, "sweep": sweep, "tune": tune, "root": root}
+    return {"scan": scan, "clean": clean, "multi": multi, "sweep": sweep, "tune": tune, "root": root}
 
 
 def test_scan_report_html(folders):
@@ -130,18 +135,18 @@ def test_scan_report_html(folders):
     result = ScanResult.load(folders["scan"])
     ri = rule_importance(result)
     assert f"{ri.mean[0]:+.3f} ± {ri.se[0]:.3f}" in text  # the table holds the computed RI
-    assert "Rules flagged as improper: bc (improper: RI &lt; 0" in text
+    assert "IMPROPER knowledge (backward elimination, in order): bc (RI -0.3" in text
+    assert "<td>IMPROPER</td>" in text and text.count("<td>settled</td>") == 2  # the status column
     assert "<th>device</th><td>cpu (cpu, 1 device); kvq 0.1.0, jax 0.4.30" in text  # provenance
     assert "MLP 2 hidden layers × 8 units, tanh" in text
     images = pngs_in_html(text)
-    assert len(images) == 3  # importance bars, dependence profiles, interactions
+    assert len(images) == 4  # importance bars, importance over the budget, dependence profiles, interactions
     assert all(img.startswith(PNG) and len(img) > 5000 for img in images)
-    for name in ("importance.png", "dependence.png", "interactions.png"):
+    for name in ("importance.png", "importance-steps.png", "dependence.png", "interactions.png"):
         assert (folders["scan"] / "report_files" / name).read_bytes().startswith(PNG)
-    meta = json.loads((folders["scan"] / "results.json").read_text())
-    meta["importance"]["improper"] = []
-    (folders["scan"] / "results.json").write_text(json.dumps(meta))
-    assert "No rule is flagged as improper" in write_report(folders["scan"], out=folders["root"] / "s.html").read_text()
+    clean = write_report(folders["clean"], out=folders["root"] / "s.html").read_text()
+    assert "No rule is flagged as improper" in clean and "IMPROPER" not in clean
+    assert "settledness: unknown" in clean  # no table over the budget in this result
 
 
 def test_multi_output_report_markdown(folders):
@@ -150,7 +155,9 @@ def test_multi_output_report_markdown(folders):
     assert path == out
     text = path.read_text()
     assert "RI uniform per output" in text and "| u0 | u1 |" in text
-    assert "improper" not in text  # results.json has no "improper" list: no line about it
+    flagged = kvq.improper_rules(ScanResult.load(folders["multi"]))  # the verdict is recomputed from the table
+    assert ("IMPROPER knowledge (backward elimination" in text) == bool(flagged)
+    assert ("No rule is flagged as improper" in text) == (not flagged)
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert len(links) == 5  # bars, dependence, interactions overall + one per output
     assert sum("interactions-output" in link for link in links) == 2

@@ -107,8 +107,8 @@ def test_improper_rules_need_the_whole_confidence_interval_below_zero():
     assert high[2] > 0 > ri.mean[2]
     assert kvq.improper_rules(_table(eff[:1])) == ()  # one seed: no interval, no flag
     text = importance_table(table)
-    assert "IMPROPER knowledge: b" in text
-    assert text.splitlines()[0].split()[-4:] == ["FI", "±", "se", "flag"]
+    assert "IMPROPER knowledge (backward elimination, in order): b (RI -0.20" in text
+    assert text.splitlines()[0].split()[-4:] == ["FI", "±", "se", "status"]
     clean = importance_table(_table(np.abs(eff)))
     assert clean.splitlines()[0].rstrip().endswith("FI ± se") and "IMPROPER" not in clean
 

@@ -1,0 +1,384 @@
+"""Verdicts from a value table, and how sure each one is (pure numpy; no training).
+
+- :func:`settledness`: did each rule's RI and FI stop moving over the last half of the
+  training budget, and did most trainings stop by the early-stopping criterion?  A number
+  that a longer budget would still change is reported as UNSETTLED.
+- :func:`eliminate`: improper rules by backward elimination, so that a correct rule that
+  hurts only together with a wrong one is not blamed (``improper_rules`` returns its
+  removed rules).
+- :func:`pair_relations`: each pair of rules as synergy, substitution or conflict.
+- :func:`best_rule_set`: the subset with the lowest validation error, compared over seeds
+  with all rules and with the rules the elimination keeps.
+
+Units are decades of validation MSE throughout (see ``docs/design.md``, "Verdicts").
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+
+from kvq.errors import KvqError
+from kvq.importance import (
+    Importance,
+    _mean_se,
+    _pair_parts,
+    _prepare,
+    _weighted,
+    full_importance,
+    json_ready,
+    rule_importance,
+    values,
+)
+from kvq.trend import t975
+
+ATOL = 0.05
+"""Smallest change and smallest effect (decades) kvq acts on: 0.05 decades is a 12 % change of
+the validation MSE, about the seed-to-seed spread of the importance of a rule that does
+nothing in the built-in problems.  A rule whose RI moved less than this over the last half of
+the budget is settled; an RI above -ATOL is never called improper."""
+RTOL = 0.25
+"""A settled value may also move by up to this share of its own size (|RI| = 2 may drift by 0.5)."""
+MAX_CAPPED = 0.5
+"""At most this share of the trainings may have run into the step cap for any rule to be settled."""
+
+
+@dataclass(frozen=True, eq=False)
+class Settledness:
+    """Whether each rule's RI and FI have settled over the training budget.
+
+    ``ri_drift``/``fi_drift`` [n]: mean over seeds of the change from the check at half the
+    budget (``from_step``) to the end (``to_step``), with standard errors ``*_drift_se``
+    (NaN with one seed); ``tolerance_*`` [n]: ``max(atol, rtol * |value at the end|)``; a
+    value is *flat* when ``|drift| + 2 se <= tolerance`` (``|drift|`` alone with one seed).
+    ``capped_share``: share of the non-diverged trainings that ran into the step cap
+    instead of stopping by the early-stopping criterion (NaN when not recorded).
+    ``settled`` [n]: RI and FI flat and ``capped_share <= max_capped``.  ``known`` is False
+    when the table holds no trajectory (estimated tables, older results, a single check):
+    then ``settled`` is all False and nothing can be said.
+    """
+
+    names: tuple[str, ...]
+    known: bool
+    settled: np.ndarray
+    ri_drift: np.ndarray
+    ri_drift_se: np.ndarray
+    fi_drift: np.ndarray
+    fi_drift_se: np.ndarray
+    tolerance_ri: np.ndarray
+    tolerance_fi: np.ndarray
+    capped_share: float
+    from_step: int | None
+    to_step: int | None
+    weighting: str
+    reasons: tuple[str, ...]  # how each rule's RI / FI moved when more than its tolerance ("" otherwise)
+    max_capped: float = MAX_CAPPED
+
+    @property
+    def too_capped(self) -> bool:
+        """More than ``max_capped`` of the trainings ran into the step cap."""
+        return bool(np.isfinite(self.capped_share) and self.capped_share > self.max_capped)
+
+    @property
+    def unsettled(self) -> tuple[str, ...]:
+        """Rules whose numbers have not settled (all rules when settledness is unknown)."""
+        return tuple(n for n, ok in zip(self.names, self.settled) if not ok)
+
+    def __getitem__(self, name: str) -> bool:
+        if name not in self.names:
+            raise KvqError(f"no rule named {name!r}; valid names: {list(self.names)}")
+        return bool(self.settled[self.names.index(name)])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready plain Python (NaN -> None)."""
+        return json_ready({f: getattr(self, f) for f in self.__dataclass_fields__})
+
+
+def _flat(drift: np.ndarray, se: np.ndarray, tol: np.ndarray) -> np.ndarray:
+    bound = np.abs(drift) + 2 * np.nan_to_num(se, nan=0.0)
+    return np.isfinite(drift) & (bound <= tol)
+
+
+def capped_share(table: Any) -> float:
+    """Share of the non-diverged trainings that hit the step cap (NaN when not recorded)."""
+    stopped = getattr(table, "stopped", None)
+    if stopped is None:
+        return float("nan")
+    ok = ~np.asarray(table.missing()) if hasattr(table, "missing") else np.isfinite(table.errors)
+    return float(np.mean(~stopped[ok])) if ok.any() else float("nan")
+
+
+def settledness(table: Any, weighting: str = "uniform", *, atol: float = ATOL, rtol: float = RTOL,
+                max_capped: float = MAX_CAPPED) -> Settledness:
+    """Settledness of every rule's RI (``weighting``) and FI over the last half of the budget.
+
+    Compares the value table at the last check with the one at the last check at or before
+    half the budget (so at least the last half is covered), per seed.  The rule is settled
+    when both moved by less than ``max(atol, rtol * |final value|)`` (decades), counting
+    two standard errors of the change against it, and at most ``max_capped`` of the
+    trainings ran into the step cap.  Criterion and constants: ``docs/design.md``.
+    """
+    names = tuple(table.rule_names)
+    n = len(names)
+    nan = np.full(n, np.nan)
+    steps = getattr(table, "check_steps", None)
+    capped = capped_share(table)
+    half = None if steps is None else int(np.searchsorted(steps, steps[-1] // 2, side="right")) - 1
+    if steps is None or half is None or half < 0 or half == len(steps) - 1:
+        why = ("no trajectory: one check only" if steps is not None
+               else "no trajectory over the budget (estimated table or older result)")
+        return Settledness(names, False, np.zeros(n, bool), nan, nan, nan, nan, nan, nan, capped,
+                           None if half is None or half < 0 else int(steps[half]),
+                           None if steps is None else int(steps[-1]), weighting, (why,) * n, max_capped)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        end_ri = rule_importance(table, weighting, step=int(steps[-1]))
+        mid_ri = rule_importance(table, weighting, step=int(steps[half]))
+        end_fi = full_importance(table, step=int(steps[-1]))
+        mid_fi = full_importance(table, step=int(steps[half]))
+    ri_drift, ri_se = _mean_se(end_ri.per_seed - mid_ri.per_seed)
+    fi_drift, fi_se = _mean_se(end_fi.per_seed - mid_fi.per_seed)
+    tol_ri = np.maximum(atol, rtol * np.abs(end_ri.mean))
+    tol_fi = np.maximum(atol, rtol * np.abs(end_fi.mean))
+    flat_ri, flat_fi = _flat(ri_drift, ri_se, tol_ri), _flat(fi_drift, fi_se, tol_fi)
+    too_capped = bool(np.isfinite(capped) and capped > max_capped)
+    reasons = []
+    for i in range(n):
+        why = []
+        if not flat_ri[i]:
+            why.append(f"RI {ri_drift[i]:+.2f}")
+        if not flat_fi[i]:
+            why.append(f"FI {fi_drift[i]:+.2f}")
+        reasons.append(", ".join(why))
+    settled = flat_ri & flat_fi & (not too_capped)
+    return Settledness(names, True, settled, ri_drift, ri_se, fi_drift, fi_se, tol_ri, tol_fi, capped,
+                       int(steps[half]), int(steps[-1]), weighting, tuple(reasons), max_capped)
+
+
+@dataclass(frozen=True, eq=False)
+class Elimination:
+    """Backward elimination of improper rules.
+
+    ``removed``: the improper rules in the order they were removed; ``rounds``: for each
+    round the rules still in the game with their RI (mean, se, 95 % interval), settledness,
+    and the rule removed (None in the last round); ``final``: every remaining rule's RI in
+    the final game (None when every rule was removed); ``withheld``: rules that met the
+    improper criterion in some round but were not flagged because their numbers had not
+    settled; ``settledness_known``: False where the table has no trajectory.
+    """
+
+    removed: tuple[str, ...]
+    rounds: tuple[dict[str, Any], ...]
+    final: Importance | None
+    withheld: tuple[str, ...]
+    min_effect: float
+    weighting: str
+    settledness_known: bool
+
+    @property
+    def kept(self) -> tuple[str, ...]:
+        return () if self.final is None else self.final.names
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready plain Python (NaN -> None)."""
+        return json_ready({
+            "removed": self.removed, "kept": self.kept, "withheld": self.withheld, "rounds": self.rounds,
+            "final": None if self.final is None else {"names": self.final.names, "mean": self.final.mean,
+                                                      "se": self.final.se},
+            "min_effect": self.min_effect, "weighting": self.weighting,
+            "settledness_known": self.settledness_known,
+            "criterion": f"RI < -{self.min_effect:g} decades with its 95% CI over seeds below 0, and settled",
+        })
+
+
+def eliminate(table: Any, weighting: str = "uniform", *, min_effect: float = ATOL,
+              require_settled: bool = True) -> Elimination:
+    """Improper rules by backward elimination on the value table.
+
+    Each round computes every remaining rule's RI in the game restricted to coalitions
+    without the rules removed so far; a rule is a candidate when its RI is below
+    ``-min_effect`` decades, its whole 95 % interval over seeds is below zero, and (with
+    ``require_settled``, where the table has a trajectory) its RI and FI have settled in that
+    game.  The most negative candidate is removed and the next round starts; the rules
+    removed are the improper ones.  A correct rule that hurts only in coalitions with a
+    wrong rule recovers once the wrong one is gone, so it is not blamed.  Needs >= 2 seeds
+    for an interval (a single-seed table removes nothing).
+    """
+    if not hasattr(table, "restrict"):
+        raise KvqError(f"eliminate needs a kvq.ValueTable or ScanResult; got {type(table).__name__}")
+    active = list(table.rule_names)
+    removed: list[str] = []
+    withheld: list[str] = []
+    rounds: list[dict[str, Any]] = []
+    final = None
+    known = False
+    while active:
+        game = table.restrict(active)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ri = rule_importance(game, weighting)
+        low, high = ri.ci95()
+        settle = settledness(game, weighting)
+        known = settle.known
+        ok = settle.settled if (settle.known and require_settled) else np.ones(len(active), bool)
+        meets = np.isfinite(high) & (high < 0) & (ri.mean < -min_effect)
+        withheld += [name for name, m, s in zip(active, meets, ok) if m and not s and name not in withheld]
+        candidates = np.flatnonzero(meets & ok)
+        out = None if candidates.size == 0 else active[int(candidates[np.argmin(ri.mean[candidates])])]
+        rounds.append({"rules": list(active), "ri": ri.mean, "se": ri.se, "ci95_low": low, "ci95_high": high,
+                       "settled": settle.settled if settle.known else None, "removed": out})
+        if out is None:
+            final = ri
+            break
+        removed.append(out)
+        active.remove(out)
+    withheld = [w for w in withheld if w not in removed]
+    return Elimination(tuple(removed), tuple(rounds), final, tuple(withheld), min_effect, weighting, known)
+
+
+def improper_rules(table: Any, weighting: str = "uniform") -> tuple[str, ...]:
+    """Rules flagged as improper knowledge: those :func:`eliminate` removes (RI below
+    -ATOL with its whole 95 % interval over seeds below zero in the game without the rules
+    removed before it, and settled), in the order they were removed.  Needs >= 2 seeds."""
+    return eliminate(table, weighting).removed
+
+
+@dataclass(frozen=True, eq=False)
+class PairRelations:
+    """How each pair of rules combines, averaged over the coalitions of the other rules.
+
+    ``joint`` [P]: the pair's joint contribution v(S+i+j) - v(S); ``first``/``second`` [P]:
+    each rule's own contribution v(S+i) - v(S), v(S+j) - v(S); ``interaction`` = joint -
+    first - second (with ``interaction_se`` over seeds).  ``relation``: ``"synergy"``
+    (interaction > +min_effect: together worth more than the sum), ``"conflict"`` (interaction
+    < -min_effect and the pair together worse than either rule alone), ``"substitution"``
+    (interaction < -min_effect otherwise: together about as good as the better one alone,
+    one can stand in for the other) or ``"independent"``; with >= 2 seeds a label also needs
+    |interaction| > 2 se.
+    """
+
+    names: tuple[str, ...]  # "a & b"
+    pairs: tuple[tuple[str, str], ...]
+    joint: np.ndarray
+    first: np.ndarray
+    second: np.ndarray
+    interaction: np.ndarray
+    interaction_se: np.ndarray
+    relation: tuple[str, ...]
+    weighting: str
+    min_effect: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready plain Python (NaN -> None)."""
+        return json_ready({f: getattr(self, f) for f in self.__dataclass_fields__})
+
+
+def classify_pair(joint: float, first: float, second: float, interaction: float, se: float,
+                  min_effect: float = ATOL) -> str:
+    """``"synergy"``, ``"substitution"``, ``"conflict"`` or ``"independent"`` (see :class:`PairRelations`)."""
+    if not np.isfinite(interaction) or abs(interaction) <= max(min_effect, 2 * np.nan_to_num(se, nan=0.0)):
+        return "independent"
+    if interaction > 0:
+        return "synergy"
+    return "conflict" if joint < min(first, second) else "substitution"
+
+
+def pair_relations(table: Any, weighting: str = "uniform", output: int | str | None = None, *,
+                   min_effect: float = ATOL) -> PairRelations:
+    """Synergy, substitution or conflict for every pair of rules (see :class:`PairRelations`)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        names, v, _, _ = _prepare(table, output)
+    if len(names) < 2:
+        raise KvqError(f"pair relations need at least 2 rules, the table has {len(names)}")
+    joint, first, second, sizes = _pair_parts(v)
+    per_seed = [_weighted(t, sizes, weighting) for t in (joint, first, second, joint - first - second)]
+    (j, _), (a, _), (b, _), (inter, inter_se) = (_mean_se(p) for p in per_seed)
+    pairs = tuple(combinations(names, 2))
+    relation = tuple(classify_pair(j[k], a[k], b[k], inter[k], inter_se[k], min_effect) for k in range(len(pairs)))
+    return PairRelations(tuple(f"{p} & {q}" for p, q in pairs), pairs, j, a, b, inter, inter_se, relation,
+                         weighting, min_effect)
+
+
+def _paired(v: np.ndarray, k: int, ref: int) -> dict[str, Any]:
+    """Gain in decades of mask ``k`` over mask ``ref`` per seed: mean, se, 95 % interval."""
+    d = v[k] - v[ref]
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return {"gain": None, "se": None, "ci95": None, "seeds": 0}
+    mean = float(d.mean())
+    se = float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else float("nan")
+    half = float(t975(np.array([d.size - 1]))[0]) * se if d.size > 1 else float("nan")
+    return {"gain": mean, "se": se, "ci95": [mean - half, mean + half], "seeds": int(d.size)}
+
+
+def best_rule_set(table: Any, kept: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The rule subset with the lowest validation error (highest mean value over seeds), and
+    its paired gain over seeds (decades; > 0: the best set is better) against all rules and
+    against ``kept`` (e.g. :attr:`Elimination.kept`).  JSON-ready.
+
+    The best set is chosen on the validation set that scores it, so its gain is optimistic
+    (a winner's curse over 2^n candidates); the paired interval says how sure the
+    comparison is, not how the set will do on new data.
+    """
+    names = tuple(table.rule_names)
+    v = values(table.errors)  # [2^n, S]
+    complete = np.isfinite(v).all(axis=1)
+    if not complete.any():
+        raise KvqError("every subset has a diverged training; there is no best rule set")
+    mean = np.where(complete, np.nanmean(np.where(np.isfinite(v), v, np.nan), axis=1), -np.inf)
+    best = int(np.argmax(mean))
+
+    def rules(k: int) -> list[str]:
+        return [nm for j, nm in enumerate(names) if k >> j & 1]
+
+    def entry(k: int) -> dict[str, Any]:
+        return {"mask": k, "rules": rules(k), "mse_mean": float(np.mean(table.errors[k]))}
+
+    full = 2 ** len(names) - 1
+    out: dict[str, Any] = {"best": entry(best), "all_rules": {**entry(full), **_paired(v, best, full)}}
+    if kept is not None:
+        k = sum(1 << names.index(r) for r in kept)
+        out["kept_by_elimination"] = {**entry(k), **_paired(v, best, k)}
+    out["note"] = "chosen on the validation set it is scored on (optimistic); gain = log10(MSE other / MSE best) per seed"
+    return json_ready(out)
+
+
+@dataclass(frozen=True, eq=False)
+class Assessment:
+    """Every verdict on one value table, computed once for the printed table, ``results.json``
+    and reports: settledness, backward elimination, pair relations (None with one rule) and
+    the best rule set."""
+
+    settledness: Settledness
+    elimination: Elimination
+    pairs: PairRelations | None
+    best: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready plain Python (NaN -> None)."""
+        return {
+            "settledness": self.settledness.to_dict(),
+            "unsettled": list(self.settledness.unsettled) if self.settledness.known else None,
+            "capped_share": json_ready(self.settledness.capped_share),
+            "elimination": self.elimination.to_dict(),
+            "improper": list(self.elimination.removed),
+            "pair_relations": None if self.pairs is None else self.pairs.to_dict(),
+            "best_rule_set": self.best,
+        }
+
+
+def assess(table: Any, weighting: str = "uniform") -> Assessment:
+    """Settledness, improper rules (backward elimination), pair relations and the best rule
+    set of ``table`` (RI with ``weighting``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        settle = settledness(table, weighting)
+        elim = eliminate(table, weighting)
+        pairs = pair_relations(table, weighting) if len(table.rule_names) >= 2 else None
+        best = best_rule_set(table, elim.kept)
+    return Assessment(settle, elim, pairs, best)

@@ -1,0 +1,221 @@
+"""Verdicts on synthetic value tables (no training): settledness over the budget, improper
+rules by backward elimination, synergy / substitution / conflict, the best rule set, and
+the table's sub-games and budget slices they rest on."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import kvq
+from kvq.coalitions import all_masks
+from kvq.verdicts import ATOL, classify_pair
+
+RULES = ("a", "b", "c")
+
+
+def _game(value, n_rules=3, seeds=3, checks=(100, 200, 300, 400), noise=0.0, stopped=True, rng=0):
+    """A value table with a trajectory: ``value(mask [n], t_index, seed) -> v`` (decades)."""
+    gen = np.random.default_rng(rng)
+    masks = all_masks(n_rules)
+    hist = np.array([[[value(m, t, s) for s in range(seeds)] for m in masks] for t in range(len(checks))])
+    hist = hist + noise * gen.standard_normal(hist.shape)
+    errors = 10.0 ** -hist
+    stop = np.full(errors.shape[1:], stopped, bool)
+    names = tuple("abcdefgh"[:n_rules])
+    return kvq.ValueTable(names, errors[-1], errors_by_check=errors, check_steps=np.asarray(checks), stopped=stop)
+
+
+def _additive(effects_by_check):
+    eff = np.asarray(effects_by_check, float)  # [checks, n]
+    return lambda m, t, s: float(np.dot(m, eff[t]))
+
+
+# ------------------------------------------------------------------ budget slices, sub-games
+
+
+def test_at_step_takes_the_last_check_at_or_before_the_step():
+    table = _game(_additive([[0.1, 0, 0], [0.2, 0, 0], [0.3, 0, 0], [0.4, 0, 0]]))
+    assert kvq.rule_importance(table, step=250)["a"][0] == pytest.approx(0.2)
+    assert kvq.rule_importance(table, step=400)["a"][0] == pytest.approx(0.4)
+    assert kvq.full_importance(table, step=100)["a"][0] == pytest.approx(0.1)
+    with pytest.raises(kvq.KvqError, match="before the first check"):
+        kvq.rule_importance(table, step=50)
+    plain = kvq.ValueTable(RULES, table.errors)
+    with pytest.raises(kvq.KvqError, match="no errors over the training budget"):
+        kvq.rule_importance(plain, step=100)
+
+
+def test_restrict_is_the_sub_game_of_the_remaining_rules():
+    rng = np.random.default_rng(1)
+    errors = rng.uniform(0.1, 1.0, (16, 2))
+    table = kvq.ValueTable(("a", "b", "c", "d"), errors)
+    sub = table.restrict(["b", "d"])
+    assert sub.rule_names == ("b", "d")
+    # sub mask k: b = bit 0, d = bit 1  ->  full mask b = bit 1, d = bit 3
+    for k in range(4):
+        full = (k & 1) << 1 | (k >> 1 & 1) << 3
+        np.testing.assert_array_equal(sub.errors[k], errors[full])
+    np.testing.assert_array_equal(table.without("a", "c").errors, sub.errors)
+    with pytest.raises(kvq.KvqError, match="unknown rule"):
+        table.restrict(["zz"])
+
+
+# ------------------------------------------------------------------ settledness
+
+
+def test_flat_trajectories_that_stopped_early_are_settled():
+    table = _game(_additive([[0.5, -0.2, 0.0]] * 4))
+    s = kvq.settledness(table)
+    assert s.known and s.settled.all() and s.unsettled == ()
+    assert (s.from_step, s.to_step) == (200, 400)  # the last check at or before half the budget
+    np.testing.assert_allclose(s.ri_drift, 0.0, atol=1e-12)
+
+
+def test_a_rule_still_moving_over_the_last_half_is_unsettled():
+    # rule a keeps gaining (0.2 per check); b is flat; c moves a little (within 0.05)
+    table = _game(_additive([[0.0, 0.3, 0.0], [0.2, 0.3, 0.01], [0.4, 0.3, 0.02], [0.6, 0.3, 0.03]]))
+    s = kvq.settledness(table)
+    assert s.unsettled == ("a",)
+    assert s.ri_drift[0] == pytest.approx(0.4)  # from step 200 to 400
+    assert "RI +0.40" in s.reasons[0] and s.reasons[1] == ""
+
+
+def test_large_values_may_drift_by_a_share_of_their_size():
+    table = _game(_additive([[-2.0, 0, 0], [-2.2, 0, 0], [-2.3, 0, 0], [-2.4, 0, 0]]))
+    assert kvq.settledness(table).settled[0]  # moved 0.2 < 0.25 * 2.4
+    assert not kvq.settledness(table, rtol=0.05).settled[0]
+
+
+def test_most_trainings_capped_means_nothing_is_settled():
+    table = _game(_additive([[0.5, 0.1, 0.0]] * 4), stopped=False)
+    s = kvq.settledness(table)
+    assert s.capped_share == 1.0 and s.too_capped and not s.settled.any()
+    assert kvq.settledness(table, max_capped=1.0).settled.all()
+
+
+def test_seed_noise_in_the_drift_counts_against_settling():
+    flat = _additive([[0.5, 0.0, 0.0]] * 4)
+    noisy = _game(flat, seeds=3, noise=0.08, rng=3)
+    s = kvq.settledness(noisy)
+    # the mean drift alone may be small; two standard errors of it are added before comparing
+    bound = np.abs(s.ri_drift) + 2 * s.ri_drift_se
+    np.testing.assert_array_equal(s.settled, (bound <= s.tolerance_ri) & (np.abs(s.fi_drift) + 2 * s.fi_drift_se <= s.tolerance_fi))
+    assert not s.settled.all()
+
+
+def test_settledness_is_unknown_without_a_trajectory():
+    table = _game(_additive([[0.5, 0, 0]] * 4))
+    assert not kvq.settledness(kvq.ValueTable(RULES, table.errors)).known
+    one_check = kvq.ValueTable(RULES, table.errors, errors_by_check=table.errors_by_check[-1:], check_steps=[400])
+    s = kvq.settledness(one_check)
+    assert not s.known and not s.settled.any() and "one check" in s.reasons[0]
+
+
+# ------------------------------------------------------------------ improper rules by backward elimination
+
+
+def _wrong_and_propagator(m, t, s):
+    """g: a correct global rule worth +1, but -2 when it spreads the wrong rule w (-2);
+    b: a small correct rule (+0.3).  Seed jitter keeps the intervals finite."""
+    g, w, b = m
+    jitter = 0.02 * (s - 1)
+    return 1.0 * g - 2.0 * w - 3.0 * g * w + 0.3 * b + jitter * (g - w)
+
+
+def test_elimination_blames_the_wrong_rule_not_the_rule_that_spreads_it():
+    table = _game(_wrong_and_propagator)
+    ri = kvq.rule_importance(table)
+    low, high = ri.ci95()
+    # the naive criterion (RI < 0 with its CI below 0) would also blame g: the test has teeth
+    assert ri["a"][0] < -ATOL and high[0] < 0
+    elim = kvq.eliminate(table)
+    assert elim.removed == ("b",)  # rule names a, b, c = g, w, b
+    assert kvq.improper_rules(table) == ("b",)
+    assert elim.kept == ("a", "c")
+    assert elim.final["a"][0] == pytest.approx(1.0, abs=0.05)  # g helps once w is gone
+    assert elim.rounds[0]["removed"] == "b" and elim.rounds[-1]["removed"] is None
+
+
+def test_elimination_removes_several_wrong_rules_in_order():
+    table = _game(_additive([[-1.0, -0.4, 0.5]] * 4), seeds=3, noise=0.01)
+    assert kvq.eliminate(table).removed == ("a", "b")
+
+
+def test_a_tiny_consistent_negative_rule_is_not_improper():
+    # RI about -0.017 with a tiny se: reliably negative, but below the minimum effect
+    table = _game(_additive([[-0.017, 0.4, 0.0]] * 4), noise=0.001)
+    ri = kvq.rule_importance(table)
+    assert ri.ci95()[1][0] < 0
+    assert kvq.improper_rules(table) == ()
+    assert kvq.eliminate(table, min_effect=0.01).removed == ("a",)
+
+
+def test_an_unsettled_rule_is_never_called_improper():
+    # a hurts at the end of the budget, but was still falling fast (-0.1 -> -0.4 -> -0.7 -> -1.0)
+    table = _game(_additive([[-0.1, 0.3, 0], [-0.4, 0.3, 0], [-0.7, 0.3, 0], [-1.0, 0.3, 0]]), noise=0.005)
+    elim = kvq.eliminate(table)
+    assert elim.removed == () and elim.withheld == ("a",)
+    assert kvq.eliminate(table, require_settled=False).removed == ("a",)
+
+
+def test_one_seed_flags_nothing():
+    table = _game(_wrong_and_propagator, seeds=1)
+    assert kvq.improper_rules(table) == ()
+
+
+# ------------------------------------------------------------------ synergy, substitution, conflict
+
+
+@pytest.mark.parametrize("pair_value, expected", [
+    ({(0, 0): 0.0, (1, 0): 0.0, (0, 1): 0.0, (1, 1): 1.0}, "synergy"),
+    ({(0, 0): 0.0, (1, 0): 1.0, (0, 1): 1.0, (1, 1): 1.0}, "substitution"),
+    ({(0, 0): 0.0, (1, 0): 0.8, (0, 1): 0.4, (1, 1): 0.5}, "substitution"),  # between the two: not a conflict
+    ({(0, 0): 0.0, (1, 0): 0.5, (0, 1): 0.5, (1, 1): -1.0}, "conflict"),
+    ({(0, 0): 0.0, (1, 0): 0.5, (0, 1): 0.3, (1, 1): 0.8}, "independent"),
+])
+def test_pair_relations(pair_value, expected):
+    table = _game(lambda m, t, s: pair_value[(int(m[0]), int(m[1]))] + 0.1 * m[2])
+    rel = kvq.pair_relations(table)
+    assert rel.names == ("a & b", "a & c", "b & c")
+    assert rel.relation[0] == expected
+    assert rel.relation[1:] == ("independent", "independent")
+    v = pair_value
+    assert rel.interaction[0] == pytest.approx(v[(1, 1)] - v[(1, 0)] - v[(0, 1)] + v[(0, 0)])
+    assert rel.joint[0] == pytest.approx(v[(1, 1)] - v[(0, 0)])
+
+
+def test_pair_labels_need_the_interaction_beyond_two_standard_errors():
+    assert classify_pair(-1.0, 0.5, 0.5, -2.0, 0.3) == "conflict"
+    assert classify_pair(-1.0, 0.5, 0.5, -2.0, 1.5) == "independent"  # 2 se = 3 > |-2|
+    assert classify_pair(0.0, 0.0, 0.0, 0.04, float("nan")) == "independent"  # below the minimum effect
+
+
+# ------------------------------------------------------------------ the best rule set
+
+
+def test_best_rule_set_and_its_paired_gains():
+    table = _game(_wrong_and_propagator, seeds=4)
+    best = kvq.best_rule_set(table, kept=("a", "c"))
+    v = -np.log10(table.errors)
+    k = int(np.argmax(v.mean(axis=1)))
+    assert best["best"]["mask"] == k and best["best"]["rules"] == ["a", "c"]  # g and b, without w
+    d = v[k] - v[7]
+    assert best["all_rules"]["gain"] == pytest.approx(d.mean())
+    assert best["all_rules"]["se"] == pytest.approx(stats.sem(d))
+    lo, hi = stats.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=stats.sem(d))
+    assert best["all_rules"]["ci95"] == pytest.approx([lo, hi], rel=1e-4)
+    assert best["kept_by_elimination"]["gain"] == pytest.approx(0.0)
+
+
+def test_assessment_is_json_ready():
+    import json
+
+    a = kvq.assess(_game(_wrong_and_propagator))
+    d = a.to_dict()
+    json.dumps(d, allow_nan=False)
+    assert d["improper"] == ["b"] and d["unsettled"] == [] and d["capped_share"] == 0.0
+    assert d["pair_relations"]["relation"][list(itertools.combinations("abc", 2)).index(("a", "b"))] == "conflict"
