@@ -45,15 +45,19 @@ class Checkpoint:
         self.every_s = every_s
         self._last: dict[str, float] = {}
         meta = self.path / "checkpoint.json"
-        if meta.exists():
-            if stored_fingerprint(self.path) != scan_fingerprint:
-                raise KvqError(
-                    f"checkpoint folder {str(self.path)!r} belongs to a different scan; "
-                    "remove it or choose another output folder"
-                )
-        else:
+        stored = stored_fingerprint(self.path)
+        if meta.exists() and stored is None:  # unreadable (written by an older kvq that was killed mid-write)
+            shutil.rmtree(self.path, ignore_errors=True)
+        elif meta.exists() and stored != scan_fingerprint:
+            raise KvqError(
+                f"checkpoint folder {str(self.path)!r} belongs to a different scan; "
+                "remove it or choose another output folder"
+            )
+        if not meta.exists():
             self.path.mkdir(parents=True, exist_ok=True)
-            meta.write_text(json.dumps({"fingerprint": scan_fingerprint}) + "\n")
+            tmp = meta.with_name(meta.name + ".tmp")
+            tmp.write_text(json.dumps({"fingerprint": scan_fingerprint}) + "\n")
+            os.replace(tmp, meta)  # atomic: a kill leaves no half-written file
 
     def load(self, key: str, like: Any) -> tuple[Any, int, bool] | None:
         """``(state, blocks_done, finished)`` saved under ``key`` (structured like ``like``), or None."""

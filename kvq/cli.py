@@ -78,7 +78,8 @@ def _training_options(s: argparse.ArgumentParser) -> None:
                    help="an estimator setting, repeatable: finetune: steps, anchor (data|all); newton: anchor "
                         "(all|data), curvature (ggn|hessian), damping, cg_iterations, cg_tol, solve "
                         "(shared|per_mask), anchor_step (true|false), refine_steps")
-    s.add_argument("--preset", default="quick", help="training preset: quick (CPU, ~1 min) or paper (default: quick)")
+    s.add_argument("--preset", default="quick", help="training preset: quick (CPU, ~1 min; too short for the numbers to settle), standard (settled; "
+                        "minutes on a CPU) or paper (the paper's protocol; use a GPU) (default: quick)")
     s.add_argument("--seeds", type=int, default=None, metavar="K", help="seeds (network init and data draw)")
     s.add_argument("--steps", type=int, default=None, metavar="S", help="training steps per subset")
     s.add_argument("--check-every", type=int, default=None, metavar="C", help="early-stopping check interval (steps)")
@@ -175,7 +176,7 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
     ckpt_dir = outdir / CHECKPOINT_DIR
     if args.overwrite and ckpt_dir.exists() and stored_fingerprint(ckpt_dir) != fp:
         shutil.rmtree(ckpt_dir)  # an interrupted different scan: replaced as asked
-    if ckpt_dir.exists():
+    if ckpt_dir.exists() and stored_fingerprint(ckpt_dir) == fp:
         out.write(f"kvq: resuming from the checkpoint in {ckpt_dir}/\n")
 
     verb = "scanning" if args.method == "exact" else f"estimating ({args.method})"
@@ -357,15 +358,23 @@ def _problems(out: TextIO) -> int:
 
     for name in problems.names():
         spec = problems.spec(name)
-        quick = problems.config(name, "quick")
+        quick, standard = problems.config(name, "quick"), problems.config(name, "standard")
         out.write(f"{name}: {spec.equation}\n"
                   f"  inputs {', '.join(spec.inputs)} -> outputs {', '.join(spec.outputs)}; "
                   f"{len(spec.rules)} rules = {2 ** len(spec.rules)} subsets; default {spec.n_data} observations\n"
                   f"  rules: {', '.join(f'{r} ({kind})' for r, kind in spec.rules)}\n"
                   f"  splits: {'; '.join(f'{s}: {meaning}' for s, meaning in spec.splits.items())}\n"
                   f"  quick preset: {quick.depth}x{quick.width} {quick.activation}, {quick.steps} steps, "
-                  f"{quick.seeds} seeds\n")
+                  f"{quick.seeds} seeds{_settles(spec, 'quick')}\n"
+                  f"  standard preset: {standard.depth}x{standard.width} {standard.activation}, {standard.steps} steps, "
+                  f"{standard.seeds} seeds{_settles(spec, 'standard')}\n")
     return 0
+
+
+def _settles(spec, preset: str) -> str:
+    """What ``benchmarks/settle.py`` measured about ``preset`` on a 2-core CPU, if anything."""
+    note = spec.settles.get(preset)
+    return f" ({note})" if note else ""
 
 
 def _show(args: argparse.Namespace, out: TextIO) -> int:

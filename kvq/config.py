@@ -92,9 +92,13 @@ class ScanConfig:
         """``"paper"``: the paper's protocol (DESIGN §2: 5x50 sin MLP, Adam 1e-3, 20 000
         steps checked every 1 000, 50 000 data-only pre-training steps, all collocation
         points, one seed as in the paper).  ``"quick"``: a CPU-sized scan (a minute or so
-        on 2 cores) that shows the same qualitative picture: a 3x32 tanh MLP (``tanh`` is
-        about twice as fast as ``sin`` on CPUs), 3 000 steps checked every 1 000, 500
-        collocation points per rule, two seeds."""
+        on 2 cores): a 3x32 tanh MLP (``tanh`` is about twice as fast as ``sin`` on CPUs),
+        3 000 steps checked every 1 000, 500 collocation points per rule, two seeds; its
+        budget is too short for the numbers to settle (the output says which).
+        ``"standard"``: the quick network with a budget long enough for most trainings to
+        stop early and the importances to settle (``benchmarks/settle.py``), three seeds:
+        minutes to a quarter of an hour on 2 CPU cores.  Built-in problems adjust each preset
+        (``kvq.problems.config``)."""
         if name not in PRESETS:
             raise KvqError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
         return dataclasses.replace(PRESETS[name], **overrides)
@@ -133,5 +137,9 @@ PRESETS: dict[str, ScanConfig] = {
     "quick": ScanConfig(
         width=32, depth=3, activation="tanh", learning_rate=1e-3, steps=3_000, check_every=1_000,
         pretrain_steps=2_000, seeds=2, collocation=500,
+    ),
+    "standard": ScanConfig(
+        width=32, depth=3, activation="tanh", learning_rate=1e-3, steps=12_000, check_every=1_000,
+        pretrain_steps=2_000, seeds=3, collocation=500,
     ),
 }

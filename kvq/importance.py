@@ -104,8 +104,9 @@ class DependenceProfile:
     missing: tuple[int, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready plain Python (NaN -> None)."""
-        return json_ready({f: getattr(self, f) for f in self.__dataclass_fields__})
+        """JSON-ready plain Python (NaN -> None), without the raw ``samples`` (2^(n-1) per rule
+        and seed; recompute them from the value table)."""
+        return json_ready({f: getattr(self, f) for f in self.__dataclass_fields__ if f != "samples"})
 
 
 def _select(table: Any, output: int | str | None) -> tuple[tuple[str, ...], np.ndarray, str | None]:

@@ -69,8 +69,6 @@ def summary(result: ScanResult) -> dict[str, Any]:
         "fi": full_importance(result).to_dict(),
         "dependence": dependence_profile(result).to_dict(),
     }
-    out.update(assess(result).to_dict())
-    out["trajectory"] = json_ready(trajectory(result))
     if result.n_rules >= 2:
         out["interactions_uniform"] = interactions(result, "uniform").to_dict()
         out["interactions_shapley"] = interactions(result, "shapley").to_dict()
@@ -109,6 +107,8 @@ def save_result(result: ScanResult, directory: str | Path, overwrite: bool = Fal
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # diverged runs are listed below instead
         importance = summary(result)
+        verdicts = assess(result).to_dict()
+        importance["improper"] = verdicts["improper"]
     diverged = [
         {"mask": int(k), "rules_on": [result.rule_names[j] for j in range(n) if result.masks[k, j]],
          "seed": int(result.seeds[s])}
@@ -133,6 +133,8 @@ def save_result(result: ScanResult, directory: str | Path, overwrite: bool = Fal
         "mse_no_rules": json_ready(result.errors[0]),
         "diverged": diverged,
         "importance": importance,
+        **verdicts,
+        "trajectory": json_ready(trajectory(result)),
     }
     arrays = {
         "masks": result.masks,

@@ -117,15 +117,26 @@ class ValueTable:
 
     def at_step(self, step: int) -> ValueTable:
         """The value table as it stood after ``step`` optimizer steps (the last check at or
-        before it): what a scan with that budget would have given."""
+        before it): what a scan with that budget would have given, including which trainings
+        would have stopped early (those that stopped by then)."""
         t = self.check_index(step)
         by_out = self.errors_by_check_by_output
         return ValueTable(
             self.rule_names, self.errors_by_check[t], None if by_out is None else by_out[t], self.output_names,
             errors_by_check=self.errors_by_check[: t + 1], check_steps=self.check_steps[: t + 1],
             errors_by_check_by_output=None if by_out is None else by_out[: t + 1],
-            stopped=None if t + 1 < len(self.check_steps) else self.stopped,
+            stopped=self._stopped_by(int(self.check_steps[t])),
         )
+
+    def _stopped_by(self, step: int) -> np.ndarray | None:
+        """Which trainings a budget of ``step`` steps saw stop early: those that stopped at or
+        before it (needs ``steps_run``; unknown for a plain table cut before its end)."""
+        if self.stopped is None:
+            return None
+        steps_run = getattr(self, "steps_run", None)
+        if steps_run is None:
+            return self.stopped if step >= int(self.check_steps[-1]) else None
+        return self.stopped & (steps_run <= step)
 
     def restrict(self, rules: Sequence[str]) -> ValueTable:
         """The sub-game on ``rules`` (in this table's rule order): the coalitions in which every

@@ -32,7 +32,7 @@ def refdata(name: str) -> Path:
 
 
 TINY = dict(width=8, depth=2, activation="tanh", learning_rate=1e-2, steps=40, check_every=20,
-            pretrain_steps=40, seeds=2, collocation=48)
+            pretrain_steps=40, seeds=2, collocation=48, max_batch=64)  # max_batch: no memory-estimate compile
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +43,9 @@ def tiny_config() -> kvq.ScanConfig:
 @pytest.fixture(scope="session")
 def tiny_burgers() -> kvq.Problem:
     return kvq.problems.get("burgers", n_data=16, n_valid=128)
+
+
+@pytest.fixture(scope="session")
+def tiny_scan(tiny_burgers, tiny_config) -> kvq.ScanResult:
+    """The exact scan of ``tiny_burgers`` at ``tiny_config``, trained once for every test that needs it."""
+    return kvq.scan(tiny_burgers, tiny_config)

@@ -11,10 +11,11 @@ import pytest
 import kvq
 from kvq.cli import main
 
-TINY_ARGS = ["--data", "12", "--seeds", "2", "--steps", "20", "--check-every", "10", "--pretrain-steps", "20",
+TINY_ARGS = ["--data", "12", "--max-batch", "64", "--seeds", "2", "--steps", "20", "--check-every", "10", "--pretrain-steps", "20",
              "--collocation", "32"]
 
 
+@pytest.mark.slow
 def test_tiny_scan_end_to_end(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["scan", "burgers", *TINY_ARGS, "--out", str(out)]) == 0
@@ -22,9 +23,18 @@ def test_tiny_scan_end_to_end(tmp_path, capsys):
     for name in ("pde", "ic", "bc_left", "bc_right", "RI uniform", "RI Shapley", "FI", "all rules", "no rules"):
         assert name in captured.out
     assert "subset-steps" in captured.err  # progress was shown
-    for f in ("results.json", "table.npz", "table.csv", "ri.png"):
+    for f in ("results.json", "table.npz", "table.csv", "ri.png", "ri-steps.png"):
         assert (out / f).stat().st_size > 0
     meta = json.loads((out / "results.json").read_text())
+    # the verdicts say how sure they are: caps, settledness, and how to re-run for longer
+    capped = int(meta["capped_share"] * 32 + 0.5)
+    assert f"trainings: {capped} of 32 " in captured.out
+    if meta["unsettled"]:
+        assert "UNSETTLED" in captured.out
+        assert ("re-run with a longer budget: kvq scan burgers --data 12 --max-batch 64 --seeds 2 --check-every 10 "
+                f"--pretrain-steps 20 --collocation 32 --steps 40 --out {out}-40steps") in captured.out
+    assert meta["trajectory"]["steps"] == [10, 20] and len(meta["trajectory"]["ri"]) == 2
+    assert set(meta["elimination"]) >= {"removed", "kept", "rounds", "withheld"}
     assert meta["rule_names"] == ["pde", "ic", "bc_left", "bc_right"]
     assert meta["config"]["steps"] == 20 and meta["problem"]["n_data"] == 12
     assert meta["environment"]["versions"]["jax"]
@@ -76,6 +86,7 @@ def test_console_entry_point_lists_problems():
     assert "ic_velocity (local)" in proc.stdout and "128 subsets" in proc.stdout
 
 
+@pytest.mark.slow
 def test_interrupted_scan_resumes_from_its_checkpoint(tmp_path, capsys, monkeypatch):
     import kvq.cli as cli
 
@@ -98,6 +109,7 @@ def test_interrupted_scan_resumes_from_its_checkpoint(tmp_path, capsys, monkeypa
     assert (out / "results.json").exists() and not (out / ".checkpoint").exists()
 
 
+@pytest.mark.slow
 def test_scan_with_an_estimator_method(tmp_path, capsys):
     out = tmp_path / "newton"
     args = ["scan", "burgers", *TINY_ARGS, "--method", "newton", "--set", "damping=1e-2", "--set", "cg_iterations=20"]
@@ -116,9 +128,10 @@ def test_scan_with_an_estimator_method(tmp_path, capsys):
     assert "has no setting(s) ['dampin']" in capsys.readouterr().err
 
 
-SWEEP_ARGS = ["--seeds", "2", "--steps", "20", "--check-every", "10", "--pretrain-steps", "20", "--collocation", "32"]
+SWEEP_ARGS = ["--max-batch", "64", "--seeds", "2", "--steps", "20", "--check-every", "10", "--pretrain-steps", "20", "--collocation", "32"]
 
 
+@pytest.mark.slow
 def test_sweep_tune_and_report_commands(tmp_path, capsys):
     sw = tmp_path / "sweep"
     assert main(["sweep", "burgers", "--data", "0,6,12", "--split", "extrapolation", *SWEEP_ARGS, "--out", str(sw)]) == 0
@@ -144,3 +157,13 @@ def test_sweep_tune_and_report_commands(tmp_path, capsys):
     assert "comma-separated" in capsys.readouterr().err
     assert main(["report", str(tmp_path)]) == 2
     assert "results folder" in capsys.readouterr().err
+
+
+def test_a_checkpoint_of_another_scan_is_refused_without_claiming_to_resume(tmp_path, capsys):
+    from kvq.checkpoint import Checkpoint
+
+    out = tmp_path / "run"
+    Checkpoint(out / ".checkpoint", "0" * 16)  # left behind by a different scan
+    assert main(["scan", "burgers", *TINY_ARGS, "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "resuming" not in captured.out and "different scan" in captured.err

@@ -8,9 +8,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import kvq
 from kvq.derivatives import partials
+
+pytestmark = pytest.mark.slow  # every test here trains (tiny) models
 
 ALPHA = 0.1
 
@@ -68,3 +71,60 @@ def test_user_defined_problem_ranks_correct_and_wrong_knowledge():
     assert by_name["wrong_ic"] < -0.05, ri
     # and per seed, not only on average: the wrong rule hurts under every seed
     assert np.all(ri.per_seed[:, list(result.rule_names).index("wrong_ic")] < 0)
+
+
+# ------------------------------------------------------------------ a correct rule that spreads a wrong one
+
+
+def poisson_problem() -> kvq.Problem:
+    """u'' = -pi^2 sin(pi x) on [0, 1] with u(0) = u(1) = 0 (so u = sin(pi x)), 16 noisy
+    observations (1 % noise, also on the validation targets) and a wrong slope u'(0) = -pi
+    (the truth is +pi): the correct ODE carries the wrong slope into the whole domain."""
+
+    def exact(x):
+        return np.sin(np.pi * x)
+
+    def ode(u, pts):
+        (_, _, u_xx), = partials(u, pts, (2,))
+        return u_xx[:, 0] + jnp.pi**2 * jnp.sin(jnp.pi * pts[:, 0])
+
+    def boundary(u, pts):
+        return jax.vmap(u)(pts)[:, 0]
+
+    def wrong_slope(u, pts):
+        (_, u_x), = partials(u, pts, (1,))
+        return u_x[:, 0] + jnp.pi
+
+    def sampler(seed: int) -> kvq.Dataset:
+        x = np.random.default_rng(seed).uniform(0.0, 1.0, (16, 1))
+        return kvq.Dataset(x, exact(x) + 0.01 * np.random.default_rng(seed + 100).standard_normal(x.shape))
+
+    xv = np.linspace(0, 1, 201)[:, None]
+    return kvq.Problem(
+        "poisson",
+        (kvq.Rule("ode", points=np.linspace(0, 1, 64)[:, None], residual=ode),
+         kvq.Rule("boundary", points=np.array([[0.0], [1.0]]), residual=boundary, kind="local"),
+         kvq.Rule("wrong_slope", points=np.array([[0.0]]), residual=wrong_slope, kind="local")),
+        train=sampler(0), sampler=sampler,
+        valid=kvq.Dataset(xv, exact(xv) + 0.01 * np.random.default_rng(99).standard_normal(xv.shape)),
+    )
+
+
+def test_elimination_blames_the_wrong_condition_not_the_correct_law_that_spreads_it():
+    config = kvq.ScanConfig(width=16, depth=2, activation="tanh", learning_rate=1e-2, steps=2000, check_every=200,
+                            pretrain_steps=400, seeds=3, max_batch=64)
+    result = kvq.scan(poisson_problem(), config)
+    ri = kvq.rule_importance(result)
+    _, high = ri.ci95()
+    # on average the correct ODE hurts, reliably: a flag on the sign of RI alone would blame it
+    assert ri["ode"][0] < -0.5 and high[0] < 0, ri
+    settle = kvq.settledness(result)
+    assert settle["ode"] and settle["wrong_slope"], settle.reasons
+    elim = kvq.eliminate(result)
+    assert elim.removed == ("wrong_slope",), elim.to_dict()
+    assert kvq.improper_rules(result) == ("wrong_slope",)
+    assert elim.final["ode"][0] > 0.1  # without the wrong slope the ODE helps
+    pairs = kvq.pair_relations(result)
+    assert pairs.relation[pairs.names.index("ode & wrong_slope")] == "conflict"
+    best = kvq.best_rule_set(result, elim.kept)
+    assert "wrong_slope" not in best["best"]["rules"] and best["all_rules"]["ci95"][0] > 0

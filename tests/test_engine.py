@@ -14,6 +14,8 @@ from kvq.coalitions import all_masks, group_by_pattern, mask_index
 from kvq.scan import Engine
 from kvq.train import take
 
+pytestmark = pytest.mark.slow  # every test here trains (tiny) models
+
 NO_PROGRESS = lambda *a: None  # noqa: E731
 
 
@@ -127,8 +129,8 @@ def test_diverged_masks_are_named_and_left_out(tiny_config):
     assert np.isnan(ri.mean[2])  # the broken one has no usable marginal contribution
 
 
-def test_scan_result_shapes_and_timing(tiny_burgers, tiny_config):
-    result = kvq.scan(tiny_burgers, tiny_config)
+def test_scan_result_shapes_and_timing(tiny_scan, tiny_config):
+    result = tiny_scan
     assert result.masks.shape == (16, 4) and result.errors.shape == (16, 2)
     assert result.errors_by_output.shape == (16, 2, 1)
     assert np.all(result.errors > 0) and np.all(np.isfinite(result.errors))
@@ -168,14 +170,14 @@ def test_chunking_the_mask_axis_gives_identical_results(tiny_burgers, tiny_confi
     np.testing.assert_array_equal(chunked.errors, whole.errors)
     np.testing.assert_array_equal(chunked.steps_run, whole.steps_run)
     # the automatic bound: with little free memory the engine cuts the groups into chunks
-    engine = Engine.prepare(tiny_burgers, tiny_config)
+    engine = Engine.prepare(tiny_burgers, tiny_config.replace(max_batch=None))
     per_item = engine.item_bytes((0,))
     assert per_item > 3 * sum(np.asarray(a).nbytes for a in jax.tree.leaves(take(engine.params0, 0)))
     monkeypatch.setattr(scan_module, "available_memory", lambda: int(5 * per_item / scan_module.MEMORY_SHARE))
     assert engine.max_batch((0,), 16) == 5
     pde_on = [b for b in engine.batches(all_masks(4)) if b.pattern == (0,)]
     assert [len(b.mask_of) for b in pde_on] == [5, 5, 5, 1]  # 8 masks x 2 seeds in chunks of 5
-    small = kvq.scan(tiny_burgers, config)
+    small = kvq.scan(tiny_burgers, config.replace(max_batch=None))
     np.testing.assert_array_equal(small.errors, whole.errors)
     monkeypatch.setattr(scan_module, "available_memory", lambda: None)
     assert engine.max_batch((0,), 16) == 16

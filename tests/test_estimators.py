@@ -82,6 +82,7 @@ QUAD_CONFIG = kvq.ScanConfig(width=1, depth=0, activation="tanh", learning_rate=
                              pretrain_steps=100, seeds=2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("curvature", ["ggn", "hessian"])
 def test_newton_on_a_quadratic_objective_equals_exact_retraining(curvature):
     problem = _quadratic_problem()
@@ -96,6 +97,7 @@ def test_newton_on_a_quadratic_objective_equals_exact_retraining(curvature):
     assert np.ptp(exact) > 1e-2
 
 
+@pytest.mark.slow
 def test_newton_without_anchor_step_is_off_by_the_anchor_gradient():
     """The default (anchor taken as stationary) is not exact when the anchor is not a
     minimum: the test above is not passing by accident."""
@@ -121,9 +123,11 @@ def _tiny_net_terms(with_residuals: bool):
 
 def _dense(matvec, params):
     flat, unravel = ravel_pytree(params)
-    return np.stack([ravel_pytree(matvec(unravel(e)))[0] for e in np.eye(flat.size, dtype=np.float32)], axis=1)
+    columns = jax.jit(jax.vmap(lambda e: ravel_pytree(matvec(unravel(e)))[0]))  # one program, not op by op
+    return np.asarray(columns(jnp.eye(flat.size, dtype=jnp.float32))).T
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mask", [(1.0, 1.0), (0.0, 1.0), (1.0, 0.0)])
 def test_masked_curvature_matches_dense_hessian_and_gauss_newton(mask):
     apply, params, x, y, pts, losses, residuals = _tiny_net_terms(True)
@@ -190,8 +194,9 @@ def test_shared_newton_step_matches_the_dense_formula(anchor, anchor_step):
 # ------------------------------------------------------------------ end to end on Burgers
 
 
-def test_finetune_with_the_full_budget_reproduces_the_exact_scan(tiny_burgers, tiny_config):
-    exact = kvq.scan(tiny_burgers, tiny_config)
+@pytest.mark.slow
+def test_finetune_with_the_full_budget_reproduces_the_exact_scan(tiny_burgers, tiny_config, tiny_scan):
+    exact = tiny_scan
     fine = kvq.estimate(tiny_burgers, tiny_config, "finetune", steps=tiny_config.steps, anchor="data")
     np.testing.assert_allclose(fine.errors, exact.errors, rtol=1e-5)
     np.testing.assert_array_equal(fine.steps_run, exact.steps_run)
@@ -201,14 +206,15 @@ def test_finetune_with_the_full_budget_reproduces_the_exact_scan(tiny_burgers, t
     assert short.steps_run.max() <= 20
 
 
-def test_newton_estimate_end_to_end_saves_loads_and_feeds_importance(tiny_burgers, tiny_config, tmp_path):
+@pytest.mark.slow
+def test_newton_estimate_end_to_end_saves_loads_and_feeds_importance(tiny_burgers, tiny_config, tiny_scan, tmp_path):
     r = kvq.estimate(tiny_burgers, tiny_config, "newton", damping=1e-2, cg_iterations=30)
     assert r.errors.shape == (16, 2) and np.all(np.isfinite(r.errors))
     diag = r.estimator["diagnostics"]
     assert np.asarray(diag["cg_relative_residual"]).shape == (2, 4)  # seeds x rules
     assert np.asarray(diag["cg_iterations"]).max() <= 30
     assert r.timing["solve_s"] > 0 and r.timing["anchor_s"] > 0
-    exact_full = kvq.scan(tiny_burgers, tiny_config).errors[-1]
+    exact_full = tiny_scan.errors[-1]
     np.testing.assert_allclose(r.errors[-1], exact_full, rtol=1e-4)  # all rules on: the trained anchor itself
     ri = kvq.rule_importance(r)
     assert ri.names == tiny_burgers.rule_names and np.all(np.isfinite(ri.mean))

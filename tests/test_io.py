@@ -88,3 +88,57 @@ def test_loading_a_folder_without_results(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(kvq.KvqError, match="not a folder"):
         check_output_dir(tmp_path / "file", "abc", False)
+
+
+def test_results_json_stays_small_with_many_rules(tmp_path):
+    # raw marginal contributions grow as 2^n: they stay in the value table, not in results.json
+    result = _result(n=10)
+    save_result(result, tmp_path)
+    meta = json.loads((tmp_path / "results.json").read_text())
+    assert "samples" not in meta["importance"]["dependence"]
+    assert (tmp_path / "results.json").stat().st_size < 150_000
+    # what was left out is recomputed from the table
+    profile = kvq.dependence_profile(load_result(tmp_path))
+    assert [len(s) for s in profile.samples["r0"]][:3] == [2, 17, 72]  # seeds x C(9, k), less the missing mask 5 (r0, r2) of seed 1
+
+
+def test_table_over_the_budget_round_trips(tmp_path):
+    base = _result()
+    steps = np.array([10, 20])
+    history = np.stack([base.errors * 2, base.errors])
+    result = kvq.ScanResult(base.rule_names, base.errors, base.errors_by_output, base.output_names,
+                            errors_by_check=history, errors_by_check_by_output=np.stack([base.errors_by_output * 2,
+                                                                                          base.errors_by_output]),
+                            check_steps=steps, stopped=base.steps_run < 50, steps_run=base.steps_run,
+                            diverged=base.diverged, seeds=base.seeds, problem=base.problem, config=base.config)
+    save_result(result, tmp_path)
+    back = load_result(tmp_path)
+    np.testing.assert_array_equal(back.errors_by_check, history)
+    np.testing.assert_array_equal(back.check_steps, steps)
+    np.testing.assert_array_equal(back.stopped, base.steps_run < 50)
+    rows = (tmp_path / "table.csv").read_text().splitlines()
+    assert rows[0].endswith("stopped_early") and rows[1].split(",")[-1] == str(int(base.steps_run[0, 0] < 50))
+    meta = json.loads((tmp_path / "results.json").read_text())
+    # the JSON trajectory holds RI as it stood at each check, computed independently here
+    v = -np.log10(history[0])
+    masks = all_masks(3)
+    on, off = v[masks[:, 0] == 1], v[masks[:, 0] == 0]
+    expected = np.nanmean(on - off, axis=0)  # rule r0's marginal contributions at step 10, per seed
+    ok = np.isfinite(expected)
+    assert meta["trajectory"]["steps"] == [10, 20]
+    assert meta["trajectory"]["ri"][0][0] == pytest.approx(float(np.mean(expected[ok])))
+    assert meta["capped_share"] == pytest.approx(float(np.mean(~(base.steps_run < 50)[~base.diverged])))
+
+
+def test_checkpoint_folders_survive_a_torn_index_and_refuse_another_scan(tmp_path):
+    from kvq.checkpoint import Checkpoint, stored_fingerprint
+
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "checkpoint.json").write_text('{"fingerpr')  # killed mid-write by an older version
+    (folder / "batch0000.npz").write_bytes(b"stale")
+    Checkpoint(folder, "a" * 16)  # not refused forever: the damaged folder is started afresh
+    assert stored_fingerprint(folder) == "a" * 16 and not (folder / "batch0000.npz").exists()
+    assert not list(folder.glob("*.tmp"))
+    with pytest.raises(kvq.KvqError, match="different scan"):
+        Checkpoint(folder, "b" * 16)

@@ -214,6 +214,7 @@ def test_kdv_reference_at_arbitrary_points_and_its_splits():
         kvq.problems.get("kdv", split="spatial")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_every_problem_scans_end_to_end(name, tiny_config):
     split = "extrapolation" if name in ("kdv", "equations") else "interpolation"

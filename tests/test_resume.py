@@ -7,9 +7,11 @@ import pytest
 
 import kvq
 
+pytestmark = pytest.mark.slow  # every test here trains (tiny) models
 
-def test_interrupted_scan_resumes_to_identical_numbers(tiny_burgers, tiny_config, tmp_path):
-    uninterrupted = kvq.scan(tiny_burgers, tiny_config)
+
+def test_interrupted_scan_resumes_to_identical_numbers(tiny_burgers, tiny_config, tiny_scan, tmp_path):
+    uninterrupted = tiny_scan
     total = 16 * tiny_config.seeds * tiny_config.steps
     seen = []
 

@@ -11,6 +11,8 @@ import pytest
 import kvq
 from kvq.sweeps import SweepResult, plan, sweep
 
+pytestmark = pytest.mark.slow  # every test here trains (tiny) models
+
 OPTIONS = {"n_valid": 128}
 
 

@@ -62,11 +62,13 @@ def test_with_weights_and_bad_input(tiny_burgers, tiny_config):
         balance_weights(tiny_burgers, tiny_config, update_every=7)
 
 
-def test_evaluate_weights_equals_the_scans_all_rules_entry(tiny_burgers, tiny_config):
-    scan = kvq.scan(tiny_burgers, tiny_config)
+@pytest.mark.slow
+def test_evaluate_weights_equals_the_scans_all_rules_entry(tiny_burgers, tiny_config, tiny_scan):
+    scan = tiny_scan
     np.testing.assert_allclose(evaluate_weights(tiny_burgers, tiny_config, np.ones(4)), scan.errors[-1], rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_gradient_norm_balancing_first_update(tiny_burgers, tiny_config):
     cfg = tiny_config.replace(steps=20, check_every=20)
     got = balance_weights(tiny_burgers, cfg, alpha=1.0, update_every=20)

@@ -93,6 +93,7 @@ def test_presets():
         kvq.ScanConfig.preset("slow")
 
 
+@pytest.mark.slow
 def test_grouping_by_unknown_rule_name(tiny_burgers, tiny_config):
     with pytest.raises(kvq.KvqError, match="unknown rule"):
         kvq.scan(tiny_burgers, tiny_config.replace(grouping=("pde", "viscosity")))

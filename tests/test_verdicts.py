@@ -219,3 +219,17 @@ def test_assessment_is_json_ready():
     json.dumps(d, allow_nan=False)
     assert d["improper"] == ["b"] and d["unsettled"] == [] and d["capped_share"] == 0.0
     assert d["pair_relations"]["relation"][list(itertools.combinations("abc", 2)).index(("a", "b"))] == "conflict"
+
+
+def test_a_shorter_budget_sees_fewer_early_stops():
+    table = _game(_additive([[0.5, 0, 0]] * 4))
+    steps_run = np.full(table.errors.shape, 400)
+    steps_run[:4] = 200  # masks 0-3 (12 of 24 trainings) stopped at step 200, the others ran to the cap
+    stopped = np.zeros(table.errors.shape, bool)
+    stopped[:4] = True
+    result = kvq.ScanResult(RULES, table.errors, errors_by_check=table.errors_by_check, check_steps=table.check_steps,
+                            stopped=stopped, steps_run=steps_run)
+    np.testing.assert_array_equal(result.at_step(300).stopped, stopped)
+    assert not result.at_step(100).stopped.any()
+    assert kvq.verdicts.capped_share(result.at_step(300)) == pytest.approx(12 / 24)
+    assert kvq.verdicts.capped_share(result.at_step(100)) == 1.0

@@ -15,7 +15,9 @@ class Spec:
     - ``splits``: split name -> what it means (observations vs validation points);
     - ``presets``: preset name -> :class:`kvq.ScanConfig` fields that differ from the
       generic preset of that name (the paper's network for this problem, a quick budget);
-    - ``n_data``: the paper's default number of observations.
+    - ``n_data``: the paper's default number of observations;
+    - ``settles``: preset name -> what ``benchmarks/settle.py`` measured about it on a
+      2-core CPU (wall time, whether the numbers settle), shown by ``kvq problems``.
     """
 
     name: str
@@ -27,6 +29,7 @@ class Spec:
     splits: Mapping[str, str]
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     n_data: int = 100
+    settles: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def rule_names(self) -> tuple[str, ...]:
