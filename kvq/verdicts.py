@@ -51,9 +51,9 @@ MAX_CAPPED = 0.5
 class Settledness:
     """Whether each rule's RI and FI have settled over the training budget.
 
-    ``ri_drift``/``fi_drift`` [n]: mean over seeds of the change from the check at half the
-    budget (``from_step``) to the end (``to_step``), with standard errors ``*_drift_se``
-    (NaN with one seed); ``tolerance_*`` [n]: ``max(atol, rtol * |value at the end|)``; a
+    ``ri_drift``/``fi_drift`` [n]: mean over seeds of the change that the trainings still
+    running at the cap made from the check at half the budget (``from_step``) to the end
+    (``to_step``), with standard errors ``*_drift_se`` (NaN with one seed); ``tolerance_*`` [n]: ``max(atol, rtol * |value at the end|)``; a
     value is *flat* when ``|drift| + 2 se <= tolerance`` (``|drift|`` alone with one seed).
     ``capped_share``: share of the non-diverged trainings that ran into the step cap
     instead of stopping by the early-stopping criterion (NaN when not recorded).
@@ -114,13 +114,17 @@ def capped_share(table: Any) -> float:
 
 def settledness(table: Any, weighting: str = "uniform", *, atol: float = ATOL, rtol: float = RTOL,
                 max_capped: float = MAX_CAPPED) -> Settledness:
-    """Settledness of every rule's RI (``weighting``) and FI over the last half of the budget.
+    """Settledness of every rule's RI (``weighting``) and FI: would a longer budget change them?
 
-    Compares the value table at the last check with the one at the last check at or before
-    half the budget (so at least the last half is covered), per seed.  The rule is settled
-    when both moved by less than ``max(atol, rtol * |final value|)`` (decades), counting
-    two standard errors of the change against it, and at most ``max_capped`` of the
-    trainings ran into the step cap.  Criterion and constants: ``docs/design.md``.
+    A training that stopped by the early-stopping criterion is final (a longer budget gives
+    the same weights); only the trainings still running at the step cap can move the
+    numbers.  The *drift* of a value is how much those trainings moved it over the last
+    half of the budget: the value of the final table minus that of the table in which each
+    capped training is put back to its error at the last check at or before half the budget
+    (stopped ones keep their final errors), per seed.  The rule is settled when the drift of
+    its RI and of its FI is below ``max(atol, rtol * |final value|)`` decades, counting two
+    standard errors of the drift against it, and at most ``max_capped`` of the trainings
+    ran into the cap.  Criterion and constants: ``docs/design.md``.
     """
     names = tuple(table.rule_names)
     n = len(names)
@@ -134,12 +138,14 @@ def settledness(table: Any, weighting: str = "uniform", *, atol: float = ATOL, r
         return Settledness(names, False, np.zeros(n, bool), nan, nan, nan, nan, nan, nan, capped,
                            None if half is None or half < 0 else int(steps[half]),
                            None if steps is None else int(steps[-1]), weighting, (why,) * n, max_capped)
+    end = table.errors_by_check[-1]
+    stopped = getattr(table, "stopped", None)
+    running = np.ones(end.shape, bool) if stopped is None else ~stopped
+    before = np.where(running, table.errors_by_check[half], end)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        end_ri = rule_importance(table, weighting, step=int(steps[-1]))
-        mid_ri = rule_importance(table, weighting, step=int(steps[half]))
-        end_fi = full_importance(table, step=int(steps[-1]))
-        mid_fi = full_importance(table, step=int(steps[half]))
+        end_ri, mid_ri = (rule_importance((names, e), weighting) for e in (end, before))
+        end_fi, mid_fi = (full_importance((names, e)) for e in (end, before))
     ri_drift, ri_se = _mean_se(end_ri.per_seed - mid_ri.per_seed)
     fi_drift, fi_se = _mean_se(end_fi.per_seed - mid_fi.per_seed)
     tol_ri = np.maximum(atol, rtol * np.abs(end_ri.mean))

@@ -16,19 +16,20 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(CACHE))  # read when jax 
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import kvq  # noqa: E402
 
-REFDATA = Path(os.environ.get("KVQ_REFDATA", Path(__file__).resolve().parents[1].parent / "shared" / "refdata"))
+REFERENCE_POINTS = Path(__file__).resolve().parent / "data" / "reference_points.npz"
 
 
-def refdata(name: str) -> Path:
-    """Path of one of the paper's reference files; skips the test when it is absent."""
-    path = REFDATA / name
-    if not path.exists():
-        pytest.skip(f"reference file {name} not available (set KVQ_REFDATA to its folder)")
-    return path
+def reference_points(name: str) -> np.ndarray:
+    """400 points of one of the paper's reference files, shipped with the tests
+    (``tests/data/make_reference_points.py`` made them): rows (x, t, u), or for
+    ``equations_dataset[_out]`` rows (a, b, c, d, e, f)."""
+    with np.load(REFERENCE_POINTS) as z:
+        return z[name]
 
 
 TINY = dict(width=8, depth=2, activation="tanh", learning_rate=1e-2, steps=40, check_every=20,

@@ -164,6 +164,7 @@ def test_masked_curvature_matches_dense_hessian_and_gauss_newton(mask):
     np.testing.assert_allclose(mixed, 2.0 * Jd.T @ Jd / y.size + H_rules, rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("anchor", ["all", "data"])
 @pytest.mark.parametrize("anchor_step", [False, True])
 def test_shared_newton_step_matches_the_dense_formula(anchor, anchor_step):

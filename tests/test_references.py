@@ -10,7 +10,7 @@ from kvq.problems import convection_diffusion as cd
 from kvq.problems import kdv
 from kvq.problems import klein_gordon as kg
 
-from conftest import refdata
+from conftest import reference_points
 
 
 def _fd(f, x, t, h=1e-4):
@@ -54,19 +54,15 @@ def test_klein_gordon_satisfies_its_equation_and_conditions():
 
 
 def test_convection_diffusion_matches_the_papers_file():
-    sio = pytest.importorskip("scipy.io")
-    data = sio.loadmat(refdata("CD.mat"))
-    x, t, u_file = data["x"].ravel(), data["t"].ravel(), data["u"]  # stored [t, x]
-    u = cd.solution(x[None, :], t[:, None])
+    x, t, u_file = reference_points("convection_diffusion").T
+    u = cd.solution(x, t)
     # the file is a second-order finite-difference solve, good to ~1e-4
     assert np.linalg.norm(u - u_file) / np.linalg.norm(u_file) <= 2e-4
 
 
 def test_klein_gordon_matches_the_papers_file():
-    sio = pytest.importorskip("scipy.io")
-    data = sio.loadmat(refdata("KG.mat"))
-    x, t, u_file = data["x"].ravel(), data["t"].ravel(), data["usol"]  # stored [x, t]
-    u = kg.solution(x[:, None], t[None, :])
+    x, t, u_file = reference_points("klein_gordon").T
+    u = kg.solution(x, t)
     assert np.linalg.norm(u - u_file) / np.linalg.norm(u_file) <= 1e-8
 
 
@@ -92,10 +88,8 @@ def test_kdv_satisfies_its_equation_and_conditions():
 
 
 def test_kdv_matches_the_papers_file():
-    sio = pytest.importorskip("scipy.io")
-    data = sio.loadmat(refdata("KdV-PINN.mat"))
-    x, t, u_file = data["x"].ravel(), data["tt"].ravel(), data["uu"]  # stored [x, t]
-    u = kdv.solution(x[:, None], t[None, :])
+    x, t, u_file = reference_points("kdv").T
+    u = kdv.solution(x, t)
     assert np.linalg.norm(u - u_file) / np.linalg.norm(u_file) <= 1e-8  # measured: ~5e-11
 
 

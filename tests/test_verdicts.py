@@ -18,13 +18,14 @@ RULES = ("a", "b", "c")
 
 
 def _game(value, n_rules=3, seeds=3, checks=(100, 200, 300, 400), noise=0.0, stopped=True, rng=0):
-    """A value table with a trajectory: ``value(mask [n], t_index, seed) -> v`` (decades)."""
+    """A value table with a trajectory: ``value(mask [n], t_index, seed) -> v`` (decades);
+    ``stopped``: whether the trainings stopped early, for all or per mask [2^n]."""
     gen = np.random.default_rng(rng)
     masks = all_masks(n_rules)
     hist = np.array([[[value(m, t, s) for s in range(seeds)] for m in masks] for t in range(len(checks))])
     hist = hist + noise * gen.standard_normal(hist.shape)
     errors = 10.0 ** -hist
-    stop = np.full(errors.shape[1:], stopped, bool)
+    stop = np.broadcast_to(np.asarray(stopped, bool).reshape(-1, 1), errors.shape[1:]).copy()
     names = tuple("abcdefgh"[:n_rules])
     return kvq.ValueTable(names, errors[-1], errors_by_check=errors, check_steps=np.asarray(checks), stopped=stop)
 
@@ -75,17 +76,37 @@ def test_flat_trajectories_that_stopped_early_are_settled():
     np.testing.assert_allclose(s.ri_drift, 0.0, atol=1e-12)
 
 
+A_ON = all_masks(3)[:, 0] == 1
+
+
 def test_a_rule_still_moving_over_the_last_half_is_unsettled():
-    # rule a keeps gaining (0.2 per check); b is flat; c moves a little (within 0.05)
-    table = _game(_additive([[0.0, 0.3, 0.0], [0.2, 0.3, 0.01], [0.4, 0.3, 0.02], [0.6, 0.3, 0.03]]))
+    # rule a keeps gaining (0.2 per check) in the trainings that include it, which are still
+    # running at the cap (half of all); b is flat; c moves a little (within 0.05)
+    effects = [[0.0, 0.3, 0.0], [0.2, 0.3, 0.01], [0.4, 0.3, 0.02], [0.6, 0.3, 0.03]]
+    table = _game(_additive(effects), stopped=~A_ON)
     s = kvq.settledness(table)
     assert s.unsettled == ("a",)
-    assert s.ri_drift[0] == pytest.approx(0.4)  # from step 200 to 400
-    assert "RI +0.40" in s.reasons[0] and s.reasons[1] == ""
+    # from step 200 to 400; the capped trainings also carry c at its step-200 effect (0.01, not 0.03)
+    assert s.ri_drift[0] == pytest.approx(0.4 + 0.01)
+    assert "RI +0.41" in s.reasons[0] and s.reasons[1] == ""
+    # had every training stopped early by the end, nothing could move any more: settled
+    assert kvq.settledness(_game(_additive(effects), stopped=True)).settled.all()
+
+
+def test_only_the_trainings_still_running_can_unsettle_a_value():
+    # every training moved over the last half, but only the all-rules one is still running
+    effects = [[0.1, 0.1, 0.1], [0.3, 0.3, 0.3], [0.5, 0.5, 0.5], [0.7, 0.7, 0.7]]
+    running = np.zeros(8, bool)
+    running[7] = True
+    s = kvq.settledness(_game(_additive(effects), stopped=~running))
+    # FI_i = v(all) - v(all - i): the all-rules training moved 3 x 0.4 = 1.2 decades; RI gets a quarter of it
+    np.testing.assert_allclose(s.fi_drift, 1.2, atol=1e-9)
+    np.testing.assert_allclose(s.ri_drift, 0.3, atol=1e-9)
+    assert not s.settled.any() and s.capped_share == pytest.approx(1 / 8)
 
 
 def test_large_values_may_drift_by_a_share_of_their_size():
-    table = _game(_additive([[-2.0, 0, 0], [-2.2, 0, 0], [-2.3, 0, 0], [-2.4, 0, 0]]))
+    table = _game(_additive([[-2.0, 0, 0], [-2.2, 0, 0], [-2.3, 0, 0], [-2.4, 0, 0]]), stopped=~A_ON)
     assert kvq.settledness(table).settled[0]  # moved 0.2 < 0.25 * 2.4
     assert not kvq.settledness(table, rtol=0.05).settled[0]
 
@@ -99,8 +120,8 @@ def test_most_trainings_capped_means_nothing_is_settled():
 
 def test_seed_noise_in_the_drift_counts_against_settling():
     flat = _additive([[0.5, 0.0, 0.0]] * 4)
-    noisy = _game(flat, seeds=3, noise=0.08, rng=3)
-    s = kvq.settledness(noisy)
+    noisy = _game(flat, seeds=3, noise=0.08, rng=3, stopped=False)
+    s = kvq.settledness(noisy, max_capped=1.0)
     # the mean drift alone may be small; two standard errors of it are added before comparing
     bound = np.abs(s.ri_drift) + 2 * s.ri_drift_se
     np.testing.assert_array_equal(s.settled, (bound <= s.tolerance_ri) & (np.abs(s.fi_drift) + 2 * s.fi_drift_se <= s.tolerance_fi))
@@ -156,7 +177,8 @@ def test_a_tiny_consistent_negative_rule_is_not_improper():
 
 def test_an_unsettled_rule_is_never_called_improper():
     # a hurts at the end of the budget, but was still falling fast (-0.1 -> -0.4 -> -0.7 -> -1.0)
-    table = _game(_additive([[-0.1, 0.3, 0], [-0.4, 0.3, 0], [-0.7, 0.3, 0], [-1.0, 0.3, 0]]), noise=0.005)
+    table = _game(_additive([[-0.1, 0.3, 0], [-0.4, 0.3, 0], [-0.7, 0.3, 0], [-1.0, 0.3, 0]]), noise=0.005,
+                  stopped=~A_ON)
     elim = kvq.eliminate(table)
     assert elim.removed == () and elim.withheld == ("a",)
     assert kvq.eliminate(table, require_settled=False).removed == ("a",)
