@@ -48,8 +48,7 @@ LONG = {
     "equations": ("equations", {}, 24_000, 2),
     "burgers-3seeds": ("burgers", {}, 16_000, 3),
     "burgers-wrong-ic-3seeds": ("burgers", {"wrong": "ic"}, 16_000, 3),
-    "equations-3seeds": ("equations", {}, 12_000, 3),
-    "equations-wrong-e_law-3seeds": ("equations", {"wrong": "e_law"}, 12_000, 3),
+    "equations-wrong-e_law-3seeds": ("equations", {"wrong": "e_law"}, 24_000, 3),
 }
 
 

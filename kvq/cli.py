@@ -374,7 +374,7 @@ def _problems(out: TextIO) -> int:
 def _settles(spec, preset: str) -> str:
     """What ``benchmarks/settle.py`` measured about ``preset`` on a 2-core CPU, if anything."""
     note = spec.settles.get(preset)
-    return f" ({note})" if note else ""
+    return f"; {note}" if note else ""
 
 
 def _show(args: argparse.Namespace, out: TextIO) -> int:

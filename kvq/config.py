@@ -139,7 +139,7 @@ PRESETS: dict[str, ScanConfig] = {
         pretrain_steps=2_000, seeds=2, collocation=500,
     ),
     "standard": ScanConfig(
-        width=32, depth=3, activation="tanh", learning_rate=1e-3, steps=20_000, check_every=1_000,
+        width=32, depth=3, activation="tanh", learning_rate=1e-3, steps=24_000, check_every=1_000,
         pretrain_steps=2_000, seeds=3, collocation=500,
     ),
 }

@@ -37,6 +37,9 @@ def mean_square(residual: RuleResidual) -> RuleLoss:
     return loss
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _as_2d(name: str, a: Any) -> np.ndarray:
     arr = np.asarray(a, dtype=np.float64)
     if arr.ndim == 1:
@@ -44,7 +47,13 @@ def _as_2d(name: str, a: Any) -> np.ndarray:
     if arr.ndim != 2:
         raise KvqError(f"{name} must be a 2-D array [N, dim]; got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
-        raise KvqError(f"{name} contains NaN or inf values; clean the data first")
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise KvqError(f"{name} contains NaN or inf values (first at row {bad[0]}, column {bad[1]}); clean the data first")
+    big = np.abs(arr) > FLOAT32_MAX
+    if big.any():
+        row, col = np.argwhere(big)[0]
+        raise KvqError(f"{name} holds {arr[row, col]:.3g} (row {row}, column {col}), beyond float32's range "
+                       f"(±{FLOAT32_MAX:.3g}) that training uses; rescale the data")
     return arr
 
 

@@ -26,7 +26,7 @@ from kvq.checkpoint import Checkpoint, fingerprint
 from kvq.coalitions import all_masks, group_by_pattern
 from kvq.config import ScanConfig
 from kvq.errors import KvqError
-from kvq.nn import make_mlp
+from kvq.nn import PointModel, make_mlp
 from kvq.rules import Dataset, Problem
 from kvq.table import ScanResult
 from kvq.train import ItemState, Objective, Programs, start_state, take
@@ -111,6 +111,23 @@ def choose_expensive(problem: Problem, grouping: str | tuple[str, ...], costs: C
     share = c / max(c.sum(), 1.0)
     order = [int(i) for i in np.argsort(-c) if share[i] >= EXPENSIVE_SHARE]
     return tuple(sorted(order[:MAX_EXPENSIVE]))
+
+
+def _check_rule_outputs(problem: Problem, apply: Callable, params: Any, points: tuple[jax.Array, ...]) -> None:
+    """Every rule's loss must be a scalar: checked by shape alone (nothing is compiled or run),
+    so a rule written wrongly fails here with its name instead of deep inside training."""
+    for rule, pts in zip(problem.rules, points):
+        try:
+            out = jax.eval_shape(lambda p, q, loss=rule.loss: loss(PointModel(apply, p), q), params, pts)
+        except Exception as e:  # noqa: BLE001 - any failure of user code: name the rule, keep the cause
+            raise KvqError(f"rule {rule.name!r} failed on its {pts.shape[0]} points: {type(e).__name__}: "
+                           f"{str(e).splitlines()[0][:300]}") from e
+        if getattr(out, "shape", None) != ():
+            raise KvqError(
+                f"rule {rule.name!r}: its loss must return a scalar, but returned shape "
+                f"{getattr(out, 'shape', type(out).__name__)}; return a mean (e.g. jnp.mean(r ** 2)), or give "
+                f"the per-point values as kvq.Rule({rule.name!r}, points=..., residual=f) and kvq takes their mean square"
+            )
 
 
 def _check_inputs(problem: Any, config: Any) -> None:
@@ -275,6 +292,7 @@ class Engine:
         chex.assert_shape(ys, (len(seeds), N, problem.d_out))
         losses = tuple(r.loss for r in problem.rules)
         weights = tuple(r.weight for r in problem.rules)
+        _check_rule_outputs(problem, apply, take(params0, 0), points)
         probe = Objective(apply, losses, weights, frozenset())
         grouping = config.grouping if group else "none"
         expensive = choose_expensive(problem, grouping, lambda: rule_costs(probe, take(params0, 0), points))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -97,3 +98,23 @@ def test_presets():
 def test_grouping_by_unknown_rule_name(tiny_burgers, tiny_config):
     with pytest.raises(kvq.KvqError, match="unknown rule"):
         kvq.scan(tiny_burgers, tiny_config.replace(grouping=("pde", "viscosity")))
+
+
+def test_a_rule_that_returns_per_point_values_is_named_before_training(tiny_burgers, tiny_config):
+    base = tiny_burgers.rules[1]
+    per_point = kvq.Rule("sloppy", lambda u, pts: jax.vmap(u)(pts)[:, 0] ** 2, base.points)  # [P], not a scalar
+    problem = kvq.Problem("p", (base, per_point), tiny_burgers.train, tiny_burgers.valid)
+    with pytest.raises(kvq.KvqError, match=r"rule 'sloppy': its loss must return a scalar.*\(48,\).*residual="):
+        kvq.scan(problem, tiny_config)
+    broken = kvq.Rule("broken", lambda u, pts: jnp.dot(jax.vmap(u)(pts), jnp.ones(3)).mean(), base.points)  # [P,1]·[3]
+    with pytest.raises(kvq.KvqError, match=r"rule 'broken' failed on its 48 points: TypeError"):
+        kvq.scan(kvq.Problem("p", (base, broken), tiny_burgers.train, tiny_burgers.valid), tiny_config)
+
+
+def test_values_beyond_float32_are_refused_with_their_place():
+    x = np.zeros((3, 1))
+    y = np.array([[1.0], [1e300], [2.0]])
+    with pytest.raises(kvq.KvqError, match=r"row 1, column 0.*float32"):
+        kvq.Dataset(x, y)
+    with pytest.raises(kvq.KvqError, match=r"NaN or inf.*row 2"):
+        kvq.Dataset(x, np.array([[1.0], [2.0], [np.nan]]))
