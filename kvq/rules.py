@@ -82,6 +82,9 @@ class Dataset:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
+    def __repr__(self) -> str:  # short: error messages quote it, and the arrays can be large
+        return f"Dataset({len(self)} rows, {self.d_in} inputs -> {self.d_out} outputs)"
+
     @property
     def d_in(self) -> int:
         return int(self.x.shape[1])
@@ -163,6 +166,10 @@ class Problem:
     sampler: ObservationSampler | None = None
     seed: int = 0
     info: Mapping[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # short: error messages quote it, and the arrays can be large
+        return (f"Problem({self.name!r}, rules={list(self.rule_names)}, train={len(self.train)} rows, "
+                f"valid={len(self.valid)} rows)")
 
     def __post_init__(self) -> None:
         rules = tuple(self.rules)

@@ -118,3 +118,13 @@ def test_values_beyond_float32_are_refused_with_their_place():
         kvq.Dataset(x, y)
     with pytest.raises(kvq.KvqError, match=r"NaN or inf.*row 2"):
         kvq.Dataset(x, np.array([[1.0], [2.0], [np.nan]]))
+
+
+def test_messages_about_a_problem_stay_short(tiny_burgers):
+    assert len(repr(tiny_burgers)) < 200 and "rules=['pde', 'ic', 'bc_left', 'bc_right']" in repr(tiny_burgers)
+    with pytest.raises(kvq.KvqError) as err:
+        kvq.problems.get(tiny_burgers)
+    assert len(str(err.value)) < 300 and "kvq.scan" in str(err.value)
+    with pytest.raises(kvq.KvqError) as err:
+        kvq.sweep(tiny_burgers, data=[0, 10])
+    assert len(str(err.value)) < 300
