@@ -39,6 +39,7 @@ SPEC = Spec(
     presets={
         "paper": {"width": 50, "depth": 3, "activation": "relu"},
         "quick": {"width": 32, "depth": 3, "activation": "relu", "collocation": 256},
+        "standard": {"width": 32, "depth": 3, "activation": "relu", "collocation": 256},
     },
     n_data=100,
     settles={  # measured by benchmarks/settle.py
