@@ -35,4 +35,4 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/pde_step.py
 
 clean:
-	rm -rf $(VENV) results
+	rm -rf $(VENV) results .cache
