@@ -232,7 +232,13 @@ def _rerun(args: argparse.Namespace, steps: int, outdir: Path) -> str:
         if a.startswith(("--steps=", "--out=")) or a == "--overwrite":
             continue
         argv.append(a)
-    return " ".join(["kvq", *argv, "--steps", str(steps), "--out", f"{outdir}-{steps}steps"])
+    longer = " ".join(["kvq", *argv, "--steps", str(steps), "--out", f"{outdir}-{steps}steps"])
+    if args.preset != "quick":
+        return longer
+    settled = ["standard" if i and argv[i - 1] == "--preset" else a for i, a in enumerate(argv)]
+    if "--preset" not in argv:
+        settled += ["--preset", "standard"]
+    return f"{longer}\n  or with the preset whose budget settles on most problems: {' '.join(['kvq', *settled])}"
 
 
 def _list(text: str | None, cast, name: str) -> list | None:

@@ -33,6 +33,8 @@ def test_tiny_scan_end_to_end(tmp_path, capsys):
         assert "UNSETTLED" in captured.out
         assert ("re-run with a longer budget: kvq scan burgers --data 12 --max-batch 64 --seeds 2 --check-every 10 "
                 f"--pretrain-steps 20 --collocation 32 --steps 40 --out {out}-40steps") in captured.out
+        assert ("kvq scan burgers --data 12 --max-batch 64 --seeds 2 --check-every 10 --pretrain-steps 20 "
+                "--collocation 32 --preset standard") in captured.out
     assert meta["trajectory"]["steps"] == [10, 20] and len(meta["trajectory"]["ri"]) == 2
     assert set(meta["elimination"]) >= {"removed", "kept", "rounds", "withheld"}
     assert meta["rule_names"] == ["pde", "ic", "bc_left", "bc_right"]
