@@ -24,7 +24,9 @@ from typing import Any, Callable
 from kvq.errors import KvqError
 from kvq.importance import full_importance, rule_importance
 from kvq.io import RESULTS, load_result
-from kvq.report import best_set_lines, caveats, elimination_lines, mse_summary, pair_lines, settledness_lines
+from kvq.report import (
+    best_set_lines, caveats, elimination_lines, mse_summary, pair_lines, rule_status, settledness_lines,
+)
 from kvq.table import ScanResult
 from kvq.verdicts import Assessment, assess
 
@@ -338,17 +340,8 @@ def _importance_rows(result: ScanResult, verdicts: Assessment) -> list[list[str]
     ri_s = _quiet(rule_importance, result, "shapley")
     fi = _quiet(full_importance, result)
     kinds = _rule_kinds(result)
-    settle, removed = verdicts.settledness, verdicts.elimination.removed
-
-    def status(i: int, name: str) -> str:
-        if name in removed:
-            return "IMPROPER"
-        if not settle.known:
-            return "n/a"
-        return "settled" if settle.settled[i] else "UNSETTLED"
-
     return [[name, kinds.get(name, ""), _pm(ri_u.mean[i], ri_u.se[i]), _pm(ri_s.mean[i], ri_s.se[i]),
-             _pm(fi.mean[i], fi.se[i]), status(i, name)] for i, name in enumerate(result.rule_names)]
+             _pm(fi.mean[i], fi.se[i]), rule_status(verdicts, i, "settled", "n/a")] for i, name in enumerate(result.rule_names)]
 
 
 def _scan_notes(doc: _Doc, result: ScanResult, verdicts: Assessment) -> None:

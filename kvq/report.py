@@ -57,14 +57,9 @@ def importance_table(table: ValueTable, rerun: str | None = None, verdicts: Asse
     if isinstance(table, ScanResult):
         kinds = {r["name"]: r.get("kind", "") for r in table.problem.get("rules", [])}
 
-    def status(i: int, name: str) -> str:
-        if name in elim.removed:
-            return "IMPROPER"
-        return "UNSETTLED" if settle.known and not settle.settled[i] else ""
-
     head = ["rule", "kind", "RI uniform ± se", "RI Shapley ± se", "FI ± se", "status"]
     rows = [[name, kinds.get(name, ""), _pm(ri_u.mean[i], ri_u.se[i]), _pm(ri_s.mean[i], ri_s.se[i]),
-             _pm(fi.mean[i], fi.se[i]), status(i, name)] for i, name in enumerate(table.rule_names)]
+             _pm(fi.mean[i], fi.se[i]), rule_status(verdicts, i)] for i, name in enumerate(table.rule_names)]
     if not any(r[-1] for r in rows):
         head, rows = head[:-1], [r[:-1] for r in rows]
     out = [*_columns(head, rows), ""]
@@ -87,6 +82,17 @@ def importance_table(table: ValueTable, rerun: str | None = None, verdicts: Asse
     out += best_set_lines(verdicts.best)
     out += caveats(table)
     return "\n".join(out)
+
+
+def rule_status(verdicts: Assessment, i: int, settled: str = "", unknown: str = "") -> str:
+    """Rule ``i``'s status: ``"IMPROPER"`` (removed by elimination), ``"UNSETTLED"``, or
+    ``settled`` / ``unknown`` (settledness not known) for the others."""
+    settle = verdicts.settledness
+    if settle.names[i] in verdicts.elimination.removed:
+        return "IMPROPER"
+    if not settle.known:
+        return unknown
+    return settled if settle.settled[i] else "UNSETTLED"
 
 
 def _budget(table: ValueTable) -> int | None:
