@@ -1,4 +1,4 @@
-"""Do the paper's data-volume findings hold at the quick preset?  Measured, not assumed.
+"""Do the paper's data-volume findings hold?  Measured, not assumed, at a budget that settles.
 
 For each problem (default: Burgers) a sweep over data volumes, in-distribution
 (interpolation) and out of distribution (extrapolation), with ``--seeds`` seeds:
@@ -9,8 +9,12 @@ For each problem (default: Burgers) a sweep over data volumes, in-distribution
    (Drop RI(fewest) - RI(most observations) of each local rule vs the PDE's, ± se.)
 3. Out of distribution, does the PDE's RI rise with data while the initial condition's falls?
 
-  python benchmarks/paper_findings.py                      # Burgers, data 0,10,100,1000, 3 seeds
+  python benchmarks/paper_findings.py                      # Burgers, standard preset, data 0,10,100,1000, 3 seeds
   python benchmarks/paper_findings.py --problems burgers kdv --data 0,10,100,1000,10000
+  python benchmarks/paper_findings.py --preset quick        # the short-budget picture, for comparison
+
+Every sweep point reports whether each rule's importance has settled (kvq.verdicts); a
+claim whose points are not all settled is marked so rather than counted for or against.
 
 The sweeps are resumable (folders under benchmarks/results/findings/, not committed).
 Writes benchmarks/results/paper-findings-{platform}.json and a RESULTS.md section.
@@ -55,6 +59,15 @@ def _verdict(t: dict, want: str) -> str:
     return "opposite (significant)"
 
 
+def _settled(summary: list[dict], rule: str, split: str) -> bool:
+    """Whether ``rule``'s importance settled at every data volume of ``split``."""
+    return all(r["settled"] for r in summary if r["rule"] == rule and r["split"] == split)
+
+
+def _unless_unsettled(verdict: str, settled: bool) -> str:
+    return verdict if settled else f"{verdict} (UNSETTLED points)"
+
+
 def findings(problem: str, sw, axes_data: list[int]) -> list[dict]:
     """The paper's claims checked against one sweep: one dict per claim and rule."""
     spec = kvq.problems.spec(problem)
@@ -66,7 +79,8 @@ def findings(problem: str, sw, axes_data: list[int]) -> list[dict]:
     for rule in spec.rule_names:
         t = _trend(trends, rule, "interpolation")
         out.append({"claim": "in-distribution: RI falls as data grows", "rule": rule, "kind": kinds[rule],
-                    "measured": _fmt_trend(t), "p": t["p"], "verdict": _verdict(t, "decreasing")})
+                    "measured": _fmt_trend(t), "p": t["p"],
+                    "verdict": _unless_unsettled(_verdict(t, "decreasing"), _settled(summary, rule, "interpolation"))})
     a, b = _row(summary, "interpolation", lo, pde), _row(summary, "interpolation", hi, pde)
     pde_drop = a["ri"] - b["ri"]
     pde_se = float(np.hypot(a["ri_se"] or 0, b["ri_se"] or 0))
@@ -78,6 +92,8 @@ def findings(problem: str, sw, axes_data: list[int]) -> list[dict]:
         diff, diff_se = drop - pde_drop, float(np.hypot(se, pde_se))
         z = diff / diff_se if diff_se > 0 else np.nan
         verdict = "agrees" if z > 2 else "opposite (> 2 se)" if z < -2 else "not significant (< 2 se)"
+        verdict = _unless_unsettled(verdict, _settled(summary, rule, "interpolation")
+                                    and _settled(summary, pde, "interpolation"))
         out.append({"claim": f"in-distribution: RI of local rules falls faster than the PDE's ({lo} -> {hi} obs.)",
                     "rule": rule, "kind": "local",
                     "measured": f"drop {drop:+.3f} ± {se:.3f} vs {pde} {pde_drop:+.3f} ± {pde_se:.3f}",
@@ -85,25 +101,26 @@ def findings(problem: str, sw, axes_data: list[int]) -> list[dict]:
     if "extrapolation" in sw.axes["split"]:
         t = _trend(trends, pde, "extrapolation")
         out.append({"claim": "out of distribution: the PDE's RI rises with data", "rule": pde, "kind": "global",
-                    "measured": _fmt_trend(t), "p": t["p"], "verdict": _verdict(t, "increasing")})
+                    "measured": _fmt_trend(t), "p": t["p"],
+                    "verdict": _unless_unsettled(_verdict(t, "increasing"), _settled(summary, pde, "extrapolation"))})
         if "ic" in spec.rule_names:
             t = _trend(trends, "ic", "extrapolation")
             out.append({"claim": "out of distribution: the initial condition's RI falls with data", "rule": "ic",
-                        "kind": "local", "measured": _fmt_trend(t), "p": t["p"], "verdict": _verdict(t, "decreasing")})
+                        "kind": "local", "measured": _fmt_trend(t), "p": t["p"],
+                        "verdict": _unless_unsettled(_verdict(t, "decreasing"), _settled(summary, "ic", "extrapolation"))})
     return out
 
 
 def ri_table(problem: str, summary: list[dict]) -> list[str]:
     rules = list(dict.fromkeys(r["rule"] for r in summary))
-    lines = [f"| {problem}: split | obs. | " + " | ".join(f"RI {r}" for r in rules) + " |",
-             "|---|---:|" + "---:|" * len(rules)]
+    lines = [f"| {problem}: split | obs. | " + " | ".join(f"RI {r}" for r in rules) + " | capped | unsettled |",
+             "|---|---:|" + "---:|" * len(rules) + "---:|---|"]
     points = list(dict.fromkeys((r["split"], r["n_data"]) for r in summary))
     for split, n in points:
-        cells = []
-        for rule in rules:
-            r = _row(summary, split, n, rule)
-            cells.append(f"{r['ri']:+.3f} ± {r['ri_se']:.3f}")
-        lines.append(f"| {split} | {n} | " + " | ".join(cells) + " |")
+        rows = [_row(summary, split, n, rule) for rule in rules]
+        cells = [f"{r['ri']:+.3f} ± {r['ri_se']:.3f}" for r in rows]
+        unsettled = ", ".join(r["rule"] for r in rows if r["settled"] is False) or "none"
+        lines.append(f"| {split} | {n} | " + " | ".join(cells) + f" | {rows[0]['capped_share']:.0%} | {unsettled} |")
     return lines
 
 
@@ -112,35 +129,38 @@ def main() -> None:
     ap.add_argument("--problems", nargs="+", default=["burgers"])
     ap.add_argument("--data", default="0,10,100,1000")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--preset", default="standard", choices=["quick", "standard", "paper"])
     args = ap.parse_args()
     data = [int(d) for d in args.data.split(",")]
     env = machine()
-    payload = {"machine": env, "data": data, "seeds": args.seeds, "problems": {}}
-    md = [f"Quick preset, {args.seeds} seeds, data volumes {data}; in-distribution = interpolation split, "
+    payload = {"machine": env, "preset": args.preset, "data": data, "seeds": args.seeds, "problems": {}}
+    md = [f"`{args.preset}` preset, {args.seeds} seeds, data volumes {data}; in-distribution = interpolation split, "
           "out of distribution = extrapolation split. RI = uniform (Banzhaf) in decades, mean ± se over seeds; "
-          f"trends: Mann-Kendall on the per-seed RI along the data axis (seeds pooled), significant at p < {ALPHA}. "
+          f"trends: Mann-Kendall on the per-seed RI along the data axis (seeds pooled), significant at p < {ALPHA}; "
+          "a verdict marked UNSETTLED rests on a point whose importance had not settled (kvq.verdicts). "
           f"Machine: {env['cpu']} ({env['cores']} cores), {env['accelerator']}, jax {env['jax']}, {env['date']}.",
           "", "Command: `python benchmarks/paper_findings.py " + " ".join(sys.argv[1:]) + "`", ""]
     for problem in args.problems:
-        config = kvq.problems.config(problem, "quick", seeds=args.seeds)
+        config = kvq.problems.config(problem, args.preset, seeds=args.seeds)
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             sw = sweep(problem, config, data=data, split=["interpolation", "extrapolation"],
-                       out=HERE / "results" / "findings" / problem,
+                       out=HERE / "results" / "findings" / args.preset / problem,
                        progress=lambda phase, done, total: None)
         wall = time.perf_counter() - t0
         claims = findings(problem, sw, data)
         payload["problems"][problem] = {"summary": sw.summary, "trends": sw.trends, "claims": claims,
                                         "wall_s": wall}
-        write_json(f"paper-findings-{env['platform']}", payload)
+        write_json(f"paper-findings{'' if args.preset == 'quick' else '-' + args.preset}-{env['platform']}", payload)
         start = len(md)
         md += [f"**{problem}** (sweep wall time {wall:.0f} s, resumed runs count only the rest)", "",
                "| claim | rule | measured | verdict |", "|---|---|---|---|"]
         md += [f"| {c['claim']} | {c['rule']} ({c['kind']}) | {c['measured']} | {c['verdict']} |" for c in claims]
         md += [""] + ri_table(problem, sw.summary) + [""]
         print("\n".join(md[start:]), flush=True)
-    update_section(f"paper-findings-{env['platform']}", "## Paper findings at the quick preset "
+    tag = "" if args.preset == "quick" else f"-{args.preset}"
+    update_section(f"paper-findings{tag}-{env['platform']}", f"## Paper findings at the {args.preset} preset "
                    f"({env['platform']})\n\n" + "\n".join(md))
 
 

@@ -5,6 +5,13 @@ saves each batch's state (every leaf of the pytree, as ``.npz``) at most every
 ``every_s`` seconds and when the batch finishes; a new run of the same scan loads them
 and continues from the last saved check interval, so it ends with exactly the numbers an
 uninterrupted run gives (training is deterministic given the state).
+
+Saved work is keyed by what it *is*, not by its place in the run: a batch's file is
+named by a hash of its items (each item's rule mask and seed column) and of its padded
+size, and records those items.  A resumed run that cuts the work into other batches
+(another ``max_batch``, or less free memory) takes every finished item from whichever
+file holds it and retrains only the rest; an unfinished batch is continued only by a
+batch of exactly the same items.
 """
 
 from __future__ import annotations
@@ -27,6 +34,22 @@ def fingerprint(*parts: Any) -> str:
     """A short hash of JSON-able ``parts`` (what a scan computes, not when or where)."""
     blob = json.dumps(list(parts), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def batch_key(tag: str, item_masks: np.ndarray, item_columns: np.ndarray, padded: int) -> str:
+    """The file name (without ``.npz``) of a batch of items: ``tag`` and a hash of the
+    items' 0/1 masks [B, n], their seed columns [B] and the padded batch size."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(item_masks, np.uint8).tobytes())
+    h.update(np.ascontiguousarray(item_columns, np.int64).tobytes())
+    h.update(f"{np.shape(item_masks)}/{padded}".encode())
+    return f"{tag}-{h.hexdigest()[:16]}"
+
+
+def item_keys(item_masks: np.ndarray, item_columns: np.ndarray) -> list[tuple[bytes, int]]:
+    """Hashable ``(mask bytes, seed column)`` of each item."""
+    rows = np.ascontiguousarray(item_masks, np.uint8)
+    return [(rows[i].tobytes(), int(c)) for i, c in enumerate(np.asarray(item_columns))]
 
 
 def stored_fingerprint(directory: str | Path) -> str | None:
@@ -72,18 +95,40 @@ class Checkpoint:
             raise KvqError(f"checkpoint {str(file)!r} does not match this scan's state; remove the folder")
         return jax.tree.unflatten(treedef, leaves), done, finished
 
-    def save(self, key: str, state: Any, blocks_done: int, finished: bool = False) -> None:
-        """Save ``state`` under ``key`` if ``every_s`` passed since the last save (always when finished)."""
+    def save(self, key: str, state: Any, blocks_done: int, finished: bool = False,
+             items: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Save ``state`` under ``key`` if ``every_s`` passed since the last save (always when
+        finished).  ``items`` = (masks [R, n], seed columns [R]) of the batch's first R
+        (real, unpadded) rows, for :meth:`finished_items`."""
         now = time.monotonic()
         if not finished and now - self._last.get(key, -np.inf) < self.every_s:
             return
         self._last[key] = now
         leaves = jax.device_get(jax.tree.leaves(state))
         arrays = {f"leaf_{i}": np.asarray(a) for i, a in enumerate(leaves)}
+        if items is not None:
+            arrays["item_masks"] = np.asarray(items[0], np.uint8)
+            arrays["item_columns"] = np.asarray(items[1], np.int64)
         tmp = self.path / f"{key}.npz.tmp"
         with open(tmp, "wb") as f:
             np.savez(f, n_leaves=len(leaves), blocks_done=blocks_done, finished=finished, **arrays)
         os.replace(tmp, self.path / f"{key}.npz")
+
+    def finished_items(self, tag: str) -> dict[tuple[bytes, int], tuple[str, int]]:
+        """Every item that a finished batch saved under ``tag`` holds: ``{(mask bytes,
+        seed column): (key, row)}`` (see :func:`item_keys`)."""
+        found: dict[tuple[bytes, int], tuple[str, int]] = {}
+        for file in sorted(self.path.glob(f"{tag}-*.npz")):
+            try:
+                with np.load(file) as z:
+                    if not bool(z["finished"]) or "item_masks" not in z.files:
+                        continue
+                    keys = item_keys(z["item_masks"], z["item_columns"])
+            except (OSError, ValueError, KeyError):  # damaged: its items are trained again
+                continue
+            for row, k in enumerate(keys):
+                found.setdefault(k, (file.stem, row))
+        return found
 
     def remove(self) -> None:
         """Delete the checkpoint folder (after the results are safely written)."""

@@ -207,9 +207,10 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
             sys.stderr.write(f"kvq: warning: no figure: {e}\n")
     t = result.timing
     out.write("\n" + importance_table(result, rerun=_rerun(args, config.steps * 2, outdir)) + "\n\n")
+    rate = t["subset_steps_per_s"]
+    speed = f"at {rate:,.0f} subset-steps/s" if rate else "all of it resumed from the checkpoint"
     out.write(f"time: {t['total_s']:.1f} s total ({t['compile_s']:.1f} s compiling, {t['train_s']:.1f} s training "
-              f"at {t['subset_steps_per_s']:,.0f} subset-steps/s, {t['programs']} program(s)) on "
-              f"{result.environment.get('device', '?')}\n")
+              f"{speed}, {t['programs']} program(s)) on {result.environment.get('device', '?')}\n")
     if result.estimator:
         diag = result.estimator.get("diagnostics", {})
         cg = diag.get("cg_relative_residual_max")

@@ -16,6 +16,14 @@ GROUPINGS = ("auto", "none")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
+MEMORY_ONLY = ("max_batch", "vectorize")
+
+
+def config_identity(config: dict[str, Any]) -> dict[str, Any]:
+    """A config dict (as :meth:`ScanConfig.to_dict`) without its ``MEMORY_ONLY`` settings."""
+    return {k: v for k, v in config.items() if k not in MEMORY_ONLY}
+
+
 @dataclass(frozen=True)
 class ScanConfig:
     """How every rule subset is trained.
@@ -116,6 +124,11 @@ class ScanConfig:
         if isinstance(d["grouping"], tuple):
             d["grouping"] = list(d["grouping"])
         return d
+
+    def identity(self) -> dict[str, Any]:
+        """What of the config changes a scan's numbers: :meth:`to_dict` without the
+        memory and layout settings (``MEMORY_ONLY``), so a run may resume with another."""
+        return config_identity(self.to_dict())
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ScanConfig:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from kvq.checkpoint import fingerprint
+from kvq.config import config_identity
 from kvq.errors import KvqError
 from kvq.importance import (
     dependence_profile,
@@ -35,28 +36,41 @@ TABLE_CSV = "table.csv"
 def result_fingerprint(result: ScanResult) -> str:
     """The fingerprint of the scan that produced ``result`` (see :func:`kvq.scan.scan_fingerprint`)."""
     method = result.estimator.get("settings", result.method) if result.estimator else result.method
-    return fingerprint(result.problem, result.config, list(result.rule_names), method)
+    return fingerprint(result.problem, config_identity(result.config), list(result.rule_names), method)
 
 
-def check_output_dir(directory: str | Path, fp: str, overwrite: bool) -> Path:
-    """Make sure ``directory`` may receive the scan ``fp``; create it if needed.
+FOLDER_MARKERS = {"scan": RESULTS, "sweep": "sweep.json", "tuning": "tune.json"}
 
-    Raises a KvqError when it already holds a different scan and ``overwrite`` is False.
+
+def folder_fingerprint(directory: str | Path, kind: str = "scan") -> str | None:
+    """The fingerprint of the ``kind`` of run (``FOLDER_MARKERS``) saved in ``directory``
+    (None: none there, or its file is damaged)."""
+    try:
+        return json.loads((Path(directory) / FOLDER_MARKERS[kind]).read_text()).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def check_output_dir(directory: str | Path, fp: str, overwrite: bool, kind: str = "scan") -> Path:
+    """Make sure ``directory`` may receive the ``kind`` of run (scan, sweep or tuning)
+    identified by ``fp``; create it if needed.
+
+    Raises a KvqError when it holds another kind of run (even with ``overwrite``: kvq
+    never replaces one kind by another) or a different run of this kind and
+    ``overwrite`` is False.
     """
     path = Path(directory)
     if path.exists() and not path.is_dir():
         raise KvqError(f"output path {str(path)!r} exists and is not a folder; choose another --out")
-    meta = path / RESULTS
-    if meta.exists() and not overwrite:
-        try:
-            old = json.loads(meta.read_text()).get("fingerprint")
-        except (OSError, ValueError):
-            old = None
-        if old != fp:
-            raise KvqError(
-                f"{str(path)!r} already holds a different scan; choose another output folder "
-                "or pass --overwrite (overwrite=True) to replace it"
-            )
+    for other, marker in FOLDER_MARKERS.items():
+        if not (path / marker).exists():
+            continue
+        if other != kind:
+            raise KvqError(f"{str(path)!r} holds a kvq {other} ({marker}), not a {kind}; choose another output "
+                           f"folder (kvq does not replace a {other} with a {kind}, even with --overwrite)")
+        if not overwrite and folder_fingerprint(path, kind) != fp:
+            raise KvqError(f"{str(path)!r} already holds a different {kind}; choose another output folder "
+                           "or pass --overwrite (overwrite=True) to replace it")
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import warnings
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -361,6 +362,12 @@ def estimate(problem: Problem, config: ScanConfig | None = None, method: str = "
     engine.pretrain(progress)
     run = _finetune if method == "finetune" else _newton
     table, estimator, timing = run(engine, chosen, progress)
+    bad = np.asarray(estimator["diagnostics"].get("anchor_diverged", np.zeros(len(engine.seeds), bool)), bool)
+    if bad.any():  # an estimate that starts from diverged weights is no estimate
+        warnings.warn(f"the all-rules anchor of seed(s) {[engine.seeds[s] for s in np.flatnonzero(bad)]} diverged "
+                      "(NaN/inf loss); every estimate of those seeds is left out of the averages",
+                      RuntimeWarning, stacklevel=2)
+        table = table.without_seeds(bad)
     estimator["settings"] = {"method": method, **estimator["settings"]}
     return make_result(engine, table, t_start, method=method, estimator=estimator, timing=timing)
 

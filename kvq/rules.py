@@ -9,6 +9,7 @@ helpers in :mod:`kvq.derivatives`) on the point function and ``vmap``-ped over t
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,12 @@ def _as_2d(name: str, a: Any) -> np.ndarray:
         raise KvqError(f"{name} holds {arr[row, col]:.3g} (row {row}, column {col}), beyond float32's range "
                        f"(±{FLOAT32_MAX:.3g}) that training uses; rescale the data")
     return arr
+
+
+def _function_name(fn: Any) -> str:
+    """``module.qualname`` of a rule function (of the wrapped function for a partial)."""
+    fn = getattr(fn, "func", fn)
+    return f"{getattr(fn, '__module__', '') or ''}.{getattr(fn, '__qualname__', type(fn).__name__)}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -156,6 +163,10 @@ class Problem:
     - ``valid``: held-out points and their targets (clean by default).
     - ``reference(points [P, d_in]) -> [P, d_out]``: the exact solution, where known.
     - ``info``: JSON-ready description (domain, split, noise, n_data, ...).
+    - ``version``: a tag of your own (e.g. ``"v2"``) that you change when you change what a
+      rule's code computes.  A saved scan is reused only for the same problem: kvq compares
+      every array (observations, validation set, rule points), the weights and the rule
+      functions' names, but it cannot compare code.
     """
 
     name: str
@@ -166,6 +177,7 @@ class Problem:
     sampler: ObservationSampler | None = None
     seed: int = 0
     info: Mapping[str, Any] = field(default_factory=dict)
+    version: str = ""
 
     def __repr__(self) -> str:  # short: error messages quote it, and the arrays can be large
         return (f"Problem({self.name!r}, rules={list(self.rule_names)}, train={len(self.train)} rows, "
@@ -174,6 +186,9 @@ class Problem:
     def __post_init__(self) -> None:
         rules = tuple(self.rules)
         object.__setattr__(self, "rules", rules)
+        object.__setattr__(self, "_digests", {})
+        if not isinstance(self.version, str):
+            raise KvqError(f"problem {self.name!r}: version must be a string tag such as 'v2'; got {self.version!r}")
         if not rules:
             raise KvqError(f"problem {self.name!r} has zero rules; add at least one kvq.Rule")
         for r in rules:
@@ -214,7 +229,24 @@ class Problem:
     def describe(self) -> dict[str, Any]:
         """JSON description: name, seed, rules (name, kind, weight, points) and ``info``."""
         rules = [{"name": r.name, "kind": r.kind, "weight": r.weight, "points": len(r.points)} for r in self.rules]
-        return {"name": self.name, "seed": self.seed, "rules": rules, **dict(self.info)}
+        return {"name": self.name, "seed": self.seed, "rules": rules, **dict(self.info),
+                **({"version": self.version} if self.version else {})}
+
+    def identity(self, n_seeds: int) -> dict[str, Any]:
+        """What identifies this problem's numbers in a scan with ``n_seeds`` seeds (JSON):
+        :meth:`describe`, a hash of every array the scan uses (the observations of each
+        seed, the validation set, the rule points) and the rule functions' names."""
+        digests: dict[int, str] = self._digests  # type: ignore[attr-defined]
+        if n_seeds not in digests:
+            h = hashlib.sha256()
+            sets = [self.observations(k) for k in range(n_seeds)] + [self.valid]
+            for a in [a for d in sets for a in (d.x, d.y)] + [r.points for r in self.rules]:
+                a = np.ascontiguousarray(a)
+                h.update(f"{a.dtype.str}{a.shape}".encode())
+                h.update(a.tobytes())
+            digests[n_seeds] = h.hexdigest()[:16]
+        code = [_function_name(r.residual if r.residual is not None else r.loss) for r in self.rules]
+        return {**self.describe(), "data_digest": digests[n_seeds], "rule_functions": code}
 
     def observations(self, seed_offset: int) -> Dataset:
         """Observations for seed ``self.seed + seed_offset`` (``train`` for offset 0)."""

@@ -12,7 +12,7 @@ import dataclasses
 import platform
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kvq.checkpoint import Checkpoint, fingerprint
+from kvq.checkpoint import Checkpoint, batch_key, fingerprint, item_keys
 from kvq.coalitions import all_masks, group_by_pattern
 from kvq.config import ScanConfig
 from kvq.errors import KvqError
@@ -114,8 +114,10 @@ def choose_expensive(problem: Problem, grouping: str | tuple[str, ...], costs: C
 
 
 def _check_rule_outputs(problem: Problem, apply: Callable, params: Any, points: tuple[jax.Array, ...]) -> None:
-    """Every rule's loss must be a scalar: checked by shape alone (nothing is compiled or run),
-    so a rule written wrongly fails here with its name instead of deep inside training."""
+    """Every rule's loss must be a finite scalar at the initial weights ``params`` (one
+    model): the shapes are checked first (nothing compiled), then every loss is evaluated
+    once (one small compiled call), so a rule written wrongly fails here with its name
+    instead of deep inside training."""
     for rule, pts in zip(problem.rules, points):
         try:
             out = jax.eval_shape(lambda p, q, loss=rule.loss: loss(PointModel(apply, p), q), params, pts)
@@ -128,6 +130,13 @@ def _check_rule_outputs(problem: Problem, apply: Callable, params: Any, points: 
                 f"{getattr(out, 'shape', type(out).__name__)}; return a mean (e.g. jnp.mean(r ** 2)), or give "
                 f"the per-point values as kvq.Rule({rule.name!r}, points=..., residual=f) and kvq takes their mean square"
             )
+    losses = jax.jit(lambda p: jnp.stack([r.loss(PointModel(apply, p), q) for r, q in zip(problem.rules, points)]))
+    values = np.asarray(losses(params))
+    bad = [f"{r.name!r} ({v})" for r, v in zip(problem.rules, values) if not np.isfinite(v)]
+    if bad:
+        raise KvqError(f"rule loss(es) not finite at the initial weights: {', '.join(bad)}; a loss must be a finite "
+                       "number for any weights (look for a log or sqrt of a negative, a division by zero, or NaN "
+                       "in the rule's points or constants)")
 
 
 def _check_inputs(problem: Any, config: Any) -> None:
@@ -154,14 +163,16 @@ def _compile(fn, clock: _Clock, *args):
 
 def _run_blocks(block, state: ItemState, args: tuple, n_blocks: int, n_real: int, check_every: int,
                 on_block: Callable[[int], None], checkpoint: Checkpoint | None, key: str,
-                history: np.ndarray | None = None) -> tuple[ItemState, np.ndarray | None, int, int]:
+                history: np.ndarray | None = None,
+                items: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[ItemState, np.ndarray | None, int, int]:
     """Run up to ``n_blocks`` check intervals; stop early once every item is frozen.
 
     With ``history`` ([n_blocks, B, d_out], NaN-filled) ``block`` returns ``(state, errors
     [B, d_out])`` and row ``t`` receives the errors after check ``t``; rows after an early
     end (every item frozen) carry the last check's errors, which a frozen item keeps.
-    Resumes from (and saves to) ``checkpoint[key]``.  Returns the state, the history, the
-    check intervals done in total and those run by this call.
+    Resumes from (and saves to) ``checkpoint[key]``, recording ``items`` (see
+    :meth:`Checkpoint.save`).  Returns the state, the history, the check intervals done
+    in total and those run by this call.
     """
     done, finished, ran = 0, False, 0
     carry = (state, history)
@@ -178,8 +189,10 @@ def _run_blocks(block, state: ItemState, args: tuple, n_blocks: int, n_real: int
             history[done] = np.asarray(errors)
         done, ran = done + 1, ran + 1
         finished = done == n_blocks or bool(jnp.all(state.frozen))
+        if finished and history is not None:
+            history[done:] = history[done - 1]
         if checkpoint is not None:
-            checkpoint.save(key, (state, history), done, finished)
+            checkpoint.save(key, (state, history), done, finished, items)
         on_block(n_real * check_every)
     if history is not None and 0 < done < n_blocks:
         history[done:] = history[done - 1]
@@ -335,7 +348,13 @@ class Engine:
         t0 = time.perf_counter()
         state, _, _, _ = _run_blocks(block, state, (self.data,), cfg.pretrain_steps // cfg.check_every, S,
                                      cfg.check_every, on_block, self.checkpoint, "pretrain")
-        keep = jnp.asarray(has_data)
+        diverged = np.asarray(state.diverged) & has_data
+        if diverged.any():
+            warnings.warn(
+                f"the data-only warm start of seed(s) {[self.seeds[s] for s in np.flatnonzero(diverged)]} diverged "
+                "(NaN/inf loss); those seeds start from their initial weights instead (a lower learning rate "
+                "or --pretrain-steps 0 avoids this)", RuntimeWarning, stacklevel=2)
+        keep = jnp.asarray(has_data & ~diverged)
         warm = jax.tree.map(lambda new, old: jnp.where(keep.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
                             (state.best_params, state.best_opt_state), (self.params0, self.opt0))
         self.params0, self.opt0 = jax.block_until_ready(warm)
@@ -398,20 +417,32 @@ class Engine:
         programs = Programs(self.programs.objective, self.programs.optimizer, check)
         return dataclasses.replace(self, config=config, programs=programs)
 
-    def batches(self, masks: np.ndarray, starts: Starts | None = None) -> Iterator[Batch]:
+    def items(self, masks: np.ndarray) -> Iterator[tuple[tuple[int, ...], np.ndarray, np.ndarray]]:
+        """``(pattern, mask_of, seed_of)`` per on/off pattern of the expensive rules: the
+        trainings of ``masks`` [M, n] for every seed column, in training order."""
+        S = len(self.seeds)
+        for pattern, idx in group_by_pattern(np.asarray(masks), self.expensive):
+            yield pattern, np.repeat(idx, S), np.tile(np.arange(S), len(idx))
+
+    def batches(self, masks: np.ndarray, starts: Starts | None = None,
+                skip: Container[tuple[bytes, int]] = ()) -> Iterator[Batch]:
         """The compiled batches that train ``masks`` [M, n] (0/1) for every seed.
 
         One program per on/off pattern of the expensive rules (compiled when its first
         batch is reached); a group larger than ``max_batch`` is cut into chunks padded
         to one shape so they share the program (:meth:`max_batch`).  ``starts``
-        (default :meth:`seed_starts`) gives each item's starting weights and optimizer state.
+        (default :meth:`seed_starts`) gives each item's starting weights and optimizer
+        state.  Items whose :func:`~kvq.checkpoint.item_keys` are in ``skip`` are left out.
         """
-        S = len(self.seeds)
         starts = starts or self.seed_starts
         masks = np.asarray(masks)
-        for pattern, idx in group_by_pattern(masks, self.expensive):
-            mask_of, seed_of = np.repeat(idx, S), np.tile(np.arange(S), len(idx))
+        for pattern, mask_of, seed_of in self.items(masks):
+            if skip:
+                keep = np.array([k not in skip for k in item_keys(masks[mask_of], seed_of)], bool)
+                mask_of, seed_of = mask_of[keep], seed_of[keep]
             B = len(mask_of)
+            if B == 0:
+                continue
             chunk = self.max_batch(pattern, B)
             block = None
             for lo in range(0, B, chunk):
@@ -445,15 +476,25 @@ class Engine:
             done += k
             progress(phase, min(done, total), total)
 
+        masks = np.asarray(masks)
+        saved = self.checkpoint.finished_items(tag) if self.checkpoint is not None else {}
         finals, mask_of, seed_of, history = [], [], [], []
-        for i, batch in enumerate(self.batches(masks, starts)):
+        if saved:  # items a finished batch of an earlier run holds, however it was batched
+            for state, hist, m, s in self._saved_items(masks, tag, saved):
+                finals.append(state)
+                history.append(hist)
+                mask_of.append(m)
+                seed_of.append(s)
+                on_block(len(m) * cfg.steps)
+        for batch in self.batches(masks, starts, skip=saved):
             real = len(batch.mask_of)
             progress(phase, done, total)
             t0 = time.perf_counter()
             padded = jax.tree.leaves(batch.state)[0].shape[0]
+            items = (masks[batch.mask_of], batch.seed_of)
             state, hist, blocks, ran = _run_blocks(
                 batch.block, batch.state, batch.args, n_blocks, real, cfg.check_every, on_block, self.checkpoint,
-                f"{tag}{i:04d}", np.full((n_blocks, padded, d_out), np.nan, np.float32))
+                batch_key(tag, *items, padded), np.full((n_blocks, padded, d_out), np.nan, np.float32), items)
             state = jax.device_get(state)
             self.clock.train_s += time.perf_counter() - t0
             self.clock.subset_steps += ran * cfg.check_every * real
@@ -462,10 +503,34 @@ class Engine:
             history.append(hist[:, :real])
             mask_of.append(batch.mask_of)
             seed_of.append(batch.seed_of)
-        state = jax.tree.map(lambda *a: np.concatenate(a), *finals)
+        mask_of, seed_of = np.concatenate(mask_of), np.concatenate(seed_of)
+        every = [(m, s) for _, ms, ss in self.items(masks) for m, s in zip(ms, ss)]  # training order
+        position = {(int(m), int(s)): k for k, (m, s) in enumerate(every)}
+        order = np.argsort([position[(int(m), int(s))] for m, s in zip(mask_of, seed_of)], kind="stable")
+        state = jax.tree.map(lambda *a: np.concatenate(a)[order], *finals)
         steps = cfg.check_every * np.arange(1, n_blocks + 1)
-        return Trained(state, np.concatenate(mask_of), np.concatenate(seed_of),
-                       np.concatenate(history, axis=1).astype(np.float64), steps)
+        return Trained(state, mask_of[order], seed_of[order],
+                       np.concatenate(history, axis=1)[:, order].astype(np.float64), steps)
+
+    def _saved_items(self, masks: np.ndarray, tag: str, saved: dict[tuple[bytes, int], tuple[str, int]]
+                     ) -> Iterator[tuple[Any, np.ndarray, np.ndarray, np.ndarray]]:
+        """``(state, history, mask_of, seed_of)`` per checkpoint file, of the items of
+        ``masks`` that finished batches saved under ``tag`` (host numpy leaves)."""
+        rows: dict[str, list[tuple[int, int, int]]] = {}
+        for _, m_of, s_of in self.items(masks):
+            for key, m, s in zip(item_keys(masks[m_of], s_of), m_of, s_of):
+                if key in saved:
+                    file, row = saved[key]
+                    rows.setdefault(file, []).append((row, int(m), int(s)))
+        one = np.zeros(1, int)
+        like = (start_state(*self.seed_starts(one, one)), np.zeros(0))
+        for file, found in rows.items():
+            loaded = self.checkpoint.load(file, like)
+            if loaded is None:
+                raise KvqError(f"checkpoint file {file}.npz vanished while resuming; run again")
+            (state, hist), _, _ = loaded
+            r, m, s = (np.array(c) for c in zip(*found))
+            yield take(state, r), np.asarray(hist)[:, r], m, s
 
     def validation_errors(self, params: Any) -> np.ndarray:
         """Per-output validation MSE [B, d_out] (float64) of batched ``params`` (evaluated
@@ -483,9 +548,10 @@ class Engine:
 
 
 def scan_fingerprint(problem: Problem, config: ScanConfig, method: str | dict[str, Any] = "exact") -> str:
-    """What identifies a scan: the problem's description, the config and the method
-    (a name, or an estimator's settings)."""
-    return fingerprint(problem.describe(), config.to_dict(), list(problem.rule_names), method)
+    """What identifies a scan: the problem (its description, a hash of its arrays and its
+    rule functions' names, :meth:`Problem.identity`), the config without its memory-only
+    settings and the method (a name, or an estimator's settings)."""
+    return fingerprint(problem.identity(config.seeds), config.identity(), list(problem.rule_names), method)
 
 
 class Tabulated(NamedTuple):
@@ -500,6 +566,16 @@ class Tabulated(NamedTuple):
     stopped: np.ndarray | None = None
     history: np.ndarray | None = None
     check_steps: np.ndarray | None = None
+
+    def without_seeds(self, bad: np.ndarray) -> Tabulated:
+        """The table with every training of the seed columns ``bad`` [S] (bool) marked
+        diverged: NaN errors, left out of every average."""
+        bad = np.asarray(bad, bool)
+        errors, history = self.errors.copy(), None if self.history is None else self.history.copy()
+        errors[:, bad] = np.nan
+        if history is not None:
+            history[:, :, bad] = np.nan
+        return self._replace(errors=errors, diverged=self.diverged | bad[None, :], history=history)
 
     def columns(self, cols: slice) -> Tabulated:
         """The seed columns ``cols`` of every array."""
@@ -561,7 +637,7 @@ def make_result(engine: Engine, table: Tabulated, t_start: float, method: str = 
         steps_run=table.steps_run,
         diverged=diverged,
         seeds=engine.seeds,
-        problem=problem.describe(),
+        problem=problem.identity(len(engine.seeds)),
         config=config.to_dict(),
         timing={
             "compile_s": clock.compile_s,
@@ -570,7 +646,7 @@ def make_result(engine: Engine, table: Tabulated, t_start: float, method: str = 
             **(timing or {}),
             "total_s": time.perf_counter() - t_start,
             "subset_steps": clock.subset_steps,
-            "subset_steps_per_s": clock.subset_steps / clock.train_s if clock.train_s > 0 else float("nan"),
+            "subset_steps_per_s": clock.subset_steps / clock.train_s if clock.train_s > 0 else None,
             "programs": len(group_by_pattern(masks, engine.expensive)),
             "expensive_rules": [problem.rule_names[i] for i in engine.expensive],
         },

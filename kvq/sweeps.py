@@ -35,18 +35,18 @@ import numpy as np
 from kvq import problems
 from kvq.checkpoint import Checkpoint, fingerprint
 from kvq.coalitions import all_masks
-from kvq.config import ScanConfig
+from kvq.config import ScanConfig, config_identity
 from kvq.errors import KvqError
 from kvq.importance import full_importance, json_ready, rule_importance
 from kvq.verdicts import assess
-from kvq.io import check_output_dir, load_if_same, load_result, read_meta, save_result, write_atomic, write_json
+from kvq.io import FOLDER_MARKERS, check_output_dir, folder_fingerprint, load_if_same, load_result, read_meta, save_result, write_atomic, write_json
 from kvq.perturb import METHODS, estimate, estimate_fingerprint, settings_for
 from kvq.rules import Problem
 from kvq.scan import Engine, Progress, make_result, tabulate
 from kvq.table import ScanResult
 from kvq.trend import mann_kendall
 
-SWEEP_JSON = "sweep.json"
+SWEEP_JSON = FOLDER_MARKERS["sweep"]
 SUMMARY_CSV = "summary.csv"
 CHECKPOINTS = ".checkpoint"
 NUMERIC_AXES = ("data", "noise")
@@ -120,7 +120,7 @@ class SweepResult:
         return path
 
     def fingerprint(self) -> str:
-        return fingerprint("sweep", self.problem, self.problem_options, self.seed, self.axes, self.config,
+        return fingerprint("sweep", self.problem, self.problem_options, self.seed, self.axes, config_identity(self.config),
                            self.method, self.settings)
 
     @classmethod
@@ -283,18 +283,9 @@ def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
 def _sweep_dir(directory: str | Path, fp: str, overwrite: bool) -> Path:
     """Make ``directory`` ready for the sweep ``fp``: refuse (or with ``overwrite`` clear) a
     folder that holds a different sweep or a scan; keep the same sweep's finished points."""
-    path = check_output_dir(directory, fp, overwrite)  # refuses a folder holding a scan
+    path = check_output_dir(directory, fp, overwrite, "sweep")  # refuses a scan's or a tuning's folder
     meta = path / SWEEP_JSON
-    if not meta.exists():
-        return path
-    try:
-        old = json.loads(meta.read_text()).get("fingerprint")
-    except (OSError, ValueError):
-        old = None
-    if old != fp:
-        if not overwrite:
-            raise KvqError(f"{str(path)!r} already holds a different sweep (or a different scan); choose another "
-                           "output folder or pass --overwrite (overwrite=True) to replace it")
+    if meta.exists() and folder_fingerprint(path, "sweep") != fp:  # overwrite was given
         for stale in (path / "points", path / CHECKPOINTS):
             shutil.rmtree(stale, ignore_errors=True)
         for stale in (path / SUMMARY_CSV, meta):

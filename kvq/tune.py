@@ -32,14 +32,14 @@ from kvq.checkpoint import fingerprint
 from kvq.config import ScanConfig
 from kvq.errors import KvqError
 from kvq.importance import json_ready, rule_importance
-from kvq.io import check_output_dir, load_if_same, read_meta, save_result, write_json
+from kvq.io import FOLDER_MARKERS, check_output_dir, folder_fingerprint, load_if_same, read_meta, save_result, write_json
 from kvq.nn import PointModel
 from kvq.perturb import estimate, estimate_fingerprint, settings_for
 from kvq.rules import Problem
 from kvq.scan import Engine, Progress
 from kvq.table import ScanResult
 
-TUNE_JSON = "tune.json"
+TUNE_JSON = FOLDER_MARKERS["tuning"]
 INACTIVE = 1e-6  # balance_weights: a rule gradient below this share of the reference's is left alone
 
 
@@ -108,6 +108,17 @@ def _step(iteration: int, weights: np.ndarray, mu: float, result: ScanResult, we
                     tuple(map(float, ri.se)), mse, float(se), False)
 
 
+def _tuning_dir(directory: str | Path, fp: str, overwrite: bool) -> Path:
+    """Make ``directory`` ready for the tuning ``fp``: refuse (or with ``overwrite`` clear)
+    a folder that holds a different tuning; refuse a scan's or a sweep's folder."""
+    path = check_output_dir(directory, fp, overwrite, "tuning")
+    if (path / TUNE_JSON).exists() and folder_fingerprint(path, "tuning") != fp:  # overwrite was given
+        for stale in [*path.glob("iter-*"), path / ".checkpoint"]:
+            shutil.rmtree(stale, ignore_errors=True)
+        (path / TUNE_JSON).unlink()
+    return path
+
+
 def tune_weights(problem: Problem, config: ScanConfig | None = None, *, iterations: int = 4, mu: float = 1.0,
                  method: str = "exact", weighting: str = "uniform", out: str | Path | None = None,
                  overwrite: bool = False, progress: Progress | None = None, **settings: Any) -> TuneResult:
@@ -128,8 +139,8 @@ def tune_weights(problem: Problem, config: ScanConfig | None = None, *, iteratio
     chosen = settings_for(method, **settings)
     progress = progress or (lambda phase, done, total: None)
     weights = np.array([r.weight for r in problem.rules], float)
-    identity = ("tune", problem.describe(), config.to_dict(), method, settings, mu, weighting)
-    path = None if out is None else check_output_dir(out, fingerprint(*identity), overwrite)
+    identity = ("tune", problem.identity(config.seeds), config.identity(), method, settings, mu, weighting)
+    path = None if out is None else _tuning_dir(out, fingerprint(*identity), overwrite)
     history: list[TuneStep] = []
     best: TuneStep | None = None
     step_mu = float(mu)

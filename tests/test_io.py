@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -142,3 +143,57 @@ def test_checkpoint_folders_survive_a_torn_index_and_refuse_another_scan(tmp_pat
     assert not list(folder.glob("*.tmp"))
     with pytest.raises(kvq.KvqError, match="different scan"):
         Checkpoint(folder, "b" * 16)
+
+
+def _user_problem(y_shift: float = 0.0, version: str = "", weight: float = 1.0) -> kvq.Problem:
+    x = np.linspace(0, 1, 12)[:, None]
+    rule = kvq.Rule("slope", residual=lambda u, pts: pts[:, 0] * 0.0, points=np.linspace(0, 1, 5)[:, None],
+                    weight=weight)
+    return kvq.Problem("user", (rule,), kvq.Dataset(x, x + y_shift), kvq.Dataset(x, x), version=version)
+
+
+def test_a_scan_is_identified_by_what_changes_its_numbers_and_nothing_else():
+    from kvq.scan import scan_fingerprint
+
+    config = kvq.ScanConfig.preset("quick")
+    base = scan_fingerprint(_user_problem(), config)
+    # memory and layout settings do not change the numbers: a run may resume with others
+    assert scan_fingerprint(_user_problem(), config.replace(max_batch=3, vectorize=2)) == base
+    assert scan_fingerprint(_user_problem(), config) == base  # rebuilt from equal arrays: the same
+    for changed in (_user_problem(y_shift=1e-6), _user_problem(version="v2"), _user_problem(weight=2.0)):
+        assert scan_fingerprint(changed, config) != base
+    assert scan_fingerprint(_user_problem(), config.replace(learning_rate=2e-3)) != base
+    assert scan_fingerprint(_user_problem(), config.replace(seeds=3)) != base
+    identity = _user_problem(version="v2").identity(2)
+    assert identity["version"] == "v2" and len(identity["data_digest"]) == 16
+    assert identity["rule_functions"][0].endswith("<lambda>")
+    with pytest.raises(kvq.KvqError, match="version must be a string"):
+        kvq.Problem("user", _user_problem().rules, _user_problem().train, _user_problem().valid, version=2)
+
+
+def test_a_result_saved_with_other_memory_settings_is_the_same_scan(tmp_path):
+    result = _result()
+    save_result(result, tmp_path / "run")
+    other = dataclasses.replace(result, config={**result.config, "max_batch": 5, "vectorize": 1})
+    save_result(other, tmp_path / "run")  # accepted in place: the same scan
+    changed = dataclasses.replace(result, config={**result.config, "learning_rate": 0.5})
+    with pytest.raises(kvq.KvqError, match="different scan"):
+        save_result(changed, tmp_path / "run")
+
+
+def test_scan_sweep_and_tuning_folders_refuse_each_other(tmp_path):
+    from kvq.io import FOLDER_MARKERS
+
+    for kind, marker in FOLDER_MARKERS.items():
+        folder = tmp_path / kind
+        folder.mkdir()
+        (folder / marker).write_text(json.dumps({"fingerprint": "a" * 16}))
+        check_output_dir(folder, "a" * 16, False, kind)  # the same run: resumed
+        with pytest.raises(kvq.KvqError, match=f"different {kind}"):
+            check_output_dir(folder, "b" * 16, False, kind)
+        check_output_dir(folder, "b" * 16, True, kind)  # replaced as asked
+        for other in FOLDER_MARKERS:
+            if other != kind:
+                for overwrite in (False, True):  # never replaced by another kind of run
+                    with pytest.raises(kvq.KvqError, match=f"holds a kvq {kind}"):
+                        check_output_dir(folder, "a" * 16, overwrite, other)

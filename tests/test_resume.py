@@ -23,7 +23,8 @@ def test_interrupted_scan_resumes_to_identical_numbers(tiny_burgers, tiny_config
     ckpt = tmp_path / "ckpt"
     with pytest.raises(KeyboardInterrupt):
         kvq.scan(tiny_burgers, tiny_config, progress=interrupt_at_three_quarters, checkpoint=ckpt, checkpoint_every_s=0)
-    assert sorted(p.name for p in ckpt.glob("*.npz")) == ["batch0000.npz", "batch0001.npz", "pretrain.npz"]
+    names = sorted(p.name for p in ckpt.glob("*.npz"))
+    assert len(names) == 3 and names[-1] == "pretrain.npz" and all(n.startswith("batch-") for n in names[:2])
 
     progress = []
     resumed = kvq.scan(tiny_burgers, tiny_config, checkpoint=ckpt, checkpoint_every_s=0,
@@ -37,3 +38,23 @@ def test_interrupted_scan_resumes_to_identical_numbers(tiny_burgers, tiny_config
     other = tiny_config.replace(learning_rate=0.05)
     with pytest.raises(kvq.KvqError, match="different scan"):
         kvq.scan(tiny_burgers, other, checkpoint=ckpt)
+
+
+def test_a_resume_with_another_max_batch_reuses_finished_items_and_retrains_the_rest(
+        tiny_burgers, tiny_config, tiny_scan, tmp_path):
+    def interrupt_at_three_quarters(phase, done, total):
+        if phase == "train" and done >= 3 * total // 4:
+            raise KeyboardInterrupt
+
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        kvq.scan(tiny_burgers, tiny_config, progress=interrupt_at_three_quarters, checkpoint=ckpt, checkpoint_every_s=0)
+    smaller = tiny_config.replace(max_batch=5)  # memory-only: the same scan, cut into other batches
+    resumed = kvq.scan(tiny_burgers, smaller, checkpoint=ckpt, checkpoint_every_s=0)
+    # the first program's 16 finished items came from the checkpoint; the second program's
+    # half-trained batch held 16 items, so it does not match a batch of 5 and trains again
+    assert resumed.timing["subset_steps"] == 16 * tiny_config.steps
+    np.testing.assert_array_equal(resumed.steps_run, tiny_scan.steps_run)
+    np.testing.assert_array_equal(resumed.errors[resumed.masks[:, 0] == 0], tiny_scan.errors[tiny_scan.masks[:, 0] == 0])
+    # items trained in batches of another size: the same up to float32 rounding
+    np.testing.assert_allclose(resumed.errors, tiny_scan.errors, rtol=1e-5)

@@ -26,7 +26,26 @@ def _fake_estimate(problem, config, method="exact", **_):
     errors = 0.1 * 10.0 ** -(masks @ effect)
     seeds = 1.0 + 0.01 * np.arange(3)  # three seeds, slightly different
     return kvq.ScanResult(rule_names=problem.rule_names, errors=errors[:, None] * seeds[None, :],
-                          problem=problem.describe(), config=config.to_dict())
+                          problem=problem.identity(config.seeds), config=config.to_dict())
+
+
+def test_a_tuning_folder_resumes_only_the_same_tuning(monkeypatch, tiny_burgers, tiny_config, tmp_path):
+    calls = []
+    monkeypatch.setattr(tune, "estimate", lambda problem, *a, **k: calls.append(1) or _fake_estimate(problem, *a, **k))
+    problem = kvq.Problem("toy", tiny_burgers.rules[1:3], tiny_burgers.train, tiny_burgers.valid)
+    out = tmp_path / "tuning"
+    first = tune_weights(problem, tiny_config, iterations=1, out=out)
+    assert len(calls) == 2
+    again = tune_weights(problem, tiny_config.replace(max_batch=3), iterations=1, out=out)  # memory only: resumed
+    assert len(calls) == 2 and again.history == first.history
+    # the same rules on other observations: not the same tuning, whatever the names say
+    moved = kvq.Problem("toy", problem.rules, kvq.Dataset(problem.train.x, problem.train.y + 0.1), problem.valid)
+    with pytest.raises(kvq.KvqError, match="different tuning"):
+        tune_weights(moved, tiny_config, iterations=1, out=out)
+    tune_weights(moved, tiny_config, iterations=1, out=out, overwrite=True)
+    assert len(calls) == 4
+    with pytest.raises(kvq.KvqError, match="holds a kvq tuning"):
+        kvq.sweeps.sweep("burgers", tiny_config, data=[0, 8], out=out)
 
 
 def test_tuning_follows_the_update_rule_with_roll_back(monkeypatch, tiny_burgers, tiny_config):
