@@ -12,6 +12,11 @@ For each problem (default: Burgers) a sweep over data volumes, in-distribution
   python benchmarks/paper_findings.py                      # Burgers, standard preset, data 0,10,100,1000, 3 seeds
   python benchmarks/paper_findings.py --problems burgers kdv --data 0,10,100,1000,10000
   python benchmarks/paper_findings.py --preset quick        # the short-budget picture, for comparison
+  python benchmarks/paper_findings.py --problems --dependence fourth_order_2d   # only the 2-D dependence
+
+``--dependence PROBLEM`` adds the paper's dependence finding for a problem with one global
+rule (the PDE): its RI is negative (it hurts on average) while its FI is positive (it helps
+once the other rules are there), and its marginal contribution by coalition size rises.
 
 Every sweep point reports whether each rule's importance has settled (kvq.verdicts); a
 claim whose points are not all settled is marked so rather than counted for or against.
@@ -32,6 +37,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kvq  # noqa: E402
+from kvq.importance import json_ready  # noqa: E402
+from kvq.io import load_if_same  # noqa: E402
+from kvq.scan import scan_fingerprint  # noqa: E402
 from kvq.sweeps import sweep  # noqa: E402
 from results_md import HERE, machine, update_section, write_json  # noqa: E402
 
@@ -111,6 +119,52 @@ def findings(problem: str, sw, axes_data: list[int]) -> list[dict]:
     return out
 
 
+def dependence(problem: str, preset: str, seeds: int, steps: int | None) -> tuple[dict, list[str]]:
+    """The global rule's RI vs FI and its dependence profile by coalition size, from one scan."""
+    overrides = {"seeds": seeds} if steps is None else {"seeds": seeds, "steps": steps,
+                                                          "check_every": min(steps, kvq.problems.config(problem, preset).check_every)}
+    config = kvq.problems.config(problem, preset, **overrides)
+    spec = kvq.problems.spec(problem)
+    pde = next(n for n, k in spec.rules if k == "global")
+    folder = HERE / "results" / "findings" / preset / (f"{problem}-dependence" + ("" if steps is None else f"-{steps}"))
+    built = kvq.problems.get(problem)
+    t0 = time.perf_counter()
+    result = load_if_same(folder, scan_fingerprint(built, config))  # resumable: finished scans are kept
+    if result is None:
+        result = kvq.scan(built, config, checkpoint=folder / ".checkpoint")
+        result.save(folder, overwrite=True)
+    wall = time.perf_counter() - t0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ri, fi, prof = kvq.rule_importance(result), kvq.full_importance(result), kvq.dependence_profile(result)
+        verdicts = kvq.assess(result)
+    i = result.rule_names.index(pde)
+    settle = verdicts.settledness
+    settled = bool(settle.settled[i]) if settle.known else False
+    z_ri, z_fi = ri.mean[i] / ri.se[i], fi.mean[i] / fi.se[i]
+    holds = z_ri < -2 and z_fi > 2
+    verdict = ("agrees" if holds else "does not hold (> 2 se)" if (z_ri > 2 or z_fi < -2) else "not significant")
+    if not settled:
+        verdict += " (UNSETTLED)"
+    by_size = [(k, prof.mean[i, k], prof.se[i, k]) for k in prof.sizes]
+    row = {"problem": problem, "rule": pde, "steps": int(config.steps), "seeds": seeds, "wall_s": wall,
+           "ri": ri.mean[i], "ri_se": ri.se[i], "fi": fi.mean[i], "fi_se": fi.se[i],
+           "by_size": [{"size": k, "mean": m, "se": s} for k, m, s in by_size], "settled": settled,
+           "capped_share": settle.capped_share, "unsettled": list(settle.unsettled), "verdict": verdict,
+           "improper": list(verdicts.elimination.removed)}
+    md = [f"**{problem}: dependence of `{pde}`** ({preset} preset, {config.steps} steps, {seeds} seeds, "
+          f"scan wall time {wall:.0f} s; {settle.capped_share:.0%} of the trainings capped; "
+          f"unsettled: {', '.join(settle.unsettled) or 'none'})", "",
+          "| claim | measured | verdict |", "|---|---|---|",
+          f"| {pde} hurts on average (RI < 0) but helps with all other rules present (FI > 0) | "
+          f"RI {ri.mean[i]:+.2f} ± {ri.se[i]:.2f}, FI {fi.mean[i]:+.2f} ± {fi.se[i]:.2f} | {verdict} |", "",
+          "| coalition size | " + " | ".join(str(k) for k, _, _ in by_size) + " |",
+          "|---|" + "---:|" * len(by_size),
+          f"| {pde}: mean marginal contribution | " + " | ".join(f"{m:+.2f} ± {s:.2f}" for _, m, s in by_size) + " |",
+          ""]
+    return json_ready(row), md
+
+
 def ri_table(problem: str, summary: list[dict]) -> list[str]:
     rules = list(dict.fromkeys(r["rule"] for r in summary))
     lines = [f"| {problem}: split | obs. | " + " | ".join(f"RI {r}" for r in rules) + " | capped | unsettled |",
@@ -126,10 +180,14 @@ def ri_table(problem: str, summary: list[dict]) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--problems", nargs="+", default=["burgers"])
+    ap.add_argument("--problems", nargs="*", default=["burgers"])
     ap.add_argument("--data", default="0,10,100,1000")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--preset", default="standard", choices=["quick", "standard", "paper"])
+    ap.add_argument("--dependence", nargs="*", default=[], metavar="PROBLEM",
+                    help="problems whose global rule's RI vs FI and dependence profile to measure")
+    ap.add_argument("--dependence-steps", type=int, default=None,
+                    help="override the preset's step budget of the dependence scans")
     args = ap.parse_args()
     data = [int(d) for d in args.data.split(",")]
     env = machine()
@@ -159,6 +217,12 @@ def main() -> None:
         md += [f"| {c['claim']} | {c['rule']} ({c['kind']}) | {c['measured']} | {c['verdict']} |" for c in claims]
         md += [""] + ri_table(problem, sw.summary) + [""]
         print("\n".join(md[start:]), flush=True)
+    for problem in args.dependence:
+        row, lines = dependence(problem, args.preset, args.seeds, args.dependence_steps)
+        payload.setdefault("dependence", {})[problem] = row
+        write_json(f"paper-findings{'' if args.preset == 'quick' else '-' + args.preset}-{env['platform']}", payload)
+        md += lines
+        print("\n".join(lines), flush=True)
     tag = "" if args.preset == "quick" else f"-{args.preset}"
     update_section(f"paper-findings{tag}-{env['platform']}", f"## Paper findings at the {args.preset} preset "
                    f"({env['platform']})\n\n" + "\n".join(md))
