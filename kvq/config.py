@@ -97,7 +97,7 @@ class ScanConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> ScanConfig:
-        """``"paper"``: the paper's protocol (DESIGN §2: 5x50 sin MLP, Adam 1e-3, 20 000
+        """``"paper"``: the paper's protocol (docs/design.md §2; 5x50 sin MLP, Adam 1e-3, 20 000
         steps checked every 1 000, 50 000 data-only pre-training steps, all collocation
         points, one seed as in the paper).  ``"quick"``: a CPU-sized scan (a minute or so
         on 2 cores): a 3x32 tanh MLP (``tanh`` is about twice as fast as ``sin`` on CPUs),

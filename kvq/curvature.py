@@ -1,6 +1,6 @@
 """Curvature-vector products and a conjugate-gradient solver over parameter pytrees.
 
-The building blocks of the second-order estimator (DESIGN §3): ``H v`` and Gauss-Newton
+The building blocks of the second-order estimator (docs/design.md §6): ``H v`` and Gauss-Newton
 ``G v`` products that never form a matrix, and ``(M + damping I) x = b`` solved by
 conjugate gradients.  All functions are pure and jit-able; vectors are pytrees shaped like
 the parameters.

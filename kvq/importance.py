@@ -4,7 +4,7 @@ A value table holds ``rule_names`` (n names) and ``errors`` [2**n, S]: the valid
 of the model trained with coalition (mask) ``S``, for S seeds. Mask number ``k`` has rule ``j`` on
 iff bit ``j`` of ``k`` is set. Values are ``v(S) = -log10 E(S)`` (decades; higher is better). An
 entry that is NaN, inf or <= 0 is *missing* (a diverged training): every term that needs it is left
-out and the remaining weights are renormalised. See DESIGN.md section 1 for the definitions.
+out and the remaining weights are renormalised. See docs/design.md §1 for the definitions.
 """
 
 from __future__ import annotations

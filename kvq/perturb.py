@@ -1,4 +1,4 @@
-"""Perturbation estimators: the value table without training every rule subset (DESIGN §3).
+"""Perturbation estimators: the value table without training every rule subset (docs/design.md §6).
 
 - ``finetune``: one anchor per seed (the data-only warm start, or a training with every
   rule), then ``K`` short steps per mask from it, all masks batched as in the exact scan.
@@ -76,7 +76,7 @@ class Newton:
     ``damping`` δ is added to the curvature (same units as the loss's curvature).  Each
     system runs conjugate gradients for at most ``cg_iterations`` iterations or until
     its relative residual is below ``cg_tol``.  ``solve="shared"`` uses the full
-    objective's curvature for every mask (n solves, linear in the mask, DESIGN §3);
+    objective's curvature for every mask (n solves, linear in the mask, docs/design.md §6);
     ``"per_mask"`` solves each mask's own system ``(C_S + δI) Δ_S = b_S`` (2^n solves).
     ``anchor_step`` also takes the Newton step of the anchor's remaining gradient
     ``∇J_all(θ̂)`` (each ``θ_S`` becomes one Newton step on ``J_S`` from ``θ̂``, exact for
@@ -208,7 +208,7 @@ def newton_steps(settings: Newton, apply, losses, residuals, weights, params, x,
     One Newton step on ``J_S`` from the anchor is ``Δ_S = -(C + δI)^-1 ∇J_S(θ̂)`` with
     ``∇J_S = ∇L_data + Σ_{i∈S} w_i ∇L_i``.  Without ``anchor_step`` the anchor's own
     objective is taken as stationary, its gradient dropped: from an all-rules anchor
-    ``Δ_S = Σ_{i∉S} w_i d_i`` (DESIGN §3), from the data-only anchor ``Δ_S = -Σ_{i∈S} w_i d_i``,
+    ``Δ_S = Σ_{i∉S} w_i d_i`` (docs/design.md §6), from the data-only anchor ``Δ_S = -Σ_{i∈S} w_i d_i``,
     with ``(C + δI) d_i = ∇L_i``.  ``shared``: ``C`` is the all-rules objective's curvature
     at the anchor (n solves, or n + 1 with ``anchor_step``); ``per_mask``: each ``J_S``'s own.
     """

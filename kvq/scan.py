@@ -2,7 +2,7 @@
 
 ``scan(problem, config)`` wires a problem to :mod:`kvq.train` and returns a
 :class:`~kvq.table.ScanResult`.  Masks are grouped by the on/off pattern of the
-*expensive* rules (DESIGN §5) so an expensive rule is never computed for a mask that
+*expensive* rules (docs/design.md §5) so an expensive rule is never computed for a mask that
 excludes it; within a group all masks x seeds train as one vmapped batch.
 """
 
@@ -672,7 +672,7 @@ def scan(problem: Problem, config: ScanConfig | None = None, *, progress: Progre
     the training state is saved at most every ``checkpoint_every_s`` seconds and after
     each batch; running the same scan again resumes from it and gives the same numbers
     as an uninterrupted run.  The folder is left in place (delete it when done).  Each training is scored by
-    the validation MSE of the weights it ended with (DESIGN §2 protocol); a training
+    the validation MSE of the weights it ended with (docs/design.md §2); a training
     whose loss became NaN/inf is marked diverged, its error is NaN and it is named in a
     warning (the importance functions leave it out of their averages).
     """

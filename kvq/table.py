@@ -15,7 +15,7 @@ from kvq.errors import KvqError
 
 @dataclass(frozen=True, eq=False)
 class ValueTable:
-    """``errors[k, s]``: validation MSE of mask ``k`` (binary order, DESIGN §1) and seed ``s``.
+    """``errors[k, s]``: validation MSE of mask ``k`` (binary order, docs/design.md §1) and seed ``s``.
 
     ``errors_by_output`` [2^n, S, d_out] holds the MSE of each output; NaN marks a
     training that diverged.  Any object with ``rule_names`` and ``errors`` works with the
