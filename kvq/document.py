@@ -23,18 +23,22 @@ from typing import Any, Callable
 
 from kvq.errors import KvqError
 from kvq.importance import full_importance, rule_importance
-from kvq.io import RESULTS, load_result
+from kvq.io import FOLDER_MARKERS, RESULTS, load_result
 from kvq.report import (
     best_set_lines, caveats, elimination_lines, mse_summary, pair_lines, rule_status, settledness_lines,
 )
 from kvq.table import ScanResult
+from kvq.text import num as _num
+from kvq.text import pm as _pm
+from kvq.text import rule_kinds
+from kvq.text import seeds as _seeds
+from kvq.text import split_label as _split
 from kvq.verdicts import Assessment, assess
 
 FIGURES = "report_files"
-SWEEP = "sweep.json"
-TUNE = "tune.json"
+SWEEP = FOLDER_MARKERS["sweep"]
+TUNE = FOLDER_MARKERS["tuning"]
 FORMATS = ("html", "md")
-SPLIT_MEANING = {"interpolation": "in-distribution", "extrapolation": "out-of-distribution"}
 UNITS = ("Importances are in decades: log10(MSE without the rule / MSE with it), mean ± 1 standard error "
          "over seeds; > 0 means the rule helps (0.30: it halves the validation error).")
 
@@ -42,20 +46,6 @@ IMPROPER = "improper: removed by backward elimination (RI below -0.05 decades wi
            "seeds below zero, and settled, in the game without the rules removed before it)"
 
 # ----------------------------------------------------------------------------- formatting
-
-
-def _num(x: Any) -> float:
-    try:
-        return float(x) if x is not None else math.nan
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _pm(mean: Any, se: Any, digits: int = 3) -> str:
-    m, s = _num(mean), _num(se)
-    if not math.isfinite(m):
-        return "n/a"
-    return f"{m:+.{digits}f} ± {s:.{digits}f}" if math.isfinite(s) else f"{m:+.{digits}f}"
 
 
 def _sci(x: Any, se: Any = None) -> str:
@@ -75,15 +65,6 @@ def _fixed(d: Any) -> str:
     if not isinstance(d, dict) or not d:
         return ""
     return ", ".join(f"{k} {_g(v)}" for k, v in d.items())
-
-
-def _seeds(n: int) -> str:
-    return f"{n} seed{'s' if n != 1 else ''}"
-
-
-def _split(split: Any) -> str:
-    meaning = SPLIT_MEANING.get(str(split))
-    return f"{split} ({meaning})" if meaning else str(split)
 
 
 def _options(d: Any) -> str:
@@ -331,15 +312,11 @@ def _quiet(fn: Callable, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
 
 
-def _rule_kinds(result: ScanResult) -> dict[str, str]:
-    return {r.get("name"): r.get("kind", "") for r in result.problem.get("rules", []) if isinstance(r, dict)}
-
-
 def _importance_rows(result: ScanResult, verdicts: Assessment) -> list[list[str]]:
     ri_u = _quiet(rule_importance, result, "uniform")
     ri_s = _quiet(rule_importance, result, "shapley")
     fi = _quiet(full_importance, result)
-    kinds = _rule_kinds(result)
+    kinds = rule_kinds(result.problem)
     return [[name, kinds.get(name, ""), _pm(ri_u.mean[i], ri_u.se[i]), _pm(ri_s.mean[i], ri_s.se[i]),
              _pm(fi.mean[i], fi.se[i]), rule_status(verdicts, i, "settled", "n/a")] for i, name in enumerate(result.rule_names)]
 
@@ -364,7 +341,7 @@ def _scan_notes(doc: _Doc, result: ScanResult, verdicts: Assessment) -> None:
 
 def _scan_provenance(result: ScanResult, meta: dict[str, Any]) -> list[tuple[str, str | None]]:
     p = result.problem
-    kinds = _rule_kinds(result)
+    kinds = rule_kinds(result.problem)
     rules = ", ".join(f"{n} ({kinds[n]})" if kinds.get(n) else n for n in result.rule_names)
     method = result.method
     if result.estimator and isinstance(result.estimator, dict) and result.estimator.get("settings"):

@@ -16,11 +16,13 @@ import numpy as np
 from kvq.errors import KvqError
 from kvq.importance import dependence_profile, full_importance, interactions, rule_importance, trajectory
 from kvq.table import ScanResult, ValueTable
+from kvq.text import num as _num
+from kvq.text import seeds as _seeds
+from kvq.text import split_label as _split
 from kvq.verdicts import pair_relations, settledness
 
 DPI = 120
 DECADES = "[decades]"
-SPLIT_MEANING = {"interpolation": "in-distribution", "extrapolation": "out-of-distribution"}
 MEASURES = {"ri": "RI uniform (Banzhaf)", "ri_shapley": "RI Shapley", "fi": "FI (all other rules on)"}
 YLABEL = {"ri": "RI (Banzhaf)", "ri_shapley": "RI (Shapley)", "fi": "FI"}
 AXES = {"data": ("n_data", "observations"), "noise": ("noise", "noise [% of the solution's std]")}
@@ -42,10 +44,6 @@ def _save(plt, fig, path: str | Path) -> Path:
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
-
-
-def _seeds(n: int) -> str:
-    return f"{n} seed{'s' if n != 1 else ''}"
 
 
 def _describe(table: Any) -> str:
@@ -264,18 +262,6 @@ def plot_interactions(table: ValueTable, path: str | Path, weighting: str = "uni
     return _save(plt, fig, path)
 
 
-def _num(x: Any) -> float:
-    try:
-        return float(x) if x is not None else float("nan")
-    except (TypeError, ValueError):
-        return float("nan")
-
-
-def _split_title(split: str) -> str:
-    meaning = SPLIT_MEANING.get(split)
-    return f"{split} ({meaning})" if meaning else split
-
-
 def _fmt_value(axis: str, value: float) -> str:
     return f"{value:g} observations" if axis == "data" else f"noise {value:g}%"
 
@@ -341,7 +327,7 @@ def plot_sweep(summary_rows: Sequence[Mapping[str, Any]], path: str | Path, axis
                 ax.set_xscale("symlog", linthresh=10)
             ax.set_xticks(xs_all, [f"{v:g}" for v in xs_all])
             ax.grid(alpha=0.3)
-            panel = _split_title(split)
+            panel = _split(split)
             if nrows > 1:
                 panel += f", {_fmt_value(other, ov)}"
             ax.set_title(panel, fontsize=10)

@@ -9,14 +9,9 @@ import numpy as np
 from kvq import problems
 from kvq.importance import full_importance, rule_importance
 from kvq.table import ScanResult, ValueTable
+from kvq.text import pm as _pm
+from kvq.text import rule_kinds
 from kvq.verdicts import ATOL, RTOL, Assessment, Elimination, PairRelations, Settledness, assess
-
-
-def _pm(mean: float, se: float) -> str:
-    if not np.isfinite(mean):
-        return "n/a"
-    err = f"{se:.3f}" if np.isfinite(se) else "n/a"
-    return f"{mean:+.3f} ± {err}"
 
 
 def mse_summary(values: np.ndarray) -> str:
@@ -53,9 +48,7 @@ def importance_table(table: ValueTable, rerun: str | None = None, verdicts: Asse
         fi = full_importance(table)
     verdicts = verdicts or assess(table)
     settle, elim = verdicts.settledness, verdicts.elimination
-    kinds = {}
-    if isinstance(table, ScanResult):
-        kinds = {r["name"]: r.get("kind", "") for r in table.problem.get("rules", [])}
+    kinds = rule_kinds(table.problem) if isinstance(table, ScanResult) else {}
 
     head = ["rule", "kind", "RI uniform ± se", "RI Shapley ± se", "FI ± se", "status"]
     rows = [[name, kinds.get(name, ""), _pm(ri_u.mean[i], ri_u.se[i]), _pm(ri_s.mean[i], ri_s.se[i]),

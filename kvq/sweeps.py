@@ -44,6 +44,7 @@ from kvq.perturb import METHODS, estimate, estimate_fingerprint, settings_for
 from kvq.rules import Problem
 from kvq.scan import Engine, Progress, make_result, tabulate
 from kvq.table import ScanResult
+from kvq.text import rule_kinds
 from kvq.trend import mann_kendall
 
 SWEEP_JSON = FOLDER_MARKERS["sweep"]
@@ -150,7 +151,7 @@ def summary_rows(points: Sequence[SweepPoint], results: Sequence[ScanResult]) ->
             verdict = assess(result)
             improper = set(verdict.elimination.removed)
             settle = verdict.settledness
-            kinds = {r["name"]: r.get("kind", "") for r in result.problem.get("rules", [])}
+            kinds = rule_kinds(result.problem)
             mse_all, mse_none = np.nanmean(result.errors[-1]), np.nanmean(result.errors[0])
             for i, name in enumerate(result.rule_names):
                 rows.append({
@@ -247,7 +248,7 @@ def _write_index(path: Path, sweep: SweepResult, done: set[SweepPoint]) -> None:
     finished = [(p, r) for p, r in zip(sweep.points, sweep.results) if p in done]
     pts, res = [p for p, _ in finished], [r for _, r in finished]
     rows = summary_rows(pts, res) if res else []
-    kinds = {r["name"]: r.get("kind", "") for r in res[0].problem.get("rules", [])} if res else {}
+    kinds = rule_kinds(res[0].problem) if res else {}
     meta = {
         "format": 1,
         "kind": "kvq.SweepResult",

@@ -1,0 +1,43 @@
+"""How kvq writes numbers and labels in its text, reports and figures (one definition each)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+SPLIT_MEANING = {"interpolation": "in-distribution", "extrapolation": "out-of-distribution"}
+
+
+def num(x: Any) -> float:
+    """``x`` as a float; NaN for None or anything that is not a number."""
+    try:
+        return float(x) if x is not None else math.nan
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def pm(mean: Any, se: Any, digits: int = 3) -> str:
+    """``"+0.123 ± 0.045"``; ``"+0.123 ± n/a"`` without a finite se (one seed); ``"n/a"``
+    without a finite mean."""
+    m, s = num(mean), num(se)
+    if not math.isfinite(m):
+        return "n/a"
+    return f"{m:+.{digits}f} ± {s:.{digits}f}" if math.isfinite(s) else f"{m:+.{digits}f} ± n/a"
+
+
+def seeds(n: int) -> str:
+    """``"1 seed"``, ``"3 seeds"``."""
+    return f"{n} seed{'s' if n != 1 else ''}"
+
+
+def split_label(split: Any) -> str:
+    """``"extrapolation (out-of-distribution)"`` for the built-in splits, else the name."""
+    meaning = SPLIT_MEANING.get(str(split))
+    return f"{split} ({meaning})" if meaning else str(split)
+
+
+def rule_kinds(problem: Any) -> dict[str, str]:
+    """``{rule name: "global" | "local" | ""}`` from a problem description (``results.json``'s
+    ``problem``, :meth:`kvq.Problem.describe`)."""
+    rules = problem.get("rules", []) if isinstance(problem, dict) else []
+    return {r["name"]: r.get("kind", "") for r in rules if isinstance(r, dict) and "name" in r}
