@@ -1,6 +1,9 @@
 """Statistics for importances across settings: Mann-Kendall trend tests and t intervals.
 
-Pure numpy (no scipy at run time); ``tests/test_trend.py`` checks both against scipy.
+The t quantiles come from ``scipy.stats`` (installed with jax).  The Mann-Kendall test is
+written here because it needs ties in ``x`` (several seeds per sweep point) and the
+continuity correction of the paper's scripts; ``tests/test_trend.py`` checks it against
+``scipy.stats.kendalltau``.
 """
 
 from __future__ import annotations
@@ -10,29 +13,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from kvq.errors import KvqError
 
-# two-sided 95 % quantiles of Student's t (0.975 quantile) for 1..30 degrees of freedom
-_T975 = (
-    12.706205, 4.302653, 3.182446, 2.776445, 2.570582, 2.446912, 2.364624, 2.306004, 2.262157, 2.228139,
-    2.200985, 2.178813, 2.160369, 2.144787, 2.131450, 2.119905, 2.109816, 2.100922, 2.093024, 2.085963,
-    2.079614, 2.073873, 2.068658, 2.063899, 2.059539, 2.055529, 2.051831, 2.048407, 2.045230, 2.042272,
-)
-_Z975 = 1.959963984540054
-
-
 def t975(df: int | np.ndarray) -> np.ndarray:
     """The 0.975 quantile of Student's t with ``df`` >= 1 degrees of freedom (a 95 %
-    two-sided interval is mean ± t975(n - 1) · se).  Table for df <= 30, a Cornish-Fisher
-    expansion beyond (error < 1e-5); NaN for df < 1."""
-    df = np.asarray(df)
-    z = _Z975
-    d = np.maximum(df, 1).astype(float)
-    approx = (z + (z**3 + z) / (4 * d) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * d**2)
-              + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * d**3))
-    table = np.asarray(_T975)[np.clip(df, 1, 30).astype(int) - 1]
-    return np.where(df < 1, np.nan, np.where(df <= 30, table, approx))
+    two-sided interval is mean ± t975(n - 1) · se), from ``scipy.stats``; NaN for df < 1."""
+    df = np.asarray(df, float)
+    return np.where(df < 1, np.nan, stats.t.ppf(0.975, np.maximum(df, 1)))
 
 
 def _normal_sf(z: float) -> float:
