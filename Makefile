@@ -22,6 +22,7 @@ demo: $(VENV)/.installed-plot
 	$(BIN)/kvq scan burgers --preset quick --out results/demo --overwrite
 
 test: $(VENV)/.installed-test
+	$(BIN)/ruff check kvq
 	$(BIN)/python -m pytest -q
 
 # the development loop: everything but the tests that train models (about a minute)

@@ -9,10 +9,9 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from kvq.errors import KvqError
-
 
 CHECKPOINT_DIR = ".checkpoint"
 
@@ -159,10 +158,32 @@ def _config(args: argparse.Namespace):
     return problems.config(args.problem, args.preset, **overrides)
 
 
+def parse_settings(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["damping=1e-2", "solve=per_mask"]`` -> ``{"damping": 0.01, "solve": "per_mask"}``
+    (numbers and true/false are converted)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise KvqError(f"estimator setting {pair!r} must look like NAME=VALUE")
+        key, value = (s.strip() for s in pair.split("=", 1))
+        low = value.lower()
+        if low in ("true", "false"):
+            out[key] = low == "true"
+            continue
+        try:
+            out[key] = int(value)
+        except ValueError:
+            try:
+                out[key] = float(value)
+            except ValueError:
+                out[key] = value
+    return out
+
+
 def _scan(args: argparse.Namespace, out: TextIO) -> int:
     from kvq.checkpoint import stored_fingerprint
     from kvq.io import check_output_dir, save_result
-    from kvq.perturb import estimate, estimate_fingerprint, parse_settings, settings_for
+    from kvq.perturb import estimate, estimate_fingerprint, settings_for
     from kvq.report import importance_table
 
     problem = _problem(args)
@@ -253,7 +274,6 @@ def _list(text: str | None, cast, name: str) -> list | None:
 
 def _sweep(args: argparse.Namespace, out: TextIO) -> int:
     from kvq import problems
-    from kvq.perturb import parse_settings
     from kvq.report import sweep_table
     from kvq.sweeps import CHECKPOINTS, plan, sweep
 
@@ -320,7 +340,6 @@ def _problem(args: argparse.Namespace):
 
 
 def _tune(args: argparse.Namespace, out: TextIO) -> int:
-    from kvq.perturb import parse_settings
     from kvq.report import tuning_table
     from kvq.tune import tune_weights
 

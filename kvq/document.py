@@ -17,15 +17,21 @@ import math
 import os
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
-
+from typing import Any
 
 from kvq.errors import KvqError
 from kvq.importance import full_importance, rule_importance
 from kvq.io import FOLDER_MARKERS, RESULTS, load_result
 from kvq.report import (
-    best_set_lines, caveats, elimination_lines, mse_summary, pair_lines, rule_status, settledness_lines,
+    best_set_lines,
+    caveats,
+    elimination_lines,
+    mse_summary,
+    pair_lines,
+    rule_status,
+    settledness_lines,
 )
 from kvq.table import ScanResult
 from kvq.text import num as _num
@@ -487,9 +493,8 @@ def _sweep(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
         what = "data volume" if axis == "data" else "noise"
         for measure, label in (("ri", "RI uniform (Banzhaf)"), ("fi", "FI")):
             doc.figure(f"sweep-{axis}-{measure}.png",
-                       lambda p, axis=axis, measure=measure: plot_sweep(
-                           summary, p, axis=axis, measure=measure,
-                           title=f"{problem}: {label} against {what}"),
+                       lambda p, axis=axis, measure=measure, title=f"{problem}: {label} against {what}": plot_sweep(
+                           summary, p, axis=axis, measure=measure, title=title),
                        f"{label} of each rule against {what}, one panel per split; band: ± 1 se over seeds.")
     if done:
         doc.heading(2, "Sweep points")

@@ -132,7 +132,7 @@ def save_result(result: ScanResult, directory: str | Path, overwrite: bool = Fal
         "format": FORMAT,
         "kind": "kvq.ScanResult",
         "fingerprint": fp,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "method": result.method,
         "estimator": result.estimator,
         "rule_names": list(result.rule_names),

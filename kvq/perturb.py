@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-import warnings
 import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,17 @@ from kvq.curvature import conjugate_gradient, ggn_vp, hvp
 from kvq.errors import KvqError
 from kvq.nn import PointModel
 from kvq.rules import Problem
-from kvq.scan import Engine, Progress, _check_inputs, _compile, make_result, scan, scan_fingerprint, tabulate, tabulate_params
+from kvq.scan import (
+    Engine,
+    Progress,
+    _check_inputs,
+    _compile,
+    make_result,
+    scan,
+    scan_fingerprint,
+    tabulate,
+    tabulate_params,
+)
 from kvq.table import ScanResult
 from kvq.train import data_mse, take
 
@@ -224,7 +234,7 @@ def newton_steps(settings: Newton, apply, losses, residuals, weights, params, x,
     with_data = settings.anchor_step
 
     def solve(matvec, b):
-        flat_mv = lambda v: ravel_pytree(matvec(unravel(v)))[0]  # noqa: E731
+        flat_mv = lambda v: ravel_pytree(matvec(unravel(v)))[0]
         return conjugate_gradient(flat_mv, b, damping=settings.damping, max_iter=settings.cg_iterations,
                                   tol=settings.cg_tol)
 
@@ -380,25 +390,3 @@ def estimate_fingerprint(problem: Problem, config: ScanConfig, method: str, sett
     if method == "finetune" and resolved["steps"] is None:
         resolved["steps"] = default_finetune_steps(config)
     return scan_fingerprint(problem, config, {"method": method, **resolved})
-
-
-def parse_settings(pairs: Sequence[str]) -> dict[str, Any]:
-    """``["damping=1e-2", "solve=per_mask"]`` -> ``{"damping": 0.01, "solve": "per_mask"}``
-    (numbers and true/false are converted)."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise KvqError(f"estimator setting {pair!r} must look like NAME=VALUE")
-        key, value = (s.strip() for s in pair.split("=", 1))
-        low = value.lower()
-        if low in ("true", "false"):
-            out[key] = low == "true"
-            continue
-        try:
-            out[key] = int(value)
-        except ValueError:
-            try:
-                out[key] = float(value)
-            except ValueError:
-                out[key] = value
-    return out

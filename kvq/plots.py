@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -159,9 +160,9 @@ def plot_dependence(table: ValueTable, path: str | Path, output: int | str | Non
         pos = [k for k in prof.sizes if groups[k].size]
         if pos:
             ax.boxplot([groups[k] for k in pos], positions=pos, widths=0.55, showfliers=False,
-                       patch_artist=True, boxprops=dict(facecolor="#cfe0f3", edgecolor="#33557a"),
-                       medianprops=dict(color="#33557a", linewidth=1.5),
-                       whiskerprops=dict(color="#33557a"), capprops=dict(color="#33557a"))
+                       patch_artist=True, boxprops={"facecolor": "#cfe0f3", "edgecolor": "#33557a"},
+                       medianprops={"color": "#33557a", "linewidth": 1.5},
+                       whiskerprops={"color": "#33557a"}, capprops={"color": "#33557a"})
         for k in pos:
             x = groups[k]
             jitter = rng.uniform(-0.18, 0.18, x.size)

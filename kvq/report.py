@@ -27,7 +27,7 @@ def mse_summary(values: np.ndarray) -> str:
 
 def _columns(head: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(r[c]) for r in [head, *rows]) for c in range(len(head))]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
     return [line(head), line(["-" * w for w in widths]), *map(line, rows)]
 
 
@@ -169,8 +169,8 @@ def pair_lines(pairs: PairRelations) -> list[str]:
 def best_set_lines(best: dict) -> list[str]:
     """The best rule set and its paired gain over seeds against all rules and the kept rules."""
     b = best["best"]
-    out = [f"best rule set: {{{', '.join(b['rules'])}}} (validation MSE {b['mse_mean']:.3e}, chosen on the "
-           "validation set: optimistic)"]
+    out = [(f"best rule set: {{{', '.join(b['rules'])}}} (validation MSE {b['mse_mean']:.3e}, chosen on the "
+            "validation set: optimistic)")]
     for key, label in (("all_rules", "all rules"), ("kept_by_elimination", "the rules elimination keeps")):
         c = best.get(key)
         if c is None or c["mask"] == b["mask"] or c["gain"] is None:
@@ -214,8 +214,8 @@ def sweep_table(summary: list[dict], trends: list[dict], measure: str = "ri") ->
                                else " ?" if r.get("settled") is False else ""))
         rows.append(row)
     label = {"ri": "RI uniform", "fi": "FI"}[measure]
-    out = [f"{label} ± se per sweep point (decades; '!' = improper (backward elimination); '?' = unsettled: "
-           "a longer budget may change it):",
+    out = [(f"{label} ± se per sweep point (decades; '!' = improper (backward elimination); '?' = unsettled: "
+            "a longer budget may change it):"),
            *_columns(["split", "noise %", "data", *rules], rows)]
     shown = [t for t in trends if t["measure"] == measure]
     if shown:

@@ -121,7 +121,7 @@ def _check_rule_outputs(problem: Problem, apply: Callable, params: Any, points: 
     for rule, pts in zip(problem.rules, points):
         try:
             out = jax.eval_shape(lambda p, q, loss=rule.loss: loss(PointModel(apply, p), q), params, pts)
-        except Exception as e:  # noqa: BLE001 - any failure of user code: name the rule, keep the cause
+        except Exception as e:
             raise KvqError(f"rule {rule.name!r} failed on its {pts.shape[0]} points: {type(e).__name__}: "
                            f"{str(e).splitlines()[0][:300]}") from e
         if getattr(out, "shape", None) != ():
@@ -297,7 +297,7 @@ class Engine:
         params0 = jax.vmap(init)(jnp.stack([jax.random.PRNGKey(s) for s in seeds]))
         rows = [len(d) for d in data]
         N = max(rows)
-        pad = lambda a: np.concatenate([a, np.zeros((N - len(a), a.shape[1]), a.dtype)])  # noqa: E731
+        pad = lambda a: np.concatenate([a, np.zeros((N - len(a), a.shape[1]), a.dtype)])
         xs = jnp.asarray(np.stack([pad(d.x) for d in data]), jnp.float32)
         ys = jnp.asarray(np.stack([pad(d.y) for d in data]), jnp.float32)
         ws = None if len(set(rows)) == 1 else jnp.asarray(np.arange(N)[None, :] < np.asarray(rows)[:, None], jnp.float32)

@@ -21,7 +21,6 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import itertools
-import json
 import shutil
 import time
 import warnings
@@ -38,14 +37,24 @@ from kvq.coalitions import all_masks
 from kvq.config import ScanConfig, config_identity
 from kvq.errors import KvqError
 from kvq.importance import full_importance, json_ready, rule_importance
-from kvq.verdicts import assess
-from kvq.io import FOLDER_MARKERS, check_output_dir, folder_fingerprint, load_if_same, load_result, read_meta, save_result, write_atomic, write_json
+from kvq.io import (
+    FOLDER_MARKERS,
+    check_output_dir,
+    folder_fingerprint,
+    load_if_same,
+    load_result,
+    read_meta,
+    save_result,
+    write_atomic,
+    write_json,
+)
 from kvq.perturb import METHODS, estimate, estimate_fingerprint, settings_for
 from kvq.rules import Problem
 from kvq.scan import Engine, Progress, make_result, tabulate
 from kvq.table import ScanResult
 from kvq.text import rule_kinds
 from kvq.trend import mann_kendall
+from kvq.verdicts import assess
 
 SWEEP_JSON = FOLDER_MARKERS["sweep"]
 SUMMARY_CSV = "summary.csv"
@@ -253,7 +262,7 @@ def _write_index(path: Path, sweep: SweepResult, done: set[SweepPoint]) -> None:
         "format": 1,
         "kind": "kvq.SweepResult",
         "fingerprint": sweep.fingerprint(),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "problem": sweep.problem,
         "problem_options": sweep.problem_options,
         "seed": sweep.seed,
@@ -359,7 +368,7 @@ def sweep(problem_name: str, config: ScanConfig | None = None, *, data: Any = No
     todo = [g for g in groups if any(results[k] is None for k in g)]  # a group reruns whole: the same batch
     for gi, group in enumerate(todo):
         tag = f"[{gi + 1}/{len(todo)}]"
-        step = lambda phase, d, t, tag=tag: progress(f"{tag} {phase}", d, t)  # noqa: E731
+        step = lambda phase, d, t, tag=tag: progress(f"{tag} {phase}", d, t)
         ckpt_dir = None if path is None else path / CHECKPOINTS / f"{points[group[0]].label}-{len(group)}"
         if method == "exact":
             ckpt = None if ckpt_dir is None else Checkpoint(

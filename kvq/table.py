@@ -150,8 +150,8 @@ class ValueTable:
             raise KvqError("restrict() needs at least one rule to keep")
         sub = all_masks(len(keep)).astype(np.int64)
         rows = (sub << np.asarray(keep)).sum(axis=1)  # mask number in the full table
-        pick = lambda a: None if a is None else a[rows]  # noqa: E731
-        pick_h = lambda a: None if a is None else a[:, rows]  # noqa: E731
+        pick = lambda a: None if a is None else a[rows]
+        pick_h = lambda a: None if a is None else a[:, rows]
         return ValueTable(
             tuple(self.rule_names[j] for j in keep), self.errors[rows], pick(self.errors_by_output), self.output_names,
             errors_by_check=pick_h(self.errors_by_check), check_steps=self.check_steps,

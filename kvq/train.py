@@ -172,7 +172,7 @@ class Programs:
         obj = self.objective
 
         def one(s, mask, data, points, valid):
-            loss = lambda p: obj(p, mask, data, points, pattern)  # noqa: E731
+            loss = lambda p: obj(p, mask, data, points, pattern)
             s = make_block(loss, self.optimizer, self.check_every, "last")(s)
             vx, vy = valid
             err = jnp.mean((obj.apply(s.best_params, vx) - vy) ** 2, axis=0)

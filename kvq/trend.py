@@ -17,6 +17,7 @@ from scipy import stats
 
 from kvq.errors import KvqError
 
+
 def t975(df: int | np.ndarray) -> np.ndarray:
     """The 0.975 quantile of Student's t with ``df`` >= 1 degrees of freedom (a 95 %
     two-sided interval is mean ± t975(n - 1) · se), from ``scipy.stats``; NaN for df < 1."""

@@ -32,7 +32,15 @@ from kvq.checkpoint import fingerprint
 from kvq.config import ScanConfig
 from kvq.errors import KvqError
 from kvq.importance import json_ready, rule_importance
-from kvq.io import FOLDER_MARKERS, check_output_dir, folder_fingerprint, load_if_same, read_meta, save_result, write_json
+from kvq.io import (
+    FOLDER_MARKERS,
+    check_output_dir,
+    folder_fingerprint,
+    load_if_same,
+    read_meta,
+    save_result,
+    write_json,
+)
 from kvq.nn import PointModel
 from kvq.perturb import estimate, estimate_fingerprint, settings_for
 from kvq.rules import Problem
@@ -169,7 +177,7 @@ def tune_weights(problem: Problem, config: ScanConfig | None = None, *, iteratio
         tuned = TuneResult(problem.describe(), problem.rule_names, tuple(history), config.to_dict(), method, float(mu))
         if path is not None:
             write_json(path / TUNE_JSON, {**tuned.to_dict(), "fingerprint": fingerprint(*identity),
-                                          "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+                                          "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")})
     return tuned
 
 

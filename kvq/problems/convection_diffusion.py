@@ -46,7 +46,7 @@ def _sine_coefficients(k: np.ndarray) -> np.ndarray:
     sin(pi x) sin(k pi x / 2) = [cos(a x) - cos(b x)] / 2 with a, b = (k/2 -+ 1) pi, and
     int_0^2 exp(-3x) cos(w x) dx = (3 - 3 exp(-6) (-1)^k) / (9 + w^2) for those w.
     """
-    integral = lambda w: (3.0 - 3.0 * np.exp(-6.0) * (-1.0) ** k) / (9.0 + w**2)  # noqa: E731
+    integral = lambda w: (3.0 - 3.0 * np.exp(-6.0) * (-1.0) ** k) / (9.0 + w**2)
     return (2.0 / _L) * 0.5 * (integral((k / 2 - 1) * np.pi) - integral((k / 2 + 1) * np.pi))
 
 

@@ -76,9 +76,9 @@ def make_rules(n_side: int = 30, n_line: int = 100) -> tuple[Rule, ...]:
     boundary rule."""
     inner = np.linspace(*RANGE, n_side + 2)[1:-1]
     s = np.linspace(*RANGE, n_line)
-    line = lambda fixed_axis, value: np.insert(s[:, None], fixed_axis, value, axis=1)  # noqa: E731
+    line = lambda fixed_axis, value: np.insert(s[:, None], fixed_axis, value, axis=1)
     top, bottom, left, right = line(1, 1.0), line(1, 0.0), line(0, 0.0), line(0, 1.0)
-    x2 = lambda p: p[:, 0] ** 2  # noqa: E731
+    x2 = lambda p: p[:, 0] ** 2
     return (
         Rule("pde", pde_loss, pde.mesh(inner, inner), kind="global"),
         Rule("uyy_top", _uyy_matches(lambda p: x2(p) * np.exp(-1.0)), top, kind="local"),

@@ -52,7 +52,7 @@ def solution(x: np.ndarray, t: np.ndarray, modes: int = 120, nodes: int = 400) -
     x, t = np.broadcast_arrays(np.asarray(x, np.float64), np.asarray(t, np.float64))
     k = np.arange(1, modes + 1)
     z, wq = np.polynomial.legendre.leggauss(nodes)
-    basis = lambda s: np.sin(k * np.pi * (s[..., None] + 1.0) / 2.0)  # noqa: E731
+    basis = lambda s: np.sin(k * np.pi * (s[..., None] + 1.0) / 2.0)
     a = (wq * initial_condition(z)) @ basis(z)
     omega = np.sqrt(MASS2 + C2 * (k * np.pi / 2.0) ** 2)
     xs, ts = x.ravel(), t.ravel()
