@@ -277,7 +277,8 @@ def _finetune(engine: Engine, settings: Finetune, progress: Progress) -> tuple[t
     K = settings.steps if settings.steps is not None else default_finetune_steps(cfg)
     info: dict[str, Any] = {"steps": K}
     if settings.anchor == "all":
-        engine.params0, engine.opt0, anchor = _train_anchor(engine, progress)
+        params, opt, anchor = _train_anchor(engine, progress)
+        engine = engine.with_starts(params, opt)
         info.update(anchor)
     else:
         info["anchor"] = "data-only warm start" if cfg.warm_start and engine.xs.shape[1] else "initialization"
@@ -369,7 +370,7 @@ def estimate(problem: Problem, config: ScanConfig | None = None, method: str = "
     ckpt = None if checkpoint is None else Checkpoint(checkpoint, identity, checkpoint_every_s)
     one_mask = method == "newton" and not chosen.refine_steps  # only the anchor is trained
     engine = Engine.prepare(problem, config, ckpt, group=not one_mask)
-    engine.pretrain(progress)
+    engine = engine.pretrain(progress)
     run = _finetune if method == "finetune" else _newton
     table, estimator, timing = run(engine, chosen, progress)
     bad = np.asarray(estimator["diagnostics"].get("anchor_diverged", np.zeros(len(engine.seeds), bool)), bool)

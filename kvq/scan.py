@@ -247,12 +247,13 @@ class Trained(NamedTuple):
     check_steps: np.ndarray
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Engine:
     """A problem and a config made ready to train: network, points, data, programs.
 
-    ``params0``/``opt0`` [S, ...] are each seed's starting weights and optimizer state
-    (after :meth:`pretrain`, the warm-start ones).  ``train`` runs any list of masks.
+    Immutable: ``params0``/``opt0`` [S, ...] are each seed's starting weights and optimizer
+    state; :meth:`pretrain` and :meth:`with_starts` return a new engine with other ones.
+    ``train`` runs any list of masks.  ``clock`` only accumulates timings.
     """
 
     problem: Problem
@@ -327,13 +328,19 @@ class Engine:
             return np.full(len(self.seeds), self.xs.shape[1])
         return np.asarray(self.ws.sum(axis=1)).astype(int)
 
-    def pretrain(self, progress: Progress) -> None:
-        """Data-only warm start of every seed (one batch); no-op without observations (a
+    def with_starts(self, params0: Any, opt0: Any) -> Engine:
+        """This engine with the starting weights and optimizer states [S, ...] of every seed
+        replaced (shares everything else)."""
+        return dataclasses.replace(self, params0=params0, opt0=opt0)
+
+    def pretrain(self, progress: Progress) -> Engine:
+        """This engine after the data-only warm start of every seed (one batch): its
+        starting weights are the warm-start ones.  The same engine without observations (a
         seed column without observations keeps its initial weights and optimizer state)."""
         cfg = self.config
         has_data = self.rows() > 0
         if not (cfg.warm_start and has_data.any() and cfg.pretrain_steps > 0):
-            return
+            return self
         S = len(self.seeds)
         total, done = S * cfg.pretrain_steps, 0
 
@@ -357,9 +364,10 @@ class Engine:
         keep = jnp.asarray(has_data & ~diverged)
         warm = jax.tree.map(lambda new, old: jnp.where(keep.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
                             (state.best_params, state.best_opt_state), (self.params0, self.opt0))
-        self.params0, self.opt0 = jax.block_until_ready(warm)
+        warm = jax.block_until_ready(warm)
         self.clock.pretrain_s += time.perf_counter() - t0
         progress("pretrain", total, total)
+        return self.with_starts(*warm)
 
     def vectorize(self, pattern: tuple[int, ...], batch: int) -> int:
         """How many of ``batch`` items one program trains in lock-step (``vmap``).
@@ -620,9 +628,15 @@ def tabulate_params(engine: Engine, params: Any, mask_of: np.ndarray, seed_of: n
 
 
 def make_result(engine: Engine, table: Tabulated, t_start: float, method: str = "exact",
-                estimator: dict[str, Any] | None = None, timing: dict[str, Any] | None = None) -> ScanResult:
-    """The :class:`ScanResult` of a finished scan or estimate (warns about diverged trainings)."""
-    problem, config, clock = engine.problem, engine.config, engine.clock
+                estimator: dict[str, Any] | None = None, timing: dict[str, Any] | None = None, *,
+                problem: Problem | None = None, seeds: Sequence[int] | None = None) -> ScanResult:
+    """The :class:`ScanResult` of a finished scan or estimate (warns about diverged trainings).
+
+    ``problem``/``seeds``: what the table's seed columns are when they are a part of the
+    engine's (a sweep point among the points trained together); default the engine's."""
+    problem = engine.problem if problem is None else problem
+    seeds = tuple(engine.seeds if seeds is None else seeds)
+    config, clock = engine.config, engine.clock
     masks = all_masks(len(problem.rules))
     errors, diverged = table.errors, table.diverged
     result = ScanResult(
@@ -636,8 +650,8 @@ def make_result(engine: Engine, table: Tabulated, t_start: float, method: str = 
         stopped=table.stopped,
         steps_run=table.steps_run,
         diverged=diverged,
-        seeds=engine.seeds,
-        problem=problem.identity(len(engine.seeds)),
+        seeds=seeds,
+        problem=problem.identity(len(seeds)),
         config=config.to_dict(),
         timing={
             "compile_s": clock.compile_s,
@@ -655,7 +669,7 @@ def make_result(engine: Engine, table: Tabulated, t_start: float, method: str = 
         estimator=estimator or {},
     )
     if diverged.any():
-        bad = [f"{result.subset_label(k)} (seed {engine.seeds[s]})" for k, s in zip(*np.nonzero(diverged))]
+        bad = [f"{result.subset_label(k)} (seed {seeds[s]})" for k, s in zip(*np.nonzero(diverged))]
         warnings.warn(
             f"{len(bad)} training(s) diverged (NaN/inf loss) and are left out of the averages: {', '.join(bad)}",
             RuntimeWarning,
@@ -681,7 +695,6 @@ def scan(problem: Problem, config: ScanConfig | None = None, *, progress: Progre
     progress = progress or (lambda phase, done, total: None)
     _check_inputs(problem, config)
     ckpt = None if checkpoint is None else Checkpoint(checkpoint, scan_fingerprint(problem, config), checkpoint_every_s)
-    engine = Engine.prepare(problem, config, ckpt)
-    engine.pretrain(progress)
+    engine = Engine.prepare(problem, config, ckpt).pretrain(progress)
     trained = engine.train(all_masks(len(problem.rules)), progress)
     return make_result(engine, tabulate(engine, trained), t_start)

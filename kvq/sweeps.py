@@ -314,15 +314,14 @@ def _train_group(built: Sequence[Problem], config: ScanConfig, ckpt: Checkpoint 
     t_start = time.perf_counter()
     columns = [(p.seed + k, p.observations(k)) for p in built for k in range(config.seeds)]
     engine = Engine.prepare(built[0], config, ckpt, columns=columns)
-    engine.pretrain(progress)
+    engine = engine.pretrain(progress)
     table = tabulate(engine, engine.train(all_masks(len(built[0].rules)), progress))
     out = []
     S = config.seeds
     for j, problem in enumerate(built):
         cols = slice(j * S, (j + 1) * S)
-        point_engine = dataclasses.replace(engine, problem=problem, seeds=engine.seeds[cols])
-        out.append(make_result(point_engine, table.columns(cols), t_start,
-                               timing={"points_in_batch": len(built)}))
+        out.append(make_result(engine, table.columns(cols), t_start, timing={"points_in_batch": len(built)},
+                               problem=problem, seeds=engine.seeds[cols]))
     return out
 
 

@@ -195,7 +195,7 @@ def evaluate_weights(problem: Problem, config: ScanConfig, weights: Any,
     warm start, ``config.steps`` steps with early stopping), one entry per seed."""
     progress = progress or (lambda phase, done, total: None)
     engine = Engine.prepare(with_weights(problem, weights), config, group=False)
-    engine.pretrain(progress)
+    engine = engine.pretrain(progress)
     trained = engine.train(np.ones((1, len(problem.rules)), np.int8), progress)
     state, seed_of = trained.state, trained.seed_of
     errors = trained.history[-1].mean(axis=-1)
@@ -229,7 +229,7 @@ def balance_weights(problem: Problem, config: ScanConfig, *, alpha: float = 0.1,
     t0 = time.perf_counter()
     progress = progress or (lambda phase, done, total: None)
     engine = Engine.prepare(problem, config, group=False)
-    engine.pretrain(progress)
+    engine = engine.pretrain(progress)
     obj, opt = engine.programs.objective, engine.programs.optimizer
     n = len(problem.rules)
     has_data = engine.rows() > 0

@@ -21,7 +21,7 @@ NO_PROGRESS = lambda *a: None  # noqa: E731
 
 def _trained(problem, config, masks):
     engine = Engine.prepare(problem, config)
-    engine.pretrain(NO_PROGRESS)
+    engine = engine.pretrain(NO_PROGRESS)
     state, mask_of, seed_of, _, _ = engine.train(masks, NO_PROGRESS)
     return engine, {(int(m), int(s)): jax.tree.map(lambda a: a[b], state) for b, (m, s) in enumerate(zip(mask_of, seed_of))}
 

@@ -94,7 +94,7 @@ def test_gradient_norm_balancing_first_update(tiny_burgers, tiny_config):
     assert got.trajectory.shape == (1, cfg.seeds, 4) and got.errors.shape == (cfg.seeds,)
     # independently: lambda_hat_i = max|grad L_data| / mean|grad L_i| at the warm start
     engine = Engine.prepare(tiny_burgers, cfg, group=False)
-    engine.pretrain(lambda *a: None)
+    engine = engine.pretrain(lambda *a: None)
     obj = engine.programs.objective
     for s in range(cfg.seeds):
         params = jax.tree.map(lambda a: a[s], engine.params0)
