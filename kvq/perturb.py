@@ -47,7 +47,7 @@ from kvq.scan import (
     tabulate_params,
 )
 from kvq.table import ScanResult
-from kvq.train import data_mse, take
+from kvq.train import Objective, take
 
 METHODS = ("exact", "finetune", "newton")
 ANCHORS = ("data", "all")
@@ -154,20 +154,6 @@ def settings_for(method: str, **settings: Any) -> Finetune | Newton | None:
 # ---------------------------------------------------------------- curvature of J_mask
 
 
-def _masked_loss(apply, losses, weights, mask, x, y, points) -> Callable[[Any], jax.Array]:
-    """``J_mask(params) = L_data + sum_i mask_i w_i L_i`` computing every term (the mask
-    may be traced)."""
-
-    def loss(params):
-        u = PointModel(apply, params)
-        total = data_mse(apply, params, x, y)
-        for i, (li, pts) in enumerate(zip(losses, points)):
-            total = total + mask[i] * weights[i] * li(u, pts)
-        return total
-
-    return loss
-
-
 def curvature_matvec(kind: str, apply, losses, residuals, weights, params, mask, x, y,
                      points) -> Callable[[Any], Any]:
     """``v -> C v`` with ``C`` the curvature of ``J_mask`` at ``params``: its Hessian
@@ -176,7 +162,8 @@ def curvature_matvec(kind: str, apply, losses, residuals, weights, params, mask,
     product).  ``mask`` [n] is 0/1 (or any weights), ``residuals[i]`` is rule i's residual
     function or None."""
     if kind == "hessian":
-        return hvp(_masked_loss(apply, losses, weights, mask, x, y, points), params)
+        objective = Objective(apply, tuple(losses), tuple(weights), frozenset())
+        return hvp(lambda p: objective.dense(p, mask, (x, y), points), params)
     with_res = [i for i, r in enumerate(residuals) if r is not None]
 
     def stacked(p):
@@ -204,10 +191,9 @@ def curvature_matvec(kind: str, apply, losses, residuals, weights, params, mask,
 def rule_gradients(apply, losses, params, x, y, points) -> tuple[Any, Any]:
     """``(∇L_data, [∇L_i])`` at ``params``: the data loss's gradient and each rule loss's
     (unweighted), the latter stacked along a leading [n] axis."""
-    data = jax.grad(lambda p: data_mse(apply, p, x, y))(params)
-    per_rule = [jax.grad(lambda p, li=li, pts=pts: li(PointModel(apply, p), pts))(params)
-                for li, pts in zip(losses, points)]
-    return data, jax.tree.map(lambda *g: jnp.stack(g), *per_rule)
+    objective = Objective(apply, tuple(losses), (1.0,) * len(losses), frozenset())
+    jac = jax.jacrev(lambda p: objective.terms(p, (x, y), points))(params)  # [1 + n] per leaf
+    return jax.tree.map(lambda g: g[0], jac), jax.tree.map(lambda g: g[1:], jac)
 
 
 def newton_steps(settings: Newton, apply, losses, residuals, weights, params, x, y, points,

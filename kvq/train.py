@@ -42,12 +42,15 @@ def data_mse(apply: Apply, params: Params, x: jax.Array, y: jax.Array, w: jax.Ar
 
 @dataclass(frozen=True, eq=False)
 class Objective:
-    """The masked objective ``J_m = L_data + sum_i m_i w_i L_i`` of one problem.
+    """The masked objective ``J_m = L_data + sum_i m_i w_i L_i`` of one problem: the one
+    definition that training, the estimators and weight balancing use.
 
     ``losses[i](u, points[i]) -> scalar`` with ``u`` the model as a function of one point.
-    ``pattern`` (per compiled program) lists the expensive rules that are ON; expensive
-    rules outside the pattern are not computed at all; the other rules are switched by
-    their mask bit (``lax.cond``).
+    Training calls the objective with a ``pattern`` (per compiled program): the expensive
+    rules that are ON; expensive rules outside the pattern are not computed at all; the
+    other rules are switched by their mask bit (``lax.cond``).  :meth:`dense` computes
+    every term and multiplies it by its mask bit (the mask may be traced, e.g. for
+    curvature products); :meth:`terms` returns the unweighted terms.
     """
 
     apply: Apply
@@ -58,6 +61,17 @@ class Objective:
     def data_loss(self, params: Params, data: tuple[jax.Array, ...]) -> jax.Array:
         """Mean squared error on the observations ``data`` = ``(x, y[, w])`` (0 when there are none)."""
         return data_mse(self.apply, params, *data)
+
+    def terms(self, params: Params, data: tuple[jax.Array, ...], points: tuple[jax.Array, ...]) -> jax.Array:
+        """[1 + n]: the data loss, then every rule's unweighted loss (all computed)."""
+        u = PointModel(self.apply, params)
+        return jnp.stack([self.data_loss(params, data), *(loss(u, pts) for loss, pts in zip(self.losses, points))])
+
+    def dense(self, params: Params, mask: jax.Array, data: tuple[jax.Array, ...],
+              points: tuple[jax.Array, ...]) -> jax.Array:
+        """``J_mask(params)`` with every term computed; ``mask`` [n] may be traced."""
+        t = self.terms(params, data, points)
+        return t[0] + jnp.sum(jnp.asarray(mask, t.dtype) * jnp.asarray(self.weights, t.dtype) * t[1:])
 
     def __call__(self, params, mask, data, points, pattern: tuple[int, ...]) -> jax.Array:
         """``J_mask(params)`` for one item; ``mask`` [n] is 0/1, ``data`` = ``(x, y[, w])``."""

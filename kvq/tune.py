@@ -41,7 +41,6 @@ from kvq.io import (
     save_result,
     write_json,
 )
-from kvq.nn import PointModel
 from kvq.perturb import estimate, estimate_fingerprint, settings_for
 from kvq.rules import Problem
 from kvq.scan import Engine, Progress
@@ -236,8 +235,7 @@ def balance_weights(problem: Problem, config: ScanConfig, *, alpha: float = 0.1,
     w0 = jnp.asarray([r.weight for r in problem.rules], jnp.float32)
 
     def terms(p, data):
-        u = PointModel(obj.apply, p)
-        return jnp.stack([obj.data_loss(p, data), *(loss(u, pts) for loss, pts in zip(obj.losses, engine.points))])
+        return obj.terms(p, data, engine.points)
 
     def per_seed(params, opt_state, data, with_data):
         def update(carry, _):
