@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kvq  # noqa: E402
 from kvq.importance import json_ready  # noqa: E402
 from kvq.io import load_if_same  # noqa: E402
-from kvq.scan import scan_fingerprint  # noqa: E402
+from kvq.engine import scan_fingerprint  # noqa: E402
 from kvq.sweeps import sweep  # noqa: E402
 from results_md import HERE, machine, update_section, write_json  # noqa: E402
 

@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kvq  # noqa: E402
 from kvq.coalitions import all_masks  # noqa: E402
-from kvq.scan import Engine  # noqa: E402
+from kvq.engine import Engine  # noqa: E402
 from results_md import machine, update_section, write_json  # noqa: E402
 
 RULES = ("pde", "ic", "bc_left", "bc_right")

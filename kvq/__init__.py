@@ -5,8 +5,10 @@ jit-compiled program), score each on held-out data, and turn the table into Rule
 Importance (RI), Full Importance (FI) and rule interactions.
 """
 
+import kvq.scan  # noqa: F401 - the old module path, loaded before the function below takes its name
 from kvq import problems
 from kvq.config import ScanConfig
+from kvq.engine import scan
 from kvq.errors import KvqError
 from kvq.importance import (
     DependenceProfile,
@@ -18,7 +20,6 @@ from kvq.importance import (
 )
 from kvq.perturb import estimate
 from kvq.rules import Dataset, Problem, Rule
-from kvq.scan import scan
 from kvq.sweeps import SweepResult, sweep
 from kvq.table import ScanResult, ValueTable
 from kvq.tune import TuneResult, tune_weights

@@ -34,7 +34,7 @@ TABLE_CSV = "table.csv"
 
 
 def result_fingerprint(result: ScanResult) -> str:
-    """The fingerprint of the scan that produced ``result`` (see :func:`kvq.scan.scan_fingerprint`)."""
+    """The fingerprint of the scan that produced ``result`` (see :func:`kvq.engine.scan_fingerprint`)."""
     method = result.estimator.get("settings", result.method) if result.estimator else result.method
     return fingerprint(result.problem, config_identity(result.config), list(result.rule_names), method)
 

@@ -32,10 +32,7 @@ from kvq.checkpoint import Checkpoint
 from kvq.coalitions import all_masks
 from kvq.config import ScanConfig
 from kvq.curvature import conjugate_gradient, ggn_vp, hvp
-from kvq.errors import KvqError
-from kvq.nn import PointModel
-from kvq.rules import Problem
-from kvq.scan import (
+from kvq.engine import (
     Engine,
     Progress,
     _check_inputs,
@@ -46,6 +43,9 @@ from kvq.scan import (
     tabulate,
     tabulate_params,
 )
+from kvq.errors import KvqError
+from kvq.nn import PointModel
+from kvq.rules import Problem
 from kvq.table import ScanResult
 from kvq.train import Objective, take
 
@@ -370,7 +370,7 @@ def estimate(problem: Problem, config: ScanConfig | None = None, method: str = "
 
 
 def estimate_fingerprint(problem: Problem, config: ScanConfig, method: str, settings: Finetune | Newton | None) -> str:
-    """What identifies an estimate (as :func:`kvq.scan.scan_fingerprint` for a scan)."""
+    """What identifies an estimate (as :func:`kvq.engine.scan_fingerprint` for a scan)."""
     if settings is None:
         return scan_fingerprint(problem, config)
     resolved = dataclasses.asdict(settings)

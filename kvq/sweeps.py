@@ -35,6 +35,7 @@ from kvq import problems
 from kvq.checkpoint import Checkpoint, fingerprint
 from kvq.coalitions import all_masks
 from kvq.config import ScanConfig, config_identity
+from kvq.engine import Engine, Progress, make_result, tabulate
 from kvq.errors import KvqError
 from kvq.importance import full_importance, json_ready, rule_importance
 from kvq.io import (
@@ -50,7 +51,6 @@ from kvq.io import (
 )
 from kvq.perturb import METHODS, estimate, estimate_fingerprint, settings_for
 from kvq.rules import Problem
-from kvq.scan import Engine, Progress, make_result, tabulate
 from kvq.table import ScanResult
 from kvq.text import rule_kinds
 from kvq.trend import mann_kendall

@@ -30,6 +30,7 @@ import numpy as np
 
 from kvq.checkpoint import fingerprint
 from kvq.config import ScanConfig
+from kvq.engine import Engine, Progress
 from kvq.errors import KvqError
 from kvq.importance import json_ready, rule_importance
 from kvq.io import (
@@ -43,7 +44,6 @@ from kvq.io import (
 )
 from kvq.perturb import estimate, estimate_fingerprint, settings_for
 from kvq.rules import Problem
-from kvq.scan import Engine, Progress
 from kvq.table import ScanResult
 
 TUNE_JSON = FOLDER_MARKERS["tuning"]

@@ -11,7 +11,7 @@ import pytest
 
 import kvq
 from kvq.coalitions import all_masks, group_by_pattern, mask_index
-from kvq.scan import Engine
+from kvq.engine import Engine
 from kvq.train import take
 
 pytestmark = pytest.mark.slow  # every test here trains (tiny) models
@@ -204,7 +204,7 @@ def test_automatic_vectorize_on_cpu(tiny_burgers, tiny_config):
 def test_chunking_the_mask_axis_gives_identical_results(tiny_burgers, tiny_config, monkeypatch):
     import importlib
 
-    scan_module = importlib.import_module("kvq.scan")  # the module (kvq.scan is also the function)
+    scan_module = importlib.import_module("kvq.engine")
 
     config = tiny_config.replace(vectorize=1)
     whole = kvq.scan(tiny_burgers, config)

@@ -13,7 +13,7 @@ import kvq.tune as tune
 from kvq.coalitions import all_masks
 from kvq.nn import PointModel
 from kvq.report import importance_table
-from kvq.scan import Engine
+from kvq.engine import Engine
 from kvq.tune import balance_weights, evaluate_weights, tune_weights, with_weights
 
 

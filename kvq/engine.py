@@ -1,0 +1,700 @@
+"""Exact enumeration: train every rule subset (x every seed) in batched programs.
+
+``scan(problem, config)`` wires a problem to :mod:`kvq.train` and returns a
+:class:`~kvq.table.ScanResult`.  Masks are grouped by the on/off pattern of the
+*expensive* rules (docs/design.md §5) so an expensive rule is never computed for a mask that
+excludes it; within a group all masks x seeds train as one vmapped batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import time
+import warnings
+from collections.abc import Callable, Container, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from kvq.checkpoint import Checkpoint, batch_key, fingerprint, item_keys
+from kvq.coalitions import all_masks, group_by_pattern
+from kvq.config import ScanConfig
+from kvq.errors import KvqError
+from kvq.nn import PointModel, make_mlp
+from kvq.rules import Dataset, Problem
+from kvq.table import ScanResult
+from kvq.train import ItemState, Objective, Programs, start_state, take
+
+Progress = Callable[[str, int, int], None]
+"""``progress(phase, done, total)``: phase ``"pretrain"`` (seed-steps) or ``"train"`` (subset-steps)
+(estimators add ``"anchor"``, ``"solve"`` and ``"refine"``)."""
+Starts = Callable[[np.ndarray, np.ndarray], tuple[Any, Any]]
+"""``starts(mask_of [B], seed_of [B]) -> (params [B], opt_state [B])``: where items begin training."""
+
+EXPENSIVE_SHARE = 0.25  # a rule costing at least this share of all rules' FLOPs is "expensive"
+MAX_EXPENSIVE = 3  # at most 2^3 = 8 compiled programs per scan
+COLLOCATION_SEED = 7
+CPU_POINTS_PER_VECTOR = 4096  # see Engine.vectorize
+MEMORY_SHARE = 0.5  # an automatic max_batch plans for at most this share of the free memory
+ALWAYS_FITS = 8  # a batch this small is never split (skips the memory estimate's compile)
+VALIDATION_CHUNK = 64  # models scored per compiled validation call
+
+
+def available_memory() -> int | None:
+    """Free memory (bytes) of the default device: the accelerator's free memory, or on
+    a CPU the host's available memory (Linux ``MemAvailable``, capped by a cgroup limit).
+    ``None`` where it cannot be read."""
+    dev = jax.devices()[0]
+    if dev.platform != "cpu":
+        stats = dev.memory_stats() or {}
+        if "bytes_limit" in stats:
+            return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+        return None
+    free = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                free.append(int(line.split()[1]) * 1024)
+    except OSError:
+        pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
+        if limit != "max":
+            free.append(int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return max(min(free), 0) if free else None
+
+
+def rule_points(problem: Problem, cap: int | None) -> tuple[jax.Array, ...]:
+    """Each rule's points as float32, subsampled (fixed draw) to at most ``cap`` rows."""
+    rng = np.random.default_rng(COLLOCATION_SEED)
+    out = []
+    for rule in problem.rules:
+        pts = rule.points
+        if cap is not None and len(pts) > cap:
+            pts = pts[np.sort(rng.choice(len(pts), size=cap, replace=False))]
+        out.append(jnp.asarray(pts, jnp.float32))
+    return tuple(out)
+
+
+def rule_costs(objective: Objective, params: Any, points: tuple[jax.Array, ...]) -> np.ndarray:
+    """FLOPs of one gradient step of each rule's loss (XLA cost analysis), shape [n]."""
+    costs = []
+    for loss, pts in zip(objective.losses, points):
+        f = jax.jit(jax.grad(lambda p, q, loss=loss: loss(lambda z: objective.apply(p, z), q)))
+        analysis = f.lower(params, pts).cost_analysis()
+        if isinstance(analysis, list):  # older jax returns one dict per computation
+            analysis = analysis[0]
+        costs.append(float((analysis or {}).get("flops", 0.0)))
+    return np.asarray(costs)
+
+
+def choose_expensive(problem: Problem, grouping: str | tuple[str, ...], costs: Callable[[], np.ndarray]) -> tuple[int, ...]:
+    """Indices of the rules whose on/off pattern splits the masks into programs."""
+    names = problem.rule_names
+    if grouping == "none":
+        return ()
+    if grouping != "auto":
+        unknown = sorted(set(grouping) - set(names))
+        if unknown:
+            raise KvqError(f"grouping names unknown rule(s) {unknown}; the rules are {list(names)}")
+        return tuple(i for i, n in enumerate(names) if n in grouping)
+    c = costs()
+    share = c / max(c.sum(), 1.0)
+    order = [int(i) for i in np.argsort(-c) if share[i] >= EXPENSIVE_SHARE]
+    return tuple(sorted(order[:MAX_EXPENSIVE]))
+
+
+def _check_rule_outputs(problem: Problem, apply: Callable, params: Any, points: tuple[jax.Array, ...]) -> None:
+    """Every rule's loss must be a finite scalar at the initial weights ``params`` (one
+    model): the shapes are checked first (nothing compiled), then every loss is evaluated
+    once (one small compiled call), so a rule written wrongly fails here with its name
+    instead of deep inside training."""
+    for rule, pts in zip(problem.rules, points):
+        try:
+            out = jax.eval_shape(lambda p, q, loss=rule.loss: loss(PointModel(apply, p), q), params, pts)
+        except Exception as e:
+            raise KvqError(f"rule {rule.name!r} failed on its {pts.shape[0]} points: {type(e).__name__}: "
+                           f"{str(e).splitlines()[0][:300]}") from e
+        if getattr(out, "shape", None) != ():
+            raise KvqError(
+                f"rule {rule.name!r}: its loss must return a scalar, but returned shape "
+                f"{getattr(out, 'shape', type(out).__name__)}; return a mean (e.g. jnp.mean(r ** 2)), or give "
+                f"the per-point values as kvq.Rule({rule.name!r}, points=..., residual=f) and kvq takes their mean square"
+            )
+    losses = jax.jit(lambda p: jnp.stack([r.loss(PointModel(apply, p), q) for r, q in zip(problem.rules, points)]))
+    values = np.asarray(losses(params))
+    bad = [f"{r.name!r} ({v})" for r, v in zip(problem.rules, values) if not np.isfinite(v)]
+    if bad:
+        raise KvqError(f"rule loss(es) not finite at the initial weights: {', '.join(bad)}; a loss must be a finite "
+                       "number for any weights (look for a log or sqrt of a negative, a division by zero, or NaN "
+                       "in the rule's points or constants)")
+
+
+def _check_inputs(problem: Any, config: Any) -> None:
+    if not isinstance(problem, Problem):
+        raise KvqError(f"scan needs a kvq.Problem; got {type(problem).__name__}")
+    if not isinstance(config, ScanConfig):
+        raise KvqError(f"config must be a kvq.ScanConfig; got {type(config).__name__}")
+
+
+@dataclass
+class _Clock:
+    compile_s: float = 0.0
+    pretrain_s: float = 0.0
+    train_s: float = 0.0
+    subset_steps: int = 0
+
+
+def _compile(fn, clock: _Clock, *args):
+    t0 = time.perf_counter()
+    compiled = fn.lower(*args).compile()
+    clock.compile_s += time.perf_counter() - t0
+    return compiled
+
+
+def _run_blocks(block, state: ItemState, args: tuple, n_blocks: int, n_real: int, check_every: int,
+                on_block: Callable[[int], None], checkpoint: Checkpoint | None, key: str,
+                history: np.ndarray | None = None,
+                items: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[ItemState, np.ndarray | None, int, int]:
+    """Run up to ``n_blocks`` check intervals; stop early once every item is frozen.
+
+    With ``history`` ([n_blocks, B, d_out], NaN-filled) ``block`` returns ``(state, errors
+    [B, d_out])`` and row ``t`` receives the errors after check ``t``; rows after an early
+    end (every item frozen) carry the last check's errors, which a frozen item keeps.
+    Resumes from (and saves to) ``checkpoint[key]``, recording ``items`` (see
+    :meth:`Checkpoint.save`).  Returns the state, the history, the check intervals done
+    in total and those run by this call.
+    """
+    done, finished, ran = 0, False, 0
+    carry = (state, history)
+    saved = checkpoint.load(key, carry) if checkpoint is not None else None
+    if saved is not None:
+        (state, history), done, finished = saved
+        history = None if history is None else np.array(history)
+        on_block(n_real * check_every * done)
+    while not finished and done < n_blocks:
+        if history is None:
+            state = block(state, *args)
+        else:
+            state, errors = block(state, *args)
+            history[done] = np.asarray(errors)
+        done, ran = done + 1, ran + 1
+        finished = done == n_blocks or bool(jnp.all(state.frozen))
+        if finished and history is not None:
+            history[done:] = history[done - 1]
+        if checkpoint is not None:
+            checkpoint.save(key, (state, history), done, finished, items)
+        on_block(n_real * check_every)
+    if history is not None and 0 < done < n_blocks:
+        history[done:] = history[done - 1]
+    return state, history, done, ran
+
+
+def environment() -> dict[str, Any]:
+    """Package versions and the device the scan ran on (JSON-ready)."""
+    from importlib import metadata
+
+    versions = {}
+    for pkg in ("kvq", "jax", "jaxlib", "flax", "optax", "numpy", "chex"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    dev = jax.devices()[0]
+    return {
+        "versions": versions,
+        "python": platform.python_version(),
+        "platform": dev.platform,
+        "device": getattr(dev, "device_kind", str(dev)),
+        "device_count": jax.device_count(),
+        "machine": platform.machine(),
+    }
+
+
+@dataclass(frozen=True, eq=False)
+class Batch:
+    """One compiled call's worth of trainings: ``block(state, *args) -> state`` runs one
+    check interval for every item; ``mask_of``/``seed_of`` name the real (unpadded) items."""
+
+    pattern: tuple[int, ...]
+    block: Callable[..., ItemState]
+    state: ItemState
+    args: tuple
+    mask_of: np.ndarray
+    seed_of: np.ndarray
+
+
+class Trained(NamedTuple):
+    """What :meth:`Engine.train` returns for ``B`` items (mask ``masks[mask_of[b]]``, seed
+    column ``seed_of[b]``): their final states (host numpy, leading axis ``B``) and
+    ``history`` [checks, B, d_out], the validation MSE per output of each item's kept
+    weights after every check (``check_steps`` [checks] optimizer steps; NaN once
+    diverged; a stopped item carries its final errors)."""
+
+    state: ItemState
+    mask_of: np.ndarray
+    seed_of: np.ndarray
+    history: np.ndarray
+    check_steps: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class Engine:
+    """A problem and a config made ready to train: network, points, data, programs.
+
+    Immutable: ``params0``/``opt0`` [S, ...] are each seed's starting weights and optimizer
+    state; :meth:`pretrain` and :meth:`with_starts` return a new engine with other ones.
+    ``train`` runs any list of masks.  ``clock`` only accumulates timings.
+    """
+
+    problem: Problem
+    config: ScanConfig
+    programs: Programs
+    points: tuple[jax.Array, ...]
+    xs: jax.Array  # [S, N, d_in]
+    ys: jax.Array  # [S, N, d_out]
+    params0: Any
+    opt0: Any
+    expensive: tuple[int, ...]
+    seeds: tuple[int, ...]
+    clock: _Clock
+    checkpoint: Checkpoint | None = None
+    ws: jax.Array | None = None  # [S, N] 0/1 real rows where the observation sets were padded
+    valid: tuple[jax.Array, ...] = ()  # (vx [V, d_in], vy [V, d_out]) float32: the validation set
+
+    @classmethod
+    def prepare(cls, problem: Problem, config: ScanConfig, checkpoint: Checkpoint | None = None,
+                group: bool = True, columns: Sequence[tuple[int, Dataset]] | None = None) -> Engine:
+        """Build the network, points, observations (per seed) and programs.  ``group=False``
+        skips choosing expensive rules (one program; for runs that train one mask).
+
+        ``columns``: the seed columns as ``(seed number, observations)`` pairs (default:
+        ``config.seeds`` seeds of ``problem``, seed ``problem.seed + k`` observing
+        ``problem.observations(k)``).  A sweep passes several observation sets (sizes,
+        noise levels) here so they train in one batch; sets of different sizes are padded
+        to the largest with 0/1 row weights, which leave every loss unchanged.
+        """
+        _check_inputs(problem, config)
+        init, apply = make_mlp(config.width, config.depth, problem.d_in, problem.d_out, config.activation)
+        points = rule_points(problem, config.collocation)
+        if columns is None:
+            columns = [(problem.seed + k, problem.observations(k)) for k in range(config.seeds)]
+        seeds = tuple(int(s) for s, _ in columns)
+        data = [d for _, d in columns]
+        if len({(d.d_in, d.d_out) for d in data}) > 1 or data[0].d_in != problem.d_in:
+            raise KvqError(
+                f"problem {problem.name!r}: the observation sets have different input/output sizes "
+                f"({[(d.d_in, d.d_out) for d in data]}); every seed needs {problem.d_in} inputs and {problem.d_out} outputs"
+            )
+        params0 = jax.vmap(init)(jnp.stack([jax.random.PRNGKey(s) for s in seeds]))
+        rows = [len(d) for d in data]
+        N = max(rows)
+        pad = lambda a: np.concatenate([a, np.zeros((N - len(a), a.shape[1]), a.dtype)])
+        xs = jnp.asarray(np.stack([pad(d.x) for d in data]), jnp.float32)
+        ys = jnp.asarray(np.stack([pad(d.y) for d in data]), jnp.float32)
+        ws = None if len(set(rows)) == 1 else jnp.asarray(np.arange(N)[None, :] < np.asarray(rows)[:, None], jnp.float32)
+        chex.assert_shape(xs, (len(seeds), N, problem.d_in))
+        chex.assert_shape(ys, (len(seeds), N, problem.d_out))
+        losses = tuple(r.loss for r in problem.rules)
+        weights = tuple(r.weight for r in problem.rules)
+        _check_rule_outputs(problem, apply, take(params0, 0), points)
+        probe = Objective(apply, losses, weights, frozenset())
+        grouping = config.grouping if group else "none"
+        expensive = choose_expensive(problem, grouping, lambda: rule_costs(probe, take(params0, 0), points))
+        optimizer = config.make_optimizer()
+        programs = Programs(Objective(apply, losses, weights, frozenset(expensive)), optimizer, config.check_every)
+        opt0 = jax.vmap(optimizer.init)(params0)
+        valid = (jnp.asarray(problem.valid.x, jnp.float32), jnp.asarray(problem.valid.y, jnp.float32))
+        return cls(problem, config, programs, points, xs, ys, params0, opt0, expensive, seeds, _Clock(), checkpoint, ws,
+                   valid)
+
+    @property
+    def data(self) -> tuple[jax.Array, ...]:
+        """The observations of every seed column: ``(xs, ys)`` or, when padded, ``(xs, ys, ws)``."""
+        return (self.xs, self.ys) if self.ws is None else (self.xs, self.ys, self.ws)
+
+    def rows(self) -> np.ndarray:
+        """Observations (real rows) of each seed column, [S]."""
+        if self.ws is None:
+            return np.full(len(self.seeds), self.xs.shape[1])
+        return np.asarray(self.ws.sum(axis=1)).astype(int)
+
+    def with_starts(self, params0: Any, opt0: Any) -> Engine:
+        """This engine with the starting weights and optimizer states [S, ...] of every seed
+        replaced (shares everything else)."""
+        return dataclasses.replace(self, params0=params0, opt0=opt0)
+
+    def pretrain(self, progress: Progress) -> Engine:
+        """This engine after the data-only warm start of every seed (one batch): its
+        starting weights are the warm-start ones.  The same engine without observations (a
+        seed column without observations keeps its initial weights and optimizer state)."""
+        cfg = self.config
+        has_data = self.rows() > 0
+        if not (cfg.warm_start and has_data.any() and cfg.pretrain_steps > 0):
+            return self
+        S = len(self.seeds)
+        total, done = S * cfg.pretrain_steps, 0
+
+        def on_block(k: int) -> None:
+            nonlocal done
+            done += k
+            progress("pretrain", done, total)
+
+        state = start_state(self.params0, self.opt0)
+        block = _compile(self.programs.pretrain_block(), self.clock, state, self.data)
+        progress("pretrain", 0, total)
+        t0 = time.perf_counter()
+        state, _, _, _ = _run_blocks(block, state, (self.data,), cfg.pretrain_steps // cfg.check_every, S,
+                                     cfg.check_every, on_block, self.checkpoint, "pretrain")
+        diverged = np.asarray(state.diverged) & has_data
+        if diverged.any():
+            warnings.warn(
+                f"the data-only warm start of seed(s) {[self.seeds[s] for s in np.flatnonzero(diverged)]} diverged "
+                "(NaN/inf loss); those seeds start from their initial weights instead (a lower learning rate "
+                "or --pretrain-steps 0 avoids this)", RuntimeWarning, stacklevel=2)
+        keep = jnp.asarray(has_data & ~diverged)
+        warm = jax.tree.map(lambda new, old: jnp.where(keep.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
+                            (state.best_params, state.best_opt_state), (self.params0, self.opt0))
+        warm = jax.block_until_ready(warm)
+        self.clock.pretrain_s += time.perf_counter() - t0
+        progress("pretrain", total, total)
+        return self.with_starts(*warm)
+
+    def vectorize(self, pattern: tuple[int, ...], batch: int) -> int:
+        """How many of ``batch`` items one program trains in lock-step (``vmap``).
+
+        ``config.vectorize`` if set; on accelerators all of them; on a CPU about
+        ``CPU_POINTS_PER_VECTOR`` expensive-rule points' worth, which measured fastest
+        (4 000-point Burgers: 14.6 ms per PDE subset-step one at a time vs 17.1 ms for 8
+        in lock-step).
+        """
+        if self.config.vectorize is not None:
+            return min(self.config.vectorize, batch)
+        if jax.default_backend() != "cpu":
+            return batch
+        heavy = sum(int(self.points[i].shape[0]) for i in pattern)
+        return batch if heavy == 0 else max(1, min(batch, CPU_POINTS_PER_VECTOR // heavy))
+
+    def item_bytes(self, pattern: tuple[int, ...]) -> int:
+        """Estimated device memory (bytes) one training of ``pattern``'s program needs: its
+        state (weights, optimizer state and their best copies, counted three times for
+        inputs, outputs and updates) plus the temporaries of one gradient step of the
+        objective with every rule on (XLA's memory analysis)."""
+        one = start_state(take(self.params0, 0), take(self.opt0, 0))
+        state = sum(np.asarray(leaf).nbytes for leaf in jax.tree.leaves(one))
+        all_on = jnp.ones(len(self.points), jnp.float32)
+        first = tuple(a[0] for a in self.data)
+        grad = jax.jit(jax.grad(lambda p: self.programs.objective(p, all_on, first, self.points, pattern)))
+        try:
+            temp = _compile(grad, self.clock, take(self.params0, 0)).memory_analysis().temp_size_in_bytes
+        except Exception:  # noqa: BLE001 - no analysis on this backend: count activations instead
+            per_point = self.config.width * self.config.depth * 4 * 10  # float32 activations, ~10 copies
+            temp = per_point * (self.xs.shape[1] + sum(int(p.shape[0]) for p in self.points))
+        return int(3 * state + temp + self.xs[0].nbytes + self.ys[0].nbytes)
+
+    def max_batch(self, pattern: tuple[int, ...], total: int) -> int:
+        """Trainings per compiled call: ``config.max_batch``, or where it is ``None`` as many
+        as fit in ``MEMORY_SHARE`` of the free memory (all ``total`` if that is unknown)."""
+        if self.config.max_batch is not None:
+            return min(total, self.config.max_batch)
+        free = available_memory()
+        if free is None or total <= ALWAYS_FITS:
+            return total
+        return max(1, min(total, int(MEMORY_SHARE * free) // self.item_bytes(pattern)))
+
+    def seed_starts(self, mask_of: np.ndarray, seed_of: np.ndarray) -> tuple[Any, Any]:
+        """Default starting weights and optimizer state of items (``mask_of``, ``seed_of``):
+        their seed's ``params0``/``opt0`` (batched over the items)."""
+        return take(self.params0, seed_of), take(self.opt0, seed_of)
+
+    def with_budget(self, steps: int) -> Engine:
+        """This engine with a training budget of ``steps`` per item (checked every
+        ``config.check_every`` steps when that divides ``steps``, else once at the end);
+        it shares the clock, points, data and starting weights."""
+        check = self.config.check_every if steps % self.config.check_every == 0 else steps
+        config = self.config.replace(steps=steps, check_every=check, pretrain_steps=0)  # pre-training is done
+        programs = Programs(self.programs.objective, self.programs.optimizer, check)
+        return dataclasses.replace(self, config=config, programs=programs)
+
+    def items(self, masks: np.ndarray) -> Iterator[tuple[tuple[int, ...], np.ndarray, np.ndarray]]:
+        """``(pattern, mask_of, seed_of)`` per on/off pattern of the expensive rules: the
+        trainings of ``masks`` [M, n] for every seed column, in training order."""
+        S = len(self.seeds)
+        for pattern, idx in group_by_pattern(np.asarray(masks), self.expensive):
+            yield pattern, np.repeat(idx, S), np.tile(np.arange(S), len(idx))
+
+    def batches(self, masks: np.ndarray, starts: Starts | None = None,
+                skip: Container[tuple[bytes, int]] = ()) -> Iterator[Batch]:
+        """The compiled batches that train ``masks`` [M, n] (0/1) for every seed.
+
+        One program per on/off pattern of the expensive rules (compiled when its first
+        batch is reached); a group larger than ``max_batch`` is cut into chunks padded
+        to one shape so they share the program (:meth:`max_batch`).  ``starts``
+        (default :meth:`seed_starts`) gives each item's starting weights and optimizer
+        state.  Items whose :func:`~kvq.checkpoint.item_keys` are in ``skip`` are left out.
+        """
+        starts = starts or self.seed_starts
+        masks = np.asarray(masks)
+        for pattern, mask_of, seed_of in self.items(masks):
+            if skip:
+                keep = np.array([k not in skip for k in item_keys(masks[mask_of], seed_of)], bool)
+                mask_of, seed_of = mask_of[keep], seed_of[keep]
+            B = len(mask_of)
+            if B == 0:
+                continue
+            chunk = self.max_batch(pattern, B)
+            block = None
+            for lo in range(0, B, chunk):
+                real = np.arange(lo, min(lo + chunk, B))
+                items = np.concatenate([real, np.full(chunk - len(real), real[-1])])  # pad: one shape
+                m = jnp.asarray(masks[mask_of[items]], jnp.float32)
+                data = tuple(a[seed_of[items]] for a in self.data)
+                state = start_state(*starts(mask_of[items], seed_of[items]))
+                args = (m, data, self.points, self.valid)
+                if block is None:
+                    program = self.programs.subset_block(pattern, self.vectorize(pattern, chunk))
+                    block = _compile(program, self.clock, state, *args)
+                yield Batch(pattern, block, state, args, mask_of[real], seed_of[real])
+
+    def train(self, masks: np.ndarray, progress: Progress, *, phase: str = "train", tag: str = "batch",
+              starts: Starts | None = None) -> Trained:
+        """Train ``masks`` [M, n] (0/1) for every seed (progress reported as ``phase``,
+        checkpoints saved under ``tag``; ``starts`` as in :meth:`batches`).
+
+        Returns the final states of the M x S items (host numpy leaves, item ``b`` is mask
+        ``mask_of[b]``, seed column ``seed_of[b]``: an index into ``masks``) and the
+        validation errors of every item at every check (:class:`Trained`).
+        """
+        cfg = self.config
+        total, done = len(masks) * len(self.seeds) * cfg.steps, 0
+        n_blocks = cfg.steps // cfg.check_every
+        d_out = int(self.valid[1].shape[1])
+
+        def on_block(k: int) -> None:
+            nonlocal done
+            done += k
+            progress(phase, min(done, total), total)
+
+        masks = np.asarray(masks)
+        saved = self.checkpoint.finished_items(tag) if self.checkpoint is not None else {}
+        finals, mask_of, seed_of, history = [], [], [], []
+        if saved:  # items a finished batch of an earlier run holds, however it was batched
+            for state, hist, m, s in self._saved_items(masks, tag, saved):
+                finals.append(state)
+                history.append(hist)
+                mask_of.append(m)
+                seed_of.append(s)
+                on_block(len(m) * cfg.steps)
+        for batch in self.batches(masks, starts, skip=saved):
+            real = len(batch.mask_of)
+            progress(phase, done, total)
+            t0 = time.perf_counter()
+            padded = jax.tree.leaves(batch.state)[0].shape[0]
+            items = (masks[batch.mask_of], batch.seed_of)
+            state, hist, blocks, ran = _run_blocks(
+                batch.block, batch.state, batch.args, n_blocks, real, cfg.check_every, on_block, self.checkpoint,
+                batch_key(tag, *items, padded), np.full((n_blocks, padded, d_out), np.nan, np.float32), items)
+            state = jax.device_get(state)
+            self.clock.train_s += time.perf_counter() - t0
+            self.clock.subset_steps += ran * cfg.check_every * real
+            on_block(real * (n_blocks - blocks) * cfg.check_every)
+            finals.append(take(state, np.arange(real)))
+            history.append(hist[:, :real])
+            mask_of.append(batch.mask_of)
+            seed_of.append(batch.seed_of)
+        mask_of, seed_of = np.concatenate(mask_of), np.concatenate(seed_of)
+        every = [(m, s) for _, ms, ss in self.items(masks) for m, s in zip(ms, ss)]  # training order
+        position = {(int(m), int(s)): k for k, (m, s) in enumerate(every)}
+        order = np.argsort([position[(int(m), int(s))] for m, s in zip(mask_of, seed_of)], kind="stable")
+        state = jax.tree.map(lambda *a: np.concatenate(a)[order], *finals)
+        steps = cfg.check_every * np.arange(1, n_blocks + 1)
+        return Trained(state, mask_of[order], seed_of[order],
+                       np.concatenate(history, axis=1)[:, order].astype(np.float64), steps)
+
+    def _saved_items(self, masks: np.ndarray, tag: str, saved: dict[tuple[bytes, int], tuple[str, int]]
+                     ) -> Iterator[tuple[Any, np.ndarray, np.ndarray, np.ndarray]]:
+        """``(state, history, mask_of, seed_of)`` per checkpoint file, of the items of
+        ``masks`` that finished batches saved under ``tag`` (host numpy leaves)."""
+        rows: dict[str, list[tuple[int, int, int]]] = {}
+        for _, m_of, s_of in self.items(masks):
+            for key, m, s in zip(item_keys(masks[m_of], s_of), m_of, s_of):
+                if key in saved:
+                    file, row = saved[key]
+                    rows.setdefault(file, []).append((row, int(m), int(s)))
+        one = np.zeros(1, int)
+        like = (start_state(*self.seed_starts(one, one)), np.zeros(0))
+        for file, found in rows.items():
+            loaded = self.checkpoint.load(file, like)
+            if loaded is None:
+                raise KvqError(f"checkpoint file {file}.npz vanished while resuming; run again")
+            (state, hist), _, _ = loaded
+            r, m, s = (np.array(c) for c in zip(*found))
+            yield take(state, r), np.asarray(hist)[:, r], m, s
+
+    def validation_errors(self, params: Any) -> np.ndarray:
+        """Per-output validation MSE [B, d_out] (float64) of batched ``params`` (evaluated
+        ``VALIDATION_CHUNK`` models at a time)."""
+        vx, vy = self.valid
+        B = jax.tree.leaves(params)[0].shape[0]
+        chunk = min(B, VALIDATION_CHUNK)
+        fn, out = None, []
+        for lo in range(0, B, chunk):
+            idx = np.minimum(np.arange(lo, lo + chunk), B - 1)  # pad the last chunk: one shape
+            part = take(params, idx)
+            fn = fn or _compile(self.programs.validation(), self.clock, part, vx, vy)
+            out.append(np.asarray(fn(part, vx, vy), np.float64)[: B - lo])
+        return np.concatenate(out)
+
+
+def scan_fingerprint(problem: Problem, config: ScanConfig, method: str | dict[str, Any] = "exact") -> str:
+    """What identifies a scan: the problem (its description, a hash of its arrays and its
+    rule functions' names, :meth:`Problem.identity`), the config without its memory-only
+    settings and the method (a name, or an estimator's settings)."""
+    return fingerprint(problem.identity(config.seeds), config.identity(), list(problem.rule_names), method)
+
+
+class Tabulated(NamedTuple):
+    """Trainings placed in the value table: per-output ``errors`` [2^n, S, d_out] (NaN where
+    diverged), ``steps_run``, ``diverged`` and ``stopped`` [2^n, S] (stopped by the
+    early-stopping check rather than at the step cap; None when nothing was trained) and,
+    for trained tables, ``history`` [checks, 2^n, S, d_out] with ``check_steps`` [checks]."""
+
+    errors: np.ndarray
+    steps_run: np.ndarray
+    diverged: np.ndarray
+    stopped: np.ndarray | None = None
+    history: np.ndarray | None = None
+    check_steps: np.ndarray | None = None
+
+    def without_seeds(self, bad: np.ndarray) -> Tabulated:
+        """The table with every training of the seed columns ``bad`` [S] (bool) marked
+        diverged: NaN errors, left out of every average."""
+        bad = np.asarray(bad, bool)
+        errors, history = self.errors.copy(), None if self.history is None else self.history.copy()
+        errors[:, bad] = np.nan
+        if history is not None:
+            history[:, :, bad] = np.nan
+        return self._replace(errors=errors, diverged=self.diverged | bad[None, :], history=history)
+
+    def columns(self, cols: slice) -> Tabulated:
+        """The seed columns ``cols`` of every array."""
+        return Tabulated(self.errors[:, cols], self.steps_run[:, cols], self.diverged[:, cols],
+                         None if self.stopped is None else self.stopped[:, cols],
+                         None if self.history is None else self.history[:, :, cols], self.check_steps)
+
+
+def _place(engine: Engine, mask_of: np.ndarray, seed_of: np.ndarray, *items: tuple[np.ndarray, Any]) -> list[np.ndarray]:
+    """Each ``(per-item values [B, ...], fill)`` placed at (mask_of, seed_of) of a [2^n, S, ...] array."""
+    n, S = len(engine.problem.rules), len(engine.seeds)
+    out = []
+    for vals, fill in items:
+        vals = np.asarray(vals)
+        a = np.full((2**n, S, *vals.shape[1:]), fill, vals.dtype)
+        a[mask_of, seed_of] = vals
+        out.append(a)
+    return out
+
+
+def tabulate(engine: Engine, trained: Trained) -> Tabulated:
+    """Place trained items in the value table; the errors are those of the last check."""
+    state = trained.state
+    history = np.moveaxis(trained.history, 0, 1)  # [B, checks, d_out]
+    steps, div, stopped, hist = _place(engine, trained.mask_of, trained.seed_of, (state.steps_run, 0),
+                                       (state.diverged, False), (state.frozen & ~state.diverged, False),
+                                       (history, np.nan))
+    hist = np.moveaxis(hist, 2, 0)  # [checks, 2^n, S, d_out]
+    errors = hist[-1].copy()
+    div |= ~np.all(np.isfinite(errors), axis=-1)
+    errors[div] = np.nan
+    return Tabulated(errors, steps.astype(np.int64), div, stopped & ~div, hist, np.asarray(trained.check_steps))
+
+
+def tabulate_params(engine: Engine, params: Any, mask_of: np.ndarray, seed_of: np.ndarray) -> Tabulated:
+    """Score batched ``params`` (item ``b`` = mask ``mask_of[b]``, seed column ``seed_of[b]``)
+    that were not trained here (e.g. a Newton step) on the validation set."""
+    errors, = _place(engine, mask_of, seed_of, (engine.validation_errors(params), np.nan))
+    div = ~np.all(np.isfinite(errors), axis=-1)
+    errors[div] = np.nan
+    return Tabulated(errors, np.zeros(div.shape, np.int64), div)
+
+
+def make_result(engine: Engine, table: Tabulated, t_start: float, method: str = "exact",
+                estimator: dict[str, Any] | None = None, timing: dict[str, Any] | None = None, *,
+                problem: Problem | None = None, seeds: Sequence[int] | None = None) -> ScanResult:
+    """The :class:`ScanResult` of a finished scan or estimate (warns about diverged trainings).
+
+    ``problem``/``seeds``: what the table's seed columns are when they are a part of the
+    engine's (a sweep point among the points trained together); default the engine's."""
+    problem = engine.problem if problem is None else problem
+    seeds = tuple(engine.seeds if seeds is None else seeds)
+    config, clock = engine.config, engine.clock
+    masks = all_masks(len(problem.rules))
+    errors, diverged = table.errors, table.diverged
+    result = ScanResult(
+        rule_names=problem.rule_names,
+        errors=errors.mean(axis=-1),
+        errors_by_output=errors,
+        output_names=tuple(problem.info.get("outputs", ())) or tuple(f"y{j}" for j in range(problem.d_out)),
+        errors_by_check=None if table.history is None else table.history.mean(axis=-1),
+        errors_by_check_by_output=table.history,
+        check_steps=table.check_steps,
+        stopped=table.stopped,
+        steps_run=table.steps_run,
+        diverged=diverged,
+        seeds=seeds,
+        problem=problem.identity(len(seeds)),
+        config=config.to_dict(),
+        timing={
+            "compile_s": clock.compile_s,
+            "pretrain_s": clock.pretrain_s,
+            "train_s": clock.train_s,
+            **(timing or {}),
+            "total_s": time.perf_counter() - t_start,
+            "subset_steps": clock.subset_steps,
+            "subset_steps_per_s": clock.subset_steps / clock.train_s if clock.train_s > 0 else None,
+            "programs": len(group_by_pattern(masks, engine.expensive)),
+            "expensive_rules": [problem.rule_names[i] for i in engine.expensive],
+        },
+        environment=environment(),
+        method=method,
+        estimator=estimator or {},
+    )
+    if diverged.any():
+        bad = [f"{result.subset_label(k)} (seed {seeds[s]})" for k, s in zip(*np.nonzero(diverged))]
+        warnings.warn(
+            f"{len(bad)} training(s) diverged (NaN/inf loss) and are left out of the averages: {', '.join(bad)}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return result
+
+
+def scan(problem: Problem, config: ScanConfig | None = None, *, progress: Progress | None = None,
+         checkpoint: str | Path | None = None, checkpoint_every_s: float = 60.0) -> ScanResult:
+    """Train every subset of ``problem``'s rules for every seed; return the value table.
+
+    ``config`` defaults to ``ScanConfig.preset("quick")``.  With ``checkpoint`` (a folder)
+    the training state is saved at most every ``checkpoint_every_s`` seconds and after
+    each batch; running the same scan again resumes from it and gives the same numbers
+    as an uninterrupted run.  The folder is left in place (delete it when done).  Each training is scored by
+    the validation MSE of the weights it ended with (docs/design.md §2); a training
+    whose loss became NaN/inf is marked diverged, its error is NaN and it is named in a
+    warning (the importance functions leave it out of their averages).
+    """
+    t_start = time.perf_counter()
+    config = ScanConfig.preset("quick") if config is None else config
+    progress = progress or (lambda phase, done, total: None)
+    _check_inputs(problem, config)
+    ckpt = None if checkpoint is None else Checkpoint(checkpoint, scan_fingerprint(problem, config), checkpoint_every_s)
+    engine = Engine.prepare(problem, config, ckpt).pretrain(progress)
+    trained = engine.train(all_masks(len(problem.rules)), progress)
+    return make_result(engine, tabulate(engine, trained), t_start)
