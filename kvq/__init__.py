@@ -5,11 +5,13 @@ jit-compiled program), score each on held-out data, and turn the table into Rule
 Importance (RI), Full Importance (FI) and rule interactions.
 """
 
-import kvq.scan  # noqa: F401 - the old module path, loaded before the function below takes its name
+import kvq.perturb
+import kvq.scan  # noqa: F401 - kvq.scan (the module) is kvq.engine, loaded before the function takes its name
 from kvq import problems
 from kvq.config import ScanConfig
 from kvq.engine import scan
 from kvq.errors import KvqError
+from kvq.estimators import estimate
 from kvq.importance import (
     DependenceProfile,
     Importance,
@@ -18,7 +20,6 @@ from kvq.importance import (
     interactions,
     rule_importance,
 )
-from kvq.perturb import estimate
 from kvq.rules import Dataset, Problem, Rule
 from kvq.sweeps import SweepResult, sweep
 from kvq.table import ScanResult, ValueTable

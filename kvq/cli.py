@@ -182,8 +182,8 @@ def parse_settings(pairs: Sequence[str]) -> dict[str, Any]:
 
 def _scan(args: argparse.Namespace, out: TextIO) -> int:
     from kvq.checkpoint import stored_fingerprint
+    from kvq.estimators import estimate, estimate_fingerprint, settings_for
     from kvq.io import check_output_dir, save_result
-    from kvq.perturb import estimate, estimate_fingerprint, settings_for
     from kvq.report import importance_table
 
     problem = _problem(args)

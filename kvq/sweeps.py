@@ -37,6 +37,7 @@ from kvq.coalitions import all_masks
 from kvq.config import ScanConfig, config_identity
 from kvq.engine import Engine, Progress, make_result, tabulate
 from kvq.errors import KvqError
+from kvq.estimators import METHODS, estimate, estimate_fingerprint, settings_for
 from kvq.importance import full_importance, json_ready, rule_importance
 from kvq.io import (
     FOLDER_MARKERS,
@@ -49,7 +50,6 @@ from kvq.io import (
     write_atomic,
     write_json,
 )
-from kvq.perturb import METHODS, estimate, estimate_fingerprint, settings_for
 from kvq.rules import Problem
 from kvq.table import ScanResult
 from kvq.text import rule_kinds

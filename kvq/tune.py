@@ -32,6 +32,7 @@ from kvq.checkpoint import fingerprint
 from kvq.config import ScanConfig
 from kvq.engine import Engine, Progress
 from kvq.errors import KvqError
+from kvq.estimators import estimate, estimate_fingerprint, settings_for
 from kvq.importance import json_ready, rule_importance
 from kvq.io import (
     FOLDER_MARKERS,
@@ -42,7 +43,6 @@ from kvq.io import (
     save_result,
     write_json,
 )
-from kvq.perturb import estimate, estimate_fingerprint, settings_for
 from kvq.rules import Problem
 from kvq.table import ScanResult
 

@@ -16,7 +16,7 @@ from kvq.derivatives import partials
 from kvq.importance import agreement, rank_correlation
 from kvq.nn import make_mlp
 from kvq.cli import parse_settings
-from kvq.perturb import Newton, curvature_matvec, newton_steps
+from kvq.estimators import Newton, curvature_matvec, newton_steps
 
 # ------------------------------------------------------------------ a quadratic problem
 # u(p) = w . p + b (depth 0: affine), rules quadratic in (w, b): the objective of every

@@ -1,0 +1,379 @@
+"""Perturbation estimators: the value table without training every rule subset (docs/design.md §6).
+
+- ``finetune``: one anchor per seed (the data-only warm start, or a training with every
+  rule), then ``K`` short steps per mask from it, all masks batched as in the exact scan.
+- ``newton``: an anchor ``θ̂`` trained with every rule; the damped systems
+  ``(C + δI) d_i = ∇L_i(θ̂)`` (``C``: Gauss-Newton or Hessian of the full objective, only
+  ever applied to vectors) solved by conjugate gradients; then
+  ``θ_S = θ̂ + Σ_{i∉S} w_i d_i`` for every mask ``S`` and one vmapped validation pass.  An
+  optional refinement trains ``K`` steps from each ``θ_S``.
+
+Both return the :class:`~kvq.table.ScanResult` of the exact scan, marked with the method,
+its settings and diagnostics, so every importance function and plot works unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from kvq.checkpoint import Checkpoint
+from kvq.coalitions import all_masks
+from kvq.config import ScanConfig
+from kvq.curvature import conjugate_gradient, ggn_vp, hvp
+from kvq.engine import (
+    Engine,
+    Progress,
+    _check_inputs,
+    _compile,
+    make_result,
+    scan,
+    scan_fingerprint,
+    tabulate,
+    tabulate_params,
+)
+from kvq.errors import KvqError
+from kvq.nn import PointModel
+from kvq.rules import Problem
+from kvq.table import ScanResult
+from kvq.train import Objective, take
+
+METHODS = ("exact", "finetune", "newton")
+ANCHORS = ("data", "all")
+CURVATURES = ("ggn", "hessian")
+SOLVES = ("shared", "per_mask")
+
+
+@dataclass(frozen=True)
+class Finetune:
+    """Warm-start fine-tune settings.
+
+    ``steps`` (K): optimizer steps per mask from the anchor (``None``: a third of
+    ``config.steps``, the most reliable setting in ``benchmarks/estimators.py``), checked every ``config.check_every`` steps when that divides K,
+    else once at the end.  ``anchor``: ``"data"`` starts every mask from the data-only warm
+    start (so K = ``config.steps`` *is* the exact scan); ``"all"`` first trains every seed
+    with all rules on (``config.steps``) and starts every mask from there, with that
+    training's optimizer state.
+    """
+
+    steps: int | None = None
+    anchor: str = "data"
+
+    def check(self) -> None:
+        if self.steps is not None:
+            _whole("steps", self.steps, minimum=1)
+        if self.anchor not in ANCHORS:
+            raise KvqError(f"anchor must be one of {ANCHORS}; got {self.anchor!r}")
+
+
+@dataclass(frozen=True)
+class Newton:
+    """Second-order one-shot settings.
+
+    ``curvature``: ``"ggn"`` (Gauss-Newton of every term with a residual; a rule given
+    only as an opaque loss contributes its exact Hessian product) or ``"hessian"``.
+    ``damping`` δ is added to the curvature (same units as the loss's curvature).  Each
+    system runs conjugate gradients for at most ``cg_iterations`` iterations or until
+    its relative residual is below ``cg_tol``.  ``solve="shared"`` uses the full
+    objective's curvature for every mask (n solves, linear in the mask, docs/design.md §6);
+    ``"per_mask"`` solves each mask's own system ``(C_S + δI) Δ_S = b_S`` (2^n solves).
+    ``anchor_step`` also takes the Newton step of the anchor's remaining gradient
+    ``∇J_all(θ̂)`` (each ``θ_S`` becomes one Newton step on ``J_S`` from ``θ̂``, exact for
+    quadratic objectives); off, the all-rules mask keeps the trained anchor.
+    ``refine_steps`` (K): optional training steps from every ``θ_S`` (0: none).
+    """
+
+    anchor: str = "all"
+    curvature: str = "ggn"
+    damping: float = 1e-3
+    cg_iterations: int = 100
+    cg_tol: float = 1e-4
+    solve: str = "shared"
+    anchor_step: bool = False
+    refine_steps: int = 0
+
+    def check(self) -> None:
+        if self.anchor not in ANCHORS:
+            raise KvqError(f"anchor must be one of {ANCHORS}; got {self.anchor!r}")
+        if self.curvature not in CURVATURES:
+            raise KvqError(f"curvature must be one of {CURVATURES}; got {self.curvature!r}")
+        if self.solve not in SOLVES:
+            raise KvqError(f"solve must be one of {SOLVES}; got {self.solve!r}")
+        for name in ("damping", "cg_tol"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v) or v < 0:
+                raise KvqError(f"{name} must be a finite number >= 0; got {v!r}")
+        _whole("cg_iterations", self.cg_iterations, minimum=1)
+        _whole("refine_steps", self.refine_steps, minimum=0)
+        if not isinstance(self.anchor_step, bool):
+            raise KvqError(f"anchor_step must be True or False; got {self.anchor_step!r}")
+
+
+SETTINGS: dict[str, type] = {"finetune": Finetune, "newton": Newton}
+
+
+def default_finetune_steps(config: ScanConfig) -> int:
+    """K when ``Finetune.steps`` is None: a third of the exact scan's budget."""
+    return max(1, config.steps // 3)
+
+
+def _whole(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise KvqError(f"{name} must be a whole number >= {minimum}; got {value!r}")
+
+
+def settings_for(method: str, **settings: Any) -> Finetune | Newton | None:
+    """The validated settings object of ``method`` (``None`` for ``"exact"``)."""
+    if method not in METHODS:
+        raise KvqError(f"unknown method {method!r}; choose one of {METHODS}")
+    if method == "exact":
+        if settings:
+            raise KvqError(f"method 'exact' takes no estimator settings; got {sorted(settings)}")
+        return None
+    cls = SETTINGS[method]
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise KvqError(f"method {method!r} has no setting(s) {unknown}; its settings are {known}")
+    out = cls(**settings)
+    out.check()
+    return out
+
+
+# ---------------------------------------------------------------- curvature of J_mask
+
+
+def curvature_matvec(kind: str, apply, losses, residuals, weights, params, mask, x, y,
+                     points) -> Callable[[Any], Any]:
+    """``v -> C v`` with ``C`` the curvature of ``J_mask`` at ``params``: its Hessian
+    (``kind="hessian"``) or its Gauss-Newton matrix (``"ggn"``: the data MSE and every rule
+    with a residual stacked into one residual vector; rules without one add their Hessian
+    product).  ``mask`` [n] is 0/1 (or any weights), ``residuals[i]`` is rule i's residual
+    function or None."""
+    if kind == "hessian":
+        objective = Objective(apply, tuple(losses), tuple(weights), frozenset())
+        return hvp(lambda p: objective.dense(p, mask, (x, y), points), params)
+    with_res = [i for i, r in enumerate(residuals) if r is not None]
+
+    def stacked(p):
+        u = PointModel(apply, p)
+        parts = [((apply(p, x) - y) * jnp.sqrt(1.0 / y.size)).ravel()] if x.shape[0] else []
+        for i in with_res:
+            r = residuals[i](u, points[i])
+            parts.append((r * jnp.sqrt(mask[i] * weights[i] / r.shape[0])).ravel())
+        return jnp.concatenate(parts)
+
+    products = []
+    if with_res or x.shape[0]:
+        products.append(ggn_vp(stacked, params, scale=1.0))
+    for i, r in enumerate(residuals):
+        if r is None:
+            products.append(hvp(lambda p, i=i: mask[i] * weights[i] * losses[i](PointModel(apply, p), points[i]), params))
+
+    def matvec(v):
+        out = [f(v) for f in products]
+        return jax.tree.map(lambda *a: sum(a), *out) if out else jax.tree.map(jnp.zeros_like, v)
+
+    return matvec
+
+
+def rule_gradients(apply, losses, params, x, y, points) -> tuple[Any, Any]:
+    """``(∇L_data, [∇L_i])`` at ``params``: the data loss's gradient and each rule loss's
+    (unweighted), the latter stacked along a leading [n] axis."""
+    objective = Objective(apply, tuple(losses), (1.0,) * len(losses), frozenset())
+    jac = jax.jacrev(lambda p: objective.terms(p, (x, y), points))(params)  # [1 + n] per leaf
+    return jax.tree.map(lambda g: g[0], jac), jax.tree.map(lambda g: g[1:], jac)
+
+
+def newton_steps(settings: Newton, apply, losses, residuals, weights, params, x, y, points,
+                 masks: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Parameter shifts ``Δ_S = θ_S - θ̂`` (flat, [M, p]) of one seed for ``masks`` [M, n],
+    and the CG diagnostics (``iterations``, ``relative_residual``: one per solve).
+
+    One Newton step on ``J_S`` from the anchor is ``Δ_S = -(C + δI)^-1 ∇J_S(θ̂)`` with
+    ``∇J_S = ∇L_data + Σ_{i∈S} w_i ∇L_i``.  Without ``anchor_step`` the anchor's own
+    objective is taken as stationary, its gradient dropped: from an all-rules anchor
+    ``Δ_S = Σ_{i∉S} w_i d_i`` (docs/design.md §6), from the data-only anchor ``Δ_S = -Σ_{i∈S} w_i d_i``,
+    with ``(C + δI) d_i = ∇L_i``.  ``shared``: ``C`` is the all-rules objective's curvature
+    at the anchor (n solves, or n + 1 with ``anchor_step``); ``per_mask``: each ``J_S``'s own.
+    """
+    flat, unravel = ravel_pytree(params)
+    w = jnp.asarray(weights, flat.dtype)
+    n = len(losses)
+    g_data, g_rules = rule_gradients(apply, losses, params, x, y, points)
+    g_data = ravel_pytree(g_data)[0]
+    G = jax.vmap(lambda g: ravel_pytree(g)[0])(g_rules)  # [n, p]
+    masks = masks.astype(flat.dtype)
+    dropped = 0.0 if settings.anchor_step or settings.anchor == "data" else 1.0
+    coef = w[None, :] * (masks - dropped)  # [M, n]: each rule's gradient in ∇J_S minus the anchor's own
+    with_data = settings.anchor_step
+
+    def solve(matvec, b):
+        flat_mv = lambda v: ravel_pytree(matvec(unravel(v)))[0]
+        return conjugate_gradient(flat_mv, b, damping=settings.damping, max_iter=settings.cg_iterations,
+                                  tol=settings.cg_tol)
+
+    if settings.solve == "shared":
+        ones = jnp.ones(n, flat.dtype)
+        matvec = curvature_matvec(settings.curvature, apply, losses, residuals, weights, params, ones, x, y, points)
+        rhs = jnp.concatenate([G, g_data[None]]) if with_data else G
+        res = jax.vmap(lambda b: solve(matvec, b))(rhs)
+        shifts = -(coef @ res.x[:n]) - (res.x[n] if with_data else 0.0)
+        return shifts, {"iterations": res.iterations, "relative_residual": res.relative_residual}
+
+    def one(row):
+        mask, c = row
+        matvec = curvature_matvec(settings.curvature, apply, losses, residuals, weights, params, mask, x, y, points)
+        r = solve(matvec, c @ G + (g_data if with_data else 0.0))
+        return -r.x, r.iterations, r.relative_residual
+
+    shifts, its, rel = jax.lax.map(one, (masks, coef))
+    return shifts, {"iterations": its, "relative_residual": rel}
+
+
+# ---------------------------------------------------------------- the estimators
+
+
+def _train_anchor(engine: Engine, progress: Progress) -> tuple[Any, Any, dict[str, Any]]:
+    """Every seed trained with all rules on (the exact scan's protocol for that mask):
+    its kept weights and optimizer state [S] and a JSON summary."""
+    n = len(engine.problem.rules)
+    t0 = time.perf_counter()
+    trained = engine.train(np.ones((1, n), np.int8), progress, phase="anchor", tag="anchor")
+    state = take(trained.state, np.argsort(trained.seed_of, kind="stable"))  # row s = seed s
+    info = {"anchor": "all rules", "anchor_steps": np.asarray(state.steps_run).tolist(),
+            "anchor_diverged": np.asarray(state.diverged).tolist(),
+            "anchor_s": time.perf_counter() - t0}
+    return state.best_params, state.best_opt_state, info
+
+
+def _finetune(engine: Engine, settings: Finetune, progress: Progress) -> tuple[tuple, dict, dict]:
+    cfg = engine.config
+    K = settings.steps if settings.steps is not None else default_finetune_steps(cfg)
+    info: dict[str, Any] = {"steps": K}
+    if settings.anchor == "all":
+        params, opt, anchor = _train_anchor(engine, progress)
+        engine = engine.with_starts(params, opt)
+        info.update(anchor)
+    else:
+        info["anchor"] = "data-only warm start" if cfg.warm_start and engine.xs.shape[1] else "initialization"
+    timing = {"anchor_s": info.pop("anchor_s", 0.0)}
+    t0 = time.perf_counter()
+    fine = engine.with_budget(K)
+    trained = fine.train(all_masks(len(engine.problem.rules)), progress, tag="finetune")
+    timing["finetune_s"] = time.perf_counter() - t0
+    table = tabulate(fine, trained)
+    return table, {"settings": {**dataclasses.asdict(settings), "steps": K}, "diagnostics": info}, timing
+
+
+def _newton(engine: Engine, settings: Newton, progress: Progress) -> tuple[tuple, dict, dict]:
+    problem = engine.problem
+    n, S = len(problem.rules), len(engine.seeds)
+    obj = engine.programs.objective
+    residuals = tuple(r.residual for r in problem.rules)
+    if settings.anchor == "all":
+        params, opt, info = _train_anchor(engine, progress)
+    else:
+        params, opt, info = engine.params0, engine.opt0, {"anchor": "data-only warm start", "anchor_s": 0.0}
+    timing = {"anchor_s": info.pop("anchor_s")}
+
+    masks = jnp.asarray(all_masks(n), jnp.float32)
+    systems = S * (n + int(settings.anchor_step) if settings.solve == "shared" else 2**n)
+    progress("solve", 0, systems)
+    t0 = time.perf_counter()
+
+    def per_seed(p, x, y):
+        return newton_steps(settings, obj.apply, obj.losses, residuals, obj.weights, p, x, y, engine.points, masks)
+
+    compiled = _compile(jax.jit(jax.vmap(per_seed)), engine.clock, params, engine.xs, engine.ys)
+    shifts, cg = jax.block_until_ready(compiled(params, engine.xs, engine.ys))  # [S, 2^n, p]
+    timing["solve_s"] = time.perf_counter() - t0
+    progress("solve", systems, systems)
+
+    flat0 = jax.vmap(lambda p: ravel_pytree(p)[0])(params)  # [S, p]
+    unravel = ravel_pytree(take(params, 0))[1]
+    mask_of, seed_of = np.repeat(np.arange(2**n), S), np.tile(np.arange(S), 2**n)
+    moved = flat0[seed_of] + shifts[seed_of, mask_of]  # [2^n S, p]
+    batched = jax.vmap(unravel)(moved)
+    step_norm = np.linalg.norm(np.asarray(shifts), axis=-1)  # [S, 2^n]
+    info.update({
+        "cg_iterations": np.asarray(cg["iterations"]).tolist(),
+        "cg_relative_residual": np.asarray(cg["relative_residual"]).tolist(),
+        "cg_relative_residual_max": float(np.max(cg["relative_residual"])),
+        "step_norm_max": float(step_norm.max()),
+        "anchor_norm": np.linalg.norm(np.asarray(flat0), axis=-1).tolist(),
+        "rules_without_residual": [r.name for r in problem.rules if r.residual is None],
+    })
+    if settings.refine_steps:
+        t1 = time.perf_counter()
+        host = jax.device_get(batched)  # item k * S + s is mask k, seed s
+
+        def starts(m_of: np.ndarray, s_of: np.ndarray) -> tuple[Any, Any]:
+            return take(host, m_of * S + s_of), take(opt, s_of)
+
+        fine = engine.with_budget(settings.refine_steps)
+        trained = fine.train(all_masks(n), progress, phase="refine", tag="refine", starts=starts)
+        timing["refine_s"] = time.perf_counter() - t1
+        table = tabulate(fine, trained)
+    else:
+        t1 = time.perf_counter()
+        table = tabulate_params(engine, batched, mask_of, seed_of)
+        timing["evaluate_s"] = time.perf_counter() - t1
+    return table, {"settings": dataclasses.asdict(settings), "diagnostics": info}, timing
+
+
+def estimate(problem: Problem, config: ScanConfig | None = None, method: str = "exact", *,
+             progress: Progress | None = None, checkpoint: str | Path | None = None,
+             checkpoint_every_s: float = 60.0, **settings: Any) -> ScanResult:
+    """The value table of ``problem`` by ``method``: ``"exact"`` (:func:`kvq.scan`),
+    ``"finetune"`` (settings of :class:`Finetune`) or ``"newton"`` (:class:`Newton`).
+
+    Returns a :class:`~kvq.table.ScanResult` with ``method`` set and
+    ``result.estimator = {"settings": {...}, "diagnostics": {...}}`` (anchor, CG
+    iterations and relative residuals, ...); ``timing`` adds the phases (``anchor_s``,
+    ``solve_s``, ``finetune_s``, ``refine_s``).  ``checkpoint`` works as in :func:`kvq.scan`
+    for the training phases.
+    """
+    t_start = time.perf_counter()
+    config = ScanConfig.preset("quick") if config is None else config
+    _check_inputs(problem, config)
+    chosen = settings_for(method, **settings)
+    if chosen is None:
+        return scan(problem, config, progress=progress, checkpoint=checkpoint, checkpoint_every_s=checkpoint_every_s)
+    progress = progress or (lambda phase, done, total: None)
+    identity = estimate_fingerprint(problem, config, method, chosen)
+    ckpt = None if checkpoint is None else Checkpoint(checkpoint, identity, checkpoint_every_s)
+    one_mask = method == "newton" and not chosen.refine_steps  # only the anchor is trained
+    engine = Engine.prepare(problem, config, ckpt, group=not one_mask)
+    engine = engine.pretrain(progress)
+    run = _finetune if method == "finetune" else _newton
+    table, estimator, timing = run(engine, chosen, progress)
+    bad = np.asarray(estimator["diagnostics"].get("anchor_diverged", np.zeros(len(engine.seeds), bool)), bool)
+    if bad.any():  # an estimate that starts from diverged weights is no estimate
+        warnings.warn(f"the all-rules anchor of seed(s) {[engine.seeds[s] for s in np.flatnonzero(bad)]} diverged "
+                      "(NaN/inf loss); every estimate of those seeds is left out of the averages",
+                      RuntimeWarning, stacklevel=2)
+        table = table.without_seeds(bad)
+    estimator["settings"] = {"method": method, **estimator["settings"]}
+    return make_result(engine, table, t_start, method=method, estimator=estimator, timing=timing)
+
+
+def estimate_fingerprint(problem: Problem, config: ScanConfig, method: str, settings: Finetune | Newton | None) -> str:
+    """What identifies an estimate (as :func:`kvq.engine.scan_fingerprint` for a scan)."""
+    if settings is None:
+        return scan_fingerprint(problem, config)
+    resolved = dataclasses.asdict(settings)
+    if method == "finetune" and resolved["steps"] is None:
+        resolved["steps"] = default_finetune_steps(config)
+    return scan_fingerprint(problem, config, {"method": method, **resolved})
