@@ -5,8 +5,10 @@ jit-compiled program), score each on held-out data, and turn the table into Rule
 Importance (RI), Full Importance (FI) and rule interactions.
 """
 
+# old module paths, kept for a release: kvq.perturb is kvq.estimators, and the module kvq.scan is
+# kvq.engine (imported here, before the function kvq.scan below takes the name)
 import kvq.perturb
-import kvq.scan  # noqa: F401 - kvq.scan (the module) is kvq.engine, loaded before the function takes its name
+import kvq.scan  # noqa: F401
 from kvq import problems
 from kvq.config import ScanConfig
 from kvq.engine import scan
