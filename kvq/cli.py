@@ -95,6 +95,10 @@ def _training_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--no-plot", action="store_true", help="do not write figures")
 
 
+PROBLEM_HELP = ("a built-in problem ({names}) or your own as MODULE:FUNCTION, a factory "
+                "make(n_data, noise, split, seed) -> kvq.Problem (the current folder is importable)")
+
+
 def _parser() -> _Parser:
     from kvq import problems
 
@@ -106,7 +110,7 @@ def _parser() -> _Parser:
                                    "(all subsets and seeds batched), then print RI/FI and write results. "
                                    "--method finetune|newton estimates the same table from one anchor "
                                    "training (see the README's 'Which method' section).")
-    s.add_argument("problem", help=f"built-in problem ({', '.join(problems.names())})")
+    s.add_argument("problem", help=PROBLEM_HELP.format(names=", ".join(problems.names())))
     _point_options(s)
     _training_options(s)
 
@@ -115,7 +119,7 @@ def _parser() -> _Parser:
                                    "(exact scans of one split train as one batch), then print RI/FI per point and "
                                    "Mann-Kendall trend tests along each swept axis. Finished points are written as "
                                    "they complete; running the same command again resumes an interrupted sweep.")
-    w.add_argument("problem", help=f"built-in problem ({', '.join(problems.names())})")
+    w.add_argument("problem", help=PROBLEM_HELP.format(names=", ".join(problems.names())))
     w.add_argument("--data", default=None, metavar="N,N,...", help="observation counts, e.g. 0,10,100,1000")
     w.add_argument("--noise", default=None, metavar="PCT,...", help="noise levels in %% of the solution's std, e.g. 0,25,50")
     w.add_argument("--split", default=None, metavar="NAME,...", help="splits, e.g. interpolation,extrapolation")
@@ -126,7 +130,7 @@ def _parser() -> _Parser:
                                    "weights, multiply each weight by 10^(mu * RI); a step that raises the all-rules "
                                    "validation error is rolled back and mu halved. Each iteration's scan is saved; "
                                    "running the same command again resumes.")
-    t.add_argument("problem", help=f"built-in problem ({', '.join(problems.names())})")
+    t.add_argument("problem", help=PROBLEM_HELP.format(names=", ".join(problems.names())))
     t.add_argument("--iterations", type=int, default=4, metavar="K", help="weight updates after the first scan (default 4)")
     t.add_argument("--mu", type=float, default=1.0, help="step size mu of the update (default 1)")
     _point_options(t)
@@ -145,17 +149,51 @@ def _parser() -> _Parser:
     return p
 
 
+def _factory(target: str):
+    """The problem factory ``module:function`` names (the current folder is importable)."""
+    import importlib
+
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise KvqError(f"{target!r} is neither a built-in problem nor MODULE:FUNCTION (a problem factory)")
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise KvqError(f"cannot import module {module_name!r} for the problem factory {target!r}: {e}") from None
+    make = getattr(module, attr, None)
+    if not callable(make):
+        raise KvqError(f"module {module_name!r} has no function {attr!r}; a problem factory is "
+                       "make(n_data, noise, split, seed) -> kvq.Problem")
+    return make
+
+
+def _is_factory(target: str) -> bool:
+    return ":" in target
+
+
+def _folder_name(target: str) -> str:
+    """A results folder's stem for a built-in problem or ``module:function``."""
+    return target.replace(":", "-").replace(".", "-")
+
+
 def _config(args: argparse.Namespace):
-    """The ScanConfig of the preset with the command line's overrides."""
+    """The ScanConfig of the preset with the command line's overrides (a problem factory
+    gets the generic presets)."""
     from kvq import problems
+    from kvq.config import ScanConfig
+
+    def preset(**overrides):
+        if _is_factory(args.problem):
+            return ScanConfig.preset(args.preset, **overrides)
+        return problems.config(args.problem, args.preset, **overrides)
 
     names = ("seeds", "steps", "check_every", "pretrain_steps", "collocation", "max_batch", "vectorize")
     overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
-    if args.steps is not None and args.check_every is None:
-        base = problems.config(args.problem, args.preset)
-        if args.steps < base.check_every:  # a short run: one check at the end
-            overrides["check_every"] = args.steps
-    return problems.config(args.problem, args.preset, **overrides)
+    if args.steps is not None and args.check_every is None and args.steps < preset().check_every:
+        overrides["check_every"] = args.steps  # a short run: one check at the end
+    return preset(**overrides)
 
 
 def parse_settings(pairs: Sequence[str]) -> dict[str, Any]:
@@ -191,7 +229,7 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
     settings = parse_settings(args.settings)
     chosen = settings_for(args.method, **settings)
     suffix = "" if args.method == "exact" else f"-{args.method}"
-    outdir = Path(args.out or f"results/{args.problem}-{args.preset}{suffix}")
+    outdir = Path(args.out or f"results/{_folder_name(args.problem)}-{args.preset}{suffix}")
     fp = estimate_fingerprint(problem, config, args.method, chosen)
     check_output_dir(outdir, fp, args.overwrite)
     ckpt_dir = outdir / CHECKPOINT_DIR
@@ -280,18 +318,20 @@ def _sweep(args: argparse.Namespace, out: TextIO) -> int:
     config = _config(args)
     settings = parse_settings(args.settings)
     data, noise, split = _list(args.data, int, "data"), _list(args.noise, float, "noise"), _list(args.split, str, "split")
-    axes, points = plan(args.problem, data, noise, split)
+    target = _factory(args.problem) if _is_factory(args.problem) else args.problem
+    axes, points = plan(target, data, noise, split)
     suffix = "" if args.method == "exact" else f"-{args.method}"
-    outdir = Path(args.out or f"results/{args.problem}-{args.preset}-sweep{suffix}")
+    outdir = Path(args.out or f"results/{_folder_name(args.problem)}-{args.preset}-sweep{suffix}")
     if (outdir / CHECKPOINTS).exists() or (outdir / "points").exists():
         out.write(f"kvq: resuming the sweep in {outdir}/ (finished points are kept)\n")
+    subsets = "every rule subset" if _is_factory(args.problem) else f"{2 ** len(problems.spec(args.problem).rules)} subsets"
     out.write(f"kvq: sweeping {args.problem}: {len(points)} point(s) = data {axes['data']} x noise {axes['noise']}% "
-              f"x split {axes['split']}; {2 ** len(problems.spec(args.problem).rules)} subsets x {config.seeds} seed(s) each, "
+              f"x split {axes['split']}; {subsets} x {config.seeds} seed(s) each, "
               f"preset {args.preset}, method {args.method}\n")
     out.flush()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        result = sweep(args.problem, config, data=data, noise=noise, split=split, method=args.method,
+        result = sweep(target, config, data=data, noise=noise, split=split, method=args.method,
                        seed=args.problem_seed, out=outdir, overwrite=args.overwrite, progress=ProgressPrinter(),
                        problem_options={"wrong": args.wrong} if args.wrong else None,
                        **settings)
@@ -331,7 +371,13 @@ def _sweep_figures(summary: list[dict], axes: dict[str, list], outdir: Path) -> 
 
 def _problem(args: argparse.Namespace):
     from kvq import problems
+    from kvq.sweeps import SweepPoint, build_point
 
+    if _is_factory(args.problem):
+        if args.wrong is not None:
+            raise KvqError("--wrong is for the built-in problems; a factory builds the rules it is given")
+        point = SweepPoint(args.data, 0.0 if args.noise is None else float(args.noise), args.split or "interpolation")
+        return build_point(_factory(args.problem), point, args.problem_seed, {})
     options = {"seed": args.problem_seed}
     for key, value in (("n_data", args.data), ("noise", args.noise), ("split", args.split), ("wrong", args.wrong)):
         if value is not None:
@@ -346,7 +392,7 @@ def _tune(args: argparse.Namespace, out: TextIO) -> int:
     problem = _problem(args)
     config = _config(args)
     settings = parse_settings(args.settings)
-    outdir = Path(args.out or f"results/{args.problem}-{args.preset}-tune")
+    outdir = Path(args.out or f"results/{_folder_name(args.problem)}-{args.preset}-tune")
     out.write(f"kvq: tuning the rule weights of {problem.name} ({len(problem.rules)} rules, {args.iterations} "
               f"update(s), mu {args.mu:g}; each iteration scans {2 ** len(problem.rules)} subsets x {config.seeds} "
               f"seed(s) by method {args.method})\n")

@@ -24,7 +24,7 @@ import itertools
 import shutil
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,6 +98,7 @@ class SweepResult:
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
     problem_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     seed: int = 0
+    points_identity: str = ""  # a hash of every point's scan fingerprint (its problem's arrays included)
 
     @property
     def rule_names(self) -> tuple[str, ...]:
@@ -131,7 +132,7 @@ class SweepResult:
 
     def fingerprint(self) -> str:
         return fingerprint("sweep", self.problem, self.problem_options, self.seed, self.axes, config_identity(self.config),
-                           self.method, self.settings)
+                           self.method, self.settings, self.points_identity)
 
     @classmethod
     def load(cls, directory: str | Path) -> SweepResult:
@@ -146,7 +147,8 @@ class SweepResult:
             points.append(SweepPoint(int(entry["n_data"]), float(entry["noise"]), str(entry["split"])))
             results.append(load_result(path / entry["dir"]))
         return cls(meta["problem"], meta["axes"], tuple(points), tuple(results), meta["config"], meta["method"],
-                   meta.get("settings", {}), meta.get("problem_options", {}), int(meta.get("seed", 0)))
+                   meta.get("settings", {}), meta.get("problem_options", {}), int(meta.get("seed", 0)),
+                   meta.get("points_identity", ""))
 
 
 def summary_rows(points: Sequence[SweepPoint], results: Sequence[ScanResult]) -> list[dict[str, Any]]:
@@ -216,18 +218,56 @@ def _axis_values(name: str, values: Any, default: list[Any]) -> list[Any]:
     return values
 
 
-def plan(problem_name: str, data: Any = None, noise: Any = None, split: Any = None) -> tuple[dict[str, list[Any]], tuple[SweepPoint, ...]]:
+ProblemFactory = Callable[..., Problem]
+"""``make(n_data, noise, split, seed, **options) -> Problem``: a user's problem at one sweep
+point (``n_data`` observations, ``noise`` in % of the solution's std, a split name, the first
+seed)."""
+
+
+def factory_name(make: Any) -> str:
+    """``module:qualname`` of a problem factory (how sweeps and results name it)."""
+    fn = getattr(make, "func", make)
+    return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', type(fn).__name__)}"
+
+
+def build_point(problem: str | ProblemFactory, point: SweepPoint, seed: int, options: dict[str, Any]) -> Problem:
+    """The problem at ``point``: a built-in one by name, or what the factory returns."""
+    if isinstance(problem, str):
+        return problems.get(problem, n_data=point.n_data, noise=point.noise, split=point.split, seed=seed, **options)
+    try:
+        built = problem(n_data=point.n_data, noise=point.noise, split=point.split, seed=seed, **options)
+    except TypeError as e:
+        raise KvqError(f"problem factory {factory_name(problem)} failed at {point.label}: {e}; a factory is called "
+                       "as make(n_data=..., noise=..., split=..., seed=..., **problem_options)") from e
+    if not isinstance(built, Problem):
+        raise KvqError(f"problem factory {factory_name(problem)} returned {type(built).__name__} at {point.label}; "
+                       "it must return a kvq.Problem")
+    return built
+
+
+def plan(problem: str | ProblemFactory, data: Any = None, noise: Any = None, split: Any = None) -> tuple[dict[str, list[Any]], tuple[SweepPoint, ...]]:
     """The axes (defaults filled in: the problem's default data volume, no noise,
-    interpolation) and the sweep points, in order (split, noise, data)."""
-    spec = problems.spec(problem_name)
+    interpolation) and the sweep points, in order (split, noise, data).  A problem factory
+    has no default data volume: give ``data``."""
+    if isinstance(problem, str):
+        spec = problems.spec(problem)
+        default_data, splits = [spec.n_data], list(spec.splits)
+    elif callable(problem):
+        if data is None:
+            raise KvqError(f"a sweep of the problem factory {factory_name(problem)} needs data=[...] (the "
+                           "observation counts to sweep)")
+        default_data, splits = [], None
+    else:
+        raise KvqError(f"sweep needs a built-in problem name or a problem factory make(n_data, noise, split, seed); "
+                       f"got {type(problem).__name__}")
     axes = {
-        "data": [int(d) for d in _axis_values("data", data, [spec.n_data])],
+        "data": [int(d) for d in _axis_values("data", data, default_data)],
         "noise": [float(x) for x in _axis_values("noise", noise, [0.0])],
         "split": [str(s) for s in _axis_values("split", split, ["interpolation"])],
     }
     for s in axes["split"]:
-        if s not in spec.splits:
-            raise KvqError(f"unknown split {s!r} for problem {problem_name!r}; choose from {list(spec.splits)}")
+        if splits is not None and s not in splits:
+            raise KvqError(f"unknown split {s!r} for problem {problem!r}; choose from {splits}")
     points = tuple(SweepPoint(d, x, s) for s in axes["split"] for x in axes["noise"] for d in axes["data"])
     return axes, points
 
@@ -265,6 +305,7 @@ def _write_index(path: Path, sweep: SweepResult, done: set[SweepPoint]) -> None:
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "problem": sweep.problem,
         "problem_options": sweep.problem_options,
+        "points_identity": sweep.points_identity,
         "seed": sweep.seed,
         "method": sweep.method,
         "settings": sweep.settings,
@@ -325,23 +366,27 @@ def _train_group(built: Sequence[Problem], config: ScanConfig, ckpt: Checkpoint 
     return out
 
 
-def sweep(problem_name: str, config: ScanConfig | None = None, *, data: Any = None, noise: Any = None,
+def sweep(problem: str | ProblemFactory, config: ScanConfig | None = None, *, data: Any = None, noise: Any = None,
           split: Any = None, method: str = "exact", seed: int = 0, out: str | Path | None = None,
           overwrite: bool = False, progress: Progress | None = None, checkpoint_every_s: float = 60.0,
           problem_options: dict[str, Any] | None = None, **settings: Any) -> SweepResult:
-    """Scan built-in problem ``problem_name`` at every combination of ``data`` (observation
-    counts), ``noise`` (% of the solution's std) and ``split`` values.
+    """Scan ``problem`` at every combination of ``data`` (observation counts), ``noise`` (%
+    of the solution's std) and ``split`` values.
 
-    ``config`` defaults to the problem's quick preset.  ``method``/``settings`` as in
-    :func:`kvq.estimate`.  ``problem_options`` go to :func:`kvq.problems.get` at every
-    point (e.g. ``{"n_valid": 2000}``).  With ``out`` every finished point is written at
+    ``problem``: a built-in problem's name, or your own problem as a factory
+    ``make(n_data, noise, split, seed, **problem_options) -> kvq.Problem`` (called with
+    keywords at every point; give ``data``).  ``config`` defaults to the problem's quick
+    preset (the generic quick preset for a factory).  ``method``/``settings`` as in
+    :func:`kvq.estimate`.  ``problem_options`` go to :func:`kvq.problems.get` (or the
+    factory) at every point (e.g. ``{"n_valid": 2000}``).  With ``out`` every finished point is written at
     once (``out/points/<label>/``, plus ``out/sweep.json`` and ``out/summary.csv``) and an
     interrupted sweep resumes where it stopped; a folder holding a different sweep is
     refused unless ``overwrite``.  ``progress(phase, done, total)`` gets phases prefixed
     with the group being trained (``"[1/2] train"``).
     """
-    axes, points = plan(problem_name, data, noise, split)
-    config = problems.config(problem_name) if config is None else config
+    axes, points = plan(problem, data, noise, split)
+    if config is None:
+        config = problems.config(problem) if isinstance(problem, str) else ScanConfig.preset("quick")
     if not isinstance(config, ScanConfig):
         raise KvqError(f"config must be a kvq.ScanConfig; got {type(config).__name__}")
     if method not in METHODS:
@@ -352,11 +397,12 @@ def sweep(problem_name: str, config: ScanConfig | None = None, *, data: Any = No
     if clash:
         raise KvqError(f"problem_options may not set {clash}: they are the sweep's axes and seed arguments")
     progress = progress or (lambda phase, done, total: None)
-    built = [problems.get(problem_name, n_data=p.n_data, noise=p.noise, split=p.split, seed=seed, **options)
-             for p in points]
+    built = [build_point(problem, p, seed, options) for p in points]
     fps = [estimate_fingerprint(b, config, method, chosen) for b in built]
-    shell = SweepResult(problem_name, axes, points, (), config.to_dict(), method,
-                        {} if chosen is None else dataclasses.asdict(chosen), options, seed)
+    name = problem if isinstance(problem, str) else factory_name(problem)
+    shell = SweepResult(name, axes, points, (), config.to_dict(), method,
+                        {} if chosen is None else dataclasses.asdict(chosen), options, seed,
+                        points_identity=fingerprint(*fps))
     path = None if out is None else _sweep_dir(out, shell.fingerprint(), overwrite)
     results: list[ScanResult | None] = [_finished(path, p, fp) for p, fp in zip(points, fps)]
     done = {p for p, r in zip(points, results) if r is not None}

@@ -97,3 +97,39 @@ def test_bad_sweeps_are_refused(tiny_config):
         sweep("nope", tiny_config)
     axes, points = plan("equations")
     assert axes == {"data": [100], "noise": [0.0], "split": ["interpolation"]} and len(points) == 1
+
+
+def test_a_sweep_of_your_own_problem_factory(tiny_config, tmp_path):
+    import factory_problem
+
+    swept = sweep(factory_problem.make, tiny_config, data=[4, 8], noise=[0, 10], out=tmp_path / "sw")
+    assert swept.problem == "factory_problem:make" and len(swept.results) == 4
+    assert [(p.n_data, p.noise) for p in swept.points] == [(4, 0.0), (8, 0.0), (4, 10.0), (8, 10.0)]
+    # each point is the factory's problem at that setting, and its scan is that problem's own
+    direct = kvq.scan(factory_problem.make(n_data=8, noise=10.0, split="interpolation", seed=0), tiny_config)
+    np.testing.assert_allclose(swept.result(n_data=8, noise=10.0).errors, direct.errors, rtol=1e-4)
+    assert swept.result(n_data=4, noise=0.0).problem["data_digest"] != swept.result(n_data=8, noise=0.0).problem["data_digest"]
+    loaded = kvq.SweepResult.load(tmp_path / "sw")
+    assert loaded.problem == "factory_problem:make" and loaded.fingerprint() == swept.fingerprint()
+    with pytest.raises(kvq.KvqError, match="needs data"):
+        sweep(factory_problem.make, tiny_config)
+    with pytest.raises(kvq.KvqError, match="must return a kvq.Problem"):
+        sweep(lambda **kw: None, tiny_config, data=[4])
+    with pytest.raises(kvq.KvqError, match="built-in problem name or a problem factory"):
+        sweep(3, tiny_config)
+
+
+def test_the_command_line_takes_a_problem_factory(tmp_path, capsys):
+    from kvq.cli import main
+
+    args = ["--seeds", "2", "--steps", "20", "--check-every", "10", "--pretrain-steps", "20", "--max-batch", "64",
+            "--no-plot"]
+    assert main(["scan", "factory_problem:make", "--data", "6", *args, "--out", str(tmp_path / "scan")]) == 0
+    meta = json.loads((tmp_path / "scan" / "results.json").read_text())
+    assert meta["problem"]["name"] == "heat" and meta["problem"]["rule_functions"] == [
+        "factory_problem.heat", "factory_problem.boundary"]
+    assert main(["sweep", "factory_problem:make", "--data", "4,6", *args, "--out", str(tmp_path / "sweep")]) == 0
+    assert "sweeping factory_problem:make: 2 point(s)" in capsys.readouterr().out
+    assert main(["scan", "factory_problem:nothing", *args]) == 2
+    assert "has no function 'nothing'" in capsys.readouterr().err
+    assert main(["scan", "factory_problem:make", "--wrong", "ic", *args]) == 2
