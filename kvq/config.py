@@ -132,7 +132,9 @@ class ScanConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ScanConfig:
-        d = dict(d)
+        """The config a :meth:`to_dict` dict (or a result's ``config``, which also records
+        the model) describes."""
+        d = {k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}}
         if isinstance(d.get("grouping"), list):
             d["grouping"] = tuple(d["grouping"])
         return cls(**d)

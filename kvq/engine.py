@@ -24,9 +24,10 @@ import numpy as np
 
 from kvq.checkpoint import Checkpoint, batch_key, fingerprint, item_keys
 from kvq.coalitions import all_masks, group_by_pattern
-from kvq.config import ScanConfig
+from kvq.config import ScanConfig, config_identity
 from kvq.errors import KvqError
-from kvq.nn import PointModel, make_mlp
+from kvq.models import resolve as resolve_model
+from kvq.nn import PointModel
 from kvq.rules import Dataset, Problem
 from kvq.table import ScanResult
 from kvq.train import ItemState, Objective, Programs, start_state, take
@@ -270,10 +271,12 @@ class Engine:
     checkpoint: Checkpoint | None = None
     ws: jax.Array | None = None  # [S, N] 0/1 real rows where the observation sets were padded
     valid: tuple[jax.Array, ...] = ()  # (vx [V, d_in], vy [V, d_out]) float32: the validation set
+    model: dict[str, Any] = dataclasses.field(default_factory=dict)  # what network trains (kvq.models)
 
     @classmethod
     def prepare(cls, problem: Problem, config: ScanConfig, checkpoint: Checkpoint | None = None,
-                group: bool = True, columns: Sequence[tuple[int, Dataset]] | None = None) -> Engine:
+                group: bool = True, columns: Sequence[tuple[int, Dataset]] | None = None,
+                model: Any = None) -> Engine:
         """Build the network, points, observations (per seed) and programs.  ``group=False``
         skips choosing expensive rules (one program; for runs that train one mask).
 
@@ -282,9 +285,11 @@ class Engine:
         ``problem.observations(k)``).  A sweep passes several observation sets (sizes,
         noise levels) here so they train in one batch; sets of different sizes are padded
         to the largest with 0/1 row weights, which leave every loss unchanged.
+        ``model``: the network (:mod:`kvq.models`; default kvq's MLP from the config).
         """
         _check_inputs(problem, config)
-        init, apply = make_mlp(config.width, config.depth, problem.d_in, problem.d_out, config.activation)
+        network = resolve_model(model, config, problem.d_in, problem.d_out)
+        init, apply = network.init, network.apply
         points = rule_points(problem, config.collocation)
         if columns is None:
             columns = [(problem.seed + k, problem.observations(k)) for k in range(config.seeds)]
@@ -315,7 +320,7 @@ class Engine:
         opt0 = jax.vmap(optimizer.init)(params0)
         valid = (jnp.asarray(problem.valid.x, jnp.float32), jnp.asarray(problem.valid.y, jnp.float32))
         return cls(problem, config, programs, points, xs, ys, params0, opt0, expensive, seeds, _Clock(), checkpoint, ws,
-                   valid)
+                   valid, network.description)
 
     @property
     def data(self) -> tuple[jax.Array, ...]:
@@ -555,11 +560,19 @@ class Engine:
         return np.concatenate(out)
 
 
-def scan_fingerprint(problem: Problem, config: ScanConfig, method: str | dict[str, Any] = "exact") -> str:
+def result_config(config: ScanConfig, model: dict[str, Any]) -> dict[str, Any]:
+    """The config as a result records it: :meth:`ScanConfig.to_dict` plus the model's description."""
+    return {**config.to_dict(), "model": model}
+
+
+def scan_fingerprint(problem: Problem, config: ScanConfig, method: str | dict[str, Any] = "exact",
+                     model: Any = None) -> str:
     """What identifies a scan: the problem (its description, a hash of its arrays and its
     rule functions' names, :meth:`Problem.identity`), the config without its memory-only
-    settings and the method (a name, or an estimator's settings)."""
-    return fingerprint(problem.identity(config.seeds), config.identity(), list(problem.rule_names), method)
+    settings, the model (:mod:`kvq.models`) and the method (a name, or an estimator's settings)."""
+    described = resolve_model(model, config, problem.d_in, problem.d_out).description
+    return fingerprint(problem.identity(config.seeds), config_identity(result_config(config, described)),
+                       list(problem.rule_names), method)
 
 
 class Tabulated(NamedTuple):
@@ -652,7 +665,7 @@ def make_result(engine: Engine, table: Tabulated, t_start: float, method: str = 
         diverged=diverged,
         seeds=seeds,
         problem=problem.identity(len(seeds)),
-        config=config.to_dict(),
+        config=result_config(config, engine.model),
         timing={
             "compile_s": clock.compile_s,
             "pretrain_s": clock.pretrain_s,
@@ -679,7 +692,7 @@ def make_result(engine: Engine, table: Tabulated, t_start: float, method: str = 
 
 
 def scan(problem: Problem, config: ScanConfig | None = None, *, progress: Progress | None = None,
-         checkpoint: str | Path | None = None, checkpoint_every_s: float = 60.0) -> ScanResult:
+         checkpoint: str | Path | None = None, checkpoint_every_s: float = 60.0, model: Any = None) -> ScanResult:
     """Train every subset of ``problem``'s rules for every seed; return the value table.
 
     ``config`` defaults to ``ScanConfig.preset("quick")``.  With ``checkpoint`` (a folder)
@@ -688,13 +701,16 @@ def scan(problem: Problem, config: ScanConfig | None = None, *, progress: Progre
     as an uninterrupted run.  The folder is left in place (delete it when done).  Each training is scored by
     the validation MSE of the weights it ended with (docs/design.md §2); a training
     whose loss became NaN/inf is marked diverged, its error is NaN and it is named in a
-    warning (the importance functions leave it out of their averages).
+    warning (the importance functions leave it out of their averages).  ``model``: the
+    network to train (:mod:`kvq.models`: a pure ``(init, apply)`` pair, a Flax Linen or NNX
+    module; default kvq's MLP from the config).
     """
     t_start = time.perf_counter()
     config = ScanConfig.preset("quick") if config is None else config
     progress = progress or (lambda phase, done, total: None)
     _check_inputs(problem, config)
-    ckpt = None if checkpoint is None else Checkpoint(checkpoint, scan_fingerprint(problem, config), checkpoint_every_s)
-    engine = Engine.prepare(problem, config, ckpt).pretrain(progress)
+    ckpt = None if checkpoint is None else Checkpoint(checkpoint, scan_fingerprint(problem, config, model=model),
+                                                      checkpoint_every_s)
+    engine = Engine.prepare(problem, config, ckpt, model=model).pretrain(progress)
     trained = engine.train(all_masks(len(problem.rules)), progress)
     return make_result(engine, tabulate(engine, trained), t_start)

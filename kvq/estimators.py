@@ -335,7 +335,7 @@ def _newton(engine: Engine, settings: Newton, progress: Progress) -> tuple[tuple
 
 def estimate(problem: Problem, config: ScanConfig | None = None, method: str = "exact", *,
              progress: Progress | None = None, checkpoint: str | Path | None = None,
-             checkpoint_every_s: float = 60.0, **settings: Any) -> ScanResult:
+             checkpoint_every_s: float = 60.0, model: Any = None, **settings: Any) -> ScanResult:
     """The value table of ``problem`` by ``method``: ``"exact"`` (:func:`kvq.scan`),
     ``"finetune"`` (settings of :class:`Finetune`) or ``"newton"`` (:class:`Newton`).
 
@@ -343,19 +343,20 @@ def estimate(problem: Problem, config: ScanConfig | None = None, method: str = "
     ``result.estimator = {"settings": {...}, "diagnostics": {...}}`` (anchor, CG
     iterations and relative residuals, ...); ``timing`` adds the phases (``anchor_s``,
     ``solve_s``, ``finetune_s``, ``refine_s``).  ``checkpoint`` works as in :func:`kvq.scan`
-    for the training phases.
+    for the training phases; ``model`` as in :func:`kvq.scan`.
     """
     t_start = time.perf_counter()
     config = ScanConfig.preset("quick") if config is None else config
     _check_inputs(problem, config)
     chosen = settings_for(method, **settings)
     if chosen is None:
-        return scan(problem, config, progress=progress, checkpoint=checkpoint, checkpoint_every_s=checkpoint_every_s)
+        return scan(problem, config, progress=progress, checkpoint=checkpoint, checkpoint_every_s=checkpoint_every_s,
+                    model=model)
     progress = progress or (lambda phase, done, total: None)
-    identity = estimate_fingerprint(problem, config, method, chosen)
+    identity = estimate_fingerprint(problem, config, method, chosen, model)
     ckpt = None if checkpoint is None else Checkpoint(checkpoint, identity, checkpoint_every_s)
     one_mask = method == "newton" and not chosen.refine_steps  # only the anchor is trained
-    engine = Engine.prepare(problem, config, ckpt, group=not one_mask)
+    engine = Engine.prepare(problem, config, ckpt, group=not one_mask, model=model)
     engine = engine.pretrain(progress)
     run = _finetune if method == "finetune" else _newton
     table, estimator, timing = run(engine, chosen, progress)
@@ -369,11 +370,12 @@ def estimate(problem: Problem, config: ScanConfig | None = None, method: str = "
     return make_result(engine, table, t_start, method=method, estimator=estimator, timing=timing)
 
 
-def estimate_fingerprint(problem: Problem, config: ScanConfig, method: str, settings: Finetune | Newton | None) -> str:
+def estimate_fingerprint(problem: Problem, config: ScanConfig, method: str, settings: Finetune | Newton | None,
+                         model: Any = None) -> str:
     """What identifies an estimate (as :func:`kvq.engine.scan_fingerprint` for a scan)."""
     if settings is None:
-        return scan_fingerprint(problem, config)
+        return scan_fingerprint(problem, config, model=model)
     resolved = dataclasses.asdict(settings)
     if method == "finetune" and resolved["steps"] is None:
         resolved["steps"] = default_finetune_steps(config)
-    return scan_fingerprint(problem, config, {"method": method, **resolved})
+    return scan_fingerprint(problem, config, {"method": method, **resolved}, model=model)

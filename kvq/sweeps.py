@@ -350,11 +350,11 @@ def _finished(path: Path | None, point: SweepPoint, fp: str) -> ScanResult | Non
 
 
 def _train_group(built: Sequence[Problem], config: ScanConfig, ckpt: Checkpoint | None,
-                 progress: Progress) -> list[ScanResult]:
+                 progress: Progress, model: Any = None) -> list[ScanResult]:
     """Exact scans of points that share validation and rules, trained as one batch of seed columns."""
     t_start = time.perf_counter()
     columns = [(p.seed + k, p.observations(k)) for p in built for k in range(config.seeds)]
-    engine = Engine.prepare(built[0], config, ckpt, columns=columns)
+    engine = Engine.prepare(built[0], config, ckpt, columns=columns, model=model)
     engine = engine.pretrain(progress)
     table = tabulate(engine, engine.train(all_masks(len(built[0].rules)), progress))
     out = []
@@ -369,7 +369,7 @@ def _train_group(built: Sequence[Problem], config: ScanConfig, ckpt: Checkpoint 
 def sweep(problem: str | ProblemFactory, config: ScanConfig | None = None, *, data: Any = None, noise: Any = None,
           split: Any = None, method: str = "exact", seed: int = 0, out: str | Path | None = None,
           overwrite: bool = False, progress: Progress | None = None, checkpoint_every_s: float = 60.0,
-          problem_options: dict[str, Any] | None = None, **settings: Any) -> SweepResult:
+          problem_options: dict[str, Any] | None = None, model: Any = None, **settings: Any) -> SweepResult:
     """Scan ``problem`` at every combination of ``data`` (observation counts), ``noise`` (%
     of the solution's std) and ``split`` values.
 
@@ -382,7 +382,8 @@ def sweep(problem: str | ProblemFactory, config: ScanConfig | None = None, *, da
     once (``out/points/<label>/``, plus ``out/sweep.json`` and ``out/summary.csv``) and an
     interrupted sweep resumes where it stopped; a folder holding a different sweep is
     refused unless ``overwrite``.  ``progress(phase, done, total)`` gets phases prefixed
-    with the group being trained (``"[1/2] train"``).
+    with the group being trained (``"[1/2] train"``).  ``model``: the network, as in
+    :func:`kvq.scan`.
     """
     axes, points = plan(problem, data, noise, split)
     if config is None:
@@ -398,7 +399,7 @@ def sweep(problem: str | ProblemFactory, config: ScanConfig | None = None, *, da
         raise KvqError(f"problem_options may not set {clash}: they are the sweep's axes and seed arguments")
     progress = progress or (lambda phase, done, total: None)
     built = [build_point(problem, p, seed, options) for p in points]
-    fps = [estimate_fingerprint(b, config, method, chosen) for b in built]
+    fps = [estimate_fingerprint(b, config, method, chosen, model) for b in built]
     name = problem if isinstance(problem, str) else factory_name(problem)
     shell = SweepResult(name, axes, points, (), config.to_dict(), method,
                         {} if chosen is None else dataclasses.asdict(chosen), options, seed,
@@ -418,9 +419,10 @@ def sweep(problem: str | ProblemFactory, config: ScanConfig | None = None, *, da
         if method == "exact":
             ckpt = None if ckpt_dir is None else Checkpoint(
                 ckpt_dir, fingerprint("sweep-group", [fps[k] for k in group]), checkpoint_every_s)
-            trained = _train_group([built[k] for k in group], config, ckpt, step)
+            trained = _train_group([built[k] for k in group], config, ckpt, step, model)
         else:
-            trained = [estimate(built[group[0]], config, method, progress=step, checkpoint=ckpt_dir, **settings)]
+            trained = [estimate(built[group[0]], config, method, progress=step, checkpoint=ckpt_dir, model=model,
+                                **settings)]
         for k, result in zip(group, trained):
             results[k] = result
             done.add(points[k])

@@ -128,7 +128,8 @@ def _tuning_dir(directory: str | Path, fp: str, overwrite: bool) -> Path:
 
 def tune_weights(problem: Problem, config: ScanConfig | None = None, *, iterations: int = 4, mu: float = 1.0,
                  method: str = "exact", weighting: str = "uniform", out: str | Path | None = None,
-                 overwrite: bool = False, progress: Progress | None = None, **settings: Any) -> TuneResult:
+                 overwrite: bool = False, progress: Progress | None = None, model: Any = None,
+                 **settings: Any) -> TuneResult:
     """RI-guided rule weights (the paper's scheme) starting from the problem's weights.
 
     Iteration 0 scans at the starting weights; each of the ``iterations`` proposals is
@@ -136,7 +137,8 @@ def tune_weights(problem: Problem, config: ScanConfig | None = None, *, iteratio
     :func:`kvq.estimate`).  A proposal whose all-rules validation MSE (mean over seeds)
     rises above the best is rejected (rolled back) and ``μ`` halved.  RI that is NaN
     (diverged trainings) counts as 0.  With ``out`` each iteration's scan is saved to
-    ``out/iter-K/`` and ``out/tune.json`` is rewritten; running again resumes.
+    ``out/iter-K/`` and ``out/tune.json`` is rewritten; running again resumes.  ``model``:
+    the network, as in :func:`kvq.scan`.
     """
     config = ScanConfig.preset("quick") if config is None else config
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
@@ -146,7 +148,7 @@ def tune_weights(problem: Problem, config: ScanConfig | None = None, *, iteratio
     chosen = settings_for(method, **settings)
     progress = progress or (lambda phase, done, total: None)
     weights = np.array([r.weight for r in problem.rules], float)
-    identity = ("tune", problem.identity(config.seeds), config.identity(), method, settings, mu, weighting)
+    identity = ("tune", estimate_fingerprint(problem, config, method, chosen, model), method, settings, mu, weighting)
     path = None if out is None else _tuning_dir(out, fingerprint(*identity), overwrite)
     history: list[TuneStep] = []
     best: TuneStep | None = None
@@ -154,11 +156,12 @@ def tune_weights(problem: Problem, config: ScanConfig | None = None, *, iteratio
     for it in range(iterations + 1):
         current = with_weights(problem, weights)
         folder = None if path is None else path / f"iter-{it}"
-        result = None if folder is None else load_if_same(folder, estimate_fingerprint(current, config, method, chosen))
+        result = None if folder is None else load_if_same(folder, estimate_fingerprint(current, config, method, chosen,
+                                                                                      model))
         if result is None:
             tag = f"[iter {it}/{iterations}]"
             ckpt = None if path is None else path / ".checkpoint"
-            result = estimate(current, config, method, checkpoint=ckpt,
+            result = estimate(current, config, method, checkpoint=ckpt, model=model,
                               progress=lambda p, d, t, tag=tag: progress(f"{tag} {p}", d, t), **settings)
             if folder is not None:
                 save_result(result, folder, overwrite=True)

@@ -13,7 +13,8 @@ import kvq.tune as tune
 from kvq.coalitions import all_masks
 from kvq.nn import PointModel
 from kvq.report import importance_table
-from kvq.engine import Engine
+from kvq.engine import Engine, result_config
+from kvq.models import resolve
 from kvq.tune import balance_weights, evaluate_weights, tune_weights, with_weights
 
 
@@ -26,7 +27,8 @@ def _fake_estimate(problem, config, method="exact", **_):
     errors = 0.1 * 10.0 ** -(masks @ effect)
     seeds = 1.0 + 0.01 * np.arange(3)  # three seeds, slightly different
     return kvq.ScanResult(rule_names=problem.rule_names, errors=errors[:, None] * seeds[None, :],
-                          problem=problem.identity(config.seeds), config=config.to_dict())
+                          problem=problem.identity(config.seeds),
+                          config=result_config(config, resolve(None, config, problem.d_in, problem.d_out).description))
 
 
 def test_a_tuning_folder_resumes_only_the_same_tuning(monkeypatch, tiny_burgers, tiny_config, tmp_path):

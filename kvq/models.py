@@ -1,0 +1,156 @@
+"""Bring your own network: any model becomes a pure ``init(key) -> params`` and
+``apply(params, x) -> y`` pair that the engine trains.
+
+``model=`` (in :func:`kvq.scan`, :func:`kvq.estimate`, :func:`kvq.sweep`,
+:func:`kvq.tune_weights`) accepts
+
+- ``None``: kvq's MLP from the config (``width``, ``depth``, ``activation``), with its
+  one-pass Taylor derivatives;
+- a pure pair ``(init, apply)``: ``init(key, d_in, d_out) -> params`` (any pytree) and
+  ``apply(params, x [d_in]) -> [d_out]`` for ONE point (kvq vmaps it over batches);
+- a Flax Linen module: ``module.init(key, x [d_in])`` / ``module.apply(params, x)``;
+- a Flax NNX module instance: split into its graph definition, its ``nnx.Param`` state
+  (what is trained) and the rest (kept fixed).  An instance holds one set of initial
+  weights, so every seed starts from them (the seeds still vary the observations); to
+  vary the initialisation too, pass ``kvq.models.nnx_factory(make)`` with
+  ``make(rngs) -> module``.
+
+Derivatives of other models than kvq's MLP use nested ``jax.jvp`` (see
+:func:`kvq.derivatives.partials`).  The model's description (kind, function names, number
+of parameters and a hash of the seed-0 initial weights) enters the scan's fingerprint and
+``results.json``; kvq cannot compare code, so rename a function or set
+``Problem(version=...)`` when you change what a model computes but not its shapes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from kvq.config import ScanConfig
+from kvq.errors import KvqError
+from kvq.nn import make_mlp
+
+Params = Any
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    """A network as pure functions: ``init(key) -> params``; ``apply(params, x [..., d_in])
+    -> [..., d_out]`` (one point or a batch); ``description``: JSON, what it is."""
+
+    init: Callable[[jax.Array], Params]
+    apply: Callable[[Params, jax.Array], jax.Array]
+    description: dict[str, Any]
+
+
+@dataclass(frozen=True, eq=False)
+class NnxFactory:
+    """``make(rngs) -> nnx.Module``: an NNX model initialised anew for every seed."""
+
+    make: Callable[[Any], Any]
+
+
+def nnx_factory(make: Callable[[Any], Any]) -> NnxFactory:
+    """Wrap ``make(rngs: nnx.Rngs) -> nnx.Module`` so every seed gets its own initial weights."""
+    if not callable(make):
+        raise KvqError("nnx_factory needs a function make(rngs) -> nnx.Module")
+    return NnxFactory(make)
+
+
+def _name(fn: Any) -> str:
+    fn = getattr(fn, "func", fn)
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+
+
+def _per_point(apply: Callable[[Params, jax.Array], jax.Array]) -> Callable[[Params, jax.Array], jax.Array]:
+    """``apply`` for one point, extended to any leading batch axes by ``vmap``."""
+
+    def batched(params: Params, x: jax.Array) -> jax.Array:
+        if x.ndim == 1:
+            return apply(params, x)
+        flat = x.reshape(-1, x.shape[-1])
+        out = jax.vmap(apply, in_axes=(None, 0))(params, flat)
+        return out.reshape(*x.shape[:-1], out.shape[-1])
+
+    return batched
+
+
+def _nnx_model(make: Callable[[Any], Any]) -> tuple[Callable, Callable]:
+    """Pure ``init``/``apply`` of the NNX module ``make(key)`` builds: its ``nnx.Param``
+    state is the params; every other variable stays as built."""
+    from flax import nnx
+
+    graphdef, _, rest = nnx.split(make(0), nnx.Param, ...)
+
+    def init(key: jax.Array) -> Params:
+        return nnx.split(make(key), nnx.Param, ...)[1]
+
+    def apply(params: Params, x: jax.Array) -> jax.Array:
+        return nnx.merge(graphdef, params, rest)(x)
+
+    return init, apply
+
+
+def resolve(model: Any, config: ScanConfig, d_in: int, d_out: int) -> Model:
+    """``model`` (see the module docstring) as a :class:`Model` for ``d_in`` inputs and
+    ``d_out`` outputs; checks that it maps one point [d_in] to [d_out]."""
+    if model is None:
+        init, apply = make_mlp(config.width, config.depth, d_in, d_out, config.activation)
+        described = {"kind": "kvq.MLP", "width": config.width, "depth": config.depth,
+                     "activation": config.activation}
+        return Model(init, apply, described)
+    if isinstance(model, Model):
+        return model
+    try:
+        from flax import linen, nnx
+    except ImportError:  # pragma: no cover - flax is a core dependency
+        linen = nnx = None
+    if isinstance(model, tuple | list) and len(model) == 2 and all(callable(f) for f in model):
+        user_init, user_apply = model
+        init = lambda key: user_init(key, d_in, d_out)
+        apply = _per_point(user_apply)
+        described = {"kind": "pure", "init": _name(user_init), "apply": _name(user_apply)}
+    elif linen is not None and isinstance(model, linen.Module):
+        init = lambda key: model.init(key, jnp.zeros((d_in,), jnp.float32))
+        apply = _per_point(model.apply)
+        described = {"kind": "flax.linen", "module": _name(type(model))}
+    elif nnx is not None and isinstance(model, NnxFactory):
+        init, apply = _nnx_model(lambda key: model.make(nnx.Rngs(key)))
+        apply = _per_point(apply)
+        described = {"kind": "flax.nnx", "factory": _name(model.make), "init": "per seed"}
+    elif nnx is not None and isinstance(model, nnx.Module):
+        instance = model
+        init, apply = _nnx_model(lambda key: instance)
+        apply = _per_point(apply)
+        described = {"kind": "flax.nnx", "module": _name(type(model)), "init": "the instance's weights, every seed"}
+    else:
+        raise KvqError(f"model must be None (kvq's MLP), a pair (init, apply), a Flax Linen module or a Flax NNX "
+                       f"module; got {type(model).__name__}")
+    return Model(init, apply, {**described, **_fingerprint_weights(init, apply, d_in, d_out)})
+
+
+def _fingerprint_weights(init: Callable, apply: Callable, d_in: int, d_out: int) -> dict[str, Any]:
+    """Parameter count and a hash of the seed-0 initial weights; checks one point's output shape."""
+    try:
+        params = init(jax.random.PRNGKey(0))
+        out = jax.eval_shape(apply, params, jax.ShapeDtypeStruct((d_in,), jnp.float32))
+    except Exception as e:
+        raise KvqError(f"the model failed on one point of {d_in} inputs: {type(e).__name__}: "
+                       f"{str(e).splitlines()[0][:300]}") from e
+    if getattr(out, "shape", None) != (d_out,):
+        raise KvqError(f"the model maps one point [{d_in}] to shape {getattr(out, 'shape', None)}; the problem "
+                       f"needs [{d_out}] (one value per output)")
+    h = hashlib.sha256()
+    leaves = jax.tree.leaves(params)
+    for leaf in leaves:
+        a = np.asarray(leaf)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return {"parameters": int(sum(np.size(a) for a in leaves)), "init_digest": h.hexdigest()[:16]}
