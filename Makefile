@@ -23,11 +23,11 @@ demo: $(VENV)/.installed-plot
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check kvq
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4
 
 # the development loop: everything but the tests that train models (about a minute)
 test-fast: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 -m "not slow"
 
 # throughput benchmark (installs the CPU build of PyTorch for the paper-style baseline)
 bench: $(VENV)/.installed-test

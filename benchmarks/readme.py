@@ -8,9 +8,8 @@ block of README.md is written here, never by hand.
   without a compilation cache: its wall time and the table it prints;
 - ``custom``: the Python block under "Your own problem" in README.md, run as written in a
   fresh process: wall time and every rule's RI;
-- ``suite`` (with ``--suite``): ``pytest`` (all tests) and ``pytest -m "not slow"``, each in a
-  fresh process with an empty compilation cache, then ``-m "not slow"`` again with the cache
-  that the first run filled.
+- ``suite`` (with ``--suite``): ``make test`` and ``make test-fast`` with an empty compilation
+  cache, then ``make test-fast`` again with the cache that run filled.
 
 Writes benchmarks/results/readme-{platform}.json and the README blocks.
 """
@@ -78,14 +77,15 @@ def custom() -> dict:
 
 
 def suite() -> dict:
+    """``make test`` and ``make test-fast`` (installed already), each with an empty compilation cache."""
     out = {}
     with tempfile.TemporaryDirectory() as cache:
-        out["all_cold_s"], log = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cold_env(cache))
+        out["all_cold_s"], log = run(["make", "test"], cold_env(cache))
         out["all_summary"] = log.strip().splitlines()[-1].strip("= ")
     with tempfile.TemporaryDirectory() as cache:
-        out["fast_cold_s"], log = run([sys.executable, "-m", "pytest", "-q", "-m", "not slow"], cold_env(cache))
+        out["fast_cold_s"], log = run(["make", "test-fast"], cold_env(cache))
         out["fast_summary"] = log.strip().splitlines()[-1].strip("= ")
-        out["fast_warm_s"], _ = run([sys.executable, "-m", "pytest", "-q", "-m", "not slow"], cold_env(cache))
+        out["fast_warm_s"], _ = run(["make", "test-fast"], cold_env(cache))
     return out
 
 
@@ -114,9 +114,9 @@ def main() -> None:
                f"`python benchmarks/readme.py`). RI (uniform): {ri}.")
     if args.suite:
         payload["suite"] = s = suite()
-        text = put(text, "suite", f"Measured by `python benchmarks/readme.py --suite` ({where}), each run in a "
-                   f"fresh process: the whole suite with an empty compilation cache {s['all_cold_s']:.0f} s "
-                   f"({s['all_summary']}); `-m \"not slow\"` {s['fast_cold_s']:.0f} s with an empty cache and "
+        text = put(text, "suite", f"Measured by `python benchmarks/readme.py --suite` ({where}), with the "
+                   f"packages installed: `make test` with an empty compilation cache {s['all_cold_s']:.0f} s "
+                   f"({s['all_summary']}); `make test-fast` {s['fast_cold_s']:.0f} s with an empty cache and "
                    f"{s['fast_warm_s']:.0f} s with a warm one ({s['fast_summary']}).")
     README.write_text(text)
     write_json(f"readme-{env['platform']}", payload)
