@@ -656,7 +656,7 @@ def make_result(engine: Engine, table: Tabulated, t_start: float, method: str = 
         rule_names=problem.rule_names,
         errors=errors.mean(axis=-1),
         errors_by_output=errors,
-        output_names=tuple(problem.info.get("outputs", ())) or tuple(f"y{j}" for j in range(problem.d_out)),
+        output_names=problem.outputs,
         errors_by_check=None if table.history is None else table.history.mean(axis=-1),
         errors_by_check_by_output=table.history,
         check_steps=table.check_steps,

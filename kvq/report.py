@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 
 from kvq import problems
+from kvq.errors import KvqError
 from kvq.importance import full_importance, rule_importance
 from kvq.table import ScanResult, ValueTable
 from kvq.text import pm as _pm
@@ -29,6 +31,26 @@ def _columns(head: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(r[c]) for r in [head, *rows]) for c in range(len(head))]
     line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
     return [line(head), line(["-" * w for w in widths]), *map(line, rows)]
+
+
+def importance_frame(table: ValueTable) -> Any:
+    """One row per rule: kind, RI uniform and Shapley, FI (each with its se) and status, as a
+    pandas DataFrame (pandas is optional: ``pip install pandas``)."""
+    try:
+        import pandas as pd
+    except ImportError:
+        raise KvqError("a DataFrame needs pandas: pip install pandas (or use result.table() for text)") from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ri_u, ri_s, fi = rule_importance(table, "uniform"), rule_importance(table, "shapley"), full_importance(table)
+        verdicts = assess(table)
+    kinds = rule_kinds(table.problem) if isinstance(table, ScanResult) else {}
+    return pd.DataFrame({
+        "kind": [kinds.get(n, "") for n in table.rule_names],
+        "ri": ri_u.mean, "ri_se": ri_u.se, "ri_shapley": ri_s.mean, "ri_shapley_se": ri_s.se,
+        "fi": fi.mean, "fi_se": fi.se,
+        "status": [rule_status(verdicts, i, "settled", "unknown") for i in range(len(table.rule_names))],
+    }, index=pd.Index(table.rule_names, name="rule"))
 
 
 def importance_table(table: ValueTable, rerun: str | None = None, verdicts: Assessment | None = None) -> str:

@@ -163,6 +163,8 @@ class Problem:
     - ``valid``: held-out points and their targets (clean by default).
     - ``reference(points [P, d_in]) -> [P, d_out]``: the exact solution, where known.
     - ``info``: JSON-ready description (domain, split, noise, n_data, ...).
+    - ``outputs``: a name for each output (default ``y0``, ``y1``, ...), used in per-output
+      importances, tables and reports.
     - ``version``: a tag of your own (e.g. ``"v2"``) that you change when you change what a
       rule's code computes.  A saved scan is reused only for the same problem: kvq compares
       every array (observations, validation set, rule points), the weights and the rule
@@ -178,6 +180,7 @@ class Problem:
     seed: int = 0
     info: Mapping[str, Any] = field(default_factory=dict)
     version: str = ""
+    outputs: tuple[str, ...] = ()
 
     def __repr__(self) -> str:  # short: error messages quote it, and the arrays can be large
         return (f"Problem({self.name!r}, rules={list(self.rule_names)}, train={len(self.train)} rows, "
@@ -203,6 +206,12 @@ class Problem:
         if len(self.valid) == 0:
             raise KvqError(f"problem {self.name!r} has an empty validation set; importance needs held-out points")
         d_in, d_out = self.valid.d_in, self.valid.d_out
+        outputs = tuple(str(o) for o in (self.outputs or self.info.get("outputs", ()) or
+                                         (f"y{j}" for j in range(d_out))))
+        if len(outputs) != d_out or len(set(outputs)) != d_out:
+            raise KvqError(f"problem {self.name!r}: outputs must name each of the {d_out} output(s) once; "
+                           f"got {list(outputs)}")
+        object.__setattr__(self, "outputs", outputs)
         if self.train.d_in != d_in or self.train.d_out != d_out:
             raise KvqError(
                 f"problem {self.name!r}: observations are [{self.train.d_in} -> {self.train.d_out}] "
@@ -229,7 +238,7 @@ class Problem:
     def describe(self) -> dict[str, Any]:
         """JSON description: name, seed, rules (name, kind, weight, points) and ``info``."""
         rules = [{"name": r.name, "kind": r.kind, "weight": r.weight, "points": len(r.points)} for r in self.rules]
-        return {"name": self.name, "seed": self.seed, "rules": rules, **dict(self.info),
+        return {"name": self.name, "seed": self.seed, "rules": rules, **dict(self.info), "outputs": list(self.outputs),
                 **({"version": self.version} if self.version else {})}
 
     def identity(self, n_seeds: int) -> dict[str, Any]:

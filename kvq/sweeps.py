@@ -104,6 +104,18 @@ class SweepResult:
     def rule_names(self) -> tuple[str, ...]:
         return self.results[0].rule_names
 
+    def __repr__(self) -> str:  # short: the results hold every point's arrays
+        axes = " x ".join(f"{k} {v}" for k, v in self.axes.items())
+        rules = f", rules={list(self.rule_names)}" if self.results else ""
+        return (f"SweepResult(problem={self.problem!r}, {len(self.points)} points = {axes}{rules}, "
+                f"method={self.method!r}, {self.config.get('seeds', '?')} seeds)")
+
+    def __str__(self) -> str:
+        from kvq.report import sweep_table  # the output layer, on request
+
+        summary, trends = self.summary, self.trends
+        return f"{self!r}\n\n{sweep_table(summary, trends, 'ri')}\n\n{sweep_table(summary, trends, 'fi')}"
+
     def result(self, n_data: int | None = None, noise: float | None = None, split: str | None = None) -> ScanResult:
         """The scan of the one point matching the given values (omitted ones must be unambiguous)."""
         hits = [r for p, r in zip(self.points, self.results)

@@ -77,6 +77,19 @@ class ValueTable:
             object.__setattr__(self, "output_names", outs)
         self._check_history()
 
+    def __repr__(self) -> str:  # short: the arrays are the bulk of a table
+        checks = "" if self.check_steps is None else f", {len(self.check_steps)} checks"
+        return (f"{type(self).__name__}(rules={list(self.rule_names)}, {self.errors.shape[0]} masks x "
+                f"{self.n_seeds} seeds{checks})")
+
+    def table(self, as_frame: bool = False) -> Any:
+        """The importance table: RI (uniform, Shapley) and FI ± se and each rule's status, as
+        text (what ``kvq show`` prints, with the verdicts under it), or with ``as_frame`` a
+        pandas DataFrame (one row per rule; needs pandas)."""
+        from kvq.report import importance_frame, importance_table  # the output layer, on request
+
+        return importance_frame(self) if as_frame else importance_table(self)
+
     def _check_history(self) -> None:
         shape = self.errors.shape
         if self.stopped is not None:
@@ -220,6 +233,16 @@ class ScanResult(ValueTable):
         if len(seeds) != shape[1]:
             raise KvqError(f"{len(seeds)} seed numbers for {shape[1]} seed columns")
         object.__setattr__(self, "seeds", seeds)
+
+    def __repr__(self) -> str:
+        name = self.problem.get("name", "?") if isinstance(self.problem, dict) else "?"
+        steps = self.config.get("steps") if isinstance(self.config, dict) else None
+        return (f"ScanResult(problem={name!r}, rules={list(self.rule_names)}, {self.errors.shape[0]} masks x "
+                f"{self.n_seeds} seeds {list(self.seeds)}, method={self.method!r}"
+                + (f", {steps} steps" if steps else "") + ")")
+
+    def __str__(self) -> str:
+        return f"{self!r}\n\n{self.table()}"
 
     def save(self, directory: str | Path, overwrite: bool = False) -> Path:
         """Write ``results.json``, ``table.npz`` and ``table.csv`` into ``directory``."""

@@ -86,6 +86,12 @@ class TuneResult:
     method: str
     mu0: float
 
+    def __repr__(self) -> str:
+        best = self.best
+        return (f"TuneResult(problem={self.problem.get('name', '?')!r}, rules={list(self.rule_names)}, "
+                f"{len(self.history)} iterations, best: iteration {best.iteration}, weights "
+                f"{[float(f'{w:.3g}') for w in best.weights]}, all-rules MSE {best.mse_all:.3e})")
+
     @property
     def best(self) -> TuneStep:
         return min((s for s in self.history if s.accepted), key=lambda s: s.mse_all)

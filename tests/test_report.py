@@ -237,3 +237,29 @@ def test_unknown_folder(tmp_path):
         write_report(tmp_path)
     with pytest.raises(KvqError, match="'html' or 'md'"):
         write_report(tmp_path, fmt="pdf")
+
+
+def test_results_print_short_and_readable():
+    from kvq.sweeps import SweepPoint, SweepResult
+    from kvq.tune import TuneResult, TuneStep
+
+    result = scan_result(history=True)
+    assert repr(result) == "ScanResult(problem='toy', rules=['pde', 'ic', 'bc'], 8 masks x 3 seeds [0, 1, 2], " \
+                           "method='exact', 40 steps)"
+    printed = str(result)
+    assert printed.startswith(repr(result)) and "RI uniform ± se" in printed and "best rule set" in printed
+    assert repr(kvq.ValueTable(RULES[:2], np.ones((4, 2)))) == "ValueTable(rules=['pde', 'ic'], 4 masks x 2 seeds)"
+    frame = result.table(as_frame=True)  # independently: the importance functions
+    np.testing.assert_allclose(frame["ri"].to_numpy(), rule_importance(result).mean)
+    np.testing.assert_allclose(frame["fi_se"].to_numpy(), full_importance(result).se)
+    assert list(frame.index) == list(RULES) and list(frame["kind"]) == ["global", "local", "local"]
+    points = (SweepPoint(0, 0.0, "interpolation"), SweepPoint(16, 0.0, "interpolation"))
+    sweep = SweepResult("toy", {"data": [0, 16], "noise": [0.0], "split": ["interpolation"]}, points,
+                        (scan_result(n_data=0), scan_result(n_data=16, seed=1)), CONFIG)
+    assert repr(sweep).startswith("SweepResult(problem='toy', 2 points = data [0, 16] x noise [0.0]")
+    assert "rules=['pde', 'ic', 'bc']" in repr(sweep) and len(repr(sweep)) < 300
+    assert "RI uniform ± se per sweep point" in str(sweep)
+    step = TuneStep(0, (1.0, 2.0), 1.0, (0.1, 0.2), (0.01, 0.02), 1e-3, 1e-4, True)
+    tuned = TuneResult({"name": "toy"}, ("pde", "ic"), (step,), CONFIG, "exact", 1.0)
+    assert repr(tuned) == ("TuneResult(problem='toy', rules=['pde', 'ic'], 1 iterations, best: iteration 0, "
+                           "weights [1.0, 2.0], all-rules MSE 1.000e-03)")

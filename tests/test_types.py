@@ -128,3 +128,15 @@ def test_messages_about_a_problem_stay_short(tiny_burgers):
     with pytest.raises(kvq.KvqError) as err:
         kvq.sweep(tiny_burgers, data=[0, 10])
     assert len(str(err.value)) < 300
+
+
+def test_outputs_are_named_on_the_problem():
+    x = np.linspace(0, 1, 5)[:, None]
+    rule = kvq.Rule("r", residual=lambda u, pts: pts[:, 0], points=x)
+    two = kvq.Dataset(x, np.hstack([x, 2 * x]))
+    assert kvq.Problem("p", (rule,), two, two).outputs == ("y0", "y1")
+    named = kvq.Problem("p", (rule,), two, two, outputs=("u", "v"))
+    assert named.outputs == ("u", "v") and named.describe()["outputs"] == ["u", "v"]
+    for bad in (("u",), ("u", "u")):
+        with pytest.raises(kvq.KvqError, match="must name each of the 2 output"):
+            kvq.Problem("p", (rule,), two, two, outputs=bad)
