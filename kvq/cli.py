@@ -109,7 +109,11 @@ def _parser() -> _Parser:
                        description="Exact scan: train the model with every subset of the problem's rules "
                                    "(all subsets and seeds batched), then print RI/FI and write results. "
                                    "--method finetune|newton estimates the same table from one anchor "
-                                   "training (see the README's 'Which method' section).")
+                                   "training (see the README's 'Which method' section).",
+                       epilog="examples:\n  kvq scan burgers --preset standard\n"
+                              "  kvq scan kdv --split extrapolation --data 100 --seeds 3 --out results/kdv-ood\n"
+                              "  kvq scan mymodule:make --data 50          # your own problem factory",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("problem", help=PROBLEM_HELP.format(names=", ".join(problems.names())))
     _point_options(s)
     _training_options(s)
@@ -118,7 +122,10 @@ def _parser() -> _Parser:
                        description="Run the rule-subset scan at every combination of --data, --noise and --split "
                                    "(exact scans of one split train as one batch), then print RI/FI per point and "
                                    "Mann-Kendall trend tests along each swept axis. Finished points are written as "
-                                   "they complete; running the same command again resumes an interrupted sweep.")
+                                   "they complete; running the same command again resumes an interrupted sweep.",
+                       epilog="example:\n  kvq sweep burgers --data 0,10,100,1000 --split interpolation,extrapolation "
+                              "--preset standard",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     w.add_argument("problem", help=PROBLEM_HELP.format(names=", ".join(problems.names())))
     w.add_argument("--data", default=None, metavar="N,N,...", help="observation counts, e.g. 0,10,100,1000")
     w.add_argument("--noise", default=None, metavar="PCT,...", help="noise levels in %% of the solution's std, e.g. 0,25,50")
@@ -129,7 +136,9 @@ def _parser() -> _Parser:
                        description="Tune the rule weights by the paper's RI-guided update: scan at the current "
                                    "weights, multiply each weight by 10^(mu * RI); a step that raises the all-rules "
                                    "validation error is rolled back and mu halved. Each iteration's scan is saved; "
-                                   "running the same command again resumes.")
+                                   "running the same command again resumes.",
+                       epilog="example:\n  kvq tune burgers --wrong ic --iterations 3",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("problem", help=PROBLEM_HELP.format(names=", ".join(problems.names())))
     t.add_argument("--iterations", type=int, default=4, metavar="K", help="weight updates after the first scan (default 4)")
     t.add_argument("--mu", type=float, default=1.0, help="step size mu of the update (default 1)")
@@ -138,14 +147,24 @@ def _parser() -> _Parser:
 
     r = sub.add_parser("report", help="write an HTML or Markdown report (with figures) of a results folder",
                        description="Turn a results folder written by 'kvq scan', 'kvq sweep' or 'kvq tune' into a "
-                                   "self-contained report with figures.")
+                                   "self-contained report with figures.",
+                       epilog="example:\n  kvq report results/burgers-quick            # -> results/burgers-quick/report.html",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("dir", help="a results folder")
     r.add_argument("--format", default="html", choices=("html", "md"), help="html (default; figures embedded) or md")
     r.add_argument("--out", default=None, metavar="FILE", help="report file (default DIR/report.html or DIR/report.md)")
 
-    sub.add_parser("problems", help="list the built-in problems and their rules")
-    show = sub.add_parser("show", help="print the importance table of a saved result")
-    show.add_argument("dir", help="a results folder written by 'kvq scan'")
+    sub.add_parser("problems", help="list the built-in problems and their rules",
+                   description="List every built-in problem: its equation, rules (global or local), splits and "
+                               "what its quick and standard presets train.")
+    show = sub.add_parser("show", help="print a saved scan, sweep or tuning run and the settings it was made with",
+                          description="Print the settings a saved run was made with (problem, data, noise, split, "
+                                      "preset, method, versions) and its results: the importance table and "
+                                      "verdicts of a scan, the per-point tables and trend tests of a sweep, the "
+                                      "weight history of a tuning run.",
+                          epilog="examples:\n  kvq show results/burgers-quick\n  kvq show results/burgers-quick-sweep",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    show.add_argument("dir", help="a folder written by 'kvq scan', 'kvq sweep' or 'kvq tune'")
     return p
 
 
@@ -449,11 +468,48 @@ def _settles(spec, preset: str) -> str:
     return f"; {note}" if note else ""
 
 
-def _show(args: argparse.Namespace, out: TextIO) -> int:
-    from kvq.io import load_result
-    from kvq.report import importance_table
+def _settings_line(meta: dict) -> str:
+    """Problem, data, noise, split, budget, seeds, method and versions of a saved run."""
+    p, c = meta.get("problem") or {}, meta.get("config") or {}
+    problem = p.get("name", p) if isinstance(p, dict) else p
+    bits = [f"problem {problem}"]
+    for key, label in (("n_data", "observations"), ("noise_pct", "noise %"), ("split", "split")):
+        if isinstance(p, dict) and key in p:
+            bits.append(f"{label} {p[key]}")
+    model = c.get("model") or {}
+    network = (f"{c.get('depth')}x{c.get('width')} {c.get('activation')}" if model.get("kind", "kvq.MLP") == "kvq.MLP"
+               else model.get("kind", "?"))
+    bits += [f"network {network}", f"{c.get('steps')} steps", f"{c.get('seeds')} seeds",
+             f"method {meta.get('method', 'exact')}"]
+    versions = (meta.get("environment") or {}).get("versions") or {}
+    if versions:
+        bits.append(", ".join(f"{k} {v}" for k, v in versions.items() if k in ("kvq", "jax") and v))
+    return "; ".join(str(b) for b in bits)
 
-    out.write(importance_table(load_result(args.dir)) + "\n")
+
+def _show(args: argparse.Namespace, out: TextIO) -> int:
+    import json
+
+    from kvq.io import FOLDER_MARKERS, load_result
+    from kvq.report import importance_table, sweep_table, tuning_table
+
+    folder = Path(args.dir)
+    kind = next((k for k, marker in FOLDER_MARKERS.items() if (folder / marker).exists()), None)
+    if kind is None:
+        raise KvqError(f"{str(folder)!r} holds no kvq scan, sweep or tuning run (no "
+                       f"{', '.join(FOLDER_MARKERS.values())})")
+    meta = json.loads((folder / FOLDER_MARKERS[kind]).read_text())
+    if kind == "scan":
+        out.write(f"scan: {_settings_line(meta)}\n\n{importance_table(load_result(folder))}\n")
+    elif kind == "sweep":
+        done = sum(1 for p in meta.get("points", []) if p.get("done"))
+        out.write(f"sweep: {_settings_line(meta)}; axes {meta.get('axes')}; {done} of {len(meta.get('points', []))} "
+                  f"points done\n\n")
+        summary, trends = meta.get("summary", []), meta.get("trends", [])
+        if summary:
+            out.write(sweep_table(summary, trends, "ri") + "\n\n" + sweep_table(summary, trends, "fi") + "\n")
+    else:
+        out.write(f"tuning: {_settings_line(meta)}\n\n{tuning_table(meta)}\n")
     return 0
 
 

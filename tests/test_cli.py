@@ -154,6 +154,13 @@ def test_sweep_tune_and_report_commands(tmp_path, capsys):
     assert len(meta["history"]) == 2 and meta["problem"]["wrong"]["rule"] == "ic"
     assert (tu / "tuning.png").stat().st_size > 0 and (tu / "iter-1" / "results.json").exists()
     assert main(["report", str(tu), "--format", "md"]) == 0 and (tu / "report.md").exists()
+    capsys.readouterr()
+    assert main(["show", str(sw)]) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("sweep: problem burgers") and "3 of 3 points done" in shown and "bc_right" in shown
+    assert main(["show", str(tu)]) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("tuning: problem burgers") and "iteration" in shown
 
     assert main(["sweep", "burgers", "--data", "1,x"]) == 2
     assert "comma-separated" in capsys.readouterr().err
@@ -169,3 +176,14 @@ def test_a_checkpoint_of_another_scan_is_refused_without_claiming_to_resume(tmp_
     assert main(["scan", "burgers", *TINY_ARGS, "--out", str(out)]) == 2
     captured = capsys.readouterr()
     assert "resuming" not in captured.out and "different scan" in captured.err
+
+
+@pytest.mark.parametrize("command", ["scan", "sweep", "tune", "report", "problems", "show"])
+def test_every_command_says_what_it_is_for(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    usage_end = text.index("\n\n")
+    assert len(text[usage_end:].strip().splitlines()[0]) > 30  # a description under the usage line
+    if command not in ("problems",):
+        assert f"kvq {command} " in text.split("example")[-1]  # and an example
