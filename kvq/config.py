@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import numbers
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import optax
 
 from kvq.errors import KvqError
@@ -31,7 +33,9 @@ class ScanConfig:
     Network: an MLP of ``depth`` hidden layers of ``width`` units with ``activation``
     (``depth = 0``: an affine model).
     Optimizer: ``optimizer`` (``"adam"``, the paper's; ``"adamw"``; ``"sgd"``) with
-    ``learning_rate``.  Each subset trains up to ``steps`` steps and
+    ``learning_rate``, or any ``optax.GradientTransformation`` (schedules, ``optax.chain``,
+    clipping; ``learning_rate`` is then unused).  kvq identifies a transformation by its
+    first updates on a fixed probe (:func:`describe_optimizer`).  Each subset trains up to ``steps`` steps and
     is checked every ``check_every`` steps: it stops (keeping the weights of the last
     check) once its total loss rose since the previous check.  With ``warm_start`` the
     network is first trained on the data loss alone (up to ``pretrain_steps``, checked
@@ -52,7 +56,7 @@ class ScanConfig:
     width: int = 50
     depth: int = 5
     activation: str = "sin"
-    optimizer: str = "adam"
+    optimizer: str | optax.GradientTransformation = "adam"
     learning_rate: float = 1e-3
     steps: int = 20_000
     check_every: int = 1_000
@@ -77,8 +81,15 @@ class ScanConfig:
             _positive_int("vectorize", self.vectorize)
         if self.activation not in ACTIVATIONS:
             raise KvqError(f"unknown activation {self.activation!r}; choose one of {sorted(ACTIVATIONS)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise KvqError(f"unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS}")
+        if isinstance(self.optimizer, str):
+            if self.optimizer not in OPTIMIZERS:
+                raise KvqError(f"unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS} or give an "
+                               "optax.GradientTransformation")
+        elif not (callable(getattr(self.optimizer, "init", None)) and callable(getattr(self.optimizer, "update", None))):
+            raise KvqError(f"optimizer must be one of {OPTIMIZERS} or an optax.GradientTransformation; "
+                           f"got {type(self.optimizer).__name__}")
+        else:  # checked (and described) once, here
+            object.__setattr__(self, "_optimizer_description", describe_optimizer(self.optimizer))
         lr = self.learning_rate
         if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr > 0:
             raise KvqError(f"learning_rate must be a number > 0; got {lr!r}")
@@ -113,6 +124,8 @@ class ScanConfig:
 
     def make_optimizer(self) -> optax.GradientTransformation:
         """The optax transformation this config trains with."""
+        if not isinstance(self.optimizer, str):
+            return self.optimizer
         return {"adam": optax.adam, "adamw": optax.adamw, "sgd": optax.sgd}[self.optimizer](self.learning_rate)
 
     def replace(self, **changes: Any) -> ScanConfig:
@@ -120,9 +133,12 @@ class ScanConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        """JSON-ready; an optax transformation is written as :func:`describe_optimizer`'s dict."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         if isinstance(d["grouping"], tuple):
             d["grouping"] = list(d["grouping"])
+        if not isinstance(self.optimizer, str):
+            d["optimizer"] = dict(self._optimizer_description)  # type: ignore[attr-defined]
         return d
 
     def identity(self) -> dict[str, Any]:
@@ -135,9 +151,33 @@ class ScanConfig:
         """The config a :meth:`to_dict` dict (or a result's ``config``, which also records
         the model) describes."""
         d = {k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}}
+        if isinstance(d.get("optimizer"), dict):
+            raise KvqError(f"this config trained with a custom optax optimizer ({d['optimizer']}); it cannot be "
+                           "rebuilt from its description: pass the transformation as ScanConfig(optimizer=...)")
         if isinstance(d.get("grouping"), list):
             d["grouping"] = tuple(d["grouping"])
         return cls(**d)
+
+
+def describe_optimizer(transformation: optax.GradientTransformation, probes: int = 8) -> dict[str, Any]:
+    """``{"kind": "optax", "probe_digest"}``: a custom optimizer identified by its
+    first ``probes`` updates of a fixed 32-parameter probe under gradients of changing size
+    (1e-3 to 10, so clipping and scaling show).  A change that only shows later (the tail
+    of a schedule) is not seen: set ``Problem(version=...)`` for that."""
+    params = {"w": np.linspace(-1.0, 1.0, 32, dtype=np.float32)}
+    try:
+        state = transformation.init(params)
+        h = hashlib.sha256()
+        for t in range(probes):
+            grads = {"w": (np.sin(np.arange(32, dtype=np.float32) * (t + 1)) * 10.0 ** (t % 5 - 3)).astype(np.float32)}
+            updates, state = transformation.update(grads, state, params)
+            params = optax.apply_updates(params, updates)
+            h.update(" ".join(f"{v:.6e}" for v in np.asarray(updates["w"], np.float64)).encode())
+    except Exception as e:  # any failure of the user's transformation: say so
+        raise KvqError(f"the optimizer failed on a probe update ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                       "kvq needs update(grads, state, params) without extra arguments (optax.lbfgs is not "
+                       "supported)") from e
+    return {"kind": "optax", "probe_digest": h.hexdigest()[:16]}
 
 
 def _positive_int(name: str, value: Any, allow_zero: bool = False) -> None:
