@@ -87,6 +87,9 @@ def _training_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--max-batch", type=int, default=None, metavar="B", help="at most B (subset, seed) trainings per compiled call (default: as many as fit in half the free memory)")
     s.add_argument("--vectorize", type=int, default=None, metavar="V",
                    help="trainings run in lock-step (vmap) inside a call (default: chosen for the device)")
+    s.add_argument("--model", default=None, metavar="MODULE:FUNCTION",
+                   help="your own network: FUNCTION() returns a Flax Linen or NNX module, kvq.models.nnx_factory(...) "
+                        "or a pair (init, apply) (default: the preset's MLP)")
     s.add_argument("--problem-seed", type=int, default=0, metavar="SEED", help="first seed (default 0)")
     s.add_argument("--wrong", default=None, metavar="RULE",
                    help="replace RULE by wrong knowledge (burgers: ic; equations: e_law), to test improper-rule flags")
@@ -168,23 +171,33 @@ def _parser() -> _Parser:
     return p
 
 
-def _factory(target: str):
-    """The problem factory ``module:function`` names (the current folder is importable)."""
+def _model(args: argparse.Namespace):
+    """The network ``--model MODULE:FUNCTION`` builds (None: the preset's MLP)."""
+    if args.model is None:
+        return None
+    if ":" not in args.model:
+        raise KvqError(f"--model needs MODULE:FUNCTION; got {args.model!r}")
+    return _factory(args.model, "a model function")()
+
+
+def _factory(target: str, what: str = "a problem factory"):
+    """The function ``module:function`` names (the current folder is importable)."""
     import importlib
 
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
-        raise KvqError(f"{target!r} is neither a built-in problem nor MODULE:FUNCTION (a problem factory)")
+        raise KvqError(f"{target!r} is neither a built-in problem nor MODULE:FUNCTION ({what})")
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        raise KvqError(f"cannot import module {module_name!r} for the problem factory {target!r}: {e}") from None
+        raise KvqError(f"cannot import module {module_name!r} for {what} {target!r}: {e}") from None
     make = getattr(module, attr, None)
     if not callable(make):
-        raise KvqError(f"module {module_name!r} has no function {attr!r}; a problem factory is "
-                       "make(n_data, noise, split, seed) -> kvq.Problem")
+        raise KvqError(f"module {module_name!r} has no function {attr!r}" + (
+            "; a problem factory is make(n_data, noise, split, seed) -> kvq.Problem" if what == "a problem factory"
+            else f" ({what})"))
     return make
 
 
@@ -249,7 +262,8 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
     chosen = settings_for(args.method, **settings)
     suffix = "" if args.method == "exact" else f"-{args.method}"
     outdir = Path(args.out or f"results/{_folder_name(args.problem)}-{args.preset}{suffix}")
-    fp = estimate_fingerprint(problem, config, args.method, chosen)
+    model = _model(args)
+    fp = estimate_fingerprint(problem, config, args.method, chosen, model)
     check_output_dir(outdir, fp, args.overwrite)
     ckpt_dir = outdir / CHECKPOINT_DIR
     if args.overwrite and ckpt_dir.exists() and stored_fingerprint(ckpt_dir) != fp:
@@ -264,7 +278,8 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
     out.flush()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        result = estimate(problem, config, args.method, progress=ProgressPrinter(), checkpoint=ckpt_dir, **settings)
+        result = estimate(problem, config, args.method, progress=ProgressPrinter(), checkpoint=ckpt_dir, model=model,
+                          **settings)
     for w in caught:
         sys.stderr.write(f"kvq: warning: {w.message}\n")
     save_result(result, outdir, overwrite=True)
@@ -350,7 +365,7 @@ def _sweep(args: argparse.Namespace, out: TextIO) -> int:
     out.flush()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        result = sweep(target, config, data=data, noise=noise, split=split, method=args.method,
+        result = sweep(target, config, data=data, noise=noise, split=split, method=args.method, model=_model(args),
                        seed=args.problem_seed, out=outdir, overwrite=args.overwrite, progress=ProgressPrinter(),
                        problem_options={"wrong": args.wrong} if args.wrong else None,
                        **settings)
@@ -419,6 +434,7 @@ def _tune(args: argparse.Namespace, out: TextIO) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         result = tune_weights(problem, config, iterations=args.iterations, mu=args.mu, method=args.method,
+                              model=_model(args),
                               out=outdir, overwrite=args.overwrite, progress=ProgressPrinter(), **settings)
     for w in caught:
         sys.stderr.write(f"kvq: warning: {w.message}\n")

@@ -39,3 +39,17 @@ def make(n_data: int | None, noise: float, split: str, seed: int) -> kvq.Problem
     rules = (kvq.Rule("pde", points=rng.uniform([0, 0], [1, 1], (32, 2)), residual=heat),
              kvq.Rule("boundary", points=edges, residual=boundary, kind="local"))
     return kvq.Problem("heat", rules, train=observations(seed), sampler=observations, valid=kvq.Dataset(xv, exact(*xv.T)))
+
+
+def small_network():
+    """A model for ``--model factory_problem:small_network``: a pure (init, apply) pair."""
+    import jax.numpy as jnp
+
+    def init(key, d_in, d_out):
+        k1, k2 = jax.random.split(key)
+        return {"w1": jax.random.normal(k1, (d_in, 6)) / 2, "w2": jax.random.normal(k2, (6, d_out)) / 3}
+
+    def apply(params, x):
+        return jnp.tanh(x @ params["w1"]) @ params["w2"]
+
+    return init, apply

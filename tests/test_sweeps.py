@@ -130,6 +130,10 @@ def test_the_command_line_takes_a_problem_factory(tmp_path, capsys):
         "factory_problem.heat", "factory_problem.boundary"]
     assert main(["sweep", "factory_problem:make", "--data", "4,6", *args, "--out", str(tmp_path / "sweep")]) == 0
     assert "sweeping factory_problem:make: 2 point(s)" in capsys.readouterr().out
+    assert main(["scan", "factory_problem:make", "--data", "6", "--model", "factory_problem:small_network", *args,
+                 "--out", str(tmp_path / "own-network")]) == 0
+    meta = json.loads((tmp_path / "own-network" / "results.json").read_text())
+    assert meta["config"]["model"]["kind"] == "pure" and meta["config"]["model"]["parameters"] == 18
     assert main(["scan", "factory_problem:nothing", *args]) == 2
     assert "has no function 'nothing'" in capsys.readouterr().err
     assert main(["scan", "factory_problem:make", "--wrong", "ic", *args]) == 2
