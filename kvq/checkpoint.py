@@ -91,7 +91,7 @@ class Checkpoint:
             leaves = [z[f"leaf_{i}"] for i in range(int(z["n_leaves"]))]
             done, finished = int(z["blocks_done"]), bool(z["finished"])
         treedef = jax.tree.structure(like)
-        if treedef.num_leaves != len(leaves):
+        if len(jax.tree.leaves(like)) != len(leaves):
             raise KvqError(f"checkpoint {str(file)!r} does not match this scan's state; remove the folder")
         return jax.tree.unflatten(treedef, leaves), done, finished
 
@@ -111,7 +111,8 @@ class Checkpoint:
             arrays["item_columns"] = np.asarray(items[1], np.int64)
         tmp = self.path / f"{key}.npz.tmp"
         with open(tmp, "wb") as f:
-            np.savez(f, n_leaves=len(leaves), blocks_done=blocks_done, finished=finished, **arrays)
+            np.savez(f, n_leaves=np.asarray(len(leaves)), blocks_done=np.asarray(blocks_done),
+                     finished=np.asarray(finished), **arrays)  # type: ignore[arg-type]
         os.replace(tmp, self.path / f"{key}.npz")
 
     def finished_items(self, tag: str) -> dict[tuple[bytes, int], tuple[str, int]]:

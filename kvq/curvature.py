@@ -18,11 +18,11 @@ Tree = Any
 MatVec = Callable[[Tree], Tree]
 
 
-def _dot(a: Tree, b: Tree) -> jax.Array:
+def _dot(a: Tree, b: Tree) -> Any:
     return sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
-def _axpy(alpha: jax.Array, x: Tree, y: Tree) -> Tree:
+def _axpy(alpha: jax.Array | float, x: Tree, y: Tree) -> Tree:
     return jax.tree.map(lambda u, v: alpha * u + v, x, y)
 
 

@@ -58,10 +58,12 @@ def along(u: PointFn, p: jax.Array, axis: int, order: int, method: str = "jvp") 
             return outer
 
         return list(nested(order)(p))
-    fns = [u]
+    fns: list[Callable[[jax.Array], jax.Array]] = [u]
     for _ in range(order):
-        f = fns[-1]
-        fns.append(lambda q, f=f: jax.jacrev(f)(q)[..., axis])
+        def next_order(q: jax.Array, f: Callable[[jax.Array], jax.Array] = fns[-1]) -> jax.Array:
+            return jax.jacrev(f)(q)[..., axis]
+
+        fns.append(next_order)
     return [f(p) for f in fns]
 
 
@@ -82,7 +84,7 @@ def partials(u: PointFn, points: jax.Array, orders: Sequence[int], method: str =
     if method == "taylor" and not has_taylor:
         raise KvqError("method='taylor' needs a kvq model (kvq.nn.PointModel); use 'jvp' for other functions")
     if method in ("auto", "taylor") and has_taylor:
-        return u.taylor(points, tuple(orders))
+        return u.taylor(points, tuple(orders))  # type: ignore[attr-defined]
     base = "jvp" if method == "auto" else method
 
     def one(p: jax.Array) -> list[list[jax.Array]]:

@@ -10,6 +10,7 @@ number comes from the files in the folder.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import importlib.util
 import json
@@ -403,7 +404,7 @@ def _scan(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
                    "the other) or CONFLICT (together worse than either alone); mean ± 1 se.")
         for k, out in enumerate(outputs if len(outputs) > 1 else ()):
             doc.figure(f"interactions-output{k}-{_slug(out)}.png",
-                       lambda p, out=out: plot_interactions(result, p, output=out),
+                       functools.partial(plot_interactions, result, output=out),
                        f"Pairwise interactions (Banzhaf) for output {out}'s validation MSE.")
 
 
@@ -411,8 +412,8 @@ def _pivot(summary: list[dict[str, Any]], measure: str) -> tuple[list[str], list
     """One row per sweep point, one column per rule (``measure`` ± se), then the point's MSEs."""
     rules = list(dict.fromkeys(str(r.get("rule")) for r in summary))
     points: dict[tuple, dict[str, dict[str, Any]]] = {}
-    for r in summary:
-        points.setdefault((r.get("n_data"), r.get("noise"), r.get("split")), {})[str(r.get("rule"))] = r
+    for entry in summary:
+        points.setdefault((entry.get("n_data"), entry.get("noise"), entry.get("split")), {})[str(entry.get("rule"))] = entry
     rows = []
     for (n_data, noise, split), cells in points.items():
         row = [_g(n_data), _g(noise), _split(split)]
@@ -493,8 +494,8 @@ def _sweep(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
         what = "data volume" if axis == "data" else "noise"
         for measure, label in (("ri", "RI uniform (Banzhaf)"), ("fi", "FI")):
             doc.figure(f"sweep-{axis}-{measure}.png",
-                       lambda p, axis=axis, measure=measure, title=f"{problem}: {label} against {what}": plot_sweep(
-                           summary, p, axis=axis, measure=measure, title=title),
+                       functools.partial(plot_sweep, summary, axis=axis, measure=measure,
+                                         title=f"{problem}: {label} against {what}"),
                        f"{label} of each rule against {what}, one panel per split; band: ± 1 se over seeds.")
     if done:
         doc.heading(2, "Sweep points")
@@ -511,10 +512,10 @@ def _sweep(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
         except KvqError as e:
             doc.note(f"the point's folder {rel!r} could not be read: {e}")
             continue
-        doc.para(f"Folder: {rel} (a scan folder: write_report on it gives the full scan report). "
+        doc.para(f"Folder: {rel} (a scan folder: `kvq report {rel}` writes its full report). "
                  f"Validation MSE with all rules: {mse_summary(result.errors[-1])}; with no rules: "
                  f"{mse_summary(result.errors[0])}.")
-        doc.figure(f"point-{_slug(rel)}-importance.png", lambda path, r=result: plot_importance(r, path),
+        doc.figure(f"point-{_slug(rel)}-importance.png", functools.partial(plot_importance, result),
                    f"RI and FI per rule at {label}, ± 1 se.")
     if summary:
         doc.heading(2, "All summary rows")
@@ -524,7 +525,7 @@ def _sweep(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
                     str(r.get("kind", kinds.get(r.get("rule"), ""))), _pm(r.get("ri"), r.get("ri_se")),
                     _pm(r.get("ri_shapley"), r.get("ri_shapley_se")), _pm(r.get("fi"), r.get("fi_se")),
                     "yes" if r.get("improper") else "no",
-                    {True: "yes", False: "no"}.get(r.get("settled"), "n/a"),
+                    "n/a" if r.get("settled") is None else "yes" if r.get("settled") else "no",
                     "n/a" if r.get("capped_share") is None else f"{_num(r.get('capped_share')):.0%}",
                     _sci(r.get("mse_all")), _sci(r.get("mse_none"))]
                    for r in summary])

@@ -131,7 +131,8 @@ def _check_rule_outputs(problem: Problem, apply: Callable, params: Any, points: 
                 f"{getattr(out, 'shape', type(out).__name__)}; return a mean (e.g. jnp.mean(r ** 2)), or give "
                 f"the per-point values as kvq.Rule({rule.name!r}, points=..., residual=f) and kvq takes their mean square"
             )
-    losses = jax.jit(lambda p: jnp.stack([r.loss(PointModel(apply, p), q) for r, q in zip(problem.rules, points)]))
+    losses = jax.jit(lambda p: jnp.stack([r.loss(PointModel(apply, p), q)  # type: ignore[misc]
+                                          for r, q in zip(problem.rules, points)]))
     values = np.asarray(losses(params))
     bad = [f"{r.name!r} ({v})" for r, v in zip(problem.rules, values) if not np.isfinite(v)]
     if bad:
@@ -165,7 +166,7 @@ def _compile(fn, clock: _Clock, *args):
 def _run_blocks(block, state: ItemState, args: tuple, n_blocks: int, n_real: int, check_every: int,
                 on_block: Callable[[int], None], checkpoint: Checkpoint | None, key: str,
                 history: np.ndarray | None = None,
-                items: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[ItemState, np.ndarray | None, int, int]:
+                items: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[ItemState, Any, int, int]:
     """Run up to ``n_blocks`` check intervals; stop early once every item is frozen.
 
     With ``history`` ([n_blocks, B, d_out], NaN-filled) ``block`` returns ``(state, errors
@@ -204,7 +205,7 @@ def environment() -> dict[str, Any]:
     """Package versions and the device the scan ran on (JSON-ready)."""
     from importlib import metadata
 
-    versions = {}
+    versions: dict[str, str | None] = {}
     for pkg in ("kvq", "jax", "jaxlib", "flax", "optax", "numpy", "chex"):
         try:
             versions[pkg] = metadata.version(pkg)
@@ -309,7 +310,7 @@ class Engine:
         ws = None if len(set(rows)) == 1 else jnp.asarray(np.arange(N)[None, :] < np.asarray(rows)[:, None], jnp.float32)
         chex.assert_shape(xs, (len(seeds), N, problem.d_in))
         chex.assert_shape(ys, (len(seeds), N, problem.d_out))
-        losses = tuple(r.loss for r in problem.rules)
+        losses = tuple(r.loss for r in problem.rules if r.loss is not None)  # Rule sets every loss
         weights = tuple(r.weight for r in problem.rules)
         _check_rule_outputs(problem, apply, take(params0, 0), points)
         probe = Objective(apply, losses, weights, frozenset())
@@ -491,13 +492,16 @@ class Engine:
 
         masks = np.asarray(masks)
         saved = self.checkpoint.finished_items(tag) if self.checkpoint is not None else {}
-        finals, mask_of, seed_of, history = [], [], [], []
+        finals: list[Any] = []
+        masks_done: list[np.ndarray] = []
+        seeds_done: list[np.ndarray] = []
+        history: list[np.ndarray] = []
         if saved:  # items a finished batch of an earlier run holds, however it was batched
             for state, hist, m, s in self._saved_items(masks, tag, saved):
                 finals.append(state)
                 history.append(hist)
-                mask_of.append(m)
-                seed_of.append(s)
+                masks_done.append(m)
+                seeds_done.append(s)
                 on_block(len(m) * cfg.steps)
         for batch in self.batches(masks, starts, skip=saved):
             real = len(batch.mask_of)
@@ -514,9 +518,9 @@ class Engine:
             on_block(real * (n_blocks - blocks) * cfg.check_every)
             finals.append(take(state, np.arange(real)))
             history.append(hist[:, :real])
-            mask_of.append(batch.mask_of)
-            seed_of.append(batch.seed_of)
-        mask_of, seed_of = np.concatenate(mask_of), np.concatenate(seed_of)
+            masks_done.append(batch.mask_of)
+            seeds_done.append(batch.seed_of)
+        mask_of, seed_of = np.concatenate(masks_done), np.concatenate(seeds_done)
         every = [(m, s) for _, ms, ss in self.items(masks) for m, s in zip(ms, ss)]  # training order
         position = {(int(m), int(s)): k for k, (m, s) in enumerate(every)}
         order = np.argsort([position[(int(m), int(s))] for m, s in zip(mask_of, seed_of)], kind="stable")
@@ -538,7 +542,7 @@ class Engine:
         one = np.zeros(1, int)
         like = (start_state(*self.seed_starts(one, one)), np.zeros(0))
         for file, found in rows.items():
-            loaded = self.checkpoint.load(file, like)
+            loaded = None if self.checkpoint is None else self.checkpoint.load(file, like)
             if loaded is None:
                 raise KvqError(f"checkpoint file {file}.npz vanished while resuming; run again")
             (state, hist), _, _ = loaded
@@ -605,7 +609,7 @@ class Tabulated(NamedTuple):
                          None if self.history is None else self.history[:, :, cols], self.check_steps)
 
 
-def _place(engine: Engine, mask_of: np.ndarray, seed_of: np.ndarray, *items: tuple[np.ndarray, Any]) -> list[np.ndarray]:
+def _place(engine: Engine, mask_of: np.ndarray, seed_of: np.ndarray, *items: tuple[Any, Any]) -> list[np.ndarray]:
     """Each ``(per-item values [B, ...], fill)`` placed at (mask_of, seed_of) of a [2^n, S, ...] array."""
     n, S = len(engine.problem.rules), len(engine.seeds)
     out = []

@@ -35,6 +35,7 @@ from kvq.curvature import conjugate_gradient, ggn_vp, hvp
 from kvq.engine import (
     Engine,
     Progress,
+    Tabulated,
     _check_inputs,
     _compile,
     make_result,
@@ -112,7 +113,7 @@ class Newton:
             raise KvqError(f"solve must be one of {SOLVES}; got {self.solve!r}")
         for name in ("damping", "cg_tol"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v) or v < 0:
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(float(v)) or v < 0:
                 raise KvqError(f"{name} must be a finite number >= 0; got {v!r}")
         _whole("cg_iterations", self.cg_iterations, minimum=1)
         _whole("refine_steps", self.refine_steps, minimum=0)
@@ -179,7 +180,10 @@ def curvature_matvec(kind: str, apply, losses, residuals, weights, params, mask,
         products.append(ggn_vp(stacked, params, scale=1.0))
     for i, r in enumerate(residuals):
         if r is None:
-            products.append(hvp(lambda p, i=i: mask[i] * weights[i] * losses[i](PointModel(apply, p), points[i]), params))
+            def term(p: Any, i: int = i) -> jax.Array:
+                return mask[i] * weights[i] * losses[i](PointModel(apply, p), points[i])
+
+            products.append(hvp(term, params))
 
     def matvec(v):
         out = [f(v) for f in products]
@@ -258,7 +262,7 @@ def _train_anchor(engine: Engine, progress: Progress) -> tuple[Any, Any, dict[st
     return state.best_params, state.best_opt_state, info
 
 
-def _finetune(engine: Engine, settings: Finetune, progress: Progress) -> tuple[tuple, dict, dict]:
+def _finetune(engine: Engine, settings: Finetune, progress: Progress) -> tuple[Tabulated, dict, dict]:
     cfg = engine.config
     K = settings.steps if settings.steps is not None else default_finetune_steps(cfg)
     info: dict[str, Any] = {"steps": K}
@@ -277,7 +281,7 @@ def _finetune(engine: Engine, settings: Finetune, progress: Progress) -> tuple[t
     return table, {"settings": {**dataclasses.asdict(settings), "steps": K}, "diagnostics": info}, timing
 
 
-def _newton(engine: Engine, settings: Newton, progress: Progress) -> tuple[tuple, dict, dict]:
+def _newton(engine: Engine, settings: Newton, progress: Progress) -> tuple[Tabulated, dict, dict]:
     problem = engine.problem
     n, S = len(problem.rules), len(engine.seeds)
     obj = engine.programs.objective
@@ -355,11 +359,13 @@ def estimate(problem: Problem, config: ScanConfig | None = None, method: str = "
     progress = progress or (lambda phase, done, total: None)
     identity = estimate_fingerprint(problem, config, method, chosen, model)
     ckpt = None if checkpoint is None else Checkpoint(checkpoint, identity, checkpoint_every_s)
-    one_mask = method == "newton" and not chosen.refine_steps  # only the anchor is trained
+    one_mask = isinstance(chosen, Newton) and not chosen.refine_steps  # only the anchor is trained
     engine = Engine.prepare(problem, config, ckpt, group=not one_mask, model=model)
     engine = engine.pretrain(progress)
-    run = _finetune if method == "finetune" else _newton
-    table, estimator, timing = run(engine, chosen, progress)
+    if isinstance(chosen, Finetune):
+        table, estimator, timing = _finetune(engine, chosen, progress)
+    else:
+        table, estimator, timing = _newton(engine, chosen, progress)
     bad = np.asarray(estimator["diagnostics"].get("anchor_diverged", np.zeros(len(engine.seeds), bool)), bool)
     if bad.any():  # an estimate that starts from diverged weights is no estimate
         warnings.warn(f"the all-rules anchor of seed(s) {[engine.seeds[s] for s in np.flatnonzero(bad)]} diverged "

@@ -181,7 +181,7 @@ def _prepare(
 
 def _popcount(k: np.ndarray, n: int) -> np.ndarray:
     """Number of set bits among the lowest n bits of integers k (coalition sizes)."""
-    return sum((k >> b) & 1 for b in range(n))
+    return np.sum([(k >> b) & 1 for b in range(n)], axis=0) if n else np.zeros_like(k)
 
 
 def _insert_zero_bit(r: np.ndarray, i: np.ndarray) -> np.ndarray:

@@ -170,20 +170,21 @@ def save_result(result: ScanResult, directory: str | Path, overwrite: bool = Fal
     return path
 
 
-def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+def _write_npz(path: Path, arrays: dict[str, Any]) -> None:
     with open(path, "wb") as f:
         np.savez(f, **arrays)
 
 
 def _write_csv(result: ScanResult, path: Path) -> None:
-    outs = list(result.output_names) if result.errors_by_output is not None else []
+    by_output = result.errors_by_output
+    outs = list(result.output_names) if by_output is not None else []
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["mask", *result.rule_names, "seed", "mse", *[f"mse_{o}" for o in outs], "steps_run", "diverged",
                     "stopped_early"])
         for k in range(result.errors.shape[0]):
             for s, seed in enumerate(result.seeds):
-                per_out = [repr(float(e)) for e in result.errors_by_output[k, s]] if outs else []
+                per_out = [repr(float(e)) for e in by_output[k, s]] if by_output is not None else []
                 w.writerow([k, *map(int, result.masks[k]), seed, repr(float(result.errors[k, s])), *per_out,
                             int(result.steps_run[k, s]), int(result.diverged[k, s]),
                             "" if result.stopped is None else int(result.stopped[k, s])])

@@ -87,7 +87,8 @@ def _nnx_model(make: Callable[[Any], Any]) -> tuple[Callable, Callable]:
     state is the params; every other variable stays as built."""
     from flax import nnx
 
-    graphdef, _, rest = nnx.split(make(0), nnx.Param, ...)
+    parts: tuple[Any, ...] = nnx.split(make(0), nnx.Param, ...)
+    graphdef, rest = parts[0], parts[2]
 
     def init(key: jax.Array) -> Params:
         return nnx.split(make(key), nnx.Param, ...)[1]
@@ -108,24 +109,25 @@ def resolve(model: Any, config: ScanConfig, d_in: int, d_out: int) -> Model:
         return Model(init, apply, described)
     if isinstance(model, Model):
         return model
-    try:
-        from flax import linen, nnx
-    except ImportError:  # pragma: no cover - flax is a core dependency
-        linen = nnx = None
+    from flax import linen, nnx
     if isinstance(model, tuple | list) and len(model) == 2 and all(callable(f) for f in model):
         user_init, user_apply = model
         init = lambda key: user_init(key, d_in, d_out)
         apply = _per_point(user_apply)
         described = {"kind": "pure", "init": _name(user_init), "apply": _name(user_apply)}
-    elif linen is not None and isinstance(model, linen.Module):
+    elif isinstance(model, linen.Module):
         init = lambda key: model.init(key, jnp.zeros((d_in,), jnp.float32))
-        apply = _per_point(model.apply)
+        module = model
+        def linen_apply(params: Params, x: jax.Array) -> jax.Array:
+            return module.apply(params, x)  # type: ignore[return-value]
+
+        apply = _per_point(linen_apply)
         described = {"kind": "flax.linen", "module": _name(type(model))}
-    elif nnx is not None and isinstance(model, NnxFactory):
+    elif isinstance(model, NnxFactory):
         init, apply = _nnx_model(lambda key: model.make(nnx.Rngs(key)))
         apply = _per_point(apply)
         described = {"kind": "flax.nnx", "factory": _name(model.make), "init": "per seed"}
-    elif nnx is not None and isinstance(model, nnx.Module):
+    elif isinstance(model, nnx.Module):
         instance = model
         init, apply = _nnx_model(lambda key: instance)
         apply = _per_point(apply)

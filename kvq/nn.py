@@ -135,7 +135,7 @@ class MLPApply:
         self.module = module
 
     def __call__(self, params: Params, x: jax.Array) -> jax.Array:
-        return self.module.apply(params, x)
+        return self.module.apply(params, x)  # type: ignore[return-value]
 
     def taylor(self, params: Params, points: jax.Array, orders: Sequence[int]) -> list[list[jax.Array]]:
         """For each input axis j, ``[u, d_j u, ..., d_j^orders[j] u]`` at points [P, d_in].
@@ -209,4 +209,4 @@ class PointModel:
         return hasattr(self.apply, "taylor")
 
     def taylor(self, points: jax.Array, orders: Sequence[int]) -> list[list[jax.Array]]:
-        return self.apply.taylor(self.params, points, orders)
+        return self.apply.taylor(self.params, points, orders)  # type: ignore[attr-defined]

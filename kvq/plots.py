@@ -357,11 +357,13 @@ def plot_tuning(history: Sequence[Mapping[str, Any]] | Mapping[str, Any], path: 
     rejected (rolled-back) proposals: hollow markers.
     """
     best = None
+    entries: list[Mapping[str, Any]]
     if isinstance(history, Mapping):
         rule_names = rule_names or history.get("rule_names")
         best = history.get("best")
-        history = history.get("history", [])
-    entries = list(history)
+        entries = list(history.get("history", []))
+    else:
+        entries = list(history)
     if not entries:
         raise KvqError("plot_tuning needs a non-empty tuning history (the 'history' list of a tune.json)")
     try:
@@ -388,8 +390,9 @@ def plot_tuning(history: Sequence[Mapping[str, Any]] | Mapping[str, Any], path: 
         if (~accepted).any():
             left.plot(it[~accepted], weights[~accepted, i], "o", color=color, markersize=6,
                       markerfacecolor="none", markeredgewidth=1.3)
-    positive = weights[np.isfinite(weights) & (weights > 0)]
-    log_weights = bool(positive.size and (weights[np.isfinite(weights)] > 0).all())
+    finite = np.isfinite(weights)
+    positive = weights[finite & (np.asarray(weights) > 0)]
+    log_weights = bool(positive.size and (np.asarray(weights[finite]) > 0).all())
     if log_weights:
         left.set_yscale("log")
     elif positive.size:
@@ -464,7 +467,8 @@ def plot_tuning(history: Sequence[Mapping[str, Any]] | Mapping[str, Any], path: 
         if iterations.size == 1:  # a single iteration: room around it
             ax.set_xlim(iterations[0] - 0.5, iterations[0] + 0.5)
         # a tick at every iteration (never 0.015 or -0.045), or whole numbers for long runs
-        ax.xaxis.set_major_locator(FixedLocator(iterations) if iterations.size <= 12 else MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(FixedLocator(iterations.tolist()) if iterations.size <= 12
+                                   else MaxNLocator(integer=True))
     ncol = min(len(handles), 7)
     fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, (0.15 + 0.22 * math.ceil(len(handles) / ncol)) / fig.get_figheight(), 1, 1))

@@ -209,7 +209,8 @@ def caveats(table: ValueTable) -> list[str]:
     """What a reader must know before trusting the numbers: an estimated table, diverged trainings."""
     out = []
     if getattr(table, "method", "exact") != "exact":
-        out.append(f"ESTIMATED by '{table.method}' (not every subset was trained): check it against an exact scan "
+        out.append(f"ESTIMATED by '{getattr(table, 'method', '?')}' (not every subset was trained): check it against "
+                   "an exact scan "
                    "before relying on small differences (README: 'Which method')")
     missing = np.argwhere(table.missing())
     if missing.size:

@@ -134,7 +134,7 @@ class Rule:
         elif self.loss is None:
             raise KvqError(f"rule {self.name!r} needs a loss(u, points) or a residual(u, points)")
         elif getattr(self.loss, "residual", None) is not None:  # built by mean_square
-            object.__setattr__(self, "residual", self.loss.residual)
+            object.__setattr__(self, "residual", self.loss.residual)  # type: ignore[attr-defined]
         if not callable(self.loss):
             raise KvqError(f"rule {self.name!r}: loss must be callable loss(u, points)")
         if self.points is None:

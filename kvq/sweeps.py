@@ -139,7 +139,7 @@ class SweepResult:
         path = _sweep_dir(directory, self.fingerprint(), overwrite)
         for point, result in zip(self.points, self.results):
             save_result(result, path / "points" / point.label, overwrite=True)
-        _write_index(path, self, done=set(self.points))
+        _write_index(path, self, self.results, done=set(self.points))
         return path
 
     def fingerprint(self) -> str:
@@ -195,10 +195,10 @@ def trend_rows(points: Sequence[SweepPoint], results: Sequence[ScanResult], axes
     the points along the axis are pooled (x = the axis value of each seed's point).
     """
     rows = []
-    measures = {"ri": rule_importance, "fi": full_importance}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        per_seed = {m: [f(r).per_seed for r in results] for m, f in measures.items()}  # [S, n] each
+        per_seed = {"ri": [rule_importance(r).per_seed for r in results],  # [S, n] each
+                    "fi": [full_importance(r).per_seed for r in results]}
     for axis in NUMERIC_AXES:
         if len(axes.get(axis, [])) < 3:
             continue
@@ -272,7 +272,7 @@ def plan(problem: str | ProblemFactory, data: Any = None, noise: Any = None, spl
     else:
         raise KvqError(f"sweep needs a built-in problem name or a problem factory make(n_data, noise, split, seed); "
                        f"got {type(problem).__name__}")
-    axes = {
+    axes: dict[str, list[Any]] = {
         "data": [int(d) for d in _axis_values("data", data, default_data)],
         "noise": [float(x) for x in _axis_values("noise", noise, [0.0])],
         "split": [str(s) for s in _axis_values("split", split, ["interpolation"])],
@@ -304,9 +304,10 @@ def _read_index(path: Path) -> dict[str, Any]:
     return read_meta(path / SWEEP_JSON, "kvq.SweepResult", "kvq sweep")
 
 
-def _write_index(path: Path, sweep: SweepResult, done: set[SweepPoint]) -> None:
-    """``sweep.json`` (the plan, which points are done, summary and trends of those) and ``summary.csv``."""
-    finished = [(p, r) for p, r in zip(sweep.points, sweep.results) if p in done]
+def _write_index(path: Path, sweep: SweepResult, results: Sequence[ScanResult | None], done: set[SweepPoint]) -> None:
+    """``sweep.json`` (the plan, which points are done, summary and trends of those) and
+    ``summary.csv``; ``results[k]`` is point ``k``'s result (None while unfinished)."""
+    finished = [(p, r) for p, r in zip(sweep.points, results) if p in done and r is not None]
     pts, res = [p for p, _ in finished], [r for _, r in finished]
     rows = summary_rows(pts, res) if res else []
     kinds = rule_kinds(res[0].problem) if res else {}
@@ -420,7 +421,7 @@ def sweep(problem: str | ProblemFactory, config: ScanConfig | None = None, *, da
     results: list[ScanResult | None] = [_finished(path, p, fp) for p, fp in zip(points, fps)]
     done = {p for p, r in zip(points, results) if r is not None}
     if path is not None:
-        _write_index(path, dataclasses.replace(shell, results=tuple(results)), done)
+        _write_index(path, shell, results, done)
 
     groups = _groups(built) if method == "exact" else [[k] for k in range(len(points))]
     todo = [g for g in groups if any(results[k] is None for k in g)]  # a group reruns whole: the same batch
@@ -441,9 +442,11 @@ def sweep(problem: str | ProblemFactory, config: ScanConfig | None = None, *, da
             if path is not None:
                 save_result(result, path / "points" / points[k].label, overwrite=True)
         if path is not None:
-            _write_index(path, dataclasses.replace(shell, results=tuple(results)), done)
+            _write_index(path, shell, results, done)
             if ckpt_dir is not None:
                 shutil.rmtree(ckpt_dir, ignore_errors=True)
     if path is not None:
         shutil.rmtree(path / CHECKPOINTS, ignore_errors=True)
-    return dataclasses.replace(shell, results=tuple(results))
+    finished = tuple(r for r in results if r is not None)
+    assert len(finished) == len(points)  # every group has trained
+    return dataclasses.replace(shell, results=finished)

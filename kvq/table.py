@@ -33,7 +33,7 @@ class ValueTable:
     errors: np.ndarray
     errors_by_output: np.ndarray | None = None
     output_names: tuple[str, ...] = ()
-    masks: np.ndarray = field(default=None)  # type: ignore[assignment]
+    masks: np.ndarray = field(default=None)  # type: ignore[arg-type]  # filled in by __post_init__
     errors_by_check: np.ndarray | None = None
     errors_by_check_by_output: np.ndarray | None = None
     check_steps: np.ndarray | None = None
@@ -132,7 +132,8 @@ class ValueTable:
         """The value table as it stood after ``step`` optimizer steps (the last check at or
         before it): what a scan with that budget would have given, including which trainings
         would have stopped early (those that stopped by then)."""
-        t = self.check_index(step)
+        t = self.check_index(step)  # raises without a table over the budget
+        assert self.errors_by_check is not None and self.check_steps is not None
         by_out = self.errors_by_check_by_output
         return ValueTable(
             self.rule_names, self.errors_by_check[t], None if by_out is None else by_out[t], self.output_names,
@@ -144,7 +145,7 @@ class ValueTable:
     def _stopped_by(self, step: int) -> np.ndarray | None:
         """Which trainings a budget of ``step`` steps saw stop early: those that stopped at or
         before it (needs ``steps_run``; unknown for a plain table cut before its end)."""
-        if self.stopped is None:
+        if self.stopped is None or self.check_steps is None:
             return None
         steps_run = getattr(self, "steps_run", None)
         if steps_run is None:
@@ -209,8 +210,8 @@ class ScanResult(ValueTable):
     residuals, anchor) are in ``estimator``.
     """
 
-    steps_run: np.ndarray | None = None
-    diverged: np.ndarray | None = None
+    steps_run: np.ndarray = field(default=None)  # type: ignore[arg-type]  # zeros if not given
+    diverged: np.ndarray = field(default=None)  # type: ignore[arg-type]  # all False if not given
     seeds: tuple[int, ...] = ()
     problem: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)

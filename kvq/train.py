@@ -19,7 +19,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from kvq.nn import PointModel
@@ -222,6 +221,6 @@ class Programs:
 
 
 
-def take(tree: Any, idx: np.ndarray) -> Any:
+def take(tree: Any, idx: Any) -> Any:
     """Rows ``idx`` of every leaf of a batched pytree."""
     return jax.tree.map(lambda a: a[idx], tree)

@@ -167,9 +167,12 @@ def tune_weights(problem: Problem, config: ScanConfig | None = None, *, iteratio
         if result is None:
             tag = f"[iter {it}/{iterations}]"
             ckpt = None if path is None else path / ".checkpoint"
-            result = estimate(current, config, method, checkpoint=ckpt, model=model,
-                              progress=lambda p, d, t, tag=tag: progress(f"{tag} {p}", d, t), **settings)
-            if folder is not None:
+            def step_progress(phase: str, done: int, total: int, tag: str = tag) -> None:
+                progress(f"{tag} {phase}", done, total)
+
+            result = estimate(current, config, method, checkpoint=ckpt, model=model, progress=step_progress,
+                              **settings)
+            if folder is not None and ckpt is not None:
                 save_result(result, folder, overwrite=True)
                 shutil.rmtree(ckpt, ignore_errors=True)
         step = _step(it, weights, step_mu, result, weighting)
@@ -180,6 +183,7 @@ def tune_weights(problem: Problem, config: ScanConfig | None = None, *, iteratio
             best = step
         else:
             step_mu /= 2.0
+        assert best is not None  # iteration 0 is always accepted
         ri = np.nan_to_num(np.asarray(best.ri), nan=0.0)
         weights = np.asarray(best.weights) * 10.0 ** (step_mu * ri)
         tuned = TuneResult(problem.describe(), problem.rule_names, tuple(history), config.to_dict(), method, float(mu))

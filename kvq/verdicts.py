@@ -136,7 +136,7 @@ def settledness(table: Any, weighting: str = "uniform", *, atol: float = ATOL, r
         why = ("no trajectory: one check only" if steps is not None
                else "no trajectory over the budget (estimated table or older result)")
         return Settledness(names, False, np.zeros(n, bool), nan, nan, nan, nan, nan, nan, capped,
-                           None if half is None or half < 0 else int(steps[half]),
+                           None if steps is None or half is None or half < 0 else int(steps[half]),
                            None if steps is None else int(steps[-1]), weighting, (why,) * n, max_capped)
     end = table.errors_by_check[-1]
     stopped = getattr(table, "stopped", None)
@@ -154,12 +154,12 @@ def settledness(table: Any, weighting: str = "uniform", *, atol: float = ATOL, r
     too_capped = bool(np.isfinite(capped) and capped > max_capped)
     reasons = []
     for i in range(n):
-        why = []
+        moved: list[str] = []
         if not flat_ri[i]:
-            why.append(f"RI {ri_drift[i]:+.2f}")
+            moved.append(f"RI {ri_drift[i]:+.2f}")
         if not flat_fi[i]:
-            why.append(f"FI {fi_drift[i]:+.2f}")
-        reasons.append(", ".join(why))
+            moved.append(f"FI {fi_drift[i]:+.2f}")
+        reasons.append(", ".join(moved))
     settled = flat_ri & flat_fi & (not too_capped)
     return Settledness(names, True, settled, ri_drift, ri_se, fi_drift, fi_se, tol_ri, tol_fi, capped,
                        int(steps[half]), int(steps[-1]), weighting, tuple(reasons), max_capped)

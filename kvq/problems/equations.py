@@ -123,8 +123,7 @@ def make_rules(n_side: int = 100, wrong: str | None = None) -> tuple[Rule, ...]:
     aa, bb = np.meshgrid(a, b, indexing="ij")
     pts = np.stack([aa.ravel(), bb.ravel()], axis=1)
     laws = (("c_law", c_law), ("d_law", d_law), ("e_law", e_law), ("f_law", f_law), ("range", range_law))
-    laws = tuple((name, WRONG[name][0] if name == wrong else loss) for name, loss in laws)
-    return tuple(Rule(name, loss, pts, kind="global") for name, loss in laws)
+    return tuple(Rule(name, WRONG[name][0] if name == wrong else loss, pts, kind="global") for name, loss in laws)
 
 
 def make(n_data: int = 100, noise: float = 0.0, split: str = "interpolation", seed: int = 0,

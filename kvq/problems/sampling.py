@@ -36,14 +36,15 @@ def check_noise(noise: object) -> float:
 
 def check_count(name: str, value: object) -> int:
     """Return a non-negative integer count, or raise a KvqError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        if isinstance(value, numbers.Real) and float(value).is_integer():
-            value = int(value)
-        else:
-            raise KvqError(f"{name} must be a whole number >= 0; got {value!r}")
-    if value < 0:
-        raise KvqError(f"{name} must be >= 0; got {value}")
-    return int(value)
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        count = int(value)
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer():
+        count = int(float(value))
+    else:
+        raise KvqError(f"{name} must be a whole number >= 0; got {value!r}")
+    if count < 0:
+        raise KvqError(f"{name} must be >= 0; got {count}")
+    return count
 
 
 def grid_split(
