@@ -13,6 +13,7 @@ import optax
 
 from kvq.errors import KvqError
 from kvq.nn import ACTIVATIONS
+from kvq.train import SCORES
 
 GROUPINGS = ("auto", "none")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -51,6 +52,9 @@ class ScanConfig:
     ``vectorize``: how many of them train in lock-step under ``vmap`` inside the call (the
     rest run one chunk after another in the same program); ``None`` picks it from the
     device (all on accelerators, ~4 000 expensive-rule points' worth on a CPU).
+    ``score``: how a training is scored on the validation set, per output: ``"mse"`` (the
+    paper's), ``"relative_l2"`` or ``"max_error"``; the value of a rule subset is
+    ``-log10(score)``, so importances stay in decades of that score.
     """
 
     width: int = 50
@@ -67,6 +71,7 @@ class ScanConfig:
     grouping: str | tuple[str, ...] = "auto"
     max_batch: int | None = None
     vectorize: int | None = None
+    score: str = "mse"
 
     def __post_init__(self) -> None:
         for name in ("width", "steps", "check_every", "seeds"):
@@ -101,6 +106,8 @@ class ScanConfig:
             raise KvqError(
                 f"pretrain_steps ({self.pretrain_steps}) must be a multiple of check_every ({self.check_every})"
             )
+        if self.score not in SCORES:
+            raise KvqError(f"unknown score {self.score!r}; choose one of {sorted(SCORES)}")
         if isinstance(self.grouping, list):
             object.__setattr__(self, "grouping", tuple(self.grouping))
         if isinstance(self.grouping, str) and self.grouping not in GROUPINGS:

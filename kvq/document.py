@@ -37,7 +37,7 @@ from kvq.report import (
 from kvq.table import ScanResult
 from kvq.text import num as _num
 from kvq.text import pm as _pm
-from kvq.text import rule_kinds
+from kvq.text import rule_kinds, score_label
 from kvq.text import seeds as _seeds
 from kvq.text import split_label as _split
 from kvq.verdicts import Assessment, assess
@@ -329,7 +329,7 @@ def _importance_rows(result: ScanResult, verdicts: Assessment) -> list[list[str]
 
 
 def _scan_notes(doc: _Doc, result: ScanResult, verdicts: Assessment) -> None:
-    doc.para(f"Validation MSE with all rules: {mse_summary(result.errors[-1])}; "
+    doc.para(f"Validation {score_label(result)} with all rules: {mse_summary(result.errors[-1])}; "
              f"with no rules: {mse_summary(result.errors[0])} "
              f"({_seeds(result.n_seeds)}, mean ± se).")
     settle, elim = verdicts.settledness, verdicts.elimination
@@ -341,7 +341,7 @@ def _scan_notes(doc: _Doc, result: ScanResult, verdicts: Assessment) -> None:
         doc.para(f"No rule is flagged as improper ({IMPROPER}).")
     for line in ([] if verdicts.pairs is None else pair_lines(verdicts.pairs)):
         (doc.note if line.startswith("conflict") else doc.para)(line)
-    doc.para(" ".join(best_set_lines(verdicts.best)))
+    doc.para(" ".join(best_set_lines(verdicts.best, score_label(result))))
     for line in caveats(result):
         doc.note(line)
 

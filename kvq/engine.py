@@ -317,7 +317,8 @@ class Engine:
         grouping = config.grouping if group else "none"
         expensive = choose_expensive(problem, grouping, lambda: rule_costs(probe, take(params0, 0), points))
         optimizer = config.make_optimizer()
-        programs = Programs(Objective(apply, losses, weights, frozenset(expensive)), optimizer, config.check_every)
+        programs = Programs(Objective(apply, losses, weights, frozenset(expensive)), optimizer, config.check_every,
+                            config.score)
         opt0 = jax.vmap(optimizer.init)(params0)
         valid = (jnp.asarray(problem.valid.x, jnp.float32), jnp.asarray(problem.valid.y, jnp.float32))
         return cls(problem, config, programs, points, xs, ys, params0, opt0, expensive, seeds, _Clock(), checkpoint, ws,
@@ -428,7 +429,7 @@ class Engine:
         it shares the clock, points, data and starting weights."""
         check = self.config.check_every if steps % self.config.check_every == 0 else steps
         config = self.config.replace(steps=steps, check_every=check, pretrain_steps=0)  # pre-training is done
-        programs = Programs(self.programs.objective, self.programs.optimizer, check)
+        programs = Programs(self.programs.objective, self.programs.optimizer, check, self.programs.score)
         return dataclasses.replace(self, config=config, programs=programs)
 
     def items(self, masks: np.ndarray) -> Iterator[tuple[tuple[int, ...], np.ndarray, np.ndarray]]:

@@ -18,6 +18,7 @@ from kvq.errors import KvqError
 from kvq.importance import dependence_profile, full_importance, interactions, rule_importance, trajectory
 from kvq.table import ScanResult, ValueTable
 from kvq.text import num as _num
+from kvq.text import score_label
 from kvq.text import seeds as _seeds
 from kvq.text import split_label as _split
 from kvq.verdicts import pair_relations, settledness
@@ -88,7 +89,8 @@ def plot_importance(table: ValueTable, path: str | Path) -> Path:
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_xticks(xs, names)
     ax.set_xlabel("rule")
-    ax.set_ylabel("importance  [log10(MSE without / MSE with)]")
+    score = score_label(table)
+    ax.set_ylabel(f"importance  [log10({score} without / {score} with)]")
     title = "rule importance"
     if isinstance(table, ScanResult) and table.problem:
         title = f"{_describe(table)}, ± 1 se"

@@ -12,7 +12,7 @@ from kvq.errors import KvqError
 from kvq.importance import full_importance, rule_importance
 from kvq.table import ScanResult, ValueTable
 from kvq.text import pm as _pm
-from kvq.text import rule_kinds
+from kvq.text import rule_kinds, score_label
 from kvq.verdicts import ATOL, RTOL, Assessment, Elimination, PairRelations, Settledness, assess
 
 
@@ -87,14 +87,15 @@ def importance_table(table: ValueTable, rerun: str | None = None, verdicts: Asse
         out += ["RI uniform ± se per output (importance for each output's own validation MSE):",
                 *_columns(["rule", *outputs], rows), ""]
     seeds = table.errors.shape[1]
-    out.append(f"validation MSE, all rules: {mse_summary(table.errors[-1])}   no rules: {mse_summary(table.errors[0])}"
+    score = score_label(table)
+    out.append(f"validation {score}, all rules: {mse_summary(table.errors[-1])}   no rules: {mse_summary(table.errors[0])}"
                f"   ({seeds} seed{'s' if seeds != 1 else ''}, mean ± se)")
-    out.append("importance = mean log10(MSE without / MSE with the rule); > 0: the rule helps")
+    out.append(f"importance = mean log10({score} without / {score} with the rule); > 0: the rule helps")
     out += settledness_lines(settle, table, rerun)
     out += elimination_lines(elim)
     if verdicts.pairs is not None:
         out += pair_lines(verdicts.pairs)
-    out += best_set_lines(verdicts.best)
+    out += best_set_lines(verdicts.best, score)
     out += caveats(table)
     return "\n".join(out)
 
@@ -188,10 +189,10 @@ def pair_lines(pairs: PairRelations) -> list[str]:
     return out
 
 
-def best_set_lines(best: dict) -> list[str]:
+def best_set_lines(best: dict, score: str = "MSE") -> list[str]:
     """The best rule set and its paired gain over seeds against all rules and the kept rules."""
     b = best["best"]
-    out = [(f"best rule set: {{{', '.join(b['rules'])}}} (validation MSE {b['mse_mean']:.3e}, chosen on the "
+    out = [(f"best rule set: {{{', '.join(b['rules'])}}} (validation {score} {b['mse_mean']:.3e}, chosen on the "
             "validation set: optimistic)")]
     for key, label in (("all_rules", "all rules"), ("kept_by_elimination", "the rules elimination keeps")):
         c = best.get(key)

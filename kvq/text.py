@@ -41,3 +41,13 @@ def rule_kinds(problem: Any) -> dict[str, str]:
     ``problem``, :meth:`kvq.Problem.describe`)."""
     rules = problem.get("rules", []) if isinstance(problem, dict) else []
     return {r["name"]: r.get("kind", "") for r in rules if isinstance(r, dict) and "name" in r}
+
+
+SCORE_LABELS = {"mse": "MSE", "relative_l2": "relative L2 error", "max_error": "max error"}
+
+
+def score_label(table: Any) -> str:
+    """How the trainings of ``table`` were scored (``config["score"]`` of a result; MSE by default)."""
+    config = getattr(table, "config", None)
+    name = config.get("score", "mse") if isinstance(config, dict) else "mse"
+    return SCORE_LABELS.get(name, str(name))

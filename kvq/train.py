@@ -163,13 +163,33 @@ def make_block(
     return block
 
 
+def _mse(pred: jax.Array, y: jax.Array) -> jax.Array:
+    return jnp.mean((pred - y) ** 2, axis=0)
+
+
+def _relative_l2(pred: jax.Array, y: jax.Array) -> jax.Array:
+    return jnp.sqrt(jnp.sum((pred - y) ** 2, axis=0) / jnp.sum(y**2, axis=0))
+
+
+def _max_error(pred: jax.Array, y: jax.Array) -> jax.Array:
+    return jnp.max(jnp.abs(pred - y), axis=0)
+
+
+SCORES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
+    "mse": _mse, "relative_l2": _relative_l2, "max_error": _max_error}
+"""Validation scores, per output [d_out] from predictions and targets [V, d_out]: mean squared
+error (the paper's), relative L2 error ``||pred - y|| / ||y||``, maximum absolute error."""
+
+
 @dataclass(frozen=True, eq=False)
 class Programs:
-    """Compiled-on-demand programs for one objective, optimizer and interval."""
+    """Compiled-on-demand programs for one objective, optimizer and interval; trainings
+    are scored on the validation set by ``score`` (:data:`SCORES`)."""
 
     objective: Objective
     optimizer: optax.GradientTransformation
     check_every: int
+    score: str = "mse"
 
     def subset_block(self, pattern: tuple[int, ...], vectorize: int | None = None):
         """jit ``(state[B], masks[B,n], data[B], points, valid) -> (state, errors [B, d_out])``:
@@ -188,7 +208,7 @@ class Programs:
             loss = lambda p: obj(p, mask, data, points, pattern)
             s = make_block(loss, self.optimizer, self.check_every, "last")(s)
             vx, vy = valid
-            err = jnp.mean((obj.apply(s.best_params, vx) - vy) ** 2, axis=0)
+            err = SCORES[self.score](obj.apply(s.best_params, vx), vy)
             return s, jnp.where(s.diverged, jnp.nan, err)
 
         def batched(s, masks, data, points, valid):
@@ -212,10 +232,10 @@ class Programs:
 
     def validation(self):
         """jit(vmap) ``(params[B], vx [V, d_in], vy [V, d_out]) -> per-output MSE [B, d_out]``."""
-        apply = self.objective.apply
+        apply, score = self.objective.apply, self.score
 
         def one(params, vx, vy):
-            return jnp.mean((apply(params, vx) - vy) ** 2, axis=0)
+            return SCORES[score](apply(params, vx), vy)
 
         return jax.jit(jax.vmap(one, in_axes=(0, None, None)))
 

@@ -34,3 +34,27 @@ def test_an_optax_transformation_trains_like_the_named_optimizer(tiny_burgers, t
     result = kvq.scan(tiny_burgers, tiny_config.replace(optimizer=schedule))
     assert np.isfinite(result.errors).all() and result.config["optimizer"]["kind"] == "optax"
     assert not np.allclose(result.errors, tiny_scan.errors)
+
+
+def test_validation_scores_match_their_formulas():
+    from kvq.train import SCORES
+
+    rng = np.random.default_rng(0)
+    pred, y = rng.standard_normal((50, 2)), rng.standard_normal((50, 2))
+    np.testing.assert_allclose(SCORES["mse"](pred, y), ((pred - y) ** 2).mean(0), rtol=1e-6)
+    np.testing.assert_allclose(SCORES["relative_l2"](pred, y),
+                               np.linalg.norm(pred - y, axis=0) / np.linalg.norm(y, axis=0), rtol=1e-6)
+    np.testing.assert_allclose(SCORES["max_error"](pred, y), np.abs(pred - y).max(0), rtol=1e-6)
+    with pytest.raises(kvq.KvqError, match="unknown score"):
+        kvq.ScanConfig(score="r2")
+
+
+@pytest.mark.slow
+def test_a_scan_scored_by_relative_l2_scores_the_same_trainings(tiny_burgers, tiny_config, tiny_scan):
+    result = kvq.scan(tiny_burgers, tiny_config.replace(score="relative_l2"))
+    # the score does not change the training: ||p - y|| / ||y|| = sqrt(V * MSE / sum y^2) of the same weights
+    vy = tiny_burgers.valid.y
+    expected = np.sqrt(tiny_scan.errors * len(vy) / np.sum(vy**2))
+    np.testing.assert_allclose(result.errors, expected, rtol=1e-4)
+    np.testing.assert_array_equal(result.steps_run, tiny_scan.steps_run)
+    assert "validation relative L2 error, all rules" in result.table()
