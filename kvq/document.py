@@ -266,7 +266,7 @@ h3 { font-size: 1.1em; margin-top: 1.4em; }
 table { border-collapse: collapse; margin: .6em 0 1em 0; font-size: .9em; }
 table.data th, table.data td { border: 1px solid #ccc; padding: .25em .6em; text-align: right;
        font-variant-numeric: tabular-nums; white-space: nowrap; }
-table.data th { background: #f0f2f5; }
+table.data th { background: #f0f2f5; white-space: normal; min-width: 4.5em; }  /* headers wrap: tables fit */
 table.data td:first-child, table.data th:first-child { text-align: left; }
 table.data tbody tr:nth-child(even) { background: #fafafa; }
 table.facts th { text-align: left; padding: .15em 1em .15em 0; vertical-align: top; color: #555; font-weight: 600; }
