@@ -37,4 +37,4 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/pde_step.py
 
 clean:
-	rm -rf $(VENV) results .cache
+	rm -rf $(VENV) results .cache .mypy_cache .ruff_cache
