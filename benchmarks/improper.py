@@ -70,6 +70,7 @@ def main() -> None:
     ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {list(CASES)}")
     ap.add_argument("--preset", default="standard", choices=["quick", "standard", "paper"])
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--note", default="", help="a remark stored with the rows of this call (e.g. what else ran)")
     args = ap.parse_args()
     env = machine()
     key = f"improper-{args.preset}-{env['platform']}"
@@ -78,7 +79,7 @@ def main() -> None:
     for case in args.cases.split(","):
         if case not in CASES:
             raise SystemExit(f"unknown case {case!r}; choose from {list(CASES)}")
-        rows[case] = run_case(case, args.preset, args.seeds, env)
+        rows[case] = {**run_case(case, args.preset, args.seeds, env), "note": args.note}
         print(rows[case], flush=True)
         write_json(key, {"preset": args.preset, "rows": [rows[c] for c in CASES if c in rows]})
     md = [f"## Improper knowledge at the {args.preset} preset ({env['platform']})", "",
@@ -97,7 +98,8 @@ def main() -> None:
         md.append(f"| {case} | {r['rule']}: {r['law']} | {r['ri']:+.2f} ± {r['ri_se']:.2f} "
                   f"[{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}] | {r['capped_share']:.0%} | "
                   f"{', '.join(r['unsettled']) or 'none'} | {', '.join(r['improper']) or 'none'} | "
-                  f"{', '.join(r['withheld']) or 'none'} | {final} | {r['wall_s']:.0f} s | {r['date']}, {r['machine']} |")
+                  f"{', '.join(r['withheld']) or 'none'} | {final} | {r['wall_s']:.0f} s | {r['date']}, {r['machine']}"
+                  + (f"; {r['note']}" if r.get("note") else "") + " |")
     update_section(key, "\n".join(md))
 
 
