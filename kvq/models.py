@@ -36,6 +36,7 @@ import numpy as np
 from kvq.config import ScanConfig
 from kvq.errors import KvqError
 from kvq.nn import make_mlp
+from kvq.text import function_name
 
 Params = Any
 
@@ -62,11 +63,6 @@ def nnx_factory(make: Callable[[Any], Any]) -> NnxFactory:
     if not callable(make):
         raise KvqError("nnx_factory needs a function make(rngs) -> nnx.Module")
     return NnxFactory(make)
-
-
-def _name(fn: Any) -> str:
-    fn = getattr(fn, "func", fn)
-    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
 
 
 def _per_point(apply: Callable[[Params, jax.Array], jax.Array]) -> Callable[[Params, jax.Array], jax.Array]:
@@ -114,7 +110,7 @@ def resolve(model: Any, config: ScanConfig, d_in: int, d_out: int) -> Model:
         user_init, user_apply = model
         init = lambda key: user_init(key, d_in, d_out)
         apply = _per_point(user_apply)
-        described = {"kind": "pure", "init": _name(user_init), "apply": _name(user_apply)}
+        described = {"kind": "pure", "init": function_name(user_init), "apply": function_name(user_apply)}
     elif isinstance(model, linen.Module):
         init = lambda key: model.init(key, jnp.zeros((d_in,), jnp.float32))
         module = model
@@ -122,16 +118,16 @@ def resolve(model: Any, config: ScanConfig, d_in: int, d_out: int) -> Model:
             return module.apply(params, x)  # type: ignore[return-value]
 
         apply = _per_point(linen_apply)
-        described = {"kind": "flax.linen", "module": _name(type(model))}
+        described = {"kind": "flax.linen", "module": function_name(type(model))}
     elif isinstance(model, NnxFactory):
         init, apply = _nnx_model(lambda key: model.make(nnx.Rngs(key)))
         apply = _per_point(apply)
-        described = {"kind": "flax.nnx", "factory": _name(model.make), "init": "per seed"}
+        described = {"kind": "flax.nnx", "factory": function_name(model.make), "init": "per seed"}
     elif isinstance(model, nnx.Module):
         instance = model
         init, apply = _nnx_model(lambda key: instance)
         apply = _per_point(apply)
-        described = {"kind": "flax.nnx", "module": _name(type(model)), "init": "the instance's weights, every seed"}
+        described = {"kind": "flax.nnx", "module": function_name(type(model)), "init": "the instance's weights, every seed"}
     else:
         raise KvqError(f"model must be None (kvq's MLP), a pair (init, apply), a Flax Linen module or a Flax NNX "
                        f"module; got {type(model).__name__}")

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from kvq.errors import KvqError
+from kvq.text import function_name
 
 PointFn = Callable[[Any], Any]
 RuleLoss = Callable[[PointFn, Any], Any]
@@ -56,12 +57,6 @@ def _as_2d(name: str, a: Any) -> np.ndarray:
         raise KvqError(f"{name} holds {arr[row, col]:.3g} (row {row}, column {col}), beyond float32's range "
                        f"(±{FLOAT32_MAX:.3g}) that training uses; rescale the data")
     return arr
-
-
-def _function_name(fn: Any) -> str:
-    """``module.qualname`` of a rule function (of the wrapped function for a partial)."""
-    fn = getattr(fn, "func", fn)
-    return f"{getattr(fn, '__module__', '') or ''}.{getattr(fn, '__qualname__', type(fn).__name__)}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -254,7 +249,7 @@ class Problem:
                 h.update(f"{a.dtype.str}{a.shape}".encode())
                 h.update(a.tobytes())
             digests[n_seeds] = h.hexdigest()[:16]
-        code = [_function_name(r.residual if r.residual is not None else r.loss) for r in self.rules]
+        code = [function_name(r.residual if r.residual is not None else r.loss, missing_module="") for r in self.rules]
         return {**self.describe(), "data_digest": digests[n_seeds], "rule_functions": code}
 
     def observations(self, seed_offset: int) -> Dataset:

@@ -52,7 +52,7 @@ from kvq.io import (
 )
 from kvq.rules import Problem
 from kvq.table import ScanResult
-from kvq.text import rule_kinds
+from kvq.text import function_name, rule_kinds
 from kvq.trend import mann_kendall
 from kvq.verdicts import assess
 
@@ -238,8 +238,7 @@ seed)."""
 
 def factory_name(make: Any) -> str:
     """``module:qualname`` of a problem factory (how sweeps and results name it)."""
-    fn = getattr(make, "func", make)
-    return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', type(fn).__name__)}"
+    return function_name(make, sep=":")
 
 
 def build_point(problem: str | ProblemFactory, point: SweepPoint, seed: int, options: dict[str, Any]) -> Problem:

@@ -51,3 +51,11 @@ def score_label(table: Any) -> str:
     config = getattr(table, "config", None)
     name = config.get("score", "mse") if isinstance(config, dict) else "mse"
     return SCORE_LABELS.get(name, str(name))
+
+
+def function_name(fn: Any, sep: str = ".", missing_module: str = "?") -> str:
+    """``module{sep}qualname`` of a function (of the wrapped one for a ``functools.partial``):
+    how results and fingerprints name user code."""
+    fn = getattr(fn, "func", fn)
+    module = getattr(fn, "__module__", None) or missing_module
+    return f"{module}{sep}{getattr(fn, '__qualname__', type(fn).__name__)}"
