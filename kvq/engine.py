@@ -190,7 +190,7 @@ def _run_blocks(block, state: ItemState, args: tuple, n_blocks: int, n_real: int
             state, errors = block(state, *args)
             history[done] = np.asarray(errors)
         done, ran = done + 1, ran + 1
-        finished = done == n_blocks or bool(jnp.all(state.frozen))
+        finished = done == n_blocks or bool(np.all(np.asarray(state.frozen)))
         if finished and history is not None:
             history[done:] = history[done - 1]
         if checkpoint is not None:
@@ -262,15 +262,15 @@ class Engine:
     config: ScanConfig
     programs: Programs
     points: tuple[jax.Array, ...]
-    xs: jax.Array  # [S, N, d_in]
-    ys: jax.Array  # [S, N, d_out]
-    params0: Any
+    xs: np.ndarray  # [S, N, d_in] float32
+    ys: np.ndarray  # [S, N, d_out]
+    params0: Any  # host numpy leaves [S, ...]
     opt0: Any
     expensive: tuple[int, ...]
     seeds: tuple[int, ...]
     clock: _Clock
     checkpoint: Checkpoint | None = None
-    ws: jax.Array | None = None  # [S, N] 0/1 real rows where the observation sets were padded
+    ws: np.ndarray | None = None  # [S, N] 0/1 real rows where the observation sets were padded
     valid: tuple[jax.Array, ...] = ()  # (vx [V, d_in], vy [V, d_out]) float32: the validation set
     model: dict[str, Any] = dataclasses.field(default_factory=dict)  # what network trains (kvq.models)
 
@@ -301,13 +301,14 @@ class Engine:
                 f"problem {problem.name!r}: the observation sets have different input/output sizes "
                 f"({[(d.d_in, d.d_out) for d in data]}); every seed needs {problem.d_in} inputs and {problem.d_out} outputs"
             )
-        params0 = jax.vmap(init)(jnp.stack([jax.random.PRNGKey(s) for s in seeds]))
+        # one compiled call (not op by op); kept on the host, so taking rows costs no compile
+        params0 = jax.device_get(jax.jit(jax.vmap(lambda s: init(jax.random.PRNGKey(s))))(np.asarray(seeds)))
         rows = [len(d) for d in data]
         N = max(rows)
         pad = lambda a: np.concatenate([a, np.zeros((N - len(a), a.shape[1]), a.dtype)])
-        xs = jnp.asarray(np.stack([pad(d.x) for d in data]), jnp.float32)
-        ys = jnp.asarray(np.stack([pad(d.y) for d in data]), jnp.float32)
-        ws = None if len(set(rows)) == 1 else jnp.asarray(np.arange(N)[None, :] < np.asarray(rows)[:, None], jnp.float32)
+        xs = np.stack([pad(d.x) for d in data]).astype(np.float32)
+        ys = np.stack([pad(d.y) for d in data]).astype(np.float32)
+        ws = None if len(set(rows)) == 1 else (np.arange(N)[None, :] < np.asarray(rows)[:, None]).astype(np.float32)
         chex.assert_shape(xs, (len(seeds), N, problem.d_in))
         chex.assert_shape(ys, (len(seeds), N, problem.d_out))
         losses = tuple(r.loss for r in problem.rules if r.loss is not None)  # Rule sets every loss
@@ -319,13 +320,13 @@ class Engine:
         optimizer = config.make_optimizer()
         programs = Programs(Objective(apply, losses, weights, frozenset(expensive)), optimizer, config.check_every,
                             config.score)
-        opt0 = jax.vmap(optimizer.init)(params0)
+        opt0 = jax.device_get(jax.jit(jax.vmap(optimizer.init))(params0))
         valid = (jnp.asarray(problem.valid.x, jnp.float32), jnp.asarray(problem.valid.y, jnp.float32))
         return cls(problem, config, programs, points, xs, ys, params0, opt0, expensive, seeds, _Clock(), checkpoint, ws,
                    valid, network.description)
 
     @property
-    def data(self) -> tuple[jax.Array, ...]:
+    def data(self) -> tuple[np.ndarray, ...]:
         """The observations of every seed column: ``(xs, ys)`` or, when padded, ``(xs, ys, ws)``."""
         return (self.xs, self.ys) if self.ws is None else (self.xs, self.ys, self.ws)
 
@@ -333,7 +334,7 @@ class Engine:
         """Observations (real rows) of each seed column, [S]."""
         if self.ws is None:
             return np.full(len(self.seeds), self.xs.shape[1])
-        return np.asarray(self.ws.sum(axis=1)).astype(int)
+        return self.ws.sum(axis=1).astype(int)
 
     def with_starts(self, params0: Any, opt0: Any) -> Engine:
         """This engine with the starting weights and optimizer states [S, ...] of every seed
@@ -368,10 +369,9 @@ class Engine:
                 f"the data-only warm start of seed(s) {[self.seeds[s] for s in np.flatnonzero(diverged)]} diverged "
                 "(NaN/inf loss); those seeds start from their initial weights instead (a lower learning rate "
                 "or --pretrain-steps 0 avoids this)", RuntimeWarning, stacklevel=2)
-        keep = jnp.asarray(has_data & ~diverged)
-        warm = jax.tree.map(lambda new, old: jnp.where(keep.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
-                            (state.best_params, state.best_opt_state), (self.params0, self.opt0))
-        warm = jax.block_until_ready(warm)
+        keep = has_data & ~diverged
+        warm = jax.tree.map(lambda new, old: np.where(keep.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
+                            jax.device_get((state.best_params, state.best_opt_state)), (self.params0, self.opt0))
         self.clock.pretrain_s += time.perf_counter() - t0
         progress("pretrain", total, total)
         return self.with_starts(*warm)
@@ -463,7 +463,7 @@ class Engine:
             for lo in range(0, B, chunk):
                 real = np.arange(lo, min(lo + chunk, B))
                 items = np.concatenate([real, np.full(chunk - len(real), real[-1])])  # pad: one shape
-                m = jnp.asarray(masks[mask_of[items]], jnp.float32)
+                m = masks[mask_of[items]].astype(np.float32)
                 data = tuple(a[seed_of[items]] for a in self.data)
                 state = start_state(*starts(mask_of[items], seed_of[items]))
                 args = (m, data, self.points, self.valid)

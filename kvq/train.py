@@ -19,7 +19,9 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+from jax.typing import ArrayLike
 
 from kvq.nn import PointModel
 
@@ -90,16 +92,17 @@ class Objective:
 
 
 class ItemState(NamedTuple):
-    """Training state of one (mask, seed) item (batched: a leading [B] axis)."""
+    """Training state of one (mask, seed) item (batched: a leading [B] axis; host numpy
+    arrays before the first compiled call, device arrays after)."""
 
     params: Params
     opt_state: Any
     best_params: Params  # weights at the last check that improved the loss
     best_opt_state: Any
-    last_loss: jax.Array  # loss at the last improving check (NaN: not yet measured)
-    frozen: jax.Array  # bool: stopped by early stopping (or diverged)
-    diverged: jax.Array  # bool: the loss became NaN/inf
-    steps_run: jax.Array  # int32: optimizer steps taken before stopping
+    last_loss: jax.Array | np.ndarray  # loss at the last improving check (NaN: not yet measured)
+    frozen: jax.Array | np.ndarray  # bool: stopped by early stopping (or diverged)
+    diverged: jax.Array | np.ndarray  # bool: the loss became NaN/inf
+    steps_run: jax.Array | np.ndarray  # int32: optimizer steps taken before stopping
 
 
 def start_state(params: Params, opt_state: Any) -> ItemState:
@@ -109,12 +112,12 @@ def start_state(params: Params, opt_state: Any) -> ItemState:
     """
     b = jax.tree.leaves(params)[0].shape[0]
     return ItemState(
-        params, opt_state, params, opt_state, jnp.full((b,), jnp.nan, jnp.float32),
-        jnp.zeros((b,), bool), jnp.zeros((b,), bool), jnp.zeros((b,), jnp.int32),
+        params, opt_state, params, opt_state, np.full((b,), np.nan, np.float32),
+        np.zeros((b,), bool), np.zeros((b,), bool), np.zeros((b,), np.int32),
     )
 
 
-def _select(cond: jax.Array, a: Any, b: Any) -> Any:
+def _select(cond: ArrayLike, a: Any, b: Any) -> Any:
     return jax.tree.map(lambda u, v: jnp.where(cond, u, v), a, b)
 
 
@@ -242,5 +245,5 @@ class Programs:
 
 
 def take(tree: Any, idx: Any) -> Any:
-    """Rows ``idx`` of every leaf of a batched pytree."""
+    """Rows ``idx`` of every leaf of a batched pytree (numpy leaves stay numpy: no compile)."""
     return jax.tree.map(lambda a: a[idx], tree)

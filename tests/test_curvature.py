@@ -31,21 +31,21 @@ def _dense(matvec, params):
 def test_hessian_vector_products_match_jax_hessian():
     params, _, loss = _tiny()
     flat, unravel = ravel_pytree(params)
-    dense = jax.hessian(lambda f: loss(unravel(f)))(flat)
+    dense = jax.jit(jax.hessian(lambda f: loss(unravel(f))))(flat)
     np.testing.assert_allclose(_dense(hvp(loss, params), params), dense, rtol=1e-4, atol=1e-5)
 
 
 def test_gauss_newton_products_match_the_jacobian_form():
     params, residuals, loss = _tiny()
     flat, unravel = ravel_pytree(params)
-    jac = jax.jacobian(lambda f: residuals(unravel(f)))(flat)
+    jac = jax.jit(jax.jacobian(lambda f: residuals(unravel(f))))(flat)
     expected = 2.0 / jac.shape[0] * jac.T @ jac
     got = _dense(ggn_vp(residuals, params), params)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(got, got.T, atol=1e-6)
     assert np.linalg.eigvalsh(got.astype(np.float64)).min() > -1e-5  # positive semi-definite
     # the Hessian differs from G by the residual-weighted second derivatives: not equal here
-    hessian = jax.hessian(lambda f: loss(unravel(f)))(flat)
+    hessian = jax.jit(jax.hessian(lambda f: loss(unravel(f))))(flat)
     assert np.abs(np.asarray(hessian) - got).max() > 1e-4
 
 

@@ -140,13 +140,13 @@ def test_masked_curvature_matches_dense_hessian_and_gauss_newton(mask):
         u = kvq.nn.PointModel(apply, p)
         return jnp.mean((apply(p, x) - y) ** 2) + sum(mi * w * li(u, q) for mi, w, li, q in zip(m, weights, losses, pts))
 
-    H = np.asarray(jax.hessian(objective)(flat))
+    H = np.asarray(jax.jit(jax.hessian(objective))(flat))  # compiled once, not op by op
     got_h = _dense(curvature_matvec("hessian", apply, losses, residuals, weights, params, m, x, y, pts), params)
     np.testing.assert_allclose(got_h, H, rtol=1e-3, atol=1e-4)
 
     # Gauss-Newton: 2 J^T J of the data residual (mean) and each rule's (sum / P, weighted)
     def jac(fn):
-        return np.asarray(jax.jacfwd(lambda f: fn(unravel(f)).ravel())(flat))
+        return np.asarray(jax.jit(jax.jacfwd(lambda f: fn(unravel(f)).ravel()))(flat))
 
     Jd = jac(lambda p: apply(p, x) - y)
     G = 2.0 * Jd.T @ Jd / y.size
@@ -161,7 +161,7 @@ def test_masked_curvature_matches_dense_hessian_and_gauss_newton(mask):
     # a rule given only as a loss contributes its exact Hessian: data GGN + rule Hessians
     _, _, _, _, _, _, none = _tiny_net_terms(False)
     mixed = _dense(curvature_matvec("ggn", apply, losses, none, weights, params, m, x, y, pts), params)
-    H_rules = H - np.asarray(jax.hessian(lambda f: jnp.mean((apply(unravel(f), x) - y) ** 2))(flat))
+    H_rules = H - np.asarray(jax.jit(jax.hessian(lambda f: jnp.mean((apply(unravel(f), x) - y) ** 2)))(flat))
     np.testing.assert_allclose(mixed, 2.0 * Jd.T @ Jd / y.size + H_rules, rtol=1e-3, atol=1e-4)
 
 
@@ -180,7 +180,7 @@ def test_shared_newton_step_matches_the_dense_formula(anchor, anchor_step):
     A = C + 0.05 * np.eye(flat.size)
 
     def grad(fn):
-        return np.asarray(jax.grad(lambda f: fn(unravel(f)))(flat))
+        return np.asarray(jax.jit(jax.grad(lambda f: fn(unravel(f))))(flat))
 
     g_data = grad(lambda p: jnp.mean((apply(p, x) - y) ** 2))
     g = [grad(lambda p, li=li, q=q: li(kvq.nn.PointModel(apply, p), q)) for li, q in zip(losses, pts)]
