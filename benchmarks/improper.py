@@ -38,11 +38,11 @@ CASES = {
 }
 
 
-def run_case(case: str, preset: str, seeds: int, env: dict) -> dict:
+def run_case(case: str, preset: str, seeds: int, env: dict, steps: int | None = None) -> dict:
     name, rule, wrong = CASES[case]
-    config = kvq.problems.config(name, preset, seeds=seeds)
+    config = kvq.problems.config(name, preset, seeds=seeds, **({} if steps is None else {"steps": steps}))
     problem = kvq.problems.get(name, wrong=wrong)
-    folder = HERE / "results" / "improper" / preset / case
+    folder = HERE / "results" / "improper" / (preset if steps is None else f"{preset}-{steps}") / case
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -70,20 +70,23 @@ def main() -> None:
     ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {list(CASES)}")
     ap.add_argument("--preset", default="standard", choices=["quick", "standard", "paper"])
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=None, help="the preset with this training budget instead of its own")
     ap.add_argument("--note", default="", help="a remark stored with the rows of this call (e.g. what else ran)")
     args = ap.parse_args()
     env = machine()
-    key = f"improper-{args.preset}-{env['platform']}"
+    budget = "" if args.steps is None else f"-{args.steps}steps"
+    key = f"improper-{args.preset}{budget}-{env['platform']}"
     path = HERE / "results" / f"{key}.json"
     rows = {r["case"]: r for r in json.loads(path.read_text())["rows"]} if path.exists() else {}
     for case in args.cases.split(","):
         if case not in CASES:
             raise SystemExit(f"unknown case {case!r}; choose from {list(CASES)}")
-        rows[case] = {**run_case(case, args.preset, args.seeds, env), "note": args.note}
+        rows[case] = {**run_case(case, args.preset, args.seeds, env, args.steps), "note": args.note}
         print(rows[case], flush=True)
         write_json(key, {"preset": args.preset, "rows": [rows[c] for c in CASES if c in rows]})
-    md = [f"## Improper knowledge at the {args.preset} preset ({env['platform']})", "",
-          f"`{args.preset}` preset, {args.seeds} seeds per scan. Improper = removed by backward elimination (RI below "
+    at = "" if args.steps is None else f", {args.steps} steps"
+    md = [f"## Improper knowledge at the {args.preset} preset{at} ({env['platform']})", "",
+          f"`{args.preset}` preset{at}, {args.seeds} seeds per scan. Improper = removed by backward elimination (RI below "
           "-0.05 decades with its 95 % t-interval over seeds below 0, and settled, in the game without the rules "
           "removed before it); withheld = met that bound but had not settled. RI uniform in decades, mean ± se. "
           "Each row says when and on what it ran; `python benchmarks/improper.py --cases CASE` re-runs one case.", "",

@@ -49,7 +49,7 @@ class ProgressPrinter:
         if not self.tty and not finished and now - self.last < self.every_s:
             return
         self.last, self.shown[phase] = now, done
-        unit = {"train": "subset-steps", "refine": "subset-steps", "solve": "systems"}.get(phase.split()[-1], "seed-steps")
+        unit = {"train": "subset-steps", "refine": "subset-steps", "polish": "subset-steps", "solve": "systems"}.get(phase.split()[-1], "seed-steps")
         rate = done / (now - start) if now > start else 0.0
         pct = 100.0 * done / total if total else 100.0
         msg = (f"{phase:>8}: {done:,}/{total:,} {unit} ({pct:5.1f}%)  "
@@ -84,6 +84,12 @@ def _training_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--check-every", type=int, default=None, metavar="C", help="early-stopping check interval (steps)")
     s.add_argument("--pretrain-steps", type=int, default=None, metavar="P", help="data-only warm-start steps")
     s.add_argument("--collocation", type=int, default=None, metavar="P", help="at most P collocation points per rule")
+    s.add_argument("--polish-steps", type=int, default=None, metavar="L",
+                   help="after the first optimizer, up to L L-BFGS steps per training (Adam then L-BFGS; default 0)")
+    s.add_argument("--data-loss", default=None, choices=("mse", "relative_l2", "huber"),
+                   help="loss on the observations (default mse)")
+    s.add_argument("--score", default=None, choices=("mse", "relative_l2", "max_error"),
+                   help="validation score that values each subset (default mse)")
     s.add_argument("--max-batch", type=int, default=None, metavar="B", help="at most B (subset, seed) trainings per compiled call (default: as many as fit in half the free memory)")
     s.add_argument("--vectorize", type=int, default=None, metavar="V",
                    help="trainings run in lock-step (vmap) inside a call (default: chosen for the device)")
@@ -221,7 +227,8 @@ def _config(args: argparse.Namespace):
             return ScanConfig.preset(args.preset, **overrides)
         return problems.config(args.problem, args.preset, **overrides)
 
-    names = ("seeds", "steps", "check_every", "pretrain_steps", "collocation", "max_batch", "vectorize")
+    names = ("seeds", "steps", "check_every", "pretrain_steps", "collocation", "max_batch", "vectorize",
+             "polish_steps", "data_loss", "score")
     overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     if args.steps is not None and args.check_every is None and args.steps < preset().check_every:
         overrides["check_every"] = args.steps  # a short run: one check at the end

@@ -13,7 +13,8 @@ import optax
 
 from kvq.errors import KvqError
 from kvq.nn import ACTIVATIONS
-from kvq.train import SCORES
+from kvq.text import function_name
+from kvq.train import DATA_LOSSES, SCORES
 
 GROUPINGS = ("auto", "none")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -55,6 +56,14 @@ class ScanConfig:
     ``score``: how a training is scored on the validation set, per output: ``"mse"`` (the
     paper's), ``"relative_l2"`` or ``"max_error"``; the value of a rule subset is
     ``-log10(score)``, so importances stay in decades of that score.
+    ``data_loss``: the loss on the observations, ``"mse"`` (the paper's), ``"relative_l2"``,
+    ``"huber"`` (:data:`kvq.train.DATA_LOSSES`) or your own ``loss(pred [N, d_out], y [N, d_out],
+    w [N]) -> scalar`` (``w``: 0/1 real rows; identified by its module-qualified name);
+    ``output_weights`` [d_out] weight the outputs in a built-in data loss (None: equal).
+    ``polish_steps``: after its first optimizer, every training takes up to this many
+    ``optax.lbfgs`` steps from the weights it kept (the PINN recipe Adam then L-BFGS),
+    checked every ``min(check_every, polish_steps)`` steps and stopped once its loss no
+    longer falls; 0: no polish.
     """
 
     width: int = 50
@@ -72,6 +81,9 @@ class ScanConfig:
     max_batch: int | None = None
     vectorize: int | None = None
     score: str = "mse"
+    data_loss: Any = "mse"  # str | kvq.train.DataLossFn
+    output_weights: tuple[float, ...] | None = None
+    polish_steps: int = 0
 
     def __post_init__(self) -> None:
         for name in ("width", "steps", "check_every", "seeds"):
@@ -108,6 +120,22 @@ class ScanConfig:
             )
         if self.score not in SCORES:
             raise KvqError(f"unknown score {self.score!r}; choose one of {sorted(SCORES)}")
+        if not (callable(self.data_loss) or (isinstance(self.data_loss, str) and self.data_loss in DATA_LOSSES)):
+            raise KvqError(f"unknown data_loss {self.data_loss!r}; choose one of {sorted(DATA_LOSSES)} or give a "
+                           "function loss(pred, y, w) -> scalar")
+        if self.output_weights is not None:
+            ow = tuple(self.output_weights)
+            if not ow or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and v >= 0 for v in ow) \
+                    or not any(v > 0 for v in ow):
+                raise KvqError(f"output_weights must be numbers >= 0 (one per output, not all 0); got {self.output_weights!r}")
+            if callable(self.data_loss):
+                raise KvqError("output_weights weight the outputs of a built-in data_loss; a custom data_loss "
+                               "weights its outputs itself")
+            object.__setattr__(self, "output_weights", tuple(float(v) for v in ow))
+        _positive_int("polish_steps", self.polish_steps, allow_zero=True)
+        if self.polish_steps and self.polish_steps % min(self.check_every, self.polish_steps):
+            raise KvqError(f"polish_steps ({self.polish_steps}) must be below check_every ({self.check_every}) "
+                           "or a multiple of it")
         if isinstance(self.grouping, list):
             object.__setattr__(self, "grouping", tuple(self.grouping))
         if isinstance(self.grouping, str) and self.grouping not in GROUPINGS:
@@ -146,7 +174,16 @@ class ScanConfig:
             d["grouping"] = list(d["grouping"])
         if not isinstance(self.optimizer, str):
             d["optimizer"] = dict(self._optimizer_description)  # type: ignore[attr-defined]
+        if callable(self.data_loss):
+            d["data_loss"] = {"kind": "function", "name": function_name(self.data_loss)}
+        if self.output_weights is not None:
+            d["output_weights"] = list(self.output_weights)
         return d
+
+    @property
+    def polish_every(self) -> int:
+        """Steps between two checks of the polish phase."""
+        return min(self.check_every, self.polish_steps)
 
     def identity(self) -> dict[str, Any]:
         """What of the config changes a scan's numbers: :meth:`to_dict` without the
@@ -161,6 +198,11 @@ class ScanConfig:
         if isinstance(d.get("optimizer"), dict):
             raise KvqError(f"this config trained with a custom optax optimizer ({d['optimizer']}); it cannot be "
                            "rebuilt from its description: pass the transformation as ScanConfig(optimizer=...)")
+        if isinstance(d.get("data_loss"), dict):
+            raise KvqError(f"this config trained with your own data loss ({d['data_loss']['name']}); pass the "
+                           "function as ScanConfig(data_loss=...)")
+        if isinstance(d.get("output_weights"), list):
+            d["output_weights"] = tuple(d["output_weights"])
         if isinstance(d.get("grouping"), list):
             d["grouping"] = tuple(d["grouping"])
         return cls(**d)
@@ -183,7 +225,7 @@ def describe_optimizer(transformation: optax.GradientTransformation, probes: int
     except Exception as e:  # any failure of the user's transformation: say so
         raise KvqError(f"the optimizer failed on a probe update ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
                        "kvq needs update(grads, state, params) without extra arguments (optax.lbfgs is not "
-                       "supported)") from e
+                       "supported as the optimizer; ScanConfig(polish_steps=...) adds an L-BFGS phase after it)") from e
     return {"kind": "optax", "probe_digest": h.hexdigest()[:16]}
 
 

@@ -37,7 +37,7 @@ from kvq.report import (
 from kvq.table import ScanResult
 from kvq.text import num as _num
 from kvq.text import pm as _pm
-from kvq.text import rule_kinds, score_label
+from kvq.text import recipe_line, rule_kinds, score_label
 from kvq.text import seeds as _seeds
 from kvq.text import split_label as _split
 from kvq.verdicts import Assessment, assess
@@ -332,6 +332,9 @@ def _scan_notes(doc: _Doc, result: ScanResult, verdicts: Assessment) -> None:
     doc.para(f"Validation {score_label(result)} with all rules: {mse_summary(result.errors[-1])}; "
              f"with no rules: {mse_summary(result.errors[0])} "
              f"({_seeds(result.n_seeds)}, mean ± se).")
+    recipe = recipe_line(result)
+    if recipe:
+        doc.para(recipe[0].upper() + recipe[1:] + ".")
     settle, elim = verdicts.settledness, verdicts.elimination
     for line in settledness_lines(settle, result):
         (doc.note if line.startswith(("UNSETTLED", "re-run")) else doc.para)(line)

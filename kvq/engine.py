@@ -21,6 +21,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from kvq.checkpoint import Checkpoint, batch_key, fingerprint, item_keys
 from kvq.coalitions import all_masks, group_by_pattern
@@ -314,12 +315,15 @@ class Engine:
         losses = tuple(r.loss for r in problem.rules if r.loss is not None)  # Rule sets every loss
         weights = tuple(r.weight for r in problem.rules)
         _check_rule_outputs(problem, apply, take(params0, 0), points)
-        probe = Objective(apply, losses, weights, frozenset())
+        probe = Objective(apply, losses, weights, frozenset())  # the rules' costs only
         grouping = config.grouping if group else "none"
         expensive = choose_expensive(problem, grouping, lambda: rule_costs(probe, take(params0, 0), points))
+        if config.output_weights is not None and len(config.output_weights) != problem.d_out:
+            raise KvqError(f"output_weights has {len(config.output_weights)} value(s); problem {problem.name!r} has "
+                           f"{problem.d_out} output(s) {list(problem.outputs)}")
         optimizer = config.make_optimizer()
-        programs = Programs(Objective(apply, losses, weights, frozenset(expensive)), optimizer, config.check_every,
-                            config.score)
+        objective = Objective(apply, losses, weights, frozenset(expensive), config.data_loss, config.output_weights)
+        programs = Programs(objective, optimizer, config.check_every, config.score)
         opt0 = jax.device_get(jax.jit(jax.vmap(optimizer.init))(params0))
         valid = (jnp.asarray(problem.valid.x, jnp.float32), jnp.asarray(problem.valid.y, jnp.float32))
         return cls(problem, config, programs, points, xs, ys, params0, opt0, expensive, seeds, _Clock(), checkpoint, ws,
@@ -432,6 +436,42 @@ class Engine:
         programs = Programs(self.programs.objective, self.programs.optimizer, check, self.programs.score)
         return dataclasses.replace(self, config=config, programs=programs)
 
+    def polisher(self) -> Engine:
+        """This engine for the polish phase: ``config.polish_steps`` steps of ``optax.lbfgs``
+        (checked every ``config.polish_every``, stopped once the loss no longer falls, the
+        best weights kept), starting from weights that the caller gives."""
+        cfg = self.config
+        lbfgs = optax.lbfgs()
+        programs = Programs(self.programs.objective, lbfgs, cfg.polish_every, self.programs.score,
+                            keep="best", linesearch=True)
+        config = cfg.replace(steps=cfg.polish_steps, check_every=cfg.polish_every, pretrain_steps=0, polish_steps=0)
+        return dataclasses.replace(self, config=config, programs=programs, opt0=_lbfgs_init(lbfgs, self.params0))
+
+    def _polish(self, masks: np.ndarray, first: Trained, progress: Progress, phase: str, tag: str) -> Trained:
+        """``first`` (the items of ``masks`` after the first optimizer) polished by
+        :meth:`polisher`, each from the weights it kept: the final state is the polish's,
+        ``steps_run`` counts both phases, the history and ``check_steps`` continue with the
+        polish checks, and an item that diverged in the first phase stays diverged."""
+        polisher = self.polisher()
+        lbfgs = polisher.programs.optimizer
+        row = {(int(m), int(s)): k for k, (m, s) in enumerate(zip(first.mask_of, first.seed_of))}
+
+        def starts(mask_of: np.ndarray, seed_of: np.ndarray) -> tuple[Any, Any]:
+            params = take(first.state.best_params, np.array([row[(int(m), int(s))] for m, s in zip(mask_of, seed_of)]))
+            return params, _lbfgs_init(lbfgs, params)
+
+        second = polisher.train(masks, progress, phase=f"{phase} polish", tag=f"{tag}-polish", starts=starts)
+        if not (np.array_equal(second.mask_of, first.mask_of) and np.array_equal(second.seed_of, first.seed_of)):
+            raise AssertionError("the polish phase trained its items in another order")  # pragma: no cover
+        bad = np.asarray(first.state.diverged)
+        history = second.history.copy()
+        history[:, bad] = np.nan
+        state = second.state._replace(diverged=np.asarray(second.state.diverged) | bad,
+                                      frozen=np.asarray(second.state.frozen) | bad,
+                                      steps_run=np.asarray(first.state.steps_run) + np.asarray(second.state.steps_run))
+        return Trained(state, first.mask_of, first.seed_of, np.concatenate([first.history, history]),
+                       np.concatenate([first.check_steps, self.config.steps + second.check_steps]))
+
     def items(self, masks: np.ndarray) -> Iterator[tuple[tuple[int, ...], np.ndarray, np.ndarray]]:
         """``(pattern, mask_of, seed_of)`` per on/off pattern of the expensive rules: the
         trainings of ``masks`` [M, n] for every seed column, in training order."""
@@ -475,7 +515,8 @@ class Engine:
     def train(self, masks: np.ndarray, progress: Progress, *, phase: str = "train", tag: str = "batch",
               starts: Starts | None = None) -> Trained:
         """Train ``masks`` [M, n] (0/1) for every seed (progress reported as ``phase``,
-        checkpoints saved under ``tag``; ``starts`` as in :meth:`batches`).
+        checkpoints saved under ``tag``; ``starts`` as in :meth:`batches`), then polish
+        them when ``config.polish_steps`` is set (:meth:`polisher`).
 
         Returns the final states of the M x S items (host numpy leaves, item ``b`` is mask
         ``mask_of[b]``, seed column ``seed_of[b]``: an index into ``masks``) and the
@@ -527,8 +568,9 @@ class Engine:
         order = np.argsort([position[(int(m), int(s))] for m, s in zip(mask_of, seed_of)], kind="stable")
         state = jax.tree.map(lambda *a: np.concatenate(a)[order], *finals)
         steps = cfg.check_every * np.arange(1, n_blocks + 1)
-        return Trained(state, mask_of[order], seed_of[order],
-                       np.concatenate(history, axis=1)[:, order].astype(np.float64), steps)
+        trained = Trained(state, mask_of[order], seed_of[order],
+                          np.concatenate(history, axis=1)[:, order].astype(np.float64), steps)
+        return self._polish(masks, trained, progress, phase, tag) if cfg.polish_steps else trained
 
     def _saved_items(self, masks: np.ndarray, tag: str, saved: dict[tuple[bytes, int], tuple[str, int]]
                      ) -> Iterator[tuple[Any, np.ndarray, np.ndarray, np.ndarray]]:
@@ -563,6 +605,11 @@ class Engine:
             fn = fn or _compile(self.programs.validation(), self.clock, part, vx, vy)
             out.append(np.asarray(fn(part, vx, vy), np.float64)[: B - lo])
         return np.concatenate(out)
+
+
+def _lbfgs_init(lbfgs: Any, params: Any) -> Any:
+    """The L-BFGS state [B] of batched host ``params`` (one compiled call, host numpy)."""
+    return jax.device_get(jax.jit(jax.vmap(lbfgs.init))(params))
 
 
 def result_config(config: ScanConfig, model: dict[str, Any]) -> dict[str, Any]:

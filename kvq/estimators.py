@@ -18,7 +18,7 @@ import dataclasses
 import numbers
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,29 +155,35 @@ def settings_for(method: str, **settings: Any) -> Finetune | Newton | None:
 # ---------------------------------------------------------------- curvature of J_mask
 
 
-def curvature_matvec(kind: str, apply, losses, residuals, weights, params, mask, x, y,
-                     points) -> Callable[[Any], Any]:
-    """``v -> C v`` with ``C`` the curvature of ``J_mask`` at ``params``: its Hessian
-    (``kind="hessian"``) or its Gauss-Newton matrix (``"ggn"``: the data MSE and every rule
-    with a residual stacked into one residual vector; rules without one add their Hessian
-    product).  ``mask`` [n] is 0/1 (or any weights), ``residuals[i]`` is rule i's residual
-    function or None."""
+def curvature_matvec(kind: str, objective: Objective, residuals: Sequence[Callable | None], params: Any,
+                     mask: jax.Array, data: tuple[jax.Array, ...],
+                     points: tuple[jax.Array, ...]) -> Callable[[Any], Any]:
+    """``v -> C v`` with ``C`` the curvature of ``J_mask`` (``objective``) at ``params``: its
+    Hessian (``kind="hessian"``) or its Gauss-Newton matrix (``"ggn"``: the data loss, when
+    it is a mean square, and every rule with a residual stacked into one residual vector;
+    any other data loss and the rules without a residual add their Hessian product).
+    ``mask`` [n] is 0/1 (or any weights), ``residuals[i]`` is rule i's residual function or
+    None, ``data`` = ``(x, y)``."""
     if kind == "hessian":
-        objective = Objective(apply, tuple(losses), tuple(weights), frozenset())
-        return hvp(lambda p: objective.dense(p, mask, (x, y), points), params)
+        return hvp(lambda p: objective.dense(p, mask, data, points), params)
+    apply, weights, losses = objective.apply, objective.weights, objective.losses
     with_res = [i for i, r in enumerate(residuals) if r is not None]
+    has_data = data[0].shape[0] > 0
+    square_data = has_data and objective.data_residual(params, data) is not None
 
     def stacked(p):
         u = PointModel(apply, p)
-        parts = [((apply(p, x) - y) * jnp.sqrt(1.0 / y.size)).ravel()] if x.shape[0] else []
+        parts = [objective.data_residual(p, data)] if square_data else []
         for i in with_res:
             r = residuals[i](u, points[i])
             parts.append((r * jnp.sqrt(mask[i] * weights[i] / r.shape[0])).ravel())
         return jnp.concatenate(parts)
 
     products = []
-    if with_res or x.shape[0]:
+    if with_res or square_data:
         products.append(ggn_vp(stacked, params, scale=1.0))
+    if has_data and not square_data:
+        products.append(hvp(lambda p: objective.data_loss(p, data), params))
     for i, r in enumerate(residuals):
         if r is None:
             def term(p: Any, i: int = i) -> jax.Array:
@@ -192,15 +198,16 @@ def curvature_matvec(kind: str, apply, losses, residuals, weights, params, mask,
     return matvec
 
 
-def rule_gradients(apply, losses, params, x, y, points) -> tuple[Any, Any]:
+def rule_gradients(objective: Objective, params: Any, data: tuple[jax.Array, ...],
+                   points: tuple[jax.Array, ...]) -> tuple[Any, Any]:
     """``(∇L_data, [∇L_i])`` at ``params``: the data loss's gradient and each rule loss's
     (unweighted), the latter stacked along a leading [n] axis."""
-    objective = Objective(apply, tuple(losses), (1.0,) * len(losses), frozenset())
-    jac = jax.jacrev(lambda p: objective.terms(p, (x, y), points))(params)  # [1 + n] per leaf
+    jac = jax.jacrev(lambda p: objective.terms(p, data, points))(params)  # [1 + n] per leaf
     return jax.tree.map(lambda g: g[0], jac), jax.tree.map(lambda g: g[1:], jac)
 
 
-def newton_steps(settings: Newton, apply, losses, residuals, weights, params, x, y, points,
+def newton_steps(settings: Newton, objective: Objective, residuals: Sequence[Callable | None], params: Any,
+                 data: tuple[jax.Array, ...], points: tuple[jax.Array, ...],
                  masks: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Parameter shifts ``Δ_S = θ_S - θ̂`` (flat, [M, p]) of one seed for ``masks`` [M, n],
     and the CG diagnostics (``iterations``, ``relative_residual``: one per solve).
@@ -213,9 +220,9 @@ def newton_steps(settings: Newton, apply, losses, residuals, weights, params, x,
     at the anchor (n solves, or n + 1 with ``anchor_step``); ``per_mask``: each ``J_S``'s own.
     """
     flat, unravel = ravel_pytree(params)
-    w = jnp.asarray(weights, flat.dtype)
-    n = len(losses)
-    g_data, g_rules = rule_gradients(apply, losses, params, x, y, points)
+    w = jnp.asarray(objective.weights, flat.dtype)
+    n = len(objective.losses)
+    g_data, g_rules = rule_gradients(objective, params, data, points)
     g_data = ravel_pytree(g_data)[0]
     G = jax.vmap(lambda g: ravel_pytree(g)[0])(g_rules)  # [n, p]
     masks = masks.astype(flat.dtype)
@@ -230,7 +237,7 @@ def newton_steps(settings: Newton, apply, losses, residuals, weights, params, x,
 
     if settings.solve == "shared":
         ones = jnp.ones(n, flat.dtype)
-        matvec = curvature_matvec(settings.curvature, apply, losses, residuals, weights, params, ones, x, y, points)
+        matvec = curvature_matvec(settings.curvature, objective, residuals, params, ones, data, points)
         rhs = jnp.concatenate([G, g_data[None]]) if with_data else G
         res = jax.vmap(lambda b: solve(matvec, b))(rhs)
         shifts = -(coef @ res.x[:n]) - (res.x[n] if with_data else 0.0)
@@ -238,7 +245,7 @@ def newton_steps(settings: Newton, apply, losses, residuals, weights, params, x,
 
     def one(row):
         mask, c = row
-        matvec = curvature_matvec(settings.curvature, apply, losses, residuals, weights, params, mask, x, y, points)
+        matvec = curvature_matvec(settings.curvature, objective, residuals, params, mask, data, points)
         r = solve(matvec, c @ G + (g_data if with_data else 0.0))
         return -r.x, r.iterations, r.relative_residual
 
@@ -298,7 +305,7 @@ def _newton(engine: Engine, settings: Newton, progress: Progress) -> tuple[Tabul
     t0 = time.perf_counter()
 
     def per_seed(p, x, y):
-        return newton_steps(settings, obj.apply, obj.losses, residuals, obj.weights, p, x, y, engine.points, masks)
+        return newton_steps(settings, obj, residuals, p, (x, y), engine.points, masks)
 
     compiled = _compile(jax.jit(jax.vmap(per_seed)), engine.clock, params, engine.xs, engine.ys)
     shifts, cg = jax.block_until_ready(compiled(params, engine.xs, engine.ys))  # [S, 2^n, p]
@@ -356,6 +363,9 @@ def estimate(problem: Problem, config: ScanConfig | None = None, method: str = "
     if chosen is None:
         return scan(problem, config, progress=progress, checkpoint=checkpoint, checkpoint_every_s=checkpoint_every_s,
                     model=model)
+    if config.polish_steps:
+        raise KvqError(f"method {method!r} does not polish (its anchors and short trainings keep one optimizer); "
+                       "set polish_steps=0, or use method='exact'")
     progress = progress or (lambda phase, done, total: None)
     identity = estimate_fingerprint(problem, config, method, chosen, model)
     ckpt = None if checkpoint is None else Checkpoint(checkpoint, identity, checkpoint_every_s)

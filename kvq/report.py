@@ -12,7 +12,7 @@ from kvq.errors import KvqError
 from kvq.importance import full_importance, rule_importance
 from kvq.table import ScanResult, ValueTable
 from kvq.text import pm as _pm
-from kvq.text import rule_kinds, score_label
+from kvq.text import recipe_line, rule_kinds, score_label
 from kvq.verdicts import ATOL, RTOL, Assessment, Elimination, PairRelations, Settledness, assess
 
 
@@ -91,6 +91,9 @@ def importance_table(table: ValueTable, rerun: str | None = None, verdicts: Asse
     out.append(f"validation {score}, all rules: {mse_summary(table.errors[-1])}   no rules: {mse_summary(table.errors[0])}"
                f"   ({seeds} seed{'s' if seeds != 1 else ''}, mean ± se)")
     out.append(f"importance = mean log10({score} without / {score} with the rule); > 0: the rule helps")
+    recipe = recipe_line(table)
+    if recipe:
+        out.append(recipe)
     out += settledness_lines(settle, table, rerun)
     out += elimination_lines(elim)
     if verdicts.pairs is not None:

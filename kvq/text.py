@@ -53,6 +53,23 @@ def score_label(table: Any) -> str:
     return SCORE_LABELS.get(name, str(name))
 
 
+def recipe_line(table: Any) -> str | None:
+    """The training recipe where it is not the paper's (a data loss other than the MSE,
+    weighted outputs, an L-BFGS polish); None for the paper's."""
+    config = getattr(table, "config", None)
+    if not isinstance(config, dict):
+        return None
+    parts = []
+    loss = config.get("data_loss", "mse")
+    if loss != "mse":
+        parts.append(f"data loss {loss['name'] if isinstance(loss, dict) else loss}")
+    if config.get("output_weights"):
+        parts.append(f"output weights {config['output_weights']}")
+    if config.get("polish_steps"):
+        parts.append(f"then up to {config['polish_steps']} L-BFGS polish steps")
+    return "trained with " + ", ".join(parts) if parts else None
+
+
 def function_name(fn: Any, sep: str = ".", missing_module: str = "?") -> str:
     """``module{sep}qualname`` of a function (of the wrapped one for a ``functools.partial``):
     how results and fingerprints name user code."""

@@ -41,12 +41,49 @@ def data_mse(apply: Apply, params: Params, x: jax.Array, y: jax.Array, w: jax.Ar
     return jnp.sum(w * per_row) / (jnp.maximum(jnp.sum(w), 1.0) * y.shape[-1])
 
 
+DataLossFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+"""A custom data loss ``loss(pred [N, d_out], y [N, d_out], w [N]) -> scalar``; ``w`` is 0/1
+and marks the real rows (all ones unless observation sets of different sizes were padded
+to one shape, as in a sweep): a loss must give padded rows no weight."""
+
+HUBER_DELTA = 1.0
+"""Where the Huber data loss turns from quadratic to linear, in units of the targets."""
+
+
+def _rows(w: jax.Array) -> jax.Array:
+    return jnp.maximum(jnp.sum(w), 1.0)
+
+
+def _mse_per_output(pred: jax.Array, y: jax.Array, w: jax.Array) -> jax.Array:
+    return jnp.sum(w[:, None] * (pred - y) ** 2, axis=0) / _rows(w)
+
+
+def _relative_l2_per_output(pred: jax.Array, y: jax.Array, w: jax.Array) -> jax.Array:
+    err = jnp.sum(w[:, None] * (pred - y) ** 2, axis=0)
+    ref = jnp.sum(w[:, None] * y**2, axis=0)
+    return jnp.sqrt(err / jnp.maximum(ref, 1e-30) + 1e-30)
+
+
+def _huber_per_output(pred: jax.Array, y: jax.Array, w: jax.Array) -> jax.Array:
+    return jnp.sum(w[:, None] * optax.huber_loss(pred, y, delta=HUBER_DELTA), axis=0) / _rows(w)
+
+
+DATA_LOSSES: dict[str, Callable[[jax.Array, jax.Array, jax.Array], jax.Array]] = {
+    "mse": _mse_per_output, "relative_l2": _relative_l2_per_output, "huber": _huber_per_output}
+"""The built-in data losses, per output [d_out] from predictions, targets [N, d_out] and row
+weights [N]: mean squared error (the paper's), relative L2 error ``||pred - y|| / ||y||``,
+and the Huber loss (quadratic within ``HUBER_DELTA`` of the target, linear beyond).  The
+data loss is their mean over outputs, weighted by ``output_weights`` where given."""
+
+
 @dataclass(frozen=True, eq=False)
 class Objective:
     """The masked objective ``J_m = L_data + sum_i m_i w_i L_i`` of one problem: the one
     definition that training, the estimators and weight balancing use.
 
     ``losses[i](u, points[i]) -> scalar`` with ``u`` the model as a function of one point.
+    ``data``: the data loss, a name of :data:`DATA_LOSSES` or a :data:`DataLossFn`;
+    ``output_weights`` [d_out] weight the outputs of a built-in one (None: equal).
     Training calls the objective with a ``pattern`` (per compiled program): the expensive
     rules that are ON; expensive rules outside the pattern are not computed at all; the
     other rules are switched by their mask bit (``lax.cond``).  :meth:`dense` computes
@@ -58,10 +95,40 @@ class Objective:
     losses: tuple[Callable[..., jax.Array], ...]
     weights: tuple[float, ...]
     expensive: frozenset[int]
+    data: str | DataLossFn = "mse"
+    output_weights: tuple[float, ...] | None = None
+
+    @property
+    def plain_mse(self) -> bool:
+        """The data loss is the unweighted mean squared error."""
+        return self.data == "mse" and self.output_weights is None
 
     def data_loss(self, params: Params, data: tuple[jax.Array, ...]) -> jax.Array:
-        """Mean squared error on the observations ``data`` = ``(x, y[, w])`` (0 when there are none)."""
-        return data_mse(self.apply, params, *data)
+        """The data loss on the observations ``data`` = ``(x, y[, w])`` (0 when there are none)."""
+        if self.plain_mse:
+            return data_mse(self.apply, params, *data)
+        x, y = data[0], data[1]
+        if x.shape[0] == 0:
+            return jnp.zeros((), jnp.float32)
+        w = data[2] if len(data) > 2 else jnp.ones(x.shape[0], jnp.float32)
+        pred = self.apply(params, x)
+        if callable(self.data):
+            return self.data(pred, y, w)
+        per_output = DATA_LOSSES[self.data](pred, y, w)
+        if self.output_weights is None:
+            return jnp.mean(per_output)
+        return jnp.mean(jnp.asarray(self.output_weights, per_output.dtype) * per_output)
+
+    def data_residual(self, params: Params, data: tuple[jax.Array, ...]) -> jax.Array | None:
+        """``r`` [N d_out] with ``sum(r ** 2)`` = the data loss when that is a (weighted) mean
+        square (its Gauss-Newton form); None for any other data loss."""
+        if self.data != "mse":
+            return None
+        x, y = data[0], data[1]
+        w = data[2] if len(data) > 2 else jnp.ones(x.shape[0], jnp.float32)
+        ow = jnp.ones(y.shape[-1]) if self.output_weights is None else jnp.asarray(self.output_weights, jnp.float32)
+        scale = jnp.sqrt(w[:, None] * ow[None, :] / (_rows(w) * y.shape[-1]))
+        return ((self.apply(params, x) - y) * scale).ravel()
 
     def terms(self, params: Params, data: tuple[jax.Array, ...], points: tuple[jax.Array, ...]) -> jax.Array:
         """[1 + n]: the data loss, then every rule's unweighted loss (all computed)."""
@@ -126,20 +193,28 @@ def make_block(
     optimizer: optax.GradientTransformation,
     check_every: int,
     keep: str,
+    linesearch: bool = False,
 ) -> Callable[[ItemState], ItemState]:
-    """One check interval for one item: ``check_every`` Adam steps, then the check.
+    """One check interval for one item: ``check_every`` optimizer steps, then the check.
 
     ``keep="last"`` (subset training): stop as soon as the loss rose since the last check
     and keep the weights of that check.  ``keep="best"`` (data-only pre-training): stop
     when the loss did not improve on the best so far, keep the best.  Both rules freeze
     the item; a frozen item's result no longer changes.  A NaN/inf loss freezes the item
-    and marks it diverged.
+    and marks it diverged.  ``linesearch``: the optimizer's update needs the loss (value,
+    gradient and the loss function itself: ``optax.lbfgs`` and its line search).
     """
+    value_and_grad = optax.value_and_grad_from_state(loss_fn)
 
     def step(carry, _):
         params, opt_state = carry
-        grads = jax.grad(loss_fn)(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
+        if linesearch:
+            value, grads = value_and_grad(params, state=opt_state)
+            updates, opt_state = optimizer.update(grads, opt_state, params, value=value, grad=grads,
+                                                  value_fn=loss_fn)
+        else:
+            grads = jax.grad(loss_fn)(params)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), None
 
     def block(s: ItemState) -> ItemState:
@@ -187,12 +262,15 @@ error (the paper's), relative L2 error ``||pred - y|| / ||y||``, maximum absolut
 @dataclass(frozen=True, eq=False)
 class Programs:
     """Compiled-on-demand programs for one objective, optimizer and interval; trainings
-    are scored on the validation set by ``score`` (:data:`SCORES`)."""
+    are scored on the validation set by ``score`` (:data:`SCORES`).  ``keep`` and
+    ``linesearch`` as in :func:`make_block` (the polish phase: ``"best"``, True)."""
 
     objective: Objective
     optimizer: optax.GradientTransformation
     check_every: int
     score: str = "mse"
+    keep: str = "last"  # the early-stopping rule of subset trainings (make_block)
+    linesearch: bool = False  # the optimizer needs the loss (optax.lbfgs: the polish phase)
 
     def subset_block(self, pattern: tuple[int, ...], vectorize: int | None = None):
         """jit ``(state[B], masks[B,n], data[B], points, valid) -> (state, errors [B, d_out])``:
@@ -209,7 +287,7 @@ class Programs:
 
         def one(s, mask, data, points, valid):
             loss = lambda p: obj(p, mask, data, points, pattern)
-            s = make_block(loss, self.optimizer, self.check_every, "last")(s)
+            s = make_block(loss, self.optimizer, self.check_every, self.keep, self.linesearch)(s)
             vx, vy = valid
             err = SCORES[self.score](obj.apply(s.best_params, vx), vy)
             return s, jnp.where(s.diverged, jnp.nan, err)

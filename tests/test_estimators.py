@@ -17,6 +17,7 @@ from kvq.importance import agreement, rank_correlation
 from kvq.nn import make_mlp
 from kvq.cli import parse_settings
 from kvq.estimators import Newton, curvature_matvec, newton_steps
+from kvq.train import Objective
 
 # ------------------------------------------------------------------ a quadratic problem
 # u(p) = w . p + b (depth 0: affine), rules quadratic in (w, b): the objective of every
@@ -141,7 +142,8 @@ def test_masked_curvature_matches_dense_hessian_and_gauss_newton(mask):
         return jnp.mean((apply(p, x) - y) ** 2) + sum(mi * w * li(u, q) for mi, w, li, q in zip(m, weights, losses, pts))
 
     H = np.asarray(jax.jit(jax.hessian(objective))(flat))  # compiled once, not op by op
-    got_h = _dense(curvature_matvec("hessian", apply, losses, residuals, weights, params, m, x, y, pts), params)
+    objective = Objective(apply, losses, weights, frozenset())
+    got_h = _dense(curvature_matvec("hessian", objective, residuals, params, m, (x, y), pts), params)
     np.testing.assert_allclose(got_h, H, rtol=1e-3, atol=1e-4)
 
     # Gauss-Newton: 2 J^T J of the data residual (mean) and each rule's (sum / P, weighted)
@@ -153,16 +155,34 @@ def test_masked_curvature_matches_dense_hessian_and_gauss_newton(mask):
     for mi, w, r, q in zip(mask, weights, residuals, pts):
         Jr = jac(lambda p, r=r, q=q: r(kvq.nn.PointModel(apply, p), q))
         G = G + mi * w * 2.0 * Jr.T @ Jr / len(q)
-    got_g = _dense(curvature_matvec("ggn", apply, losses, residuals, weights, params, m, x, y, pts), params)
+    got_g = _dense(curvature_matvec("ggn", objective, residuals, params, m, (x, y), pts), params)
     np.testing.assert_allclose(got_g, G, rtol=1e-3, atol=1e-4)
     assert np.min(np.linalg.eigvalsh((got_g + got_g.T) / 2)) > -1e-4  # PSD
     assert np.max(np.abs(G - H)) > 1e-3  # a different matrix on a network
 
     # a rule given only as a loss contributes its exact Hessian: data GGN + rule Hessians
     _, _, _, _, _, _, none = _tiny_net_terms(False)
-    mixed = _dense(curvature_matvec("ggn", apply, losses, none, weights, params, m, x, y, pts), params)
+    mixed = _dense(curvature_matvec("ggn", objective, none, params, m, (x, y), pts), params)
     H_rules = H - np.asarray(jax.jit(jax.hessian(lambda f: jnp.mean((apply(unravel(f), x) - y) ** 2)))(flat))
     np.testing.assert_allclose(mixed, 2.0 * Jd.T @ Jd / y.size + H_rules, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_curvature_follows_the_data_loss():
+    """A weighted mean square keeps its Gauss-Newton form (2 J^T W J); any other data loss
+    (Huber) contributes its exact Hessian; rule terms are unchanged."""
+    apply, params, x, y, pts, losses, residuals = _tiny_net_terms(True)
+    flat, unravel = ravel_pytree(params)
+    off = jnp.zeros(2)  # rules off: the data term alone
+    Jd = np.asarray(jax.jit(jax.jacfwd(lambda f: (apply(unravel(f), x) - y).ravel()))(flat))
+    weighted = Objective(apply, losses, (1.0, 1.0), frozenset(), "mse", (2.5,))
+    got = _dense(curvature_matvec("ggn", weighted, residuals, params, off, (x, y), pts), params)
+    np.testing.assert_allclose(got, 2.5 * 2.0 * Jd.T @ Jd / y.size, rtol=1e-3, atol=1e-5)
+    huber = Objective(apply, losses, (1.0, 1.0), frozenset(), "huber")
+    got = _dense(curvature_matvec("ggn", huber, residuals, params, off, (x, y), pts), params)
+    H = np.asarray(jax.jit(jax.hessian(lambda f: huber.data_loss(unravel(f), (x, y))))(flat))
+    np.testing.assert_allclose(got, H, rtol=1e-3, atol=1e-5)
+    assert np.max(np.abs(H - 2.0 * Jd.T @ Jd / y.size)) > 1e-3  # not the mean square's
 
 
 @pytest.mark.slow
@@ -173,10 +193,11 @@ def test_shared_newton_step_matches_the_dense_formula(anchor, anchor_step):
     weights = (1.0, 3.0)
     settings = Newton(anchor=anchor, anchor_step=anchor_step, damping=0.05, cg_iterations=200, cg_tol=1e-7)
     masks = jnp.asarray(all_masks(2), jnp.float32)
-    shifts, cg = newton_steps(settings, apply, losses, residuals, weights, params, x, y, pts, masks)
+    objective = Objective(apply, losses, weights, frozenset())
+    shifts, cg = newton_steps(settings, objective, residuals, params, (x, y), pts, masks)
 
     flat, unravel = ravel_pytree(params)
-    C = _dense(curvature_matvec("ggn", apply, losses, residuals, weights, params, jnp.ones(2), x, y, pts), params)
+    C = _dense(curvature_matvec("ggn", objective, residuals, params, jnp.ones(2), (x, y), pts), params)
     A = C + 0.05 * np.eye(flat.size)
 
     def grad(fn):
