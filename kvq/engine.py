@@ -142,7 +142,8 @@ def _check_rule_outputs(problem: Problem, apply: Callable, params: Any, points: 
                        "in the rule's points or constants)")
 
 
-def _check_inputs(problem: Any, config: Any) -> None:
+def check_inputs(problem: Any, config: Any) -> None:
+    """A clear error unless ``problem`` is a :class:`Problem` and ``config`` a :class:`ScanConfig`."""
     if not isinstance(problem, Problem):
         raise KvqError(f"scan needs a kvq.Problem; got {type(problem).__name__}")
     if not isinstance(config, ScanConfig):
@@ -150,14 +151,17 @@ def _check_inputs(problem: Any, config: Any) -> None:
 
 
 @dataclass
-class _Clock:
+class Clock:
+    """Seconds spent compiling, pre-training and training, and subset-steps trained (accumulated)."""
+
     compile_s: float = 0.0
     pretrain_s: float = 0.0
     train_s: float = 0.0
     subset_steps: int = 0
 
 
-def _compile(fn, clock: _Clock, *args):
+def compile_timed(fn: Any, clock: Clock, *args: Any) -> Any:
+    """``fn`` (a jitted function) compiled for ``args``; the time it took is added to ``clock``."""
     t0 = time.perf_counter()
     compiled = fn.lower(*args).compile()
     clock.compile_s += time.perf_counter() - t0
@@ -269,7 +273,7 @@ class Engine:
     opt0: Any
     expensive: tuple[int, ...]
     seeds: tuple[int, ...]
-    clock: _Clock
+    clock: Clock
     checkpoint: Checkpoint | None = None
     ws: np.ndarray | None = None  # [S, N] 0/1 real rows where the observation sets were padded
     valid: tuple[jax.Array, ...] = ()  # (vx [V, d_in], vy [V, d_out]) float32: the validation set
@@ -289,7 +293,7 @@ class Engine:
         to the largest with 0/1 row weights, which leave every loss unchanged.
         ``model``: the network (:mod:`kvq.models`; default kvq's MLP from the config).
         """
-        _check_inputs(problem, config)
+        check_inputs(problem, config)
         network = resolve_model(model, config, problem.d_in, problem.d_out)
         init, apply = network.init, network.apply
         points = rule_points(problem, config.collocation)
@@ -326,7 +330,7 @@ class Engine:
         programs = Programs(objective, optimizer, config.check_every, config.score)
         opt0 = jax.device_get(jax.jit(jax.vmap(optimizer.init))(params0))
         valid = (jnp.asarray(problem.valid.x, jnp.float32), jnp.asarray(problem.valid.y, jnp.float32))
-        return cls(problem, config, programs, points, xs, ys, params0, opt0, expensive, seeds, _Clock(), checkpoint, ws,
+        return cls(problem, config, programs, points, xs, ys, params0, opt0, expensive, seeds, Clock(), checkpoint, ws,
                    valid, network.description)
 
     @property
@@ -362,7 +366,7 @@ class Engine:
             progress("pretrain", done, total)
 
         state = start_state(self.params0, self.opt0)
-        block = _compile(self.programs.pretrain_block(), self.clock, state, self.data)
+        block = compile_timed(self.programs.pretrain_block(), self.clock, state, self.data)
         progress("pretrain", 0, total)
         t0 = time.perf_counter()
         state, _, _, _ = _run_blocks(block, state, (self.data,), cfg.pretrain_steps // cfg.check_every, S,
@@ -406,7 +410,7 @@ class Engine:
         first = tuple(a[0] for a in self.data)
         grad = jax.jit(jax.grad(lambda p: self.programs.objective(p, all_on, first, self.points, pattern)))
         try:
-            temp = _compile(grad, self.clock, take(self.params0, 0)).memory_analysis().temp_size_in_bytes
+            temp = compile_timed(grad, self.clock, take(self.params0, 0)).memory_analysis().temp_size_in_bytes
         except Exception:  # noqa: BLE001 - no analysis on this backend: count activations instead
             per_point = self.config.width * self.config.depth * 4 * 10  # float32 activations, ~10 copies
             temp = per_point * (self.xs.shape[1] + sum(int(p.shape[0]) for p in self.points))
@@ -509,7 +513,7 @@ class Engine:
                 args = (m, data, self.points, self.valid)
                 if block is None:
                     program = self.programs.subset_block(pattern, self.vectorize(pattern, chunk))
-                    block = _compile(program, self.clock, state, *args)
+                    block = compile_timed(program, self.clock, state, *args)
                 yield Batch(pattern, block, state, args, mask_of[real], seed_of[real])
 
     def train(self, masks: np.ndarray, progress: Progress, *, phase: str = "train", tag: str = "batch",
@@ -602,7 +606,7 @@ class Engine:
         for lo in range(0, B, chunk):
             idx = np.minimum(np.arange(lo, lo + chunk), B - 1)  # pad the last chunk: one shape
             part = take(params, idx)
-            fn = fn or _compile(self.programs.validation(), self.clock, part, vx, vy)
+            fn = fn or compile_timed(self.programs.validation(), self.clock, part, vx, vy)
             out.append(np.asarray(fn(part, vx, vy), np.float64)[: B - lo])
         return np.concatenate(out)
 
@@ -760,7 +764,7 @@ def scan(problem: Problem, config: ScanConfig | None = None, *, progress: Progre
     t_start = time.perf_counter()
     config = ScanConfig.preset("quick") if config is None else config
     progress = progress or (lambda phase, done, total: None)
-    _check_inputs(problem, config)
+    check_inputs(problem, config)
     ckpt = None if checkpoint is None else Checkpoint(checkpoint, scan_fingerprint(problem, config, model=model),
                                                       checkpoint_every_s)
     engine = Engine.prepare(problem, config, ckpt, model=model).pretrain(progress)

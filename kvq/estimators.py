@@ -36,8 +36,8 @@ from kvq.engine import (
     Engine,
     Progress,
     Tabulated,
-    _check_inputs,
-    _compile,
+    check_inputs,
+    compile_timed,
     make_result,
     scan,
     scan_fingerprint,
@@ -307,7 +307,7 @@ def _newton(engine: Engine, settings: Newton, progress: Progress) -> tuple[Tabul
     def per_seed(p, x, y):
         return newton_steps(settings, obj, residuals, p, (x, y), engine.points, masks)
 
-    compiled = _compile(jax.jit(jax.vmap(per_seed)), engine.clock, params, engine.xs, engine.ys)
+    compiled = compile_timed(jax.jit(jax.vmap(per_seed)), engine.clock, params, engine.xs, engine.ys)
     shifts, cg = jax.block_until_ready(compiled(params, engine.xs, engine.ys))  # [S, 2^n, p]
     timing["solve_s"] = time.perf_counter() - t0
     progress("solve", systems, systems)
@@ -358,7 +358,7 @@ def estimate(problem: Problem, config: ScanConfig | None = None, method: str = "
     """
     t_start = time.perf_counter()
     config = ScanConfig.preset("quick") if config is None else config
-    _check_inputs(problem, config)
+    check_inputs(problem, config)
     chosen = settings_for(method, **settings)
     if chosen is None:
         return scan(problem, config, progress=progress, checkpoint=checkpoint, checkpoint_every_s=checkpoint_every_s,

@@ -35,10 +35,8 @@ import numpy as np
 
 from kvq.config import ScanConfig
 from kvq.errors import KvqError
-from kvq.nn import make_mlp
+from kvq.nn import Params, make_mlp
 from kvq.text import function_name
-
-Params = Any
 
 
 @dataclass(frozen=True, eq=False)

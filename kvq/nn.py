@@ -55,7 +55,12 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": jax.nn.relu,
 }
 
-Params = Any
+PyTree = Any
+"""A nested structure (dicts, tuples, lists) of arrays: what jax.tree functions walk."""
+Params = PyTree
+"""A network's weights: a pytree of float32 arrays (per item; batched with a leading axis)."""
+OptState = PyTree
+"""An optax optimizer's state for one set of weights (batched like them)."""
 
 
 class MLP(nn.Module):

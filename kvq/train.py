@@ -23,9 +23,8 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike
 
-from kvq.nn import PointModel
+from kvq.nn import OptState, Params, PointModel
 
-Params = Any
 Apply = Callable[[Params, jax.Array], jax.Array]
 
 
@@ -163,16 +162,16 @@ class ItemState(NamedTuple):
     arrays before the first compiled call, device arrays after)."""
 
     params: Params
-    opt_state: Any
+    opt_state: OptState
     best_params: Params  # weights at the last check that improved the loss
-    best_opt_state: Any
+    best_opt_state: OptState
     last_loss: jax.Array | np.ndarray  # loss at the last improving check (NaN: not yet measured)
     frozen: jax.Array | np.ndarray  # bool: stopped by early stopping (or diverged)
     diverged: jax.Array | np.ndarray  # bool: the loss became NaN/inf
     steps_run: jax.Array | np.ndarray  # int32: optimizer steps taken before stopping
 
 
-def start_state(params: Params, opt_state: Any) -> ItemState:
+def start_state(params: Params, opt_state: OptState) -> ItemState:
     """State at the start of a training run from batched ``params`` and ``opt_state``.
 
     The loss at the start is measured by the first block (``last_loss`` is NaN until then).
