@@ -85,7 +85,7 @@ def prepare(problem: kvq.Problem, collocation: int, steps: int, mode: str):
         times = {"pde_on": 0.0, "pde_off": 0.0}
         for b in batches:
             t0 = time.perf_counter()
-            jax.block_until_ready(b.block(b.state, *b.args).params)
+            jax.block_until_ready(b.block(b.state, *b.args)[0].params)  # (state, validation errors)
             dt = time.perf_counter() - t0
             # in modes (a)/(b) a batch is one mask; 'pde_on' collects those training the PDE
             pde_on = 0 in b.pattern if engine.expensive else bool(np.asarray(b.args[0])[0, 0])
