@@ -22,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from kvq.errors import KvqError
 from kvq.importance import full_importance, rule_importance
 from kvq.io import FOLDER_MARKERS, RESULTS, load_result
@@ -372,6 +374,31 @@ def _scan_provenance(result: ScanResult, meta: dict[str, Any]) -> list[tuple[str
     ]
 
 
+MAX_SUBSET_ROWS = 32  # larger value tables are left to table.csv
+
+
+def _subset_table(doc: _Doc, result: ScanResult, where: str = "") -> None:
+    """The validation error of every rule subset (mean ± se over seeds, steps, stopped share)."""
+    k = result.errors.shape[0]
+    if k > MAX_SUBSET_ROWS:
+        doc.para(f"The {k} subsets' validation errors{where} are in table.csv (one row per subset and seed).")
+        return
+    score = score_label(result)
+    errors = np.asarray(result.errors, float)
+    rows = []
+    for m in range(k):
+        ok = np.isfinite(errors[m])
+        mean = errors[m][ok].mean() if ok.any() else float("nan")
+        se = errors[m][ok].std(ddof=1) / np.sqrt(ok.sum()) if ok.sum() > 1 else None
+        stopped = "n/a" if result.stopped is None else f"{np.mean(result.stopped[m]):.0%}"
+        steps = "n/a" if result.steps_run is None else _g(float(np.mean(result.steps_run[m])))
+        rows.append([result.subset_label(m), _sci(mean, se), steps, stopped,
+                     str(int((~ok).sum())) if (~ok).any() else ""])
+    doc.table(["rules on", f"validation {score}", "mean steps", "stopped early", "diverged"], rows,
+              caption=f"Every rule subset{where}: validation {score} (mean ± se over seeds), the steps its "
+                      "trainings ran and the share stopped by the early-stopping check (the rest hit the cap).")
+
+
 def _scan(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
     from kvq.plots import plot_dependence, plot_importance, plot_interactions, plot_trajectory
 
@@ -409,6 +436,8 @@ def _scan(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
             doc.figure(f"interactions-output{k}-{_slug(out)}.png",
                        functools.partial(plot_interactions, result, output=out),
                        f"Pairwise interactions (Banzhaf) for output {out}'s validation MSE.")
+    doc.heading(2, "Every subset")
+    _subset_table(doc, result)
 
 
 def _pivot(summary: list[dict[str, Any]], measure: str) -> tuple[list[str], list[list[str]]]:
@@ -431,7 +460,7 @@ def _pivot(summary: list[dict[str, Any]], measure: str) -> tuple[list[str], list
 
 
 def _sweep(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
-    from kvq.plots import plot_importance, plot_sweep
+    from kvq.plots import plot_dependence, plot_importance, plot_interactions, plot_sweep
 
     summary = [r for r in meta.get("summary") or [] if isinstance(r, dict)]
     points = [p for p in meta.get("points") or [] if isinstance(p, dict)]
@@ -520,6 +549,12 @@ def _sweep(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
                  f"{mse_summary(result.errors[0])}.")
         doc.figure(f"point-{_slug(rel)}-importance.png", functools.partial(plot_importance, result),
                    f"RI and FI per rule at {label}, ± 1 se.")
+        doc.figure(f"point-{_slug(rel)}-dependence.png", functools.partial(plot_dependence, result),
+                   f"Dependence profiles at {label}: each rule's marginal contribution by how many other rules are on.")
+        if result.n_rules >= 2:
+            doc.figure(f"point-{_slug(rel)}-interactions.png", functools.partial(plot_interactions, result),
+                       f"Pairwise interactions (Banzhaf) at {label}: > 0 synergy, < 0 substitution or conflict.")
+        _subset_table(doc, result, f" at {label}")
     if summary:
         doc.heading(2, "All summary rows")
         doc.table(["observations", "noise [%]", "split", "rule", "kind", "RI uniform", "RI Shapley", "FI",

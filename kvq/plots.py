@@ -41,11 +41,43 @@ def _pyplot():
     return plt
 
 
+def text_outside(fig: Any) -> list[str]:
+    """What of ``fig`` is drawn beyond its edges and would be cut off in the saved image: the
+    axes (with their titles, labels and drawn tick labels), the figure's own texts
+    (suptitle) and legends, each named by its text."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    width, height = fig.bbox.width, fig.bbox.height
+
+    def outside(box: Any) -> bool:
+        return box is not None and (box.x0 < -1 or box.y0 < -1 or box.x1 > width + 1 or box.y1 > height + 1)
+
+    out = []
+    for ax in fig.axes:
+        if outside(ax.get_tightbbox(renderer)):
+            out.append(f"axes {ax.get_title() or ax.get_ylabel() or ax.get_label()!r}")
+    texts = [t for t in (*fig.texts, getattr(fig, "_suptitle", None)) if t is not None and t.get_text().strip()]
+    for artist in (*texts, *fig.legends):
+        if artist.get_visible() and outside(artist.get_window_extent(renderer)):
+            out.append(artist.get_text() if hasattr(artist, "get_text") else "legend")
+    return out
+
+
 def _save(plt, fig, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG; a text that the layout left beyond the edges grows the image
+    to include it (``bbox_inches="tight"``) instead of being cut off."""
     path = Path(path)
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=DPI, **({"bbox_inches": "tight"} if text_outside(fig) else {}))
     plt.close(fig)
     return path
+
+
+def _wrap(title: str, fig: Any, fontsize: float = 10.0) -> str:
+    """``title`` broken into lines that fit the width of ``fig`` (about 0.55 em per character)."""
+    import textwrap
+
+    chars = max(20, int(fig.get_figwidth() * 72 / (0.55 * fontsize)))
+    return "\n".join(textwrap.fill(line, chars) for line in title.split("\n"))
 
 
 def _describe(table: Any) -> str:
@@ -94,7 +126,7 @@ def plot_importance(table: ValueTable, path: str | Path) -> Path:
     title = "rule importance"
     if isinstance(table, ScanResult) and table.problem:
         title = f"{_describe(table)}, ± 1 se"
-    ax.set_title(title, fontsize=10)
+    ax.set_title(_wrap(title, fig), fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -133,7 +165,8 @@ def plot_trajectory(table: ValueTable, path: str | Path, weighting: str = "unifo
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     shaded = "" if settle.from_step is None else "; shaded: the half of the budget settledness is judged on"
-    fig.suptitle(f"importance over the training budget, mean ± 1 se{shaded}\n{_describe(table)}", fontsize=10)
+    fig.suptitle(_wrap(f"importance over the training budget, mean ± 1 se{shaded}\n{_describe(table)}", fig),
+                 fontsize=10)
     fig.tight_layout()
     return _save(plt, fig, path)
 
@@ -191,8 +224,8 @@ def plot_dependence(table: ValueTable, path: str | Path, output: int | str | Non
         Line2D([], [], marker="D", linestyle="", color="#c0392b", markersize=5, label="mean ± 1 se"),
     ]
     out = f", output {prof.output}" if prof.output is not None else ""
-    fig.suptitle(f"dependence profiles: $\\Delta_i(S)$ = log10(MSE of S / MSE of S + i)\n{_describe(table)}{out}",
-                 fontsize=10)
+    fig.suptitle(_wrap(f"dependence profiles: $\\Delta_i(S)$ = log10(MSE of S / MSE of S + i)\n"
+                       f"{_describe(table)}{out}", fig), fontsize=10)
     wide = fig.get_figwidth() >= 6.5  # the three legend entries side by side, else stacked
     fig.legend(handles=handles, loc="lower center", ncol=3 if wide else 1, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, (0.4 if wide else 0.75) / fig.get_figheight(), 1, 1))  # room for the legend
@@ -260,7 +293,7 @@ def plot_interactions(table: ValueTable, path: str | Path, weighting: str = "uni
     cbar.set_label("interaction [decades]: > 0 synergy, < 0 substitution or conflict", fontsize=9)
     label = "Banzhaf" if weighting == "uniform" else "Shapley"
     out = f", output {imp.output}" if imp.output is not None else ""
-    ax.set_title(f"pairwise interactions ({label}), mean ± 1 se\n{_describe(table)}{out}", fontsize=10)
+    ax.set_title(_wrap(f"pairwise interactions ({label}), mean ± 1 se\n{_describe(table)}{out}", fig), fontsize=10)
     fig.tight_layout()
     return _save(plt, fig, path)
 
@@ -317,7 +350,8 @@ def plot_sweep(summary_rows: Sequence[Mapping[str, Any]], path: str | Path, axis
                 drawn = True
                 x, y, e = (np.array(v) for v in zip(*pts))
                 color = colors[c % len(colors)]
-                ax.plot(x, y, "o-", color=color, markersize=4, linewidth=1.5, label=rule if a == b == 0 else None)
+                ax.plot(x, y, STYLES[c % len(STYLES)], color=color, markersize=4, linewidth=1.5, clip_on=False,
+                        label=rule if a == b == 0 else None)
                 band = np.isfinite(e)
                 if band.any():
                     ax.fill_between(x, np.where(band, y - e, np.nan), np.where(band, y + e, np.nan),
@@ -329,6 +363,7 @@ def plot_sweep(summary_rows: Sequence[Mapping[str, Any]], path: str | Path, axis
             if axis == "data":
                 ax.set_xscale("symlog", linthresh=10)
             ax.set_xticks(xs_all, [f"{v:g}" for v in xs_all])
+            ax.set_xlim(xs_all[0], xs_all[-1])  # no empty decade before the first point (markers drawn unclipped)
             ax.grid(alpha=0.3)
             panel = _split(split)
             if nrows > 1:
@@ -340,7 +375,7 @@ def plot_sweep(summary_rows: Sequence[Mapping[str, Any]], path: str | Path, axis
                 ax.set_xlabel(xlabel)
     head = title or f"{MEASURES[measure]} against {'data volume' if axis == 'data' else 'noise'}"
     fixed = f", {_fmt_value(other, others[0])}" if nrows == 1 else ""
-    fig.suptitle(f"{head}{fixed}; mean ± 1 se (band) over seeds; > 0: the rule helps", fontsize=10)
+    fig.suptitle(_wrap(f"{head}{fixed}; mean ± 1 se (band) over seeds; > 0: the rule helps", fig), fontsize=10)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(len(rules), 6), fontsize=8, frameon=False,
                title="rule", title_fontsize=8)

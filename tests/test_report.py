@@ -6,6 +6,7 @@ import base64
 import json
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -147,6 +148,7 @@ def test_scan_report_html(folders):
     clean = write_report(folders["clean"], out=folders["root"] / "s.html").read_text()
     assert "No rule is flagged as improper" in clean and "IMPROPER" not in clean
     assert "settledness: unknown" in clean  # no table over the budget in this result
+    assert "<td>{pde, ic, bc}</td>" in text and "stopped early" in text  # the table of every subset
 
 
 def test_multi_output_report_markdown(folders):
@@ -175,8 +177,13 @@ def test_sweep_report(folders):
     assert "d100-n0-extrapolation" not in text  # not done: no section
     figs = folders["sweep"] / "report_files"
     assert {p.name for p in figs.glob("sweep-*.png")} == {"sweep-data-ri.png", "sweep-data-fi.png"}
-    assert len(list(figs.glob("point-*.png"))) == 5
-    assert len(pngs_in_html(text)) == 2 + 5
+    for kind in ("importance", "dependence", "interactions"):  # every finished point's own figures
+        assert len(list(figs.glob(f"point-*-{kind}.png"))) == 5, kind
+    assert len(pngs_in_html(text)) == 2 + 3 * 5
+    # every point's subsets: 2^3 rows of validation errors, computed from its table
+    assert text.count("Every rule subset at ") == 5
+    point = ScanResult.load(folders["sweep"] / "points" / "d10-n0-interpolation")
+    assert f"<td>{{pde, ic}}</td><td>{point.errors[3].mean():.3e} ± " in text
     md = write_report(folders["sweep"], fmt="md").read_text()
     assert "(report_files/sweep-data-ri.png)" in md and "| observations | noise [%] |" in md
 
@@ -263,3 +270,56 @@ def test_results_print_short_and_readable():
     tuned = TuneResult({"name": "toy"}, ("pde", "ic"), (step,), CONFIG, "exact", 1.0)
     assert repr(tuned) == ("TuneResult(problem='toy', rules=['pde', 'ic'], 1 iterations, best: iteration 0, "
                            "weights [1.0, 2.0], all-rules MSE 1.000e-03)")
+
+
+def test_every_figure_keeps_its_text_inside_and_has_a_sane_size(folders, tmp_path, monkeypatch):
+    """Each figure as the layout leaves it: no title, label, tick label or legend beyond the
+    edges (where kvq would have to grow the image), and a size a page can show."""
+    from kvq import plots
+    from kvq.plots import plot_importance, plot_trajectory, text_outside
+
+    outside, save = {}, plots._save
+
+    def checked(plt, fig, path):
+        outside[Path(path).name] = text_outside(fig)
+        return save(plt, fig, path)
+
+    monkeypatch.setattr(plots, "_save", checked)
+    long_name = scan_result(effects=(0.5, 0.2, -0.3, 0.1, 0.05)[:3], history=True)
+    long_name.problem.update(name="a_problem_with_a_rather_long_name_for_a_title", n_data=10_000, noise_pct=25.0,
+                             split="extrapolation")
+    multi = ScanResult.load(folders["multi"])
+    sweep = json.loads((folders["sweep"] / "sweep.json").read_text())
+    noisy = sweep["summary"] + [{**r, "noise": 25.0, "ri": r["ri"] - 0.1} for r in sweep["summary"]]
+    tune = json.loads((folders["tune"] / "tune.json").read_text())
+    paths = [
+        plot_importance(long_name, tmp_path / "ri.png"),
+        plot_trajectory(long_name, tmp_path / "ri-steps.png"),
+        plot_dependence(long_name, tmp_path / "dependence.png"),
+        plot_interactions(long_name, tmp_path / "interactions.png"),
+        plot_interactions(multi, tmp_path / "interactions-u1.png", output="u1"),
+        plot_sweep(sweep["summary"], tmp_path / "sweep-data.png", axis="data"),
+        plot_sweep(noisy, tmp_path / "sweep-noise.png", axis="noise", measure="fi"),
+        plot_tuning(tune["history"], tmp_path / "tuning.png", rule_names=list(RULES)),
+    ]
+    assert set(outside) == {p.name for p in paths}
+    assert {name: texts for name, texts in outside.items() if texts} == {}
+    from matplotlib.image import imread
+
+    for p in paths:
+        h, w = imread(p).shape[:2]
+        assert 400 <= w <= 2000 and 300 <= h <= 2000, (p.name, w, h)
+
+
+def test_a_title_beyond_the_edges_is_seen_and_the_saved_image_grows_to_hold_it(tmp_path):
+    from matplotlib.image import imread
+
+    from kvq.plots import DPI, _pyplot, _save, text_outside
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4, 3), dpi=DPI)
+    ax.plot([0, 1], [0, 1])
+    fig.suptitle("a title far too long for a figure four inches wide, " * 3)
+    assert text_outside(fig) != []
+    h, w = imread(_save(plt, fig, tmp_path / "wide.png")).shape[:2]
+    assert w > 4 * DPI  # nothing cut off: the image is wider than the figure
