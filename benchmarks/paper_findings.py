@@ -217,16 +217,24 @@ def main() -> None:
         md += [f"| {c['claim']} | {c['rule']} ({c['kind']}) | {c['measured']} | {c['verdict']} |" for c in claims]
         md += [""] + ri_table(problem, sw.summary) + [""]
         print("\n".join(md[start:]), flush=True)
-    for problem in args.dependence:
-        row, lines = dependence(problem, args.preset, args.seeds, args.dependence_steps)
-        payload.setdefault("dependence", {})[problem] = row
-        write_json(f"paper-findings{'' if args.preset == 'quick' else '-' + args.preset}-{env['platform']}", payload)
-        md += lines
-        print("\n".join(lines), flush=True)
     tag = "" if args.preset == "quick" else f"-{args.preset}"
-    update_section(f"paper-findings{tag}-{env['platform']}", f"## Paper findings at the {args.preset} preset "
-                   f"({env['platform']})\n\n" + "\n".join(md))
-
+    if args.problems:
+        update_section(f"paper-findings{tag}-{env['platform']}", f"## Paper findings at the {args.preset} preset "
+                       f"({env['platform']})\n\n" + "\n".join(md))
+    if not args.dependence:
+        return
+    # the dependence scans have a file and a section of their own, so they run apart from the sweeps
+    dep = {"machine": env, "preset": args.preset, "seeds": args.seeds, "dependence": {}}
+    lines = [md[0], "", "Command: `python benchmarks/paper_findings.py " + " ".join(sys.argv[1:]) + "`", ""]
+    for problem in args.dependence:
+        row, found = dependence(problem, args.preset, args.seeds, args.dependence_steps)
+        dep["dependence"][problem] = row
+        write_json(f"paper-dependence{tag}-{env['platform']}", dep)
+        lines += found
+        print("\n".join(found), flush=True)
+    update_section(f"paper-dependence{tag}-{env['platform']}",
+                   f"## The global rule's dependence at the {args.preset} preset ({env['platform']})\n\n"
+                   + "\n".join(lines))
 
 if __name__ == "__main__":
     main()
