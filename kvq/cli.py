@@ -93,6 +93,9 @@ def _training_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--max-batch", type=int, default=None, metavar="B", help="at most B (subset, seed) trainings per compiled call (default: as many as fit in half the free memory)")
     s.add_argument("--vectorize", type=int, default=None, metavar="V",
                    help="trainings run in lock-step (vmap) inside a call (default: chosen for the device)")
+    s.add_argument("--devices", type=int, default=None, metavar="N",
+                   help="share every batch between the first N of this machine's devices (default: all of them; "
+                        "--max-batch and --vectorize count per device)")
     s.add_argument("--model", default=None, metavar="MODULE:FUNCTION",
                    help="your own network: FUNCTION() returns a Flax Linen or NNX module, kvq.models.nnx_factory(...) "
                         "or a pair (init, apply) (default: the preset's MLP)")
@@ -228,7 +231,7 @@ def _config(args: argparse.Namespace):
         return problems.config(args.problem, args.preset, **overrides)
 
     names = ("seeds", "steps", "check_every", "pretrain_steps", "collocation", "max_batch", "vectorize",
-             "polish_steps", "data_loss", "score")
+             "devices", "polish_steps", "data_loss", "score")
     overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     if args.steps is not None and args.check_every is None and args.steps < preset().check_every:
         overrides["check_every"] = args.steps  # a short run: one check at the end

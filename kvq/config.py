@@ -20,7 +20,7 @@ GROUPINGS = ("auto", "none")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
-MEMORY_ONLY = ("max_batch", "vectorize")
+MEMORY_ONLY = ("max_batch", "vectorize", "devices")
 
 
 def config_identity(config: dict[str, Any]) -> dict[str, Any]:
@@ -53,6 +53,10 @@ class ScanConfig:
     ``vectorize``: how many of them train in lock-step under ``vmap`` inside the call (the
     rest run one chunk after another in the same program); ``None`` picks it from the
     device (all on accelerators, ~4 000 expensive-rule points' worth on a CPU).
+    ``devices``: how many of this process's devices share every batch (the items are split
+    evenly between them, ``max_batch`` and ``vectorize`` count per device; ``None``: all of
+    them).  Like ``max_batch`` and ``vectorize`` it changes where and how fast, not what is
+    computed, so a run may resume with another.
     ``score``: how a training is scored on the validation set, per output: ``"mse"`` (the
     paper's), ``"relative_l2"`` or ``"max_error"``; the value of a rule subset is
     ``-log10(score)``, so importances stay in decades of that score.
@@ -84,6 +88,7 @@ class ScanConfig:
     data_loss: Any = "mse"  # str | kvq.train.DataLossFn
     output_weights: tuple[float, ...] | None = None
     polish_steps: int = 0
+    devices: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("width", "steps", "check_every", "seeds"):
@@ -96,6 +101,8 @@ class ScanConfig:
             _positive_int("max_batch", self.max_batch)
         if self.vectorize is not None:
             _positive_int("vectorize", self.vectorize)
+        if self.devices is not None:
+            _positive_int("devices", self.devices)
         if self.activation not in ACTIVATIONS:
             raise KvqError(f"unknown activation {self.activation!r}; choose one of {sorted(ACTIVATIONS)}")
         if isinstance(self.optimizer, str):

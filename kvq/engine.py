@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh
 
 from kvq.checkpoint import Checkpoint, batch_key, fingerprint, item_keys
 from kvq.coalitions import all_masks, group_by_pattern
@@ -73,6 +74,17 @@ def available_memory() -> int | None:
     except (OSError, ValueError):
         pass
     return max(min(free), 0) if free else None
+
+
+def local_mesh(devices: int | None) -> Mesh | None:
+    """A one-axis mesh (``"items"``) of the first ``devices`` of this process's devices (all
+    of them when None); None where that is one device."""
+    available = jax.local_devices()
+    n = len(available) if devices is None else devices
+    if n > len(available):
+        raise KvqError(f"devices={n}, but this process has {len(available)} {available[0].platform} device(s); "
+                       f"use --devices {len(available)} or fewer")
+    return None if n == 1 else Mesh(np.array(available[:n]), ("items",))
 
 
 def rule_points(problem: Problem, cap: int | None) -> tuple[jax.Array, ...]:
@@ -278,6 +290,7 @@ class Engine:
     ws: np.ndarray | None = None  # [S, N] 0/1 real rows where the observation sets were padded
     valid: tuple[jax.Array, ...] = ()  # (vx [V, d_in], vy [V, d_out]) float32: the validation set
     model: dict[str, Any] = dataclasses.field(default_factory=dict)  # what network trains (kvq.models)
+    mesh: Mesh | None = None  # the devices that share every batch (None: one device)
 
     @classmethod
     def prepare(cls, problem: Problem, config: ScanConfig, checkpoint: Checkpoint | None = None,
@@ -331,12 +344,17 @@ class Engine:
         opt0 = jax.device_get(jax.jit(jax.vmap(optimizer.init))(params0))
         valid = (jnp.asarray(problem.valid.x, jnp.float32), jnp.asarray(problem.valid.y, jnp.float32))
         return cls(problem, config, programs, points, xs, ys, params0, opt0, expensive, seeds, Clock(), checkpoint, ws,
-                   valid, network.description)
+                   valid, network.description, local_mesh(config.devices))
 
     @property
     def data(self) -> tuple[np.ndarray, ...]:
         """The observations of every seed column: ``(xs, ys)`` or, when padded, ``(xs, ys, ws)``."""
         return (self.xs, self.ys) if self.ws is None else (self.xs, self.ys, self.ws)
+
+    @property
+    def n_devices(self) -> int:
+        """How many devices share every batch."""
+        return 1 if self.mesh is None else int(self.mesh.size)
 
     def rows(self) -> np.ndarray:
         """Observations (real rows) of each seed column, [S]."""
@@ -417,13 +435,16 @@ class Engine:
         return int(3 * state + temp + self.xs[0].nbytes + self.ys[0].nbytes)
 
     def max_batch(self, pattern: tuple[int, ...], total: int) -> int:
-        """Trainings per compiled call: ``config.max_batch``, or where it is ``None`` as many
-        as fit in ``MEMORY_SHARE`` of the free memory (all ``total`` if that is unknown)."""
+        """Trainings per compiled call and device: ``config.max_batch``, or where it is ``None``
+        as many as fit in ``MEMORY_SHARE`` of the device's free memory (all ``total`` if that
+        is unknown; CPU devices share the host's memory)."""
         if self.config.max_batch is not None:
             return min(total, self.config.max_batch)
         free = available_memory()
         if free is None or total <= ALWAYS_FITS:
             return total
+        if jax.default_backend() == "cpu":
+            free //= self.n_devices
         return max(1, min(total, int(MEMORY_SHARE * free) // self.item_bytes(pattern)))
 
     def seed_starts(self, mask_of: np.ndarray, seed_of: np.ndarray) -> tuple[Any, Any]:
@@ -502,7 +523,8 @@ class Engine:
             B = len(mask_of)
             if B == 0:
                 continue
-            chunk = self.max_batch(pattern, B)
+            per_device = self.max_batch(pattern, -(-B // self.n_devices))
+            chunk = per_device * self.n_devices  # every device trains per_device items of every chunk
             block = None
             for lo in range(0, B, chunk):
                 real = np.arange(lo, min(lo + chunk, B))
@@ -512,7 +534,7 @@ class Engine:
                 state = start_state(*starts(mask_of[items], seed_of[items]))
                 args = (m, data, self.points, self.valid)
                 if block is None:
-                    program = self.programs.subset_block(pattern, self.vectorize(pattern, chunk))
+                    program = self.programs.subset_block(pattern, self.vectorize(pattern, per_device), self.mesh)
                     block = compile_timed(program, self.clock, state, *args)
                 yield Batch(pattern, block, state, args, mask_of[real], seed_of[real])
 
@@ -731,6 +753,7 @@ def make_result(engine: Engine, table: Tabulated, t_start: float, method: str = 
             "subset_steps": clock.subset_steps,
             "subset_steps_per_s": clock.subset_steps / clock.train_s if clock.train_s > 0 else None,
             "programs": len(group_by_pattern(masks, engine.expensive)),
+            "devices": engine.n_devices,
             "expensive_rules": [problem.rule_names[i] for i in engine.expensive],
         },
         environment=environment(),

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import PartitionSpec
 from jax.typing import ArrayLike
 
 from kvq.nn import OptState, Params, PointModel
@@ -271,7 +272,7 @@ class Programs:
     keep: str = "last"  # the early-stopping rule of subset trainings (make_block)
     linesearch: bool = False  # the optimizer needs the loss (optax.lbfgs: the polish phase)
 
-    def subset_block(self, pattern: tuple[int, ...], vectorize: int | None = None):
+    def subset_block(self, pattern: tuple[int, ...], vectorize: int | None = None, mesh: Any = None):
         """jit ``(state[B], masks[B,n], data[B], points, valid) -> (state, errors [B, d_out])``:
         one check interval, then the validation MSE per output of each item's kept weights
         (``valid`` = ``(vx [V, d_in], vy [V, d_out])``; NaN for a diverged item).  Those are
@@ -281,6 +282,11 @@ class Programs:
         ``vectorize`` items train in lock-step under ``vmap``; with fewer than ``B``, the
         program runs such chunks one after another (``lax.map``), which keeps a CPU's
         caches warm for large collocation sets.  ``None``: all ``B`` at once.
+
+        ``mesh``: a one-axis ``jax.sharding.Mesh`` of devices; the items are split evenly
+        between them (``B`` a multiple of its size; ``vectorize`` counts per device) and each
+        device trains its share with the same per-item program (``jax.shard_map``; nothing is
+        communicated), while the rule points and the validation set are copied to every device.
         """
         obj = self.objective
 
@@ -299,7 +305,12 @@ class Programs:
                 return jax.lax.map(lambda item: one(*item, points, valid), items)
             return jax.lax.map(lambda item: one(*item, points, valid), items, batch_size=vectorize)
 
-        return jax.jit(batched)
+        if mesh is None:
+            return jax.jit(batched)
+        split = PartitionSpec(mesh.axis_names[0])
+        shared = PartitionSpec()
+        return jax.jit(jax.shard_map(batched, mesh=mesh, in_specs=(split, split, split, shared, shared),
+                                     out_specs=(split, split), check_vma=False))
 
     def pretrain_block(self):
         """jit(vmap) data-only block over seeds: ``(state[S], data[S]) -> state``."""
