@@ -50,9 +50,18 @@ def test_round_trip(tmp_path):
     meta = json.loads((tmp_path / "results.json").read_text())
     assert meta["diverged"] == [{"mask": 5, "rules_on": ["r0", "r2"], "seed": 4}]
     ri = meta["importance"]["ri_uniform"]
-    with pytest.warns(RuntimeWarning):
-        expected = kvq.rule_importance(result).mean
-    np.testing.assert_allclose(ri["mean"], expected)
+    # RI computed here from the errors alone: per seed the mean over the pairs (S, S + {i}) that
+    # both trained without diverging, then the mean over seeds
+    v = -np.log10(result.errors)
+    v[result.diverged] = np.nan
+    index = {tuple(row): k for k, row in enumerate(result.masks)}
+    expected = []
+    for i in range(3):
+        pairs = [(index[tuple(np.where(np.arange(3) == i, 1, row))], k) for k, row in enumerate(result.masks)
+                 if row[i] == 0]
+        gains = np.array([v[on] - v[off] for on, off in pairs])  # [pairs, seeds]
+        expected.append(np.mean([np.nanmean(g) for g in gains.T]))
+    np.testing.assert_allclose(ri["mean"], expected, rtol=1e-6)
     assert {"ri_uniform", "ri_shapley", "fi", "interactions_uniform", "interactions_shapley", "dependence"} <= set(meta["importance"])
     lines = (tmp_path / "table.csv").read_text().splitlines()
     assert lines[0].startswith("mask,r0,r1,r2,seed,mse,mse_u,mse_v,steps_run,diverged")

@@ -1,5 +1,5 @@
 """Reference solvers of further paper problems: equation, initial/boundary conditions,
-and agreement with the paper's files (skipped where they are absent)."""
+and agreement with the paper's files (400 points of each, shipped in tests/data)."""
 
 from __future__ import annotations
 
