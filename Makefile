@@ -23,6 +23,7 @@ demo: $(VENV)/.installed-plot
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check kvq
+	$(BIN)/ruff format --check kvq
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -n auto --maxprocesses 4
 

@@ -95,8 +95,14 @@ class Checkpoint:
             raise KvqError(f"checkpoint {str(file)!r} does not match this scan's state; remove the folder")
         return jax.tree.unflatten(treedef, leaves), done, finished
 
-    def save(self, key: str, state: Any, blocks_done: int, finished: bool = False,
-             items: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    def save(
+        self,
+        key: str,
+        state: Any,
+        blocks_done: int,
+        finished: bool = False,
+        items: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
         """Save ``state`` under ``key`` if ``every_s`` passed since the last save (always when
         finished).  ``items`` = (masks [R, n], seed columns [R]) of the batch's first R
         (real, unpadded) rows, for :meth:`finished_items`."""
@@ -111,8 +117,10 @@ class Checkpoint:
             arrays["item_columns"] = np.asarray(items[1], np.int64)
         tmp = self.path / f"{key}.npz.tmp"
         with open(tmp, "wb") as f:
-            np.savez(f, n_leaves=np.asarray(len(leaves)), blocks_done=np.asarray(blocks_done),
-                     finished=np.asarray(finished), **arrays)  # type: ignore[arg-type]
+            arrays.update(
+                n_leaves=np.asarray(len(leaves)), blocks_done=np.asarray(blocks_done), finished=np.asarray(finished)
+            )
+            np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy types **kwds as its allow_pickle
         os.replace(tmp, self.path / f"{key}.npz")
 
     def finished_items(self, tag: str) -> dict[tuple[bytes, int], tuple[str, int]]:

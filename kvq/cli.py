@@ -20,8 +20,12 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports bad input as one ``kvq: error: ...`` line (exit status 2)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"kvq: error: {message} (see 'kvq {self.prog.split()[-1]} --help')\n"
-                  if " " in self.prog else f"kvq: error: {message} (see 'kvq --help')\n")
+        self.exit(
+            2,
+            f"kvq: error: {message} (see 'kvq {self.prog.split()[-1]} --help')\n"
+            if " " in self.prog
+            else f"kvq: error: {message} (see 'kvq --help')\n",
+        )
 
 
 class ProgressPrinter:
@@ -49,11 +53,14 @@ class ProgressPrinter:
         if not self.tty and not finished and now - self.last < self.every_s:
             return
         self.last, self.shown[phase] = now, done
-        unit = {"train": "subset-steps", "refine": "subset-steps", "polish": "subset-steps", "solve": "systems"}.get(phase.split()[-1], "seed-steps")
+        unit = {"train": "subset-steps", "refine": "subset-steps", "polish": "subset-steps", "solve": "systems"}.get(
+            phase.split()[-1], "seed-steps"
+        )
         rate = done / (now - start) if now > start else 0.0
         pct = 100.0 * done / total if total else 100.0
-        msg = (f"{phase:>8}: {done:,}/{total:,} {unit} ({pct:5.1f}%)  "
-               f"elapsed {now - self.t0:6.1f} s  {rate:,.0f} {unit}/s")
+        msg = (
+            f"{phase:>8}: {done:,}/{total:,} {unit} ({pct:5.1f}%)  elapsed {now - self.t0:6.1f} s  {rate:,.0f} {unit}/s"
+        )
         if self.tty:
             self.stream.write("\r" + msg + ("\n" if finished else ""))
         else:
@@ -63,52 +70,111 @@ class ProgressPrinter:
 
 def _point_options(s: argparse.ArgumentParser) -> None:
     """The one setting a scan (or tuning) runs at: observations, noise and split."""
-    s.add_argument("--data", type=int, default=None, metavar="N", help="number of observations (problem default if omitted)")
-    s.add_argument("--noise", default=None, metavar="PCT", help="observation noise in %% of the solution's std (default 0)")
-    s.add_argument("--split", default=None, help="interpolation (in-distribution) or extrapolation (out-of-distribution)")
+    s.add_argument(
+        "--data", type=int, default=None, metavar="N", help="number of observations (problem default if omitted)"
+    )
+    s.add_argument(
+        "--noise", default=None, metavar="PCT", help="observation noise in %% of the solution's std (default 0)"
+    )
+    s.add_argument(
+        "--split", default=None, help="interpolation (in-distribution) or extrapolation (out-of-distribution)"
+    )
 
 
 def _training_options(s: argparse.ArgumentParser) -> None:
     """Options shared by ``scan`` and ``sweep``: method, preset and training budget, output."""
-    s.add_argument("--method", default="exact", choices=("exact", "finetune", "newton"),
-                   help="exact (train every subset), finetune (K steps per subset from one anchor) or newton "
-                        "(one second-order step per subset from an all-rules anchor); default exact")
-    s.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
-                   help="an estimator setting, repeatable: finetune: steps, anchor (data|all); newton: anchor "
-                        "(all|data), curvature (ggn|hessian), damping, cg_iterations, cg_tol, solve "
-                        "(shared|per_mask), anchor_step (true|false), refine_steps")
-    s.add_argument("--preset", default="quick", help="training preset: quick (CPU, ~1 min; too short for the numbers to settle), standard (settled; "
-                        "minutes on a CPU) or paper (the paper's protocol; use a GPU) (default: quick)")
+    s.add_argument(
+        "--method",
+        default="exact",
+        choices=("exact", "finetune", "newton"),
+        help="exact (train every subset), finetune (K steps per subset from one anchor) or newton "
+        "(one second-order step per subset from an all-rules anchor); default exact",
+    )
+    s.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an estimator setting, repeatable: finetune: steps, anchor (data|all); newton: anchor "
+        "(all|data), curvature (ggn|hessian), damping, cg_iterations, cg_tol, solve "
+        "(shared|per_mask), anchor_step (true|false), refine_steps",
+    )
+    s.add_argument(
+        "--preset",
+        default="quick",
+        help="training preset: quick (CPU, ~1 min; too short for the numbers to settle), standard (settled; "
+        "minutes on a CPU) or paper (the paper's protocol; use a GPU) (default: quick)",
+    )
     s.add_argument("--seeds", type=int, default=None, metavar="K", help="seeds (network init and data draw)")
     s.add_argument("--steps", type=int, default=None, metavar="S", help="training steps per subset")
     s.add_argument("--check-every", type=int, default=None, metavar="C", help="early-stopping check interval (steps)")
     s.add_argument("--pretrain-steps", type=int, default=None, metavar="P", help="data-only warm-start steps")
     s.add_argument("--collocation", type=int, default=None, metavar="P", help="at most P collocation points per rule")
-    s.add_argument("--polish-steps", type=int, default=None, metavar="L",
-                   help="after the first optimizer, up to L L-BFGS steps per training (Adam then L-BFGS; default 0)")
-    s.add_argument("--data-loss", default=None, choices=("mse", "relative_l2", "huber"),
-                   help="loss on the observations (default mse)")
-    s.add_argument("--score", default=None, choices=("mse", "relative_l2", "max_error"),
-                   help="validation score that values each subset (default mse)")
-    s.add_argument("--max-batch", type=int, default=None, metavar="B", help="at most B (subset, seed) trainings per compiled call (default: as many as fit in half the free memory)")
-    s.add_argument("--vectorize", type=int, default=None, metavar="V",
-                   help="trainings run in lock-step (vmap) inside a call (default: chosen for the device)")
-    s.add_argument("--devices", type=int, default=None, metavar="N",
-                   help="share every batch between the first N of this machine's devices (default: all of them; "
-                        "--max-batch and --vectorize count per device)")
-    s.add_argument("--model", default=None, metavar="MODULE:FUNCTION",
-                   help="your own network: FUNCTION() returns a Flax Linen or NNX module, kvq.models.nnx_factory(...) "
-                        "or a pair (init, apply) (default: the preset's MLP)")
+    s.add_argument(
+        "--polish-steps",
+        type=int,
+        default=None,
+        metavar="L",
+        help="after the first optimizer, up to L L-BFGS steps per training (Adam then L-BFGS; default 0)",
+    )
+    s.add_argument(
+        "--data-loss",
+        default=None,
+        choices=("mse", "relative_l2", "huber"),
+        help="loss on the observations (default mse)",
+    )
+    s.add_argument(
+        "--score",
+        default=None,
+        choices=("mse", "relative_l2", "max_error"),
+        help="validation score that values each subset (default mse)",
+    )
+    s.add_argument(
+        "--max-batch",
+        type=int,
+        default=None,
+        metavar="B",
+        help="at most B (subset, seed) trainings per compiled call (default: as many as fit in half the free memory)",
+    )
+    s.add_argument(
+        "--vectorize",
+        type=int,
+        default=None,
+        metavar="V",
+        help="trainings run in lock-step (vmap) inside a call (default: chosen for the device)",
+    )
+    s.add_argument(
+        "--devices",
+        type=int,
+        default=None,
+        metavar="N",
+        help="share every batch between the first N of this machine's devices (default: all of them; "
+        "--max-batch and --vectorize count per device)",
+    )
+    s.add_argument(
+        "--model",
+        default=None,
+        metavar="MODULE:FUNCTION",
+        help="your own network: FUNCTION() returns a Flax Linen or NNX module, kvq.models.nnx_factory(...) "
+        "or a pair (init, apply) (default: the preset's MLP)",
+    )
     s.add_argument("--problem-seed", type=int, default=0, metavar="SEED", help="first seed (default 0)")
-    s.add_argument("--wrong", default=None, metavar="RULE",
-                   help="replace RULE by wrong knowledge (burgers: ic; equations: e_law), to test improper-rule flags")
+    s.add_argument(
+        "--wrong",
+        default=None,
+        metavar="RULE",
+        help="replace RULE by wrong knowledge (burgers: ic; equations: e_law), to test improper-rule flags",
+    )
     s.add_argument("--out", default=None, metavar="DIR", help="results folder (default results/PROBLEM-PRESET[-sweep])")
     s.add_argument("--overwrite", action="store_true", help="replace a different scan already in DIR")
     s.add_argument("--no-plot", action="store_true", help="do not write figures")
 
 
-PROBLEM_HELP = ("a built-in problem ({names}) or your own as MODULE:FUNCTION, a factory "
-                "make(n_data, noise, split, seed) -> kvq.Problem (the current folder is importable)")
+PROBLEM_HELP = (
+    "a built-in problem ({names}) or your own as MODULE:FUNCTION, a factory "
+    "make(n_data, noise, split, seed) -> kvq.Problem (the current folder is importable)"
+)
 
 
 def _parser() -> _Parser:
@@ -117,65 +183,87 @@ def _parser() -> _Parser:
     p = _Parser(prog="kvq", description="Knowledge value quantification: how much is each rule worth?")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    s = sub.add_parser("scan", help="train every rule subset (or estimate it) and print rule importances",
-                       description="Exact scan: train the model with every subset of the problem's rules "
-                                   "(all subsets and seeds batched), then print RI/FI and write results. "
-                                   "--method finetune|newton estimates the same table from one anchor "
-                                   "training (see the README's 'Which method' section).",
-                       epilog="examples:\n  kvq scan burgers --preset standard\n"
-                              "  kvq scan kdv --split extrapolation --data 100 --seeds 3 --out results/kdv-ood\n"
-                              "  kvq scan mymodule:make --data 50          # your own problem factory",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s = sub.add_parser(
+        "scan",
+        help="train every rule subset (or estimate it) and print rule importances",
+        description="Exact scan: train the model with every subset of the problem's rules "
+        "(all subsets and seeds batched), then print RI/FI and write results. "
+        "--method finetune|newton estimates the same table from one anchor "
+        "training (see the README's 'Which method' section).",
+        epilog="examples:\n  kvq scan burgers --preset standard\n"
+        "  kvq scan kdv --split extrapolation --data 100 --seeds 3 --out results/kdv-ood\n"
+        "  kvq scan mymodule:make --data 50          # your own problem factory",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     s.add_argument("problem", help=PROBLEM_HELP.format(names=", ".join(problems.names())))
     _point_options(s)
     _training_options(s)
 
-    w = sub.add_parser("sweep", help="scan across data volumes, noise levels and splits; trend tests",
-                       description="Run the rule-subset scan at every combination of --data, --noise and --split "
-                                   "(exact scans of one split train as one batch), then print RI/FI per point and "
-                                   "Mann-Kendall trend tests along each swept axis. Finished points are written as "
-                                   "they complete; running the same command again resumes an interrupted sweep.",
-                       epilog="example:\n  kvq sweep burgers --data 0,10,100,1000 --split interpolation,extrapolation "
-                              "--preset standard",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    w = sub.add_parser(
+        "sweep",
+        help="scan across data volumes, noise levels and splits; trend tests",
+        description="Run the rule-subset scan at every combination of --data, --noise and --split "
+        "(exact scans of one split train as one batch), then print RI/FI per point and "
+        "Mann-Kendall trend tests along each swept axis. Finished points are written as "
+        "they complete; running the same command again resumes an interrupted sweep.",
+        epilog="example:\n  kvq sweep burgers --data 0,10,100,1000 --split interpolation,extrapolation "
+        "--preset standard",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     w.add_argument("problem", help=PROBLEM_HELP.format(names=", ".join(problems.names())))
     w.add_argument("--data", default=None, metavar="N,N,...", help="observation counts, e.g. 0,10,100,1000")
-    w.add_argument("--noise", default=None, metavar="PCT,...", help="noise levels in %% of the solution's std, e.g. 0,25,50")
+    w.add_argument(
+        "--noise", default=None, metavar="PCT,...", help="noise levels in %% of the solution's std, e.g. 0,25,50"
+    )
     w.add_argument("--split", default=None, metavar="NAME,...", help="splits, e.g. interpolation,extrapolation")
     _training_options(w)
 
-    t = sub.add_parser("tune", help="RI-guided rule weights: lambda_i <- lambda_i * 10^(mu * RI_i), with roll-back",
-                       description="Tune the rule weights by the paper's RI-guided update: scan at the current "
-                                   "weights, multiply each weight by 10^(mu * RI); a step that raises the all-rules "
-                                   "validation error is rolled back and mu halved. Each iteration's scan is saved; "
-                                   "running the same command again resumes.",
-                       epilog="example:\n  kvq tune burgers --wrong ic --iterations 3",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    t = sub.add_parser(
+        "tune",
+        help="RI-guided rule weights: lambda_i <- lambda_i * 10^(mu * RI_i), with roll-back",
+        description="Tune the rule weights by the paper's RI-guided update: scan at the current "
+        "weights, multiply each weight by 10^(mu * RI); a step that raises the all-rules "
+        "validation error is rolled back and mu halved. Each iteration's scan is saved; "
+        "running the same command again resumes.",
+        epilog="example:\n  kvq tune burgers --wrong ic --iterations 3",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     t.add_argument("problem", help=PROBLEM_HELP.format(names=", ".join(problems.names())))
-    t.add_argument("--iterations", type=int, default=4, metavar="K", help="weight updates after the first scan (default 4)")
+    t.add_argument(
+        "--iterations", type=int, default=4, metavar="K", help="weight updates after the first scan (default 4)"
+    )
     t.add_argument("--mu", type=float, default=1.0, help="step size mu of the update (default 1)")
     _point_options(t)
     _training_options(t)
 
-    r = sub.add_parser("report", help="write an HTML or Markdown report (with figures) of a results folder",
-                       description="Turn a results folder written by 'kvq scan', 'kvq sweep' or 'kvq tune' into a "
-                                   "self-contained report with figures.",
-                       epilog="example:\n  kvq report results/burgers-quick            # -> results/burgers-quick/report.html",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    r = sub.add_parser(
+        "report",
+        help="write an HTML or Markdown report (with figures) of a results folder",
+        description="Turn a results folder written by 'kvq scan', 'kvq sweep' or 'kvq tune' into a "
+        "self-contained report with figures.",
+        epilog="example:\n  kvq report results/burgers-quick            # -> results/burgers-quick/report.html",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     r.add_argument("dir", help="a results folder")
     r.add_argument("--format", default="html", choices=("html", "md"), help="html (default; figures embedded) or md")
     r.add_argument("--out", default=None, metavar="FILE", help="report file (default DIR/report.html or DIR/report.md)")
 
-    sub.add_parser("problems", help="list the built-in problems and their rules",
-                   description="List every built-in problem: its equation, rules (global or local), splits and "
-                               "what its quick and standard presets train.")
-    show = sub.add_parser("show", help="print a saved scan, sweep or tuning run and the settings it was made with",
-                          description="Print the settings a saved run was made with (problem, data, noise, split, "
-                                      "preset, method, versions) and its results: the importance table and "
-                                      "verdicts of a scan, the per-point tables and trend tests of a sweep, the "
-                                      "weight history of a tuning run.",
-                          epilog="examples:\n  kvq show results/burgers-quick\n  kvq show results/burgers-quick-sweep",
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub.add_parser(
+        "problems",
+        help="list the built-in problems and their rules",
+        description="List every built-in problem: its equation, rules (global or local), splits and "
+        "what its quick and standard presets train.",
+    )
+    show = sub.add_parser(
+        "show",
+        help="print a saved scan, sweep or tuning run and the settings it was made with",
+        description="Print the settings a saved run was made with (problem, data, noise, split, "
+        "preset, method, versions) and its results: the importance table and "
+        "verdicts of a scan, the per-point tables and trend tests of a sweep, the "
+        "weight history of a tuning run.",
+        epilog="examples:\n  kvq show results/burgers-quick\n  kvq show results/burgers-quick-sweep",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     show.add_argument("dir", help="a folder written by 'kvq scan', 'kvq sweep' or 'kvq tune'")
     return p
 
@@ -204,9 +292,14 @@ def _factory(target: str, what: str = "a problem factory"):
         raise KvqError(f"cannot import module {module_name!r} for {what} {target!r}: {e}") from None
     make = getattr(module, attr, None)
     if not callable(make):
-        raise KvqError(f"module {module_name!r} has no function {attr!r}" + (
-            "; a problem factory is make(n_data, noise, split, seed) -> kvq.Problem" if what == "a problem factory"
-            else f" ({what})"))
+        raise KvqError(
+            f"module {module_name!r} has no function {attr!r}"
+            + (
+                "; a problem factory is make(n_data, noise, split, seed) -> kvq.Problem"
+                if what == "a problem factory"
+                else f" ({what})"
+            )
+        )
     return make
 
 
@@ -230,8 +323,19 @@ def _config(args: argparse.Namespace):
             return ScanConfig.preset(args.preset, **overrides)
         return problems.config(args.problem, args.preset, **overrides)
 
-    names = ("seeds", "steps", "check_every", "pretrain_steps", "collocation", "max_batch", "vectorize",
-             "devices", "polish_steps", "data_loss", "score")
+    names = (
+        "seeds",
+        "steps",
+        "check_every",
+        "pretrain_steps",
+        "collocation",
+        "max_batch",
+        "vectorize",
+        "devices",
+        "polish_steps",
+        "data_loss",
+        "score",
+    )
     overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     if args.steps is not None and args.check_every is None and args.steps < preset().check_every:
         overrides["check_every"] = args.steps  # a short run: one check at the end
@@ -282,14 +386,17 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"kvq: resuming from the checkpoint in {ckpt_dir}/\n")
 
     verb = "scanning" if args.method == "exact" else f"estimating ({args.method})"
-    out.write(f"kvq: {verb} {problem.name} ({len(problem.rules)} rules -> {2 ** len(problem.rules)} subsets "
-              f"x {config.seeds} seed(s), preset {args.preset}, {len(problem.train)} observations, "
-              f"noise {problem.info.get('noise_pct', 0):g}%, split {problem.info.get('split', '-')})\n")
+    out.write(
+        f"kvq: {verb} {problem.name} ({len(problem.rules)} rules -> {2 ** len(problem.rules)} subsets "
+        f"x {config.seeds} seed(s), preset {args.preset}, {len(problem.train)} observations, "
+        f"noise {problem.info.get('noise_pct', 0):g}%, split {problem.info.get('split', '-')})\n"
+    )
     out.flush()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        result = estimate(problem, config, args.method, progress=ProgressPrinter(), checkpoint=ckpt_dir, model=model,
-                          **settings)
+        result = estimate(
+            problem, config, args.method, progress=ProgressPrinter(), checkpoint=ckpt_dir, model=model, **settings
+        )
     for w in caught:
         sys.stderr.write(f"kvq: warning: {w.message}\n")
     save_result(result, outdir, overwrite=True)
@@ -312,13 +419,18 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
     out.write("\n" + importance_table(result, rerun=_rerun(args, config.steps * 2, outdir)) + "\n\n")
     rate = t["subset_steps_per_s"]
     speed = f"at {rate:,.0f} subset-steps/s" if rate else "all of it resumed from the checkpoint"
-    out.write(f"time: {t['total_s']:.1f} s total ({t['compile_s']:.1f} s compiling, {t['train_s']:.1f} s training "
-              f"{speed}, {t['programs']} program(s)) on {result.environment.get('device', '?')}\n")
+    out.write(
+        f"time: {t['total_s']:.1f} s total ({t['compile_s']:.1f} s compiling, {t['train_s']:.1f} s training "
+        f"{speed}, {t['programs']} program(s)) on {result.environment.get('device', '?')}\n"
+    )
     if result.estimator:
         diag = result.estimator.get("diagnostics", {})
         cg = diag.get("cg_relative_residual_max")
-        out.write(f"method: {result.method} {result.estimator['settings']}"
-                  + (f"; largest CG relative residual {cg:.2g}" if cg is not None else "") + "\n")
+        out.write(
+            f"method: {result.method} {result.estimator['settings']}"
+            + (f"; largest CG relative residual {cg:.2g}" if cg is not None else "")
+            + "\n"
+        )
     out.write(f"wrote {', '.join(files)} to {outdir}/\n")
     return 0
 
@@ -361,24 +473,43 @@ def _sweep(args: argparse.Namespace, out: TextIO) -> int:
 
     config = _config(args)
     settings = parse_settings(args.settings)
-    data, noise, split = _list(args.data, int, "data"), _list(args.noise, float, "noise"), _list(args.split, str, "split")
+    data, noise, split = (
+        _list(args.data, int, "data"),
+        _list(args.noise, float, "noise"),
+        _list(args.split, str, "split"),
+    )
     target = _factory(args.problem) if _is_factory(args.problem) else args.problem
     axes, points = plan(target, data, noise, split)
     suffix = "" if args.method == "exact" else f"-{args.method}"
     outdir = Path(args.out or f"results/{_folder_name(args.problem)}-{args.preset}-sweep{suffix}")
     if (outdir / CHECKPOINTS).exists() or (outdir / "points").exists():
         out.write(f"kvq: resuming the sweep in {outdir}/ (finished points are kept)\n")
-    subsets = "every rule subset" if _is_factory(args.problem) else f"{2 ** len(problems.spec(args.problem).rules)} subsets"
-    out.write(f"kvq: sweeping {args.problem}: {len(points)} point(s) = data {axes['data']} x noise {axes['noise']}% "
-              f"x split {axes['split']}; {subsets} x {config.seeds} seed(s) each, "
-              f"preset {args.preset}, method {args.method}\n")
+    subsets = (
+        "every rule subset" if _is_factory(args.problem) else f"{2 ** len(problems.spec(args.problem).rules)} subsets"
+    )
+    out.write(
+        f"kvq: sweeping {args.problem}: {len(points)} point(s) = data {axes['data']} x noise {axes['noise']}% "
+        f"x split {axes['split']}; {subsets} x {config.seeds} seed(s) each, "
+        f"preset {args.preset}, method {args.method}\n"
+    )
     out.flush()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        result = sweep(target, config, data=data, noise=noise, split=split, method=args.method, model=_model(args),
-                       seed=args.problem_seed, out=outdir, overwrite=args.overwrite, progress=ProgressPrinter(),
-                       problem_options={"wrong": args.wrong} if args.wrong else None,
-                       **settings)
+        result = sweep(
+            target,
+            config,
+            data=data,
+            noise=noise,
+            split=split,
+            method=args.method,
+            model=_model(args),
+            seed=args.problem_seed,
+            out=outdir,
+            overwrite=args.overwrite,
+            progress=ProgressPrinter(),
+            problem_options={"wrong": args.wrong} if args.wrong else None,
+            **settings,
+        )
     for w in caught:
         sys.stderr.write(f"kvq: warning: {w.message}\n")
     summary, trends = result.summary, result.trends
@@ -392,8 +523,10 @@ def _sweep(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"trainings that ran into the step cap: {min(capped):.0%}-{max(capped):.0%} per point\n")
     unsettled = sorted({(r["rule"]) for r in summary if r.get("settled") is False})
     if unsettled:
-        out.write(f"UNSETTLED at some points ('?'): {', '.join(unsettled)}; re-run with a longer budget: "
-                  f"{_rerun(args, config.steps * 2, outdir)}\n")
+        out.write(
+            f"UNSETTLED at some points ('?'): {', '.join(unsettled)}; re-run with a longer budget: "
+            f"{_rerun(args, config.steps * 2, outdir)}\n"
+        )
     out.write(f"wrote {', '.join(files)} to {outdir}/ ('kvq report {outdir}' makes an HTML report)\n")
     return 0
 
@@ -437,15 +570,26 @@ def _tune(args: argparse.Namespace, out: TextIO) -> int:
     config = _config(args)
     settings = parse_settings(args.settings)
     outdir = Path(args.out or f"results/{_folder_name(args.problem)}-{args.preset}-tune")
-    out.write(f"kvq: tuning the rule weights of {problem.name} ({len(problem.rules)} rules, {args.iterations} "
-              f"update(s), mu {args.mu:g}; each iteration scans {2 ** len(problem.rules)} subsets x {config.seeds} "
-              f"seed(s) by method {args.method})\n")
+    out.write(
+        f"kvq: tuning the rule weights of {problem.name} ({len(problem.rules)} rules, {args.iterations} "
+        f"update(s), mu {args.mu:g}; each iteration scans {2 ** len(problem.rules)} subsets x {config.seeds} "
+        f"seed(s) by method {args.method})\n"
+    )
     out.flush()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        result = tune_weights(problem, config, iterations=args.iterations, mu=args.mu, method=args.method,
-                              model=_model(args),
-                              out=outdir, overwrite=args.overwrite, progress=ProgressPrinter(), **settings)
+        result = tune_weights(
+            problem,
+            config,
+            iterations=args.iterations,
+            mu=args.mu,
+            method=args.method,
+            model=_model(args),
+            out=outdir,
+            overwrite=args.overwrite,
+            progress=ProgressPrinter(),
+            **settings,
+        )
     for w in caught:
         sys.stderr.write(f"kvq: warning: {w.message}\n")
     files = ["tune.json", f"iter-0..{args.iterations}/"]
@@ -476,15 +620,17 @@ def _problems(out: TextIO) -> int:
     for name in problems.names():
         spec = problems.spec(name)
         quick, standard = problems.config(name, "quick"), problems.config(name, "standard")
-        out.write(f"{name}: {spec.equation}\n"
-                  f"  inputs {', '.join(spec.inputs)} -> outputs {', '.join(spec.outputs)}; "
-                  f"{len(spec.rules)} rules = {2 ** len(spec.rules)} subsets; default {spec.n_data} observations\n"
-                  f"  rules: {', '.join(f'{r} ({kind})' for r, kind in spec.rules)}\n"
-                  f"  splits: {'; '.join(f'{s}: {meaning}' for s, meaning in spec.splits.items())}\n"
-                  f"  quick preset: {quick.depth}x{quick.width} {quick.activation}, {quick.steps} steps, "
-                  f"{quick.seeds} seeds{_settles(spec, 'quick')}\n"
-                  f"  standard preset: {standard.depth}x{standard.width} {standard.activation}, {standard.steps} steps, "
-                  f"{standard.seeds} seeds{_settles(spec, 'standard')}\n")
+        out.write(
+            f"{name}: {spec.equation}\n"
+            f"  inputs {', '.join(spec.inputs)} -> outputs {', '.join(spec.outputs)}; "
+            f"{len(spec.rules)} rules = {2 ** len(spec.rules)} subsets; default {spec.n_data} observations\n"
+            f"  rules: {', '.join(f'{r} ({kind})' for r, kind in spec.rules)}\n"
+            f"  splits: {'; '.join(f'{s}: {meaning}' for s, meaning in spec.splits.items())}\n"
+            f"  quick preset: {quick.depth}x{quick.width} {quick.activation}, {quick.steps} steps, "
+            f"{quick.seeds} seeds{_settles(spec, 'quick')}\n"
+            f"  standard preset: {standard.depth}x{standard.width} {standard.activation}, {standard.steps} steps, "
+            f"{standard.seeds} seeds{_settles(spec, 'standard')}\n"
+        )
     return 0
 
 
@@ -503,10 +649,17 @@ def _settings_line(meta: dict) -> str:
         if isinstance(p, dict) and key in p:
             bits.append(f"{label} {p[key]}")
     model = c.get("model") or {}
-    network = (f"{c.get('depth')}x{c.get('width')} {c.get('activation')}" if model.get("kind", "kvq.MLP") == "kvq.MLP"
-               else model.get("kind", "?"))
-    bits += [f"network {network}", f"{c.get('steps')} steps", f"{c.get('seeds')} seeds",
-             f"method {meta.get('method', 'exact')}"]
+    network = (
+        f"{c.get('depth')}x{c.get('width')} {c.get('activation')}"
+        if model.get("kind", "kvq.MLP") == "kvq.MLP"
+        else model.get("kind", "?")
+    )
+    bits += [
+        f"network {network}",
+        f"{c.get('steps')} steps",
+        f"{c.get('seeds')} seeds",
+        f"method {meta.get('method', 'exact')}",
+    ]
     versions = (meta.get("environment") or {}).get("versions") or {}
     if versions:
         bits.append(", ".join(f"{k} {v}" for k, v in versions.items() if k in ("kvq", "jax") and v))
@@ -522,15 +675,18 @@ def _show(args: argparse.Namespace, out: TextIO) -> int:
     folder = Path(args.dir)
     kind = next((k for k, marker in FOLDER_MARKERS.items() if (folder / marker).exists()), None)
     if kind is None:
-        raise KvqError(f"{str(folder)!r} holds no kvq scan, sweep or tuning run (no "
-                       f"{', '.join(FOLDER_MARKERS.values())})")
+        raise KvqError(
+            f"{str(folder)!r} holds no kvq scan, sweep or tuning run (no {', '.join(FOLDER_MARKERS.values())})"
+        )
     meta = json.loads((folder / FOLDER_MARKERS[kind]).read_text())
     if kind == "scan":
         out.write(f"scan: {_settings_line(meta)}\n\n{importance_table(load_result(folder))}\n")
     elif kind == "sweep":
         done = sum(1 for p in meta.get("points", []) if p.get("done"))
-        out.write(f"sweep: {_settings_line(meta)}; axes {meta.get('axes')}; {done} of {len(meta.get('points', []))} "
-                  f"points done\n\n")
+        out.write(
+            f"sweep: {_settings_line(meta)}; axes {meta.get('axes')}; {done} of {len(meta.get('points', []))} "
+            f"points done\n\n"
+        )
         summary, trends = meta.get("summary", []), meta.get("trends", [])
         if summary:
             out.write(sweep_table(summary, trends, "ri") + "\n\n" + sweep_table(summary, trends, "fi") + "\n")

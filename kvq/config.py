@@ -107,20 +107,24 @@ class ScanConfig:
             raise KvqError(f"unknown activation {self.activation!r}; choose one of {sorted(ACTIVATIONS)}")
         if isinstance(self.optimizer, str):
             if self.optimizer not in OPTIMIZERS:
-                raise KvqError(f"unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS} or give an "
-                               "optax.GradientTransformation")
-        elif not (callable(getattr(self.optimizer, "init", None)) and callable(getattr(self.optimizer, "update", None))):
-            raise KvqError(f"optimizer must be one of {OPTIMIZERS} or an optax.GradientTransformation; "
-                           f"got {type(self.optimizer).__name__}")
+                raise KvqError(
+                    f"unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS} or give an "
+                    "optax.GradientTransformation"
+                )
+        elif not (
+            callable(getattr(self.optimizer, "init", None)) and callable(getattr(self.optimizer, "update", None))
+        ):
+            raise KvqError(
+                f"optimizer must be one of {OPTIMIZERS} or an optax.GradientTransformation; "
+                f"got {type(self.optimizer).__name__}"
+            )
         else:  # checked (and described) once, here
             object.__setattr__(self, "_optimizer_description", describe_optimizer(self.optimizer))
         lr = self.learning_rate
         if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr > 0:
             raise KvqError(f"learning_rate must be a number > 0; got {lr!r}")
         if self.steps % self.check_every:
-            raise KvqError(
-                f"steps ({self.steps}) must be a multiple of check_every ({self.check_every})"
-            )
+            raise KvqError(f"steps ({self.steps}) must be a multiple of check_every ({self.check_every})")
         if self.pretrain_steps % self.check_every:
             raise KvqError(
                 f"pretrain_steps ({self.pretrain_steps}) must be a multiple of check_every ({self.check_every})"
@@ -128,21 +132,31 @@ class ScanConfig:
         if self.score not in SCORES:
             raise KvqError(f"unknown score {self.score!r}; choose one of {sorted(SCORES)}")
         if not (callable(self.data_loss) or (isinstance(self.data_loss, str) and self.data_loss in DATA_LOSSES)):
-            raise KvqError(f"unknown data_loss {self.data_loss!r}; choose one of {sorted(DATA_LOSSES)} or give a "
-                           "function loss(pred, y, w) -> scalar")
+            raise KvqError(
+                f"unknown data_loss {self.data_loss!r}; choose one of {sorted(DATA_LOSSES)} or give a "
+                "function loss(pred, y, w) -> scalar"
+            )
         if self.output_weights is not None:
             ow = tuple(self.output_weights)
-            if not ow or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and v >= 0 for v in ow) \
-                    or not any(v > 0 for v in ow):
-                raise KvqError(f"output_weights must be numbers >= 0 (one per output, not all 0); got {self.output_weights!r}")
+            if (
+                not ow
+                or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and v >= 0 for v in ow)
+                or not any(v > 0 for v in ow)
+            ):
+                raise KvqError(
+                    f"output_weights must be numbers >= 0 (one per output, not all 0); got {self.output_weights!r}"
+                )
             if callable(self.data_loss):
-                raise KvqError("output_weights weight the outputs of a built-in data_loss; a custom data_loss "
-                               "weights its outputs itself")
+                raise KvqError(
+                    "output_weights weight the outputs of a built-in data_loss; a custom data_loss "
+                    "weights its outputs itself"
+                )
             object.__setattr__(self, "output_weights", tuple(float(v) for v in ow))
         _positive_int("polish_steps", self.polish_steps, allow_zero=True)
         if self.polish_steps and self.polish_steps % min(self.check_every, self.polish_steps):
-            raise KvqError(f"polish_steps ({self.polish_steps}) must be below check_every ({self.check_every}) "
-                           "or a multiple of it")
+            raise KvqError(
+                f"polish_steps ({self.polish_steps}) must be below check_every ({self.check_every}) or a multiple of it"
+            )
         if isinstance(self.grouping, list):
             object.__setattr__(self, "grouping", tuple(self.grouping))
         if isinstance(self.grouping, str) and self.grouping not in GROUPINGS:
@@ -203,11 +217,15 @@ class ScanConfig:
         the model) describes."""
         d = {k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}}
         if isinstance(d.get("optimizer"), dict):
-            raise KvqError(f"this config trained with a custom optax optimizer ({d['optimizer']}); it cannot be "
-                           "rebuilt from its description: pass the transformation as ScanConfig(optimizer=...)")
+            raise KvqError(
+                f"this config trained with a custom optax optimizer ({d['optimizer']}); it cannot be "
+                "rebuilt from its description: pass the transformation as ScanConfig(optimizer=...)"
+            )
         if isinstance(d.get("data_loss"), dict):
-            raise KvqError(f"this config trained with your own data loss ({d['data_loss']['name']}); pass the "
-                           "function as ScanConfig(data_loss=...)")
+            raise KvqError(
+                f"this config trained with your own data loss ({d['data_loss']['name']}); pass the "
+                "function as ScanConfig(data_loss=...)"
+            )
         if isinstance(d.get("output_weights"), list):
             d["output_weights"] = tuple(d["output_weights"])
         if isinstance(d.get("grouping"), list):
@@ -230,9 +248,11 @@ def describe_optimizer(transformation: optax.GradientTransformation, probes: int
             params = optax.apply_updates(params, updates)
             h.update(" ".join(f"{v:.6e}" for v in np.asarray(updates["w"], np.float64)).encode())
     except Exception as e:  # any failure of the user's transformation: say so
-        raise KvqError(f"the optimizer failed on a probe update ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-                       "kvq needs update(grads, state, params) without extra arguments (optax.lbfgs is not "
-                       "supported as the optimizer; ScanConfig(polish_steps=...) adds an L-BFGS phase after it)") from e
+        raise KvqError(
+            f"the optimizer failed on a probe update ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+            "kvq needs update(grads, state, params) without extra arguments (optax.lbfgs is not "
+            "supported as the optimizer; ScanConfig(polish_steps=...) adds an L-BFGS phase after it)"
+        ) from e
     return {"kind": "optax", "probe_digest": h.hexdigest()[:16]}
 
 
@@ -246,11 +266,25 @@ def _positive_int(name: str, value: Any, allow_zero: bool = False) -> None:
 PRESETS: dict[str, ScanConfig] = {
     "paper": ScanConfig(seeds=1),
     "quick": ScanConfig(
-        width=32, depth=3, activation="tanh", learning_rate=1e-3, steps=3_000, check_every=1_000,
-        pretrain_steps=2_000, seeds=2, collocation=500,
+        width=32,
+        depth=3,
+        activation="tanh",
+        learning_rate=1e-3,
+        steps=3_000,
+        check_every=1_000,
+        pretrain_steps=2_000,
+        seeds=2,
+        collocation=500,
     ),
     "standard": ScanConfig(
-        width=32, depth=3, activation="tanh", learning_rate=1e-3, steps=24_000, check_every=1_000,
-        pretrain_steps=2_000, seeds=3, collocation=500,
+        width=32,
+        depth=3,
+        activation="tanh",
+        learning_rate=1e-3,
+        steps=24_000,
+        check_every=1_000,
+        pretrain_steps=2_000,
+        seeds=3,
+        collocation=500,
     ),
 }

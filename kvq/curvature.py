@@ -57,8 +57,9 @@ class CGResult(NamedTuple):
     relative_residual: jax.Array
 
 
-def conjugate_gradient(matvec: MatVec, b: Tree, *, damping: float = 0.0, max_iter: int = 100,
-                       tol: float = 1e-6) -> CGResult:
+def conjugate_gradient(
+    matvec: MatVec, b: Tree, *, damping: float = 0.0, max_iter: int = 100, tol: float = 1e-6
+) -> CGResult:
     """Solve ``(A + damping I) x = b`` for symmetric positive (semi-)definite ``A``
     (given as ``matvec``) by conjugate gradients from ``x = 0``; stops after ``max_iter``
     iterations, once the relative residual is below ``tol``, or where a search direction

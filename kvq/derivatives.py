@@ -46,6 +46,7 @@ def along(u: PointFn, p: jax.Array, axis: int, order: int, method: str = "jvp") 
         value, series = _jet.jet(u, (p,), ([e, *zeros],))
         return [value, *series]
     if method == "jvp":
+
         def nested(k: int) -> Callable[[jax.Array], tuple]:
             if k == 0:
                 return lambda q: (u(q),)
@@ -60,6 +61,7 @@ def along(u: PointFn, p: jax.Array, axis: int, order: int, method: str = "jvp") 
         return list(nested(order)(p))
     fns: list[Callable[[jax.Array], jax.Array]] = [u]
     for _ in range(order):
+
         def next_order(q: jax.Array, f: Callable[[jax.Array], jax.Array] = fns[-1]) -> jax.Array:
             return jax.jacrev(f)(q)[..., axis]
 

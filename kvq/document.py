@@ -48,11 +48,15 @@ FIGURES = "report_files"
 SWEEP = FOLDER_MARKERS["sweep"]
 TUNE = FOLDER_MARKERS["tuning"]
 FORMATS = ("html", "md")
-UNITS = ("Importances are in decades: log10(MSE without the rule / MSE with it), mean ± 1 standard error "
-         "over seeds; > 0 means the rule helps (0.30: it halves the validation error).")
+UNITS = (
+    "Importances are in decades: log10(MSE without the rule / MSE with it), mean ± 1 standard error "
+    "over seeds; > 0 means the rule helps (0.30: it halves the validation error)."
+)
 
-IMPROPER = "improper: removed by backward elimination (RI below -0.05 decades with its 95% confidence interval over " \
-           "seeds below zero, and settled, in the game without the rules removed before it)"
+IMPROPER = (
+    "improper: removed by backward elimination (RI below -0.05 decades with its 95% confidence interval over "
+    "seeds below zero, and settled, in the game without the rules removed before it)"
+)
 
 # ----------------------------------------------------------------------------- formatting
 
@@ -101,8 +105,19 @@ def _config_summary(cfg: Any) -> str:
     if "collocation" in cfg:
         col = cfg["collocation"]
         bits.append("all collocation points" if col is None else f"≤ {col} collocation points per rule")
-    known = {"width", "depth", "activation", "optimizer", "learning_rate", "steps", "check_every", "warm_start",
-             "pretrain_steps", "seeds", "collocation"}
+    known = {
+        "width",
+        "depth",
+        "activation",
+        "optimizer",
+        "learning_rate",
+        "steps",
+        "check_every",
+        "warm_start",
+        "pretrain_steps",
+        "seeds",
+        "collocation",
+    }
     rest = {k: v for k, v in cfg.items() if k not in known}
     if rest:
         bits.append(_options(rest))
@@ -115,8 +130,9 @@ def _environment(env: Any) -> str | None:
     device = env.get("device") or "?"
     platform = env.get("platform")
     count = env.get("device_count")
-    text = f"{device}" + (f" ({platform}" + (f", {count} device{'s' if count != 1 else ''}" if count else "") + ")"
-                          if platform else "")
+    text = f"{device}" + (
+        f" ({platform}" + (f", {count} device{'s' if count != 1 else ''}" if count else "") + ")" if platform else ""
+    )
     versions = env.get("versions") or {}
     shown = ", ".join(f"{k} {v}" for k, v in versions.items() if k in ("kvq", "jax") and v)
     if shown:
@@ -201,8 +217,16 @@ class _Doc:
 
     def html(self) -> str:
         esc = html.escape
-        out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-               f"<title>{esc(self.title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>"]
+        out = [
+            "<!DOCTYPE html>",
+            '<html lang="en">',
+            "<head>",
+            '<meta charset="utf-8">',
+            f"<title>{esc(self.title)}</title>",
+            f"<style>{CSS}</style>",
+            "</head>",
+            "<body>",
+        ]
         for block in self.blocks:
             kind = block[0]
             if kind == "h":
@@ -219,14 +243,18 @@ class _Doc:
                 cap = f"<caption>{esc(caption)}</caption>" if caption else ""
                 th = "".join(f"<th>{esc(h)}</th>" for h in head)
                 body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
-                out.append(f'<div class="scroll"><table class="data">{cap}<thead><tr>{th}</tr></thead>'
-                           f"<tbody>{body}</tbody></table></div>")
+                out.append(
+                    f'<div class="scroll"><table class="data">{cap}<thead><tr>{th}</tr></thead>'
+                    f"<tbody>{body}</tbody></table></div>"
+                )
             elif kind == "pre":
                 out.append(f"<pre>{esc(block[1])}</pre>")
             elif kind == "figure":
                 data = base64.b64encode(block[1].read_bytes()).decode("ascii")
-                out.append(f'<figure><img src="data:image/png;base64,{data}" alt="{esc(block[3], quote=True)}">'
-                           f"<figcaption>{esc(block[2])}</figcaption></figure>")
+                out.append(
+                    f'<figure><img src="data:image/png;base64,{data}" alt="{esc(block[3], quote=True)}">'
+                    f"<figcaption>{esc(block[2])}</figcaption></figure>"
+                )
         out += ["</body>", "</html>", ""]
         return "\n".join(out)
 
@@ -299,13 +327,18 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _detect(directory: Path) -> tuple[str, dict[str, Any]]:
-    expected = (f"a kvq results folder must contain {RESULTS} (kind kvq.ScanResult, written by `kvq scan` or "
-                f"ScanResult.save), {SWEEP} (kind kvq.SweepResult, a sweep) or {TUNE} (kind kvq.TuneResult, "
-                "a weight tuning)")
+    expected = (
+        f"a kvq results folder must contain {RESULTS} (kind kvq.ScanResult, written by `kvq scan` or "
+        f"ScanResult.save), {SWEEP} (kind kvq.SweepResult, a sweep) or {TUNE} (kind kvq.TuneResult, "
+        "a weight tuning)"
+    )
     if not directory.is_dir():
         raise KvqError(f"{str(directory)!r} is not a folder; {expected}")
-    for name, kind, label in ((SWEEP, "kvq.SweepResult", "sweep"), (TUNE, "kvq.TuneResult", "tune"),
-                              (RESULTS, "kvq.ScanResult", "scan")):
+    for name, kind, label in (
+        (SWEEP, "kvq.SweepResult", "sweep"),
+        (TUNE, "kvq.TuneResult", "tune"),
+        (RESULTS, "kvq.ScanResult", "scan"),
+    ):
         path = directory / name
         if path.exists():
             meta = _read_json(path)
@@ -326,14 +359,25 @@ def _importance_rows(result: ScanResult, verdicts: Assessment) -> list[list[str]
     ri_s = _quiet(rule_importance, result, "shapley")
     fi = _quiet(full_importance, result)
     kinds = rule_kinds(result.problem)
-    return [[name, kinds.get(name, ""), _pm(ri_u.mean[i], ri_u.se[i]), _pm(ri_s.mean[i], ri_s.se[i]),
-             _pm(fi.mean[i], fi.se[i]), rule_status(verdicts, i, "settled", "n/a")] for i, name in enumerate(result.rule_names)]
+    return [
+        [
+            name,
+            kinds.get(name, ""),
+            _pm(ri_u.mean[i], ri_u.se[i]),
+            _pm(ri_s.mean[i], ri_s.se[i]),
+            _pm(fi.mean[i], fi.se[i]),
+            rule_status(verdicts, i, "settled", "n/a"),
+        ]
+        for i, name in enumerate(result.rule_names)
+    ]
 
 
 def _scan_notes(doc: _Doc, result: ScanResult, verdicts: Assessment) -> None:
-    doc.para(f"Validation {score_label(result)} with all rules: {mse_summary(result.errors[-1])}; "
-             f"with no rules: {mse_summary(result.errors[0])} "
-             f"({_seeds(result.n_seeds)}, mean ± se).")
+    doc.para(
+        f"Validation {score_label(result)} with all rules: {mse_summary(result.errors[-1])}; "
+        f"with no rules: {mse_summary(result.errors[0])} "
+        f"({_seeds(result.n_seeds)}, mean ± se)."
+    )
     recipe = recipe_line(result)
     if recipe:
         doc.para(recipe[0].upper() + recipe[1:] + ".")
@@ -344,7 +388,7 @@ def _scan_notes(doc: _Doc, result: ScanResult, verdicts: Assessment) -> None:
         doc.note(line)
     if not elim.removed:
         doc.para(f"No rule is flagged as improper ({IMPROPER}).")
-    for line in ([] if verdicts.pairs is None else pair_lines(verdicts.pairs)):
+    for line in [] if verdicts.pairs is None else pair_lines(verdicts.pairs):
         (doc.note if line.startswith("conflict") else doc.para)(line)
     doc.para(" ".join(best_set_lines(verdicts.best, score_label(result))))
     for line in caveats(result):
@@ -392,11 +436,15 @@ def _subset_table(doc: _Doc, result: ScanResult, where: str = "") -> None:
         se = errors[m][ok].std(ddof=1) / np.sqrt(ok.sum()) if ok.sum() > 1 else None
         stopped = "n/a" if result.stopped is None else f"{np.mean(result.stopped[m]):.0%}"
         steps = "n/a" if result.steps_run is None else _g(float(np.mean(result.steps_run[m])))
-        rows.append([result.subset_label(m), _sci(mean, se), steps, stopped,
-                     str(int((~ok).sum())) if (~ok).any() else ""])
-    doc.table(["rules on", f"validation {score}", "mean steps", "stopped early", "diverged"], rows,
-              caption=f"Every rule subset{where}: validation {score} (mean ± se over seeds), the steps its "
-                      "trainings ran and the share stopped by the early-stopping check (the rest hit the cap).")
+        rows.append(
+            [result.subset_label(m), _sci(mean, se), steps, stopped, str(int((~ok).sum())) if (~ok).any() else ""]
+        )
+    doc.table(
+        ["rules on", f"validation {score}", "mean steps", "stopped early", "diverged"],
+        rows,
+        caption=f"Every rule subset{where}: validation {score} (mean ± se over seeds), the steps its "
+        "trainings ran and the share stopped by the early-stopping check (the rest hit the cap).",
+    )
 
 
 def _scan(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
@@ -410,32 +458,49 @@ def _scan(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
     doc.heading(2, "Importance")
     doc.para(UNITS)
     verdicts = assess(result)
-    doc.table(["rule", "kind", "RI uniform (Banzhaf)", "RI Shapley", "FI", "status"], _importance_rows(result, verdicts))
+    doc.table(
+        ["rule", "kind", "RI uniform (Banzhaf)", "RI Shapley", "FI", "status"], _importance_rows(result, verdicts)
+    )
     _scan_notes(doc, result, verdicts)
     outputs = result.output_names if result.errors_by_output is not None else ()
     if len(outputs) > 1:
         per = [_quiet(rule_importance, result, "uniform", o) for o in outputs]
         rows = [[n, *(_pm(ri.mean[i], ri.se[i]) for ri in per)] for i, n in enumerate(result.rule_names)]
-        doc.table(["rule", *outputs], rows,
-                  caption="RI uniform per output: importance for each output's own validation MSE")
+        doc.table(
+            ["rule", *outputs], rows, caption="RI uniform per output: importance for each output's own validation MSE"
+        )
     doc.heading(2, "Figures")
-    doc.figure("importance.png", lambda p: plot_importance(result, p),
-               "RI (Banzhaf and Shapley weighting) and FI per rule, ± 1 se over seeds.")
+    doc.figure(
+        "importance.png",
+        lambda p: plot_importance(result, p),
+        "RI (Banzhaf and Shapley weighting) and FI per rule, ± 1 se over seeds.",
+    )
     if result.check_steps is not None:
-        doc.figure("importance-steps.png", lambda p: plot_trajectory(result, p),
-                   "RI and FI against training steps (the value table as it stood at each early-stopping check), "
-                   "± 1 se over seeds; the shaded half of the budget is where settledness is judged.")
-    doc.figure("dependence.png", lambda p: plot_dependence(result, p),
-               "Dependence profiles: each rule's marginal contribution Δ_i(S) grouped by how many other rules "
-               "are on. Falling boxes: the other rules make it redundant; rising boxes: it needs them.")
+        doc.figure(
+            "importance-steps.png",
+            lambda p: plot_trajectory(result, p),
+            "RI and FI against training steps (the value table as it stood at each early-stopping check), "
+            "± 1 se over seeds; the shaded half of the budget is where settledness is judged.",
+        )
+    doc.figure(
+        "dependence.png",
+        lambda p: plot_dependence(result, p),
+        "Dependence profiles: each rule's marginal contribution Δ_i(S) grouped by how many other rules "
+        "are on. Falling boxes: the other rules make it redundant; rising boxes: it needs them.",
+    )
     if result.n_rules >= 2:
-        doc.figure("interactions.png", lambda p: plot_interactions(result, p),
-                   "Pairwise interactions (Banzhaf): > 0 (blue) synergy, < 0 (red) substitution (one stands in for "
-                   "the other) or CONFLICT (together worse than either alone); mean ± 1 se.")
+        doc.figure(
+            "interactions.png",
+            lambda p: plot_interactions(result, p),
+            "Pairwise interactions (Banzhaf): > 0 (blue) synergy, < 0 (red) substitution (one stands in for "
+            "the other) or CONFLICT (together worse than either alone); mean ± 1 se.",
+        )
         for k, out in enumerate(outputs if len(outputs) > 1 else ()):
-            doc.figure(f"interactions-output{k}-{_slug(out)}.png",
-                       functools.partial(plot_interactions, result, output=out),
-                       f"Pairwise interactions (Banzhaf) for output {out}'s validation MSE.")
+            doc.figure(
+                f"interactions-output{k}-{_slug(out)}.png",
+                functools.partial(plot_interactions, result, output=out),
+                f"Pairwise interactions (Banzhaf) for output {out}'s validation MSE.",
+            )
     doc.heading(2, "Every subset")
     _subset_table(doc, result)
 
@@ -445,15 +510,27 @@ def _pivot(summary: list[dict[str, Any]], measure: str) -> tuple[list[str], list
     rules = list(dict.fromkeys(str(r.get("rule")) for r in summary))
     points: dict[tuple, dict[str, dict[str, Any]]] = {}
     for entry in summary:
-        points.setdefault((entry.get("n_data"), entry.get("noise"), entry.get("split")), {})[str(entry.get("rule"))] = entry
+        points.setdefault((entry.get("n_data"), entry.get("noise"), entry.get("split")), {})[str(entry.get("rule"))] = (
+            entry
+        )
     rows = []
     for (n_data, noise, split), cells in points.items():
         row = [_g(n_data), _g(noise), _split(split)]
         for rule in rules:
             r = cells.get(rule)
             text = "" if r is None else _pm(r.get(measure), r.get(f"{measure}_se"))
-            row.append(text + ("" if r is None else " (improper)" if measure == "ri" and r.get("improper")
-                               else " (unsettled)" if r.get("settled") is False else ""))
+            row.append(
+                text
+                + (
+                    ""
+                    if r is None
+                    else " (improper)"
+                    if measure == "ri" and r.get("improper")
+                    else " (unsettled)"
+                    if r.get("settled") is False
+                    else ""
+                )
+            )
         first = next(iter(cells.values()))
         rows.append([*row, _sci(first.get("mse_all")), _sci(first.get("mse_none"))])
     return ["observations", "noise [%]", "split", *rules, "MSE all rules", "MSE no rules"], rows
@@ -480,20 +557,28 @@ def _sweep(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
     problem, described = _problem_name(meta.get("problem")), _problem_summary(meta.get("problem"))
     doc.title = f"kvq sweep report: {problem}"
     doc.heading(1, f"Sweep: {problem}")
-    doc.facts([
-        ("problem", described),
-        ("problem options", _options(meta.get("problem_options"))),
-        ("rules", ", ".join(f"{n} ({kinds[n]})" if kinds.get(n) else str(n) for n in names)),
-        ("method", str(meta.get("method", "exact")) + (f" ({_options(meta['settings'])})"
-                                                       if meta.get("settings") else "")),
-        ("axes", "; ".join(f"{k}: {', '.join(_g(v) for v in vals)}" for k, vals in axes.items()
-                           if isinstance(vals, list))),
-        ("config", _config_summary(meta.get("config"))),
-        ("points", f"{len(done)} of {len(points)} done"),
-        ("device", env),
-        ("created", meta.get("created")),
-        ("fingerprint", meta.get("fingerprint")),
-    ])
+    doc.facts(
+        [
+            ("problem", described),
+            ("problem options", _options(meta.get("problem_options"))),
+            ("rules", ", ".join(f"{n} ({kinds[n]})" if kinds.get(n) else str(n) for n in names)),
+            (
+                "method",
+                str(meta.get("method", "exact")) + (f" ({_options(meta['settings'])})" if meta.get("settings") else ""),
+            ),
+            (
+                "axes",
+                "; ".join(
+                    f"{k}: {', '.join(_g(v) for v in vals)}" for k, vals in axes.items() if isinstance(vals, list)
+                ),
+            ),
+            ("config", _config_summary(meta.get("config"))),
+            ("points", f"{len(done)} of {len(points)} done"),
+            ("device", env),
+            ("created", meta.get("created")),
+            ("fingerprint", meta.get("fingerprint")),
+        ]
+    )
     doc.heading(2, "Summary")
     doc.para(UNITS + " Observations: number of data points; noise: % of the solution's standard deviation.")
     if not summary:
@@ -501,20 +586,41 @@ def _sweep(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
     for measure, label in (("ri", "RI uniform (Banzhaf)"), ("fi", "FI")):
         if summary:
             head, rows = _pivot(summary, measure)
-            flag = ("; (improper): removed by backward elimination; (unsettled): still moving at the end of the "
-                    "budget, or most trainings ran into the step cap") if measure == "ri" else \
-                "; (unsettled): still moving at the end of the budget, or most trainings ran into the step cap"
+            flag = (
+                (
+                    "; (improper): removed by backward elimination; (unsettled): still moving at the end of the "
+                    "budget, or most trainings ran into the step cap"
+                )
+                if measure == "ri"
+                else "; (unsettled): still moving at the end of the budget, or most trainings ran into the step cap"
+            )
             doc.table(head, rows, caption=f"{label} ± se per sweep point and rule{flag}")
     trends = [t for t in meta.get("trends") or [] if isinstance(t, dict)]
     if trends:
         doc.heading(2, "Trend tests")
-        doc.para("Mann-Kendall test for a monotone trend of each rule's per-seed importance along one axis, "
-                 "the other axes fixed (S statistic, Kendall's τ, normal approximation z, two-sided p).")
-        doc.table(["rule", "measure", "axis", "split", "fixed", "n", "S", "τ", "z", "p", "trend"],
-                  [[str(t.get("rule", "")), str(t.get("measure", "")).upper(), str(t.get("axis", "")),
-                    _split(t.get("split", "")), _fixed(t.get("fixed")), _g(t.get("n")), _g(t.get("s")),
-                    f"{_num(t.get('tau')):+.2f}", f"{_num(t.get('z')):+.2f}", f"{_num(t.get('p')):.3f}",
-                    str(t.get("trend", ""))] for t in trends])
+        doc.para(
+            "Mann-Kendall test for a monotone trend of each rule's per-seed importance along one axis, "
+            "the other axes fixed (S statistic, Kendall's τ, normal approximation z, two-sided p)."
+        )
+        doc.table(
+            ["rule", "measure", "axis", "split", "fixed", "n", "S", "τ", "z", "p", "trend"],
+            [
+                [
+                    str(t.get("rule", "")),
+                    str(t.get("measure", "")).upper(),
+                    str(t.get("axis", "")),
+                    _split(t.get("split", "")),
+                    _fixed(t.get("fixed")),
+                    _g(t.get("n")),
+                    _g(t.get("s")),
+                    f"{_num(t.get('tau')):+.2f}",
+                    f"{_num(t.get('z')):+.2f}",
+                    f"{_num(t.get('p')):.3f}",
+                    str(t.get("trend", "")),
+                ]
+                for t in trends
+            ],
+        )
     plotted = False
     for axis, key in (("data", "n_data"), ("noise", "noise")):
         values = {_num(r.get(key)) for r in summary}
@@ -525,10 +631,13 @@ def _sweep(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
             plotted = True
         what = "data volume" if axis == "data" else "noise"
         for measure, label in (("ri", "RI uniform (Banzhaf)"), ("fi", "FI")):
-            doc.figure(f"sweep-{axis}-{measure}.png",
-                       functools.partial(plot_sweep, summary, axis=axis, measure=measure,
-                                         title=f"{problem}: {label} against {what}"),
-                       f"{label} of each rule against {what}, one panel per split; band: ± 1 se over seeds.")
+            doc.figure(
+                f"sweep-{axis}-{measure}.png",
+                functools.partial(
+                    plot_sweep, summary, axis=axis, measure=measure, title=f"{problem}: {label} against {what}"
+                ),
+                f"{label} of each rule against {what}, one panel per split; band: ± 1 se over seeds.",
+            )
     if done:
         doc.heading(2, "Sweep points")
     for p in done:
@@ -544,29 +653,65 @@ def _sweep(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
         except KvqError as e:
             doc.note(f"the point's folder {rel!r} could not be read: {e}")
             continue
-        doc.para(f"Folder: {rel} (a scan folder: `kvq report {rel}` writes its full report). "
-                 f"Validation MSE with all rules: {mse_summary(result.errors[-1])}; with no rules: "
-                 f"{mse_summary(result.errors[0])}.")
-        doc.figure(f"point-{_slug(rel)}-importance.png", functools.partial(plot_importance, result),
-                   f"RI and FI per rule at {label}, ± 1 se.")
-        doc.figure(f"point-{_slug(rel)}-dependence.png", functools.partial(plot_dependence, result),
-                   f"Dependence profiles at {label}: each rule's marginal contribution by how many other rules are on.")
+        doc.para(
+            f"Folder: {rel} (a scan folder: `kvq report {rel}` writes its full report). "
+            f"Validation MSE with all rules: {mse_summary(result.errors[-1])}; with no rules: "
+            f"{mse_summary(result.errors[0])}."
+        )
+        doc.figure(
+            f"point-{_slug(rel)}-importance.png",
+            functools.partial(plot_importance, result),
+            f"RI and FI per rule at {label}, ± 1 se.",
+        )
+        doc.figure(
+            f"point-{_slug(rel)}-dependence.png",
+            functools.partial(plot_dependence, result),
+            f"Dependence profiles at {label}: each rule's marginal contribution by how many other rules are on.",
+        )
         if result.n_rules >= 2:
-            doc.figure(f"point-{_slug(rel)}-interactions.png", functools.partial(plot_interactions, result),
-                       f"Pairwise interactions (Banzhaf) at {label}: > 0 synergy, < 0 substitution or conflict.")
+            doc.figure(
+                f"point-{_slug(rel)}-interactions.png",
+                functools.partial(plot_interactions, result),
+                f"Pairwise interactions (Banzhaf) at {label}: > 0 synergy, < 0 substitution or conflict.",
+            )
         _subset_table(doc, result, f" at {label}")
     if summary:
         doc.heading(2, "All summary rows")
-        doc.table(["observations", "noise [%]", "split", "rule", "kind", "RI uniform", "RI Shapley", "FI",
-                   "improper", "settled", "capped", "MSE all rules", "MSE no rules"],
-                  [[_g(r.get("n_data")), _g(r.get("noise")), _split(r.get("split", "")), str(r.get("rule", "")),
-                    str(r.get("kind", kinds.get(r.get("rule"), ""))), _pm(r.get("ri"), r.get("ri_se")),
-                    _pm(r.get("ri_shapley"), r.get("ri_shapley_se")), _pm(r.get("fi"), r.get("fi_se")),
+        doc.table(
+            [
+                "observations",
+                "noise [%]",
+                "split",
+                "rule",
+                "kind",
+                "RI uniform",
+                "RI Shapley",
+                "FI",
+                "improper",
+                "settled",
+                "capped",
+                "MSE all rules",
+                "MSE no rules",
+            ],
+            [
+                [
+                    _g(r.get("n_data")),
+                    _g(r.get("noise")),
+                    _split(r.get("split", "")),
+                    str(r.get("rule", "")),
+                    str(r.get("kind", kinds.get(r.get("rule"), ""))),
+                    _pm(r.get("ri"), r.get("ri_se")),
+                    _pm(r.get("ri_shapley"), r.get("ri_shapley_se")),
+                    _pm(r.get("fi"), r.get("fi_se")),
                     "yes" if r.get("improper") else "no",
                     "n/a" if r.get("settled") is None else "yes" if r.get("settled") else "no",
                     "n/a" if r.get("capped_share") is None else f"{_num(r.get('capped_share')):.0%}",
-                    _sci(r.get("mse_all")), _sci(r.get("mse_none"))]
-                   for r in summary])
+                    _sci(r.get("mse_all")),
+                    _sci(r.get("mse_none")),
+                ]
+                for r in summary
+            ],
+        )
 
 
 def _tune(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
@@ -578,26 +723,36 @@ def _tune(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
     doc.title = f"kvq tuning report: {problem}"
     doc.heading(1, f"Rule-weight tuning: {problem}")
     best = meta.get("best") if isinstance(meta.get("best"), dict) else None
-    doc.facts([
-        ("problem", _problem_summary(meta.get("problem"))),
-        ("equation", str(meta["problem"].get("equation")) if isinstance(meta.get("problem"), dict)
-         and meta["problem"].get("equation") else None),
-        ("rules", ", ".join(names)),
-        ("method", str(meta.get("method", "exact"))),
-        ("config", _config_summary(meta.get("config"))),
-        ("μ₀", _g(meta.get("mu0")) if "mu0" in meta else None),
-        ("iterations", str(len(history))),
-        ("created", meta.get("created")),
-        ("fingerprint", meta.get("fingerprint")),
-    ])
+    doc.facts(
+        [
+            ("problem", _problem_summary(meta.get("problem"))),
+            (
+                "equation",
+                str(meta["problem"].get("equation"))
+                if isinstance(meta.get("problem"), dict) and meta["problem"].get("equation")
+                else None,
+            ),
+            ("rules", ", ".join(names)),
+            ("method", str(meta.get("method", "exact"))),
+            ("config", _config_summary(meta.get("config"))),
+            ("μ₀", _g(meta.get("mu0")) if "mu0" in meta else None),
+            ("iterations", str(len(history))),
+            ("created", meta.get("created")),
+            ("fingerprint", meta.get("fingerprint")),
+        ]
+    )
     if best:
         weights = best.get("weights") or []
         shown = ", ".join(f"{n} {_g(w, 4)}" for n, w in zip(names, weights)) or "?"
-        doc.para(f"Best: iteration {best.get('iteration')}, weights λ: {shown}; validation MSE with all rules "
-                 f"{_sci(best.get('mse_all'), best.get('mse_all_se'))}.")
+        doc.para(
+            f"Best: iteration {best.get('iteration')}, weights λ: {shown}; validation MSE with all rules "
+            f"{_sci(best.get('mse_all'), best.get('mse_all_se'))}."
+        )
     doc.heading(2, "History")
-    doc.para("λ: rule weights; RI: rule importance at those weights (decades, mean ± 1 se); MSE: validation "
-             "MSE with all rules on (mean ± se over seeds). Rejected proposals were rolled back.")
+    doc.para(
+        "λ: rule weights; RI: rule importance at those weights (decades, mean ± 1 se); MSE: validation "
+        "MSE with all rules on (mean ± se over seeds). Rejected proposals were rolled back."
+    )
     if not history:
         doc.note("The tuning history is empty.")
     else:
@@ -607,16 +762,26 @@ def _tune(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
         for h in history:
             w = list(h.get("weights") or [])
             ri, se = list(h.get("ri") or []), list(h.get("ri_se") or [])
-            rows.append([_g(h.get("iteration")), "accepted" if h.get("accepted", True) else "rejected",
-                         _g(h.get("mu"), 4), *(_g(w[i], 4) if i < len(w) else "" for i in range(n)),
-                         *(_pm(ri[i], se[i] if i < len(se) else None) if i < len(ri) else "" for i in range(n)),
-                         _sci(h.get("mse_all"), h.get("mse_all_se"))])
-        doc.table(["iteration", "step", "μ", *(f"λ {x}" for x in labels), *(f"RI {x}" for x in labels),
-                   "MSE all rules"], rows)
+            rows.append(
+                [
+                    _g(h.get("iteration")),
+                    "accepted" if h.get("accepted", True) else "rejected",
+                    _g(h.get("mu"), 4),
+                    *(_g(w[i], 4) if i < len(w) else "" for i in range(n)),
+                    *(_pm(ri[i], se[i] if i < len(se) else None) if i < len(ri) else "" for i in range(n)),
+                    _sci(h.get("mse_all"), h.get("mse_all_se")),
+                ]
+            )
+        doc.table(
+            ["iteration", "step", "μ", *(f"λ {x}" for x in labels), *(f"RI {x}" for x in labels), "MSE all rules"], rows
+        )
         doc.heading(2, "Figure")
-        doc.figure("tuning.png", lambda p: plot_tuning(meta, p, rule_names=labels),
-                   "Left: rule weights per iteration (filled: accepted, hollow: rejected proposals). "
-                   "Right: validation MSE with all rules on, ± 1 se over seeds.")
+        doc.figure(
+            "tuning.png",
+            lambda p: plot_tuning(meta, p, rule_names=labels),
+            "Left: rule weights per iteration (filled: accepted, hollow: rejected proposals). "
+            "Right: validation MSE with all rules on, ± 1 se over seeds.",
+        )
 
 
 def write_report(directory: str | Path, fmt: str = "html", out: str | Path | None = None) -> Path:

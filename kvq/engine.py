@@ -82,8 +82,10 @@ def local_mesh(devices: int | None) -> Mesh | None:
     available = jax.local_devices()
     n = len(available) if devices is None else devices
     if n > len(available):
-        raise KvqError(f"devices={n}, but this process has {len(available)} {available[0].platform} device(s); "
-                       f"use --devices {len(available)} or fewer")
+        raise KvqError(
+            f"devices={n}, but this process has {len(available)} {available[0].platform} device(s); "
+            f"use --devices {len(available)} or fewer"
+        )
     return None if n == 1 else Mesh(np.array(available[:n]), ("items",))
 
 
@@ -111,7 +113,9 @@ def rule_costs(objective: Objective, params: Any, points: tuple[jax.Array, ...])
     return np.asarray(costs)
 
 
-def choose_expensive(problem: Problem, grouping: str | tuple[str, ...], costs: Callable[[], np.ndarray]) -> tuple[int, ...]:
+def choose_expensive(
+    problem: Problem, grouping: str | tuple[str, ...], costs: Callable[[], np.ndarray]
+) -> tuple[int, ...]:
     """Indices of the rules whose on/off pattern splits the masks into programs."""
     names = problem.rule_names
     if grouping == "none":
@@ -136,22 +140,32 @@ def _check_rule_outputs(problem: Problem, apply: Callable, params: Any, points: 
         try:
             out = jax.eval_shape(lambda p, q, loss=rule.loss: loss(PointModel(apply, p), q), params, pts)
         except Exception as e:
-            raise KvqError(f"rule {rule.name!r} failed on its {pts.shape[0]} points: {type(e).__name__}: "
-                           f"{str(e).splitlines()[0][:300]}") from e
+            raise KvqError(
+                f"rule {rule.name!r} failed on its {pts.shape[0]} points: {type(e).__name__}: "
+                f"{str(e).splitlines()[0][:300]}"
+            ) from e
         if getattr(out, "shape", None) != ():
             raise KvqError(
                 f"rule {rule.name!r}: its loss must return a scalar, but returned shape "
                 f"{getattr(out, 'shape', type(out).__name__)}; return a mean (e.g. jnp.mean(r ** 2)), or give "
                 f"the per-point values as kvq.Rule({rule.name!r}, points=..., residual=f) and kvq takes their mean square"
             )
-    losses = jax.jit(lambda p: jnp.stack([r.loss(PointModel(apply, p), q)  # type: ignore[misc]
-                                          for r, q in zip(problem.rules, points)]))
+    losses = jax.jit(
+        lambda p: jnp.stack(
+            [
+                r.loss(PointModel(apply, p), q)  # type: ignore[misc]
+                for r, q in zip(problem.rules, points)
+            ]
+        )
+    )
     values = np.asarray(losses(params))
     bad = [f"{r.name!r} ({v})" for r, v in zip(problem.rules, values) if not np.isfinite(v)]
     if bad:
-        raise KvqError(f"rule loss(es) not finite at the initial weights: {', '.join(bad)}; a loss must be a finite "
-                       "number for any weights (look for a log or sqrt of a negative, a division by zero, or NaN "
-                       "in the rule's points or constants)")
+        raise KvqError(
+            f"rule loss(es) not finite at the initial weights: {', '.join(bad)}; a loss must be a finite "
+            "number for any weights (look for a log or sqrt of a negative, a division by zero, or NaN "
+            "in the rule's points or constants)"
+        )
 
 
 def check_inputs(problem: Any, config: Any) -> None:
@@ -180,10 +194,19 @@ def compile_timed(fn: Any, clock: Clock, *args: Any) -> Any:
     return compiled
 
 
-def _run_blocks(block, state: ItemState, args: tuple, n_blocks: int, n_real: int, check_every: int,
-                on_block: Callable[[int], None], checkpoint: Checkpoint | None, key: str,
-                history: np.ndarray | None = None,
-                items: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[ItemState, Any, int, int]:
+def _run_blocks(
+    block,
+    state: ItemState,
+    args: tuple,
+    n_blocks: int,
+    n_real: int,
+    check_every: int,
+    on_block: Callable[[int], None],
+    checkpoint: Checkpoint | None,
+    key: str,
+    history: np.ndarray | None = None,
+    items: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[ItemState, Any, int, int]:
     """Run up to ``n_blocks`` check intervals; stop early once every item is frozen.
 
     With ``history`` ([n_blocks, B, d_out], NaN-filled) ``block`` returns ``(state, errors
@@ -293,9 +316,15 @@ class Engine:
     mesh: Mesh | None = None  # the devices that share every batch (None: one device)
 
     @classmethod
-    def prepare(cls, problem: Problem, config: ScanConfig, checkpoint: Checkpoint | None = None,
-                group: bool = True, columns: Sequence[tuple[int, Dataset]] | None = None,
-                model: Any = None) -> Engine:
+    def prepare(
+        cls,
+        problem: Problem,
+        config: ScanConfig,
+        checkpoint: Checkpoint | None = None,
+        group: bool = True,
+        columns: Sequence[tuple[int, Dataset]] | None = None,
+        model: Any = None,
+    ) -> Engine:
         """Build the network, points, observations (per seed) and programs.  ``group=False``
         skips choosing expensive rules (one program; for runs that train one mask).
 
@@ -336,15 +365,33 @@ class Engine:
         grouping = config.grouping if group else "none"
         expensive = choose_expensive(problem, grouping, lambda: rule_costs(probe, take(params0, 0), points))
         if config.output_weights is not None and len(config.output_weights) != problem.d_out:
-            raise KvqError(f"output_weights has {len(config.output_weights)} value(s); problem {problem.name!r} has "
-                           f"{problem.d_out} output(s) {list(problem.outputs)}")
+            raise KvqError(
+                f"output_weights has {len(config.output_weights)} value(s); problem {problem.name!r} has "
+                f"{problem.d_out} output(s) {list(problem.outputs)}"
+            )
         optimizer = config.make_optimizer()
         objective = Objective(apply, losses, weights, frozenset(expensive), config.data_loss, config.output_weights)
         programs = Programs(objective, optimizer, config.check_every, config.score)
         opt0 = jax.device_get(jax.jit(jax.vmap(optimizer.init))(params0))
         valid = (jnp.asarray(problem.valid.x, jnp.float32), jnp.asarray(problem.valid.y, jnp.float32))
-        return cls(problem, config, programs, points, xs, ys, params0, opt0, expensive, seeds, Clock(), checkpoint, ws,
-                   valid, network.description, local_mesh(config.devices))
+        return cls(
+            problem,
+            config,
+            programs,
+            points,
+            xs,
+            ys,
+            params0,
+            opt0,
+            expensive,
+            seeds,
+            Clock(),
+            checkpoint,
+            ws,
+            valid,
+            network.description,
+            local_mesh(config.devices),
+        )
 
     @property
     def data(self) -> tuple[np.ndarray, ...]:
@@ -387,17 +434,32 @@ class Engine:
         block = compile_timed(self.programs.pretrain_block(), self.clock, state, self.data)
         progress("pretrain", 0, total)
         t0 = time.perf_counter()
-        state, _, _, _ = _run_blocks(block, state, (self.data,), cfg.pretrain_steps // cfg.check_every, S,
-                                     cfg.check_every, on_block, self.checkpoint, "pretrain")
+        state, _, _, _ = _run_blocks(
+            block,
+            state,
+            (self.data,),
+            cfg.pretrain_steps // cfg.check_every,
+            S,
+            cfg.check_every,
+            on_block,
+            self.checkpoint,
+            "pretrain",
+        )
         diverged = np.asarray(state.diverged) & has_data
         if diverged.any():
             warnings.warn(
                 f"the data-only warm start of seed(s) {[self.seeds[s] for s in np.flatnonzero(diverged)]} diverged "
                 "(NaN/inf loss); those seeds start from their initial weights instead (a lower learning rate "
-                "or --pretrain-steps 0 avoids this)", RuntimeWarning, stacklevel=2)
+                "or --pretrain-steps 0 avoids this)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         keep = has_data & ~diverged
-        warm = jax.tree.map(lambda new, old: np.where(keep.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
-                            jax.device_get((state.best_params, state.best_opt_state)), (self.params0, self.opt0))
+        warm = jax.tree.map(
+            lambda new, old: np.where(keep.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
+            jax.device_get((state.best_params, state.best_opt_state)),
+            (self.params0, self.opt0),
+        )
         self.clock.pretrain_s += time.perf_counter() - t0
         progress("pretrain", total, total)
         return self.with_starts(*warm)
@@ -467,8 +529,9 @@ class Engine:
         best weights kept), starting from weights that the caller gives."""
         cfg = self.config
         lbfgs = optax.lbfgs()
-        programs = Programs(self.programs.objective, lbfgs, cfg.polish_every, self.programs.score,
-                            keep="best", linesearch=True)
+        programs = Programs(
+            self.programs.objective, lbfgs, cfg.polish_every, self.programs.score, keep="best", linesearch=True
+        )
         config = cfg.replace(steps=cfg.polish_steps, check_every=cfg.polish_every, pretrain_steps=0, polish_steps=0)
         return dataclasses.replace(self, config=config, programs=programs, opt0=_lbfgs_init(lbfgs, self.params0))
 
@@ -491,11 +554,18 @@ class Engine:
         bad = np.asarray(first.state.diverged)
         history = second.history.copy()
         history[:, bad] = np.nan
-        state = second.state._replace(diverged=np.asarray(second.state.diverged) | bad,
-                                      frozen=np.asarray(second.state.frozen) | bad,
-                                      steps_run=np.asarray(first.state.steps_run) + np.asarray(second.state.steps_run))
-        return Trained(state, first.mask_of, first.seed_of, np.concatenate([first.history, history]),
-                       np.concatenate([first.check_steps, self.config.steps + second.check_steps]))
+        state = second.state._replace(
+            diverged=np.asarray(second.state.diverged) | bad,
+            frozen=np.asarray(second.state.frozen) | bad,
+            steps_run=np.asarray(first.state.steps_run) + np.asarray(second.state.steps_run),
+        )
+        return Trained(
+            state,
+            first.mask_of,
+            first.seed_of,
+            np.concatenate([first.history, history]),
+            np.concatenate([first.check_steps, self.config.steps + second.check_steps]),
+        )
 
     def items(self, masks: np.ndarray) -> Iterator[tuple[tuple[int, ...], np.ndarray, np.ndarray]]:
         """``(pattern, mask_of, seed_of)`` per on/off pattern of the expensive rules: the
@@ -504,8 +574,9 @@ class Engine:
         for pattern, idx in group_by_pattern(np.asarray(masks), self.expensive):
             yield pattern, np.repeat(idx, S), np.tile(np.arange(S), len(idx))
 
-    def batches(self, masks: np.ndarray, starts: Starts | None = None,
-                skip: Container[tuple[bytes, int]] = ()) -> Iterator[Batch]:
+    def batches(
+        self, masks: np.ndarray, starts: Starts | None = None, skip: Container[tuple[bytes, int]] = ()
+    ) -> Iterator[Batch]:
         """The compiled batches that train ``masks`` [M, n] (0/1) for every seed.
 
         One program per on/off pattern of the expensive rules (compiled when its first
@@ -538,8 +609,15 @@ class Engine:
                     block = compile_timed(program, self.clock, state, *args)
                 yield Batch(pattern, block, state, args, mask_of[real], seed_of[real])
 
-    def train(self, masks: np.ndarray, progress: Progress, *, phase: str = "train", tag: str = "batch",
-              starts: Starts | None = None) -> Trained:
+    def train(
+        self,
+        masks: np.ndarray,
+        progress: Progress,
+        *,
+        phase: str = "train",
+        tag: str = "batch",
+        starts: Starts | None = None,
+    ) -> Trained:
         """Train ``masks`` [M, n] (0/1) for every seed (progress reported as ``phase``,
         checkpoints saved under ``tag``; ``starts`` as in :meth:`batches`), then polish
         them when ``config.polish_steps`` is set (:meth:`polisher`).
@@ -578,8 +656,18 @@ class Engine:
             padded = jax.tree.leaves(batch.state)[0].shape[0]
             items = (masks[batch.mask_of], batch.seed_of)
             state, hist, blocks, ran = _run_blocks(
-                batch.block, batch.state, batch.args, n_blocks, real, cfg.check_every, on_block, self.checkpoint,
-                batch_key(tag, *items, padded), np.full((n_blocks, padded, d_out), np.nan, np.float32), items)
+                batch.block,
+                batch.state,
+                batch.args,
+                n_blocks,
+                real,
+                cfg.check_every,
+                on_block,
+                self.checkpoint,
+                batch_key(tag, *items, padded),
+                np.full((n_blocks, padded, d_out), np.nan, np.float32),
+                items,
+            )
             state = jax.device_get(state)
             self.clock.train_s += time.perf_counter() - t0
             self.clock.subset_steps += ran * cfg.check_every * real
@@ -594,12 +682,14 @@ class Engine:
         order = np.argsort([position[(int(m), int(s))] for m, s in zip(mask_of, seed_of)], kind="stable")
         state = jax.tree.map(lambda *a: np.concatenate(a)[order], *finals)
         steps = cfg.check_every * np.arange(1, n_blocks + 1)
-        trained = Trained(state, mask_of[order], seed_of[order],
-                          np.concatenate(history, axis=1)[:, order].astype(np.float64), steps)
+        trained = Trained(
+            state, mask_of[order], seed_of[order], np.concatenate(history, axis=1)[:, order].astype(np.float64), steps
+        )
         return self._polish(masks, trained, progress, phase, tag) if cfg.polish_steps else trained
 
-    def _saved_items(self, masks: np.ndarray, tag: str, saved: dict[tuple[bytes, int], tuple[str, int]]
-                     ) -> Iterator[tuple[Any, np.ndarray, np.ndarray, np.ndarray]]:
+    def _saved_items(
+        self, masks: np.ndarray, tag: str, saved: dict[tuple[bytes, int], tuple[str, int]]
+    ) -> Iterator[tuple[Any, np.ndarray, np.ndarray, np.ndarray]]:
         """``(state, history, mask_of, seed_of)`` per checkpoint file, of the items of
         ``masks`` that finished batches saved under ``tag`` (host numpy leaves)."""
         rows: dict[str, list[tuple[int, int, int]]] = {}
@@ -643,14 +733,19 @@ def result_config(config: ScanConfig, model: dict[str, Any]) -> dict[str, Any]:
     return {**config.to_dict(), "model": model}
 
 
-def scan_fingerprint(problem: Problem, config: ScanConfig, method: str | dict[str, Any] = "exact",
-                     model: Any = None) -> str:
+def scan_fingerprint(
+    problem: Problem, config: ScanConfig, method: str | dict[str, Any] = "exact", model: Any = None
+) -> str:
     """What identifies a scan: the problem (its description, a hash of its arrays and its
     rule functions' names, :meth:`Problem.identity`), the config without its memory-only
     settings, the model (:mod:`kvq.models`) and the method (a name, or an estimator's settings)."""
     described = resolve_model(model, config, problem.d_in, problem.d_out).description
-    return fingerprint(problem.identity(config.seeds), config_identity(result_config(config, described)),
-                       list(problem.rule_names), method)
+    return fingerprint(
+        problem.identity(config.seeds),
+        config_identity(result_config(config, described)),
+        list(problem.rule_names),
+        method,
+    )
 
 
 class Tabulated(NamedTuple):
@@ -678,9 +773,14 @@ class Tabulated(NamedTuple):
 
     def columns(self, cols: slice) -> Tabulated:
         """The seed columns ``cols`` of every array."""
-        return Tabulated(self.errors[:, cols], self.steps_run[:, cols], self.diverged[:, cols],
-                         None if self.stopped is None else self.stopped[:, cols],
-                         None if self.history is None else self.history[:, :, cols], self.check_steps)
+        return Tabulated(
+            self.errors[:, cols],
+            self.steps_run[:, cols],
+            self.diverged[:, cols],
+            None if self.stopped is None else self.stopped[:, cols],
+            None if self.history is None else self.history[:, :, cols],
+            self.check_steps,
+        )
 
 
 def _place(engine: Engine, mask_of: np.ndarray, seed_of: np.ndarray, *items: tuple[Any, Any]) -> list[np.ndarray]:
@@ -699,9 +799,15 @@ def tabulate(engine: Engine, trained: Trained) -> Tabulated:
     """Place trained items in the value table; the errors are those of the last check."""
     state = trained.state
     history = np.moveaxis(trained.history, 0, 1)  # [B, checks, d_out]
-    steps, div, stopped, hist = _place(engine, trained.mask_of, trained.seed_of, (state.steps_run, 0),
-                                       (state.diverged, False), (state.frozen & ~state.diverged, False),
-                                       (history, np.nan))
+    steps, div, stopped, hist = _place(
+        engine,
+        trained.mask_of,
+        trained.seed_of,
+        (state.steps_run, 0),
+        (state.diverged, False),
+        (state.frozen & ~state.diverged, False),
+        (history, np.nan),
+    )
     hist = np.moveaxis(hist, 2, 0)  # [checks, 2^n, S, d_out]
     errors = hist[-1].copy()
     div |= ~np.all(np.isfinite(errors), axis=-1)
@@ -712,15 +818,23 @@ def tabulate(engine: Engine, trained: Trained) -> Tabulated:
 def tabulate_params(engine: Engine, params: Any, mask_of: np.ndarray, seed_of: np.ndarray) -> Tabulated:
     """Score batched ``params`` (item ``b`` = mask ``mask_of[b]``, seed column ``seed_of[b]``)
     that were not trained here (e.g. a Newton step) on the validation set."""
-    errors, = _place(engine, mask_of, seed_of, (engine.validation_errors(params), np.nan))
+    (errors,) = _place(engine, mask_of, seed_of, (engine.validation_errors(params), np.nan))
     div = ~np.all(np.isfinite(errors), axis=-1)
     errors[div] = np.nan
     return Tabulated(errors, np.zeros(div.shape, np.int64), div)
 
 
-def make_result(engine: Engine, table: Tabulated, t_start: float, method: str = "exact",
-                estimator: dict[str, Any] | None = None, timing: dict[str, Any] | None = None, *,
-                problem: Problem | None = None, seeds: Sequence[int] | None = None) -> ScanResult:
+def make_result(
+    engine: Engine,
+    table: Tabulated,
+    t_start: float,
+    method: str = "exact",
+    estimator: dict[str, Any] | None = None,
+    timing: dict[str, Any] | None = None,
+    *,
+    problem: Problem | None = None,
+    seeds: Sequence[int] | None = None,
+) -> ScanResult:
     """The :class:`ScanResult` of a finished scan or estimate (warns about diverged trainings).
 
     ``problem``/``seeds``: what the table's seed columns are when they are a part of the
@@ -770,8 +884,15 @@ def make_result(engine: Engine, table: Tabulated, t_start: float, method: str = 
     return result
 
 
-def scan(problem: Problem, config: ScanConfig | None = None, *, progress: Progress | None = None,
-         checkpoint: str | Path | None = None, checkpoint_every_s: float = 60.0, model: Any = None) -> ScanResult:
+def scan(
+    problem: Problem,
+    config: ScanConfig | None = None,
+    *,
+    progress: Progress | None = None,
+    checkpoint: str | Path | None = None,
+    checkpoint_every_s: float = 60.0,
+    model: Any = None,
+) -> ScanResult:
     """Train every subset of ``problem``'s rules for every seed; return the value table.
 
     ``config`` defaults to ``ScanConfig.preset("quick")``.  With ``checkpoint`` (a folder)
@@ -788,8 +909,11 @@ def scan(problem: Problem, config: ScanConfig | None = None, *, progress: Progre
     config = ScanConfig.preset("quick") if config is None else config
     progress = progress or (lambda phase, done, total: None)
     check_inputs(problem, config)
-    ckpt = None if checkpoint is None else Checkpoint(checkpoint, scan_fingerprint(problem, config, model=model),
-                                                      checkpoint_every_s)
+    ckpt = (
+        None
+        if checkpoint is None
+        else Checkpoint(checkpoint, scan_fingerprint(problem, config, model=model), checkpoint_every_s)
+    )
     engine = Engine.prepare(problem, config, ckpt, model=model).pretrain(progress)
     trained = engine.train(all_masks(len(problem.rules)), progress)
     return make_result(engine, tabulate(engine, trained), t_start)

@@ -155,9 +155,15 @@ def settings_for(method: str, **settings: Any) -> Finetune | Newton | None:
 # ---------------------------------------------------------------- curvature of J_mask
 
 
-def curvature_matvec(kind: str, objective: Objective, residuals: Sequence[Callable | None], params: Any,
-                     mask: jax.Array, data: tuple[jax.Array, ...],
-                     points: tuple[jax.Array, ...]) -> Callable[[Any], Any]:
+def curvature_matvec(
+    kind: str,
+    objective: Objective,
+    residuals: Sequence[Callable | None],
+    params: Any,
+    mask: jax.Array,
+    data: tuple[jax.Array, ...],
+    points: tuple[jax.Array, ...],
+) -> Callable[[Any], Any]:
     """``v -> C v`` with ``C`` the curvature of ``J_mask`` (``objective``) at ``params``: its
     Hessian (``kind="hessian"``) or its Gauss-Newton matrix (``"ggn"``: the data loss, when
     it is a mean square, and every rule with a residual stacked into one residual vector;
@@ -186,6 +192,7 @@ def curvature_matvec(kind: str, objective: Objective, residuals: Sequence[Callab
         products.append(hvp(lambda p: objective.data_loss(p, data), params))
     for i, r in enumerate(residuals):
         if r is None:
+
             def term(p: Any, i: int = i) -> jax.Array:
                 return mask[i] * weights[i] * losses[i](PointModel(apply, p), points[i])
 
@@ -198,17 +205,24 @@ def curvature_matvec(kind: str, objective: Objective, residuals: Sequence[Callab
     return matvec
 
 
-def rule_gradients(objective: Objective, params: Any, data: tuple[jax.Array, ...],
-                   points: tuple[jax.Array, ...]) -> tuple[Any, Any]:
+def rule_gradients(
+    objective: Objective, params: Any, data: tuple[jax.Array, ...], points: tuple[jax.Array, ...]
+) -> tuple[Any, Any]:
     """``(∇L_data, [∇L_i])`` at ``params``: the data loss's gradient and each rule loss's
     (unweighted), the latter stacked along a leading [n] axis."""
     jac = jax.jacrev(lambda p: objective.terms(p, data, points))(params)  # [1 + n] per leaf
     return jax.tree.map(lambda g: g[0], jac), jax.tree.map(lambda g: g[1:], jac)
 
 
-def newton_steps(settings: Newton, objective: Objective, residuals: Sequence[Callable | None], params: Any,
-                 data: tuple[jax.Array, ...], points: tuple[jax.Array, ...],
-                 masks: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+def newton_steps(
+    settings: Newton,
+    objective: Objective,
+    residuals: Sequence[Callable | None],
+    params: Any,
+    data: tuple[jax.Array, ...],
+    points: tuple[jax.Array, ...],
+    masks: jax.Array,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Parameter shifts ``Δ_S = θ_S - θ̂`` (flat, [M, p]) of one seed for ``masks`` [M, n],
     and the CG diagnostics (``iterations``, ``relative_residual``: one per solve).
 
@@ -232,8 +246,9 @@ def newton_steps(settings: Newton, objective: Objective, residuals: Sequence[Cal
 
     def solve(matvec, b):
         flat_mv = lambda v: ravel_pytree(matvec(unravel(v)))[0]
-        return conjugate_gradient(flat_mv, b, damping=settings.damping, max_iter=settings.cg_iterations,
-                                  tol=settings.cg_tol)
+        return conjugate_gradient(
+            flat_mv, b, damping=settings.damping, max_iter=settings.cg_iterations, tol=settings.cg_tol
+        )
 
     if settings.solve == "shared":
         ones = jnp.ones(n, flat.dtype)
@@ -263,9 +278,12 @@ def _train_anchor(engine: Engine, progress: Progress) -> tuple[Any, Any, dict[st
     t0 = time.perf_counter()
     trained = engine.train(np.ones((1, n), np.int8), progress, phase="anchor", tag="anchor")
     state = take(trained.state, np.argsort(trained.seed_of, kind="stable"))  # row s = seed s
-    info = {"anchor": "all rules", "anchor_steps": np.asarray(state.steps_run).tolist(),
-            "anchor_diverged": np.asarray(state.diverged).tolist(),
-            "anchor_s": time.perf_counter() - t0}
+    info = {
+        "anchor": "all rules",
+        "anchor_steps": np.asarray(state.steps_run).tolist(),
+        "anchor_diverged": np.asarray(state.diverged).tolist(),
+        "anchor_s": time.perf_counter() - t0,
+    }
     return state.best_params, state.best_opt_state, info
 
 
@@ -318,14 +336,16 @@ def _newton(engine: Engine, settings: Newton, progress: Progress) -> tuple[Tabul
     moved = flat0[seed_of] + shifts[seed_of, mask_of]  # [2^n S, p]
     batched = jax.vmap(unravel)(moved)
     step_norm = np.linalg.norm(np.asarray(shifts), axis=-1)  # [S, 2^n]
-    info.update({
-        "cg_iterations": np.asarray(cg["iterations"]).tolist(),
-        "cg_relative_residual": np.asarray(cg["relative_residual"]).tolist(),
-        "cg_relative_residual_max": float(np.max(cg["relative_residual"])),
-        "step_norm_max": float(step_norm.max()),
-        "anchor_norm": np.linalg.norm(np.asarray(flat0), axis=-1).tolist(),
-        "rules_without_residual": [r.name for r in problem.rules if r.residual is None],
-    })
+    info.update(
+        {
+            "cg_iterations": np.asarray(cg["iterations"]).tolist(),
+            "cg_relative_residual": np.asarray(cg["relative_residual"]).tolist(),
+            "cg_relative_residual_max": float(np.max(cg["relative_residual"])),
+            "step_norm_max": float(step_norm.max()),
+            "anchor_norm": np.linalg.norm(np.asarray(flat0), axis=-1).tolist(),
+            "rules_without_residual": [r.name for r in problem.rules if r.residual is None],
+        }
+    )
     if settings.refine_steps:
         t1 = time.perf_counter()
         host = jax.device_get(batched)  # item k * S + s is mask k, seed s
@@ -344,9 +364,17 @@ def _newton(engine: Engine, settings: Newton, progress: Progress) -> tuple[Tabul
     return table, {"settings": dataclasses.asdict(settings), "diagnostics": info}, timing
 
 
-def estimate(problem: Problem, config: ScanConfig | None = None, method: str = "exact", *,
-             progress: Progress | None = None, checkpoint: str | Path | None = None,
-             checkpoint_every_s: float = 60.0, model: Any = None, **settings: Any) -> ScanResult:
+def estimate(
+    problem: Problem,
+    config: ScanConfig | None = None,
+    method: str = "exact",
+    *,
+    progress: Progress | None = None,
+    checkpoint: str | Path | None = None,
+    checkpoint_every_s: float = 60.0,
+    model: Any = None,
+    **settings: Any,
+) -> ScanResult:
     """The value table of ``problem`` by ``method``: ``"exact"`` (:func:`kvq.scan`),
     ``"finetune"`` (settings of :class:`Finetune`) or ``"newton"`` (:class:`Newton`).
 
@@ -361,11 +389,19 @@ def estimate(problem: Problem, config: ScanConfig | None = None, method: str = "
     check_inputs(problem, config)
     chosen = settings_for(method, **settings)
     if chosen is None:
-        return scan(problem, config, progress=progress, checkpoint=checkpoint, checkpoint_every_s=checkpoint_every_s,
-                    model=model)
+        return scan(
+            problem,
+            config,
+            progress=progress,
+            checkpoint=checkpoint,
+            checkpoint_every_s=checkpoint_every_s,
+            model=model,
+        )
     if config.polish_steps:
-        raise KvqError(f"method {method!r} does not polish (its anchors and short trainings keep one optimizer); "
-                       "set polish_steps=0, or use method='exact'")
+        raise KvqError(
+            f"method {method!r} does not polish (its anchors and short trainings keep one optimizer); "
+            "set polish_steps=0, or use method='exact'"
+        )
     progress = progress or (lambda phase, done, total: None)
     identity = estimate_fingerprint(problem, config, method, chosen, model)
     ckpt = None if checkpoint is None else Checkpoint(checkpoint, identity, checkpoint_every_s)
@@ -378,16 +414,20 @@ def estimate(problem: Problem, config: ScanConfig | None = None, method: str = "
         table, estimator, timing = _newton(engine, chosen, progress)
     bad = np.asarray(estimator["diagnostics"].get("anchor_diverged", np.zeros(len(engine.seeds), bool)), bool)
     if bad.any():  # an estimate that starts from diverged weights is no estimate
-        warnings.warn(f"the all-rules anchor of seed(s) {[engine.seeds[s] for s in np.flatnonzero(bad)]} diverged "
-                      "(NaN/inf loss); every estimate of those seeds is left out of the averages",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"the all-rules anchor of seed(s) {[engine.seeds[s] for s in np.flatnonzero(bad)]} diverged "
+            "(NaN/inf loss); every estimate of those seeds is left out of the averages",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         table = table.without_seeds(bad)
     estimator["settings"] = {"method": method, **estimator["settings"]}
     return make_result(engine, table, t_start, method=method, estimator=estimator, timing=timing)
 
 
-def estimate_fingerprint(problem: Problem, config: ScanConfig, method: str, settings: Finetune | Newton | None,
-                         model: Any = None) -> str:
+def estimate_fingerprint(
+    problem: Problem, config: ScanConfig, method: str, settings: Finetune | Newton | None, model: Any = None
+) -> str:
     """What identifies an estimate (as :func:`kvq.engine.scan_fingerprint` for a scan)."""
     if settings is None:
         return scan_fingerprint(problem, config, model=model)

@@ -119,13 +119,17 @@ def _select(table: Any, output: int | str | None) -> tuple[tuple[str, ...], np.n
         by_output = getattr(table, "errors_by_output", None)
         output_names = getattr(table, "output_names", None)
     else:
-        raise KvqError(f"expected a value table (with rule_names and errors) or a (rule_names, "
-                       f"errors) tuple, got {type(table).__name__}")
+        raise KvqError(
+            f"expected a value table (with rule_names and errors) or a (rule_names, "
+            f"errors) tuple, got {type(table).__name__}"
+        )
     if output is None:
         return tuple(names), np.asarray(errors, dtype=float), None
     if by_output is None:
-        raise KvqError(f"output={output!r} was requested but this value table has no per-output "
-                       "errors; use output=None for the overall error")
+        raise KvqError(
+            f"output={output!r} was requested but this value table has no per-output "
+            "errors; use output=None for the overall error"
+        )
     by_output = np.asarray(by_output, dtype=float)
     d = by_output.shape[-1]
     labels = tuple(output_names) if output_names is not None else tuple(str(k) for k in range(d))
@@ -134,8 +138,7 @@ def _select(table: Any, output: int | str | None) -> tuple[tuple[str, ...], np.n
     elif isinstance(output, (int, np.integer)) and -d <= output < d:
         k = int(output) % d
     else:
-        raise KvqError(f"unknown output {output!r}; valid choices: names {list(labels)} "
-                       f"or indices 0..{d - 1}")
+        raise KvqError(f"unknown output {output!r}; valid choices: names {list(labels)} or indices 0..{d - 1}")
     return tuple(names), by_output[..., k], labels[k]
 
 
@@ -144,8 +147,10 @@ def _at_step(table: Any, step: int | None) -> Any:
     if step is None:
         return table
     if not hasattr(table, "at_step"):
-        raise KvqError(f"step={step!r} needs a value table with errors over the training budget (a kvq.ValueTable "
-                       f"or ScanResult with errors_by_check); got {type(table).__name__}")
+        raise KvqError(
+            f"step={step!r} needs a value table with errors over the training budget (a kvq.ValueTable "
+            f"or ScanResult with errors_by_check); got {type(table).__name__}"
+        )
     return table.at_step(step)
 
 
@@ -160,22 +165,31 @@ def _prepare(
     if len(set(names)) != n:
         raise KvqError(f"rule names must be unique, got {list(names)}; rename the duplicates")
     if errors.ndim != 2:
-        raise KvqError(f"errors must be 2-D [2**n_rules, n_seeds], got shape {errors.shape}; "
-                       "add a seed axis of length 1 for a single seed")
+        raise KvqError(
+            f"errors must be 2-D [2**n_rules, n_seeds], got shape {errors.shape}; "
+            "add a seed axis of length 1 for a single seed"
+        )
     if errors.shape[0] != 2**n or errors.shape[1] == 0:
-        raise KvqError(f"errors has shape {errors.shape} but {n} rules need [{2**n}, n_seeds >= 1] "
-                       "(one row per mask in binary order); check rule_names against the table")
+        raise KvqError(
+            f"errors has shape {errors.shape} but {n} rules need [{2**n}, n_seeds >= 1] "
+            "(one row per mask in binary order); check rule_names against the table"
+        )
     v = values(errors)
     missing = tuple(int(k) for k in np.flatnonzero(~np.isfinite(v).all(axis=1)))
     if missing:
+
         def label(k: int) -> str:
             return f"{k} ({'+'.join(nm for j, nm in enumerate(names) if k >> j & 1) or 'no rules'})"
+
         shown = ", ".join(label(k) for k in missing[:20])
         more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
-        warnings.warn(f"{len(missing)} of {2**n} masks have missing errors (NaN, inf or <= 0, e.g. "
-                      f"a diverged training): masks {shown}{more}; terms involving them were left "
-                      "out of the averages and the remaining weights renormalised", RuntimeWarning,
-                      stacklevel=3)
+        warnings.warn(
+            f"{len(missing)} of {2**n} masks have missing errors (NaN, inf or <= 0, e.g. "
+            f"a diverged training): masks {shown}{more}; terms involving them were left "
+            "out of the averages and the remaining weights renormalised",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     return names, v, out, missing
 
 
@@ -234,12 +248,20 @@ def _weighted(terms: np.ndarray, sizes: np.ndarray, weighting: str) -> np.ndarra
 
 def _check_weighting(weighting: str) -> None:
     if weighting not in WEIGHTINGS:
-        raise KvqError(f"unknown weighting {weighting!r}; valid ones: {list(WEIGHTINGS)} "
-                       "('uniform' = Banzhaf, as in the paper; 'shapley' = Shapley value)")
+        raise KvqError(
+            f"unknown weighting {weighting!r}; valid ones: {list(WEIGHTINGS)} "
+            "('uniform' = Banzhaf, as in the paper; 'shapley' = Shapley value)"
+        )
 
 
-def _result(measure: str, weighting: str, names: tuple[str, ...], per_seed: np.ndarray,
-            out: str | None, missing: tuple[int, ...]) -> Importance:
+def _result(
+    measure: str,
+    weighting: str,
+    names: tuple[str, ...],
+    per_seed: np.ndarray,
+    out: str | None,
+    missing: tuple[int, ...],
+) -> Importance:
     mean, se = _mean_se(per_seed)
     return Importance(measure, weighting, names, per_seed, mean, se, out, missing)
 
@@ -313,9 +335,15 @@ def trajectory(table: Any, weighting: str = "uniform") -> dict[str, Any] | None:
         warnings.simplefilter("ignore", RuntimeWarning)
         ri = [rule_importance(table, weighting, step=int(t)) for t in steps]
         fi = [full_importance(table, step=int(t)) for t in steps]
-    return {"names": list(table.rule_names), "weighting": weighting, "steps": np.asarray(steps),
-            "ri": np.array([r.mean for r in ri]), "ri_se": np.array([r.se for r in ri]),
-            "fi": np.array([f.mean for f in fi]), "fi_se": np.array([f.se for f in fi])}
+    return {
+        "names": list(table.rule_names),
+        "weighting": weighting,
+        "steps": np.asarray(steps),
+        "ri": np.array([r.mean for r in ri]),
+        "ri_se": np.array([r.se for r in ri]),
+        "fi": np.array([f.mean for f in fi]),
+        "fi_se": np.array([f.se for f in fi]),
+    }
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:

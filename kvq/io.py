@@ -66,11 +66,15 @@ def check_output_dir(directory: str | Path, fp: str, overwrite: bool, kind: str 
         if not (path / marker).exists():
             continue
         if other != kind:
-            raise KvqError(f"{str(path)!r} holds a kvq {other} ({marker}), not a {kind}; choose another output "
-                           f"folder (kvq does not replace a {other} with a {kind}, even with --overwrite)")
+            raise KvqError(
+                f"{str(path)!r} holds a kvq {other} ({marker}), not a {kind}; choose another output "
+                f"folder (kvq does not replace a {other} with a {kind}, even with --overwrite)"
+            )
         if not overwrite and folder_fingerprint(path, kind) != fp:
-            raise KvqError(f"{str(path)!r} already holds a different {kind}; choose another output folder "
-                           "or pass --overwrite (overwrite=True) to replace it")
+            raise KvqError(
+                f"{str(path)!r} already holds a different {kind}; choose another output folder "
+                "or pass --overwrite (overwrite=True) to replace it"
+            )
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -89,10 +93,16 @@ def summary(result: ScanResult) -> dict[str, Any]:
     outputs = result.output_names if result.errors_by_output is not None else ()
     if len(outputs) > 1:
         out["per_output"] = {
-            o: {"ri_uniform": rule_importance(result, "uniform", o).to_dict(),
+            o: {
+                "ri_uniform": rule_importance(result, "uniform", o).to_dict(),
                 "fi": full_importance(result, o).to_dict(),
                 "dependence": dependence_profile(result, o).to_dict(),
-                **({"interactions_uniform": interactions(result, "uniform", o).to_dict()} if result.n_rules >= 2 else {})}
+                **(
+                    {"interactions_uniform": interactions(result, "uniform", o).to_dict()}
+                    if result.n_rules >= 2
+                    else {}
+                ),
+            }
             for o in outputs
         }
     return out
@@ -124,8 +134,11 @@ def save_result(result: ScanResult, directory: str | Path, overwrite: bool = Fal
         verdicts = assess(result).to_dict()
         importance["improper"] = verdicts["improper"]
     diverged = [
-        {"mask": int(k), "rules_on": [result.rule_names[j] for j in range(n) if result.masks[k, j]],
-         "seed": int(result.seeds[s])}
+        {
+            "mask": int(k),
+            "rules_on": [result.rule_names[j] for j in range(n) if result.masks[k, j]],
+            "seed": int(result.seeds[s]),
+        }
         for k, s in zip(*np.nonzero(result.diverged))
     ]
     meta = {
@@ -180,14 +193,33 @@ def _write_csv(result: ScanResult, path: Path) -> None:
     outs = list(result.output_names) if by_output is not None else []
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["mask", *result.rule_names, "seed", "mse", *[f"mse_{o}" for o in outs], "steps_run", "diverged",
-                    "stopped_early"])
+        w.writerow(
+            [
+                "mask",
+                *result.rule_names,
+                "seed",
+                "mse",
+                *[f"mse_{o}" for o in outs],
+                "steps_run",
+                "diverged",
+                "stopped_early",
+            ]
+        )
         for k in range(result.errors.shape[0]):
             for s, seed in enumerate(result.seeds):
                 per_out = [repr(float(e)) for e in by_output[k, s]] if by_output is not None else []
-                w.writerow([k, *map(int, result.masks[k]), seed, repr(float(result.errors[k, s])), *per_out,
-                            int(result.steps_run[k, s]), int(result.diverged[k, s]),
-                            "" if result.stopped is None else int(result.stopped[k, s])])
+                w.writerow(
+                    [
+                        k,
+                        *map(int, result.masks[k]),
+                        seed,
+                        repr(float(result.errors[k, s])),
+                        *per_out,
+                        int(result.steps_run[k, s]),
+                        int(result.diverged[k, s]),
+                        "" if result.stopped is None else int(result.stopped[k, s]),
+                    ]
+                )
 
 
 def read_meta(path: Path, kind: str, what: str) -> dict[str, Any]:

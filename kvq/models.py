@@ -98,12 +98,12 @@ def resolve(model: Any, config: ScanConfig, d_in: int, d_out: int) -> Model:
     ``d_out`` outputs; checks that it maps one point [d_in] to [d_out]."""
     if model is None:
         init, apply = make_mlp(config.width, config.depth, d_in, d_out, config.activation)
-        described = {"kind": "kvq.MLP", "width": config.width, "depth": config.depth,
-                     "activation": config.activation}
+        described = {"kind": "kvq.MLP", "width": config.width, "depth": config.depth, "activation": config.activation}
         return Model(init, apply, described)
     if isinstance(model, Model):
         return model
     from flax import linen, nnx
+
     if isinstance(model, tuple | list) and len(model) == 2 and all(callable(f) for f in model):
         user_init, user_apply = model
         init = lambda key: user_init(key, d_in, d_out)
@@ -112,6 +112,7 @@ def resolve(model: Any, config: ScanConfig, d_in: int, d_out: int) -> Model:
     elif isinstance(model, linen.Module):
         init = lambda key: model.init(key, jnp.zeros((d_in,), jnp.float32))
         module = model
+
         def linen_apply(params: Params, x: jax.Array) -> jax.Array:
             return module.apply(params, x)  # type: ignore[return-value]
 
@@ -125,10 +126,16 @@ def resolve(model: Any, config: ScanConfig, d_in: int, d_out: int) -> Model:
         instance = model
         init, apply = _nnx_model(lambda key: instance)
         apply = _per_point(apply)
-        described = {"kind": "flax.nnx", "module": function_name(type(model)), "init": "the instance's weights, every seed"}
+        described = {
+            "kind": "flax.nnx",
+            "module": function_name(type(model)),
+            "init": "the instance's weights, every seed",
+        }
     else:
-        raise KvqError(f"model must be None (kvq's MLP), a pair (init, apply), a Flax Linen module or a Flax NNX "
-                       f"module; got {type(model).__name__}")
+        raise KvqError(
+            f"model must be None (kvq's MLP), a pair (init, apply), a Flax Linen module or a Flax NNX "
+            f"module; got {type(model).__name__}"
+        )
     return Model(init, apply, {**described, **_fingerprint_weights(init, apply, d_in, d_out)})
 
 
@@ -138,11 +145,14 @@ def _fingerprint_weights(init: Callable, apply: Callable, d_in: int, d_out: int)
         params = init(jax.random.PRNGKey(0))
         out = jax.eval_shape(apply, params, jax.ShapeDtypeStruct((d_in,), jnp.float32))
     except Exception as e:
-        raise KvqError(f"the model failed on one point of {d_in} inputs: {type(e).__name__}: "
-                       f"{str(e).splitlines()[0][:300]}") from e
+        raise KvqError(
+            f"the model failed on one point of {d_in} inputs: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
+        ) from e
     if getattr(out, "shape", None) != (d_out,):
-        raise KvqError(f"the model maps one point [{d_in}] to shape {getattr(out, 'shape', None)}; the problem "
-                       f"needs [{d_out}] (one value per output)")
+        raise KvqError(
+            f"the model maps one point [{d_in}] to shape {getattr(out, 'shape', None)}; the problem "
+            f"needs [{d_out}] (one value per output)"
+        )
     h = hashlib.sha256()
     leaves = jax.tree.leaves(params)
     for leaf in leaves:

@@ -127,8 +127,14 @@ def _chain(sig: list[jax.Array], z: list) -> list:
     if k >= 3:
         out.append(_add(_mul(sig[3], z1, z1, z1), _mul(3.0, sig[2], z1, z2), _mul(sig[1], z3)))
     if k >= 4:
-        out.append(_add(_mul(sig[4], z1, z1, z1, z1), _mul(6.0, sig[3], z1, z1, z2),
-                        _mul(sig[2], _add(_mul(3.0, z2, z2), _mul(4.0, z1, z3))), _mul(sig[1], z4)))
+        out.append(
+            _add(
+                _mul(sig[4], z1, z1, z1, z1),
+                _mul(6.0, sig[3], z1, z1, z2),
+                _mul(sig[2], _add(_mul(3.0, z2, z2), _mul(4.0, z1, z3))),
+                _mul(sig[1], z4),
+            )
+        )
     return out
 
 
@@ -158,7 +164,8 @@ class MLPApply:
         # series[j] = derivatives 1..orders[j] of the current layer's input along axis j
         series: list[list] = [
             [jnp.broadcast_to(jnp.eye(points.shape[1], dtype=points.dtype)[j], points.shape)] + [None] * (k - 1)
-            for j, k in enumerate(orders) if k > 0
+            for j, k in enumerate(orders)
+            if k > 0
         ]
         for i in range(n):
             dense = layers[f"Dense_{i}"]

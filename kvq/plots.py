@@ -148,14 +148,15 @@ def plot_trajectory(table: ValueTable, path: str | Path, weighting: str = "unifo
     settle = _quiet(settledness, table, weighting)
     steps = traj["steps"]
     fig, axes = plt.subplots(1, 2, figsize=(10.0, 4.2), dpi=DPI, sharex=True)
-    for ax, key, label in ((axes[0], "ri", YLABEL["ri" if weighting == "uniform" else "ri_shapley"]),
-                           (axes[1], "fi", YLABEL["fi"])):
+    for ax, key, label in (
+        (axes[0], "ri", YLABEL["ri" if weighting == "uniform" else "ri_shapley"]),
+        (axes[1], "fi", YLABEL["fi"]),
+    ):
         for i, name in enumerate(traj["names"]):
             mean, se = traj[key][:, i], np.nan_to_num(traj[f"{key}_se"][:, i], nan=0.0)
             tag = "" if not settle.known or settle.settled[i] else " (unsettled)"
             color = f"C{i % 10}"
-            ax.plot(steps, mean, STYLES[i % len(STYLES)], color=color, markersize=4, linewidth=1.4,
-                    label=name + tag)
+            ax.plot(steps, mean, STYLES[i % len(STYLES)], color=color, markersize=4, linewidth=1.4, label=name + tag)
             ax.fill_between(steps, mean - se, mean + se, color=color, alpha=0.15, linewidth=0)
         if settle.from_step is not None:
             ax.axvspan(settle.from_step, steps[-1], color="0.5", alpha=0.08, linewidth=0)
@@ -165,8 +166,9 @@ def plot_trajectory(table: ValueTable, path: str | Path, weighting: str = "unifo
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     shaded = "" if settle.from_step is None else "; shaded: the half of the budget settledness is judged on"
-    fig.suptitle(_wrap(f"importance over the training budget, mean ± 1 se{shaded}\n{_describe(table)}", fig),
-                 fontsize=10)
+    fig.suptitle(
+        _wrap(f"importance over the training budget, mean ± 1 se{shaded}\n{_describe(table)}", fig), fontsize=10
+    )
     fig.tight_layout()
     return _save(plt, fig, path)
 
@@ -186,25 +188,41 @@ def plot_dependence(table: ValueTable, path: str | Path, output: int | str | Non
     n = len(prof.names)
     ncols = min(n, 4)
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, sharey=True, squeeze=False, dpi=DPI,
-                             figsize=(max(5.0, 3.0 * ncols + 0.8), 3.0 * nrows + 1.3))
+    fig, axes = plt.subplots(
+        nrows, ncols, sharey=True, squeeze=False, dpi=DPI, figsize=(max(5.0, 3.0 * ncols + 0.8), 3.0 * nrows + 1.3)
+    )
     rng = np.random.default_rng(0)
     for i, name in enumerate(prof.names):
         ax = axes[i // ncols, i % ncols]
         groups = prof.samples[name]
         pos = [k for k in prof.sizes if groups[k].size]
         if pos:
-            ax.boxplot([groups[k] for k in pos], positions=pos, widths=0.55, showfliers=False,
-                       patch_artist=True, boxprops={"facecolor": "#cfe0f3", "edgecolor": "#33557a"},
-                       medianprops={"color": "#33557a", "linewidth": 1.5},
-                       whiskerprops={"color": "#33557a"}, capprops={"color": "#33557a"})
+            ax.boxplot(
+                [groups[k] for k in pos],
+                positions=pos,
+                widths=0.55,
+                showfliers=False,
+                patch_artist=True,
+                boxprops={"facecolor": "#cfe0f3", "edgecolor": "#33557a"},
+                medianprops={"color": "#33557a", "linewidth": 1.5},
+                whiskerprops={"color": "#33557a"},
+                capprops={"color": "#33557a"},
+            )
         for k in pos:
             x = groups[k]
             jitter = rng.uniform(-0.18, 0.18, x.size)
             ax.plot(k + jitter, x, "o", color="0.35", markersize=2.5, alpha=0.5, zorder=3)
         ok = np.isfinite(prof.mean[i])
-        ax.errorbar(np.asarray(prof.sizes)[ok], prof.mean[i][ok], yerr=np.nan_to_num(prof.se[i][ok], nan=0.0),
-                    fmt="D", color="#c0392b", markersize=5, capsize=3, zorder=4)
+        ax.errorbar(
+            np.asarray(prof.sizes)[ok],
+            prof.mean[i][ok],
+            yerr=np.nan_to_num(prof.se[i][ok], nan=0.0),
+            fmt="D",
+            color="#c0392b",
+            markersize=5,
+            capsize=3,
+            zorder=4,
+        )
         ax.axhline(0.0, color="black", linewidth=0.8, zorder=1)
         ax.set_xticks(prof.sizes, [str(k) for k in prof.sizes])
         ax.set_xlim(-0.6, n - 0.4)
@@ -219,21 +237,25 @@ def plot_dependence(table: ValueTable, path: str | Path, output: int | str | Non
         axes[j // ncols, j % ncols].set_visible(False)
     handles = [
         Patch(facecolor="#cfe0f3", edgecolor="#33557a", label="median and quartiles (whiskers: 1.5 IQR)"),
-        Line2D([], [], marker="o", linestyle="", color="0.35", alpha=0.6, markersize=4,
-               label="one coalition S and seed"),
+        Line2D(
+            [], [], marker="o", linestyle="", color="0.35", alpha=0.6, markersize=4, label="one coalition S and seed"
+        ),
         Line2D([], [], marker="D", linestyle="", color="#c0392b", markersize=5, label="mean ± 1 se"),
     ]
     out = f", output {prof.output}" if prof.output is not None else ""
-    fig.suptitle(_wrap(f"dependence profiles: $\\Delta_i(S)$ = log10(MSE of S / MSE of S + i)\n"
-                       f"{_describe(table)}{out}", fig), fontsize=10)
+    fig.suptitle(
+        _wrap(f"dependence profiles: $\\Delta_i(S)$ = log10(MSE of S / MSE of S + i)\n{_describe(table)}{out}", fig),
+        fontsize=10,
+    )
     wide = fig.get_figwidth() >= 6.5  # the three legend entries side by side, else stacked
     fig.legend(handles=handles, loc="lower center", ncol=3 if wide else 1, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, (0.4 if wide else 0.75) / fig.get_figheight(), 1, 1))  # room for the legend
     return _save(plt, fig, path)
 
 
-def plot_interactions(table: ValueTable, path: str | Path, weighting: str = "uniform",
-                      output: int | str | None = None) -> Path:
+def plot_interactions(
+    table: ValueTable, path: str | Path, weighting: str = "uniform", output: int | str | None = None
+) -> Path:
     """Heat map of the pairwise interaction index of every pair of rules -> PNG.
 
     Cell (i, j) = the mean over coalitions S without i, j of v(S+i+j) - v(S+i) - v(S+j) + v(S)
@@ -284,8 +306,12 @@ def plot_interactions(table: ValueTable, path: str | Path, weighting: str = "uni
                 text += "\n" + (rel.upper() if rel == "conflict" else rel)
             color = "white" if abs(m) > 0.6 * lim else "black"
             ax.text(j, i, text, ha="center", va="center", color=color, fontsize=size)
-    ax.set_xticks(range(n), names, rotation=30 if max(map(len, names)) > 5 else 0,
-                  ha="right" if max(map(len, names)) > 5 else "center")
+    ax.set_xticks(
+        range(n),
+        names,
+        rotation=30 if max(map(len, names)) > 5 else 0,
+        ha="right" if max(map(len, names)) > 5 else "center",
+    )
     ax.set_yticks(range(n), names)
     ax.set_xlabel("rule")
     ax.set_ylabel("rule")
@@ -302,8 +328,13 @@ def _fmt_value(axis: str, value: float) -> str:
     return f"{value:g} observations" if axis == "data" else f"noise {value:g}%"
 
 
-def plot_sweep(summary_rows: Sequence[Mapping[str, Any]], path: str | Path, axis: str = "data",
-               measure: str = "ri", title: str | None = None) -> Path:
+def plot_sweep(
+    summary_rows: Sequence[Mapping[str, Any]],
+    path: str | Path,
+    axis: str = "data",
+    measure: str = "ri",
+    title: str | None = None,
+) -> Path:
     """RI (or FI) of each rule against one swept axis -> PNG.
 
     ``summary_rows``: the ``summary`` of a ``sweep.json`` (one dict per (point, rule) with
@@ -335,30 +366,61 @@ def plot_sweep(summary_rows: Sequence[Mapping[str, Any]], path: str | Path, axis
     others = sorted({_num(r[okey]) for r in rows})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     nrows, ncols = len(others), len(splits)
-    fig, axes = plt.subplots(nrows, ncols, sharey=True, sharex=True, squeeze=False, dpi=DPI,
-                             figsize=(max(5.0, 4.4 * ncols + 0.6), 3.2 * nrows + 1.4))
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        sharey=True,
+        sharex=True,
+        squeeze=False,
+        dpi=DPI,
+        figsize=(max(5.0, 4.4 * ncols + 0.6), 3.2 * nrows + 1.4),
+    )
     for a, ov in enumerate(others):
         for b, split in enumerate(splits):
             ax = axes[a, b]
             drawn = False
             for c, rule in enumerate(rules):
-                pts = sorted((_num(r[key]), _num(r[measure]), _num(r.get(f"{measure}_se")))
-                             for r in rows if r["rule"] == rule and str(r.get("split", "")) == split
-                             and _num(r[okey]) == ov)
+                pts = sorted(
+                    (_num(r[key]), _num(r[measure]), _num(r.get(f"{measure}_se")))
+                    for r in rows
+                    if r["rule"] == rule and str(r.get("split", "")) == split and _num(r[okey]) == ov
+                )
                 if not pts:
                     continue
                 drawn = True
                 x, y, e = (np.array(v) for v in zip(*pts))
                 color = colors[c % len(colors)]
-                ax.plot(x, y, STYLES[c % len(STYLES)], color=color, markersize=4, linewidth=1.5, clip_on=False,
-                        label=rule if a == b == 0 else None)
+                ax.plot(
+                    x,
+                    y,
+                    STYLES[c % len(STYLES)],
+                    color=color,
+                    markersize=4,
+                    linewidth=1.5,
+                    clip_on=False,
+                    label=rule if a == b == 0 else None,
+                )
                 band = np.isfinite(e)
                 if band.any():
-                    ax.fill_between(x, np.where(band, y - e, np.nan), np.where(band, y + e, np.nan),
-                                    color=color, alpha=0.15, linewidth=0)
+                    ax.fill_between(
+                        x,
+                        np.where(band, y - e, np.nan),
+                        np.where(band, y + e, np.nan),
+                        color=color,
+                        alpha=0.15,
+                        linewidth=0,
+                    )
             if not drawn:
-                ax.text(0.5, 0.5, "no finished points", transform=ax.transAxes, ha="center", va="center",
-                        color="0.4", fontsize=9)
+                ax.text(
+                    0.5,
+                    0.5,
+                    "no finished points",
+                    transform=ax.transAxes,
+                    ha="center",
+                    va="center",
+                    color="0.4",
+                    fontsize=9,
+                )
             ax.axhline(0.0, color="black", linewidth=0.8)
             if axis == "data":
                 ax.set_xscale("symlog", linthresh=10)
@@ -377,15 +439,24 @@ def plot_sweep(summary_rows: Sequence[Mapping[str, Any]], path: str | Path, axis
     fixed = f", {_fmt_value(other, others[0])}" if nrows == 1 else ""
     fig.suptitle(_wrap(f"{head}{fixed}; mean ± 1 se (band) over seeds; > 0: the rule helps", fig), fontsize=10)
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(rules), 6), fontsize=8, frameon=False,
-               title="rule", title_fontsize=8)
+    fig.legend(
+        handles,
+        labels,
+        loc="lower center",
+        ncol=min(len(rules), 6),
+        fontsize=8,
+        frameon=False,
+        title="rule",
+        title_fontsize=8,
+    )
     legend_in = 0.3 + 0.2 * math.ceil(len(rules) / 6)  # inches below the panels for the legend
     fig.tight_layout(rect=(0, legend_in / fig.get_figheight(), 1, 1))
     return _save(plt, fig, path)
 
 
-def plot_tuning(history: Sequence[Mapping[str, Any]] | Mapping[str, Any], path: str | Path,
-                rule_names: Iterable[str] | None = None) -> Path:
+def plot_tuning(
+    history: Sequence[Mapping[str, Any]] | Mapping[str, Any], path: str | Path, rule_names: Iterable[str] | None = None
+) -> Path:
     """Rule-weight tuning -> PNG: left, each rule's weight λ_i (log axis) per iteration;
     right, the validation MSE with all rules on (mean ± 1 se over seeds, log axis).
 
@@ -408,8 +479,9 @@ def plot_tuning(history: Sequence[Mapping[str, Any]] | Mapping[str, Any], path: 
         weights = np.array([[_num(w) for w in h["weights"]] for h in entries], dtype=float)
         mse = np.array([_num(h.get("mse_all")) for h in entries])
     except (KeyError, TypeError, ValueError) as e:
-        raise KvqError(f"a tuning history entry lacks a field or is malformed ({e!r}); expected the "
-                       "'history' list of a tune.json") from None
+        raise KvqError(
+            f"a tuning history entry lacks a field or is malformed ({e!r}); expected the 'history' list of a tune.json"
+        ) from None
     mse_se = np.array([_num(h.get("mse_all_se")) for h in entries])
     accepted = np.array([bool(h.get("accepted", True)) for h in entries])
     n = weights.shape[1]
@@ -425,8 +497,15 @@ def plot_tuning(history: Sequence[Mapping[str, Any]] | Mapping[str, Any], path: 
         color = colors[i % len(colors)]
         left.plot(it[accepted], weights[accepted, i], "o-", color=color, markersize=5, label=name)
         if (~accepted).any():
-            left.plot(it[~accepted], weights[~accepted, i], "o", color=color, markersize=6,
-                      markerfacecolor="none", markeredgewidth=1.3)
+            left.plot(
+                it[~accepted],
+                weights[~accepted, i],
+                "o",
+                color=color,
+                markersize=6,
+                markerfacecolor="none",
+                markeredgewidth=1.3,
+            )
     finite = np.isfinite(weights)
     positive = weights[finite & (np.asarray(weights) > 0)]
     log_weights = bool(positive.size and (np.asarray(weights[finite]) > 0).all())
@@ -439,21 +518,38 @@ def plot_tuning(history: Sequence[Mapping[str, Any]] | Mapping[str, Any], path: 
     left.set_title("rule weights", fontsize=10)
     left.grid(alpha=0.3, which="both")
     handles, _ = left.get_legend_handles_labels()
-    handles += [Line2D([], [], marker="o", linestyle="-", color="0.3", label="accepted step"),
-                Line2D([], [], marker="o", linestyle="", color="0.3", markerfacecolor="none",
-                       label="rejected proposal")]
+    handles += [
+        Line2D([], [], marker="o", linestyle="-", color="0.3", label="accepted step"),
+        Line2D([], [], marker="o", linestyle="", color="0.3", markerfacecolor="none", label="rejected proposal"),
+    ]
 
     err = np.nan_to_num(mse_se, nan=0.0)
     for mask, face, label in ((accepted, "C0", "accepted step"), (~accepted, "none", "rejected proposal")):
         if mask.any():
-            right.errorbar(it[mask], mse[mask], yerr=err[mask], fmt="o", color="C0", markerfacecolor=face,
-                           markersize=6, capsize=3, label=label)
+            right.errorbar(
+                it[mask],
+                mse[mask],
+                yerr=err[mask],
+                fmt="o",
+                color="C0",
+                markerfacecolor=face,
+                markersize=6,
+                capsize=3,
+                label=label,
+            )
     right.plot(it[accepted], mse[accepted], "-", color="C0", linewidth=1, alpha=0.7)
     if best and best.get("iteration") is not None:
         b = _num(best.get("mse_all"))
         if np.isfinite(b):
-            right.plot([_num(best["iteration"])], [b], "*", color="#e67e22", markersize=14, zorder=5,
-                       label=f"best (iteration {best['iteration']})")
+            right.plot(
+                [_num(best["iteration"])],
+                [b],
+                "*",
+                color="#e67e22",
+                markersize=14,
+                zorder=5,
+                label=f"best (iteration {best['iteration']})",
+            )
     log_mse = bool(np.isfinite(mse).any() and (mse[np.isfinite(mse)] > 0).all())
     if log_mse:
         right.set_yscale("log")
@@ -483,13 +579,15 @@ def plot_tuning(history: Sequence[Mapping[str, Any]] | Mapping[str, Any], path: 
             ax.yaxis.set_major_locator(LogLocator(base=10))
             return
         if hi / lo < 3:  # under half a decade: evenly spaced round numbers (0.14, 0.16, ...)
-            ticks = [float(v) for v in MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
-                     if lo <= v <= hi]
+            ticks = [
+                float(v) for v in MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi) if lo <= v <= hi
+            ]
         else:  # the sparsest of 1-2-5, 1-1.5-2-3-5-7 and finer mantissas x 10^k giving >= 4 ticks
             powers = range(math.floor(math.log10(lo)), math.floor(math.log10(hi)) + 1)
             for mantissas in ((1, 2, 5), (1, 1.5, 2, 3, 5, 7), (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8)):
-                ticks = sorted(v for v in (float(f"{m * 10.0**k:.6g}") for k in powers for m in mantissas)
-                               if lo <= v <= hi)
+                ticks = sorted(
+                    v for v in (float(f"{m * 10.0**k:.6g}") for k in powers for m in mantissas) if lo <= v <= hi
+                )
                 if len(ticks) >= 4:
                     break
         ax.yaxis.set_major_locator(FixedLocator(ticks))
@@ -504,8 +602,9 @@ def plot_tuning(history: Sequence[Mapping[str, Any]] | Mapping[str, Any], path: 
         if iterations.size == 1:  # a single iteration: room around it
             ax.set_xlim(iterations[0] - 0.5, iterations[0] + 0.5)
         # a tick at every iteration (never 0.015 or -0.045), or whole numbers for long runs
-        ax.xaxis.set_major_locator(FixedLocator(iterations.tolist()) if iterations.size <= 12
-                                   else MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(
+            FixedLocator(iterations.tolist()) if iterations.size <= 12 else MaxNLocator(integer=True)
+        )
     ncol = min(len(handles), 7)
     fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, (0.15 + 0.22 * math.ceil(len(handles) / ncol)) / fig.get_figheight(), 1, 1))

@@ -45,12 +45,19 @@ def importance_frame(table: ValueTable) -> Any:
         ri_u, ri_s, fi = rule_importance(table, "uniform"), rule_importance(table, "shapley"), full_importance(table)
         verdicts = assess(table)
     kinds = rule_kinds(table.problem) if isinstance(table, ScanResult) else {}
-    return pd.DataFrame({
-        "kind": [kinds.get(n, "") for n in table.rule_names],
-        "ri": ri_u.mean, "ri_se": ri_u.se, "ri_shapley": ri_s.mean, "ri_shapley_se": ri_s.se,
-        "fi": fi.mean, "fi_se": fi.se,
-        "status": [rule_status(verdicts, i, "settled", "unknown") for i in range(len(table.rule_names))],
-    }, index=pd.Index(table.rule_names, name="rule"))
+    return pd.DataFrame(
+        {
+            "kind": [kinds.get(n, "") for n in table.rule_names],
+            "ri": ri_u.mean,
+            "ri_se": ri_u.se,
+            "ri_shapley": ri_s.mean,
+            "ri_shapley_se": ri_s.se,
+            "fi": fi.mean,
+            "fi_se": fi.se,
+            "status": [rule_status(verdicts, i, "settled", "unknown") for i in range(len(table.rule_names))],
+        },
+        index=pd.Index(table.rule_names, name="rule"),
+    )
 
 
 def importance_table(table: ValueTable, rerun: str | None = None, verdicts: Assessment | None = None) -> str:
@@ -73,8 +80,17 @@ def importance_table(table: ValueTable, rerun: str | None = None, verdicts: Asse
     kinds = rule_kinds(table.problem) if isinstance(table, ScanResult) else {}
 
     head = ["rule", "kind", "RI uniform ± se", "RI Shapley ± se", "FI ± se", "status"]
-    rows = [[name, kinds.get(name, ""), _pm(ri_u.mean[i], ri_u.se[i]), _pm(ri_s.mean[i], ri_s.se[i]),
-             _pm(fi.mean[i], fi.se[i]), rule_status(verdicts, i)] for i, name in enumerate(table.rule_names)]
+    rows = [
+        [
+            name,
+            kinds.get(name, ""),
+            _pm(ri_u.mean[i], ri_u.se[i]),
+            _pm(ri_s.mean[i], ri_s.se[i]),
+            _pm(fi.mean[i], fi.se[i]),
+            rule_status(verdicts, i),
+        ]
+        for i, name in enumerate(table.rule_names)
+    ]
     if not any(r[-1] for r in rows):
         head, rows = head[:-1], [r[:-1] for r in rows]
     out = [*_columns(head, rows), ""]
@@ -84,12 +100,17 @@ def importance_table(table: ValueTable, rerun: str | None = None, verdicts: Asse
             warnings.simplefilter("ignore", RuntimeWarning)
             per = [rule_importance(table, "uniform", output=o) for o in outputs]
         rows = [[name, *(_pm(ri.mean[i], ri.se[i]) for ri in per)] for i, name in enumerate(table.rule_names)]
-        out += ["RI uniform ± se per output (importance for each output's own validation MSE):",
-                *_columns(["rule", *outputs], rows), ""]
+        out += [
+            "RI uniform ± se per output (importance for each output's own validation MSE):",
+            *_columns(["rule", *outputs], rows),
+            "",
+        ]
     seeds = table.errors.shape[1]
     score = score_label(table)
-    out.append(f"validation {score}, all rules: {mse_summary(table.errors[-1])}   no rules: {mse_summary(table.errors[0])}"
-               f"   ({seeds} seed{'s' if seeds != 1 else ''}, mean ± se)")
+    out.append(
+        f"validation {score}, all rules: {mse_summary(table.errors[-1])}   no rules: {mse_summary(table.errors[0])}"
+        f"   ({seeds} seed{'s' if seeds != 1 else ''}, mean ± se)"
+    )
     out.append(f"importance = mean log10({score} without / {score} with the rule); > 0: the rule helps")
     recipe = recipe_line(table)
     if recipe:
@@ -137,15 +158,19 @@ def settledness_lines(settle: Settledness, table: ValueTable, rerun: str | None 
     if stopped is not None and np.isfinite(settle.capped_share):
         ok = ~table.missing()
         capped = int((~stopped & ok).sum())
-        out.append(f"trainings: {capped} of {int(ok.sum())} ({settle.capped_share:.0%}) ran into the "
-                   f"{_budget(table)}-step cap, {int(ok.sum()) - capped} stopped by the early-stopping check")
+        out.append(
+            f"trainings: {capped} of {int(ok.sum())} ({settle.capped_share:.0%}) ran into the "
+            f"{_budget(table)}-step cap, {int(ok.sum()) - capped} stopped by the early-stopping check"
+        )
     if not settle.known:
         if getattr(table, "method", "exact") == "exact":
             out.append(f"settledness: unknown ({settle.reasons[0]})")
         return out
     if not settle.unsettled:
-        out.append(f"settled: every rule's RI and FI moved less than max({ATOL:g}, {RTOL:g}·|value|) decades "
-                   f"from step {settle.from_step} to {settle.to_step}")
+        out.append(
+            f"settled: every rule's RI and FI moved less than max({ATOL:g}, {RTOL:g}·|value|) decades "
+            f"from step {settle.from_step} to {settle.to_step}"
+        )
         return out
     why = []
     if settle.too_capped:
@@ -153,8 +178,10 @@ def settledness_lines(settle: Settledness, table: ValueTable, rerun: str | None 
     moved = "; ".join(f"{n} {r}" for n, r in zip(settle.names, settle.reasons) if r)
     if moved:
         why.append(f"moved from step {settle.from_step} to {settle.to_step}: {moved}")
-    out.append(f"UNSETTLED: {', '.join(settle.unsettled)} ({'; '.join(why)}). A longer budget may still change "
-               "these numbers; an unsettled rule is never flagged improper.")
+    out.append(
+        f"UNSETTLED: {', '.join(settle.unsettled)} ({'; '.join(why)}). A longer budget may still change "
+        "these numbers; an unsettled rule is never flagged improper."
+    )
     out.append(f"re-run with a longer budget: {rerun or default_rerun(table)}")
     return out
 
@@ -169,12 +196,16 @@ def elimination_lines(elim: Elimination) -> list[str]:
             when = "" if k == 0 else f" without {', '.join(elim.removed[:k])}"
             parts.append(f"{r['removed']} (RI {_pm(r['ri'][i], r['se'][i])}{when})")
         flagged = ", ".join(parts)
-        out.append(f"IMPROPER knowledge (backward elimination, in order): {flagged}. Each made the model "
-                   f"reliably worse (RI < -{elim.min_effect:g} with its 95% CI over seeds below zero, settled): "
-                   "check it, or drop it.")
+        out.append(
+            f"IMPROPER knowledge (backward elimination, in order): {flagged}. Each made the model "
+            f"reliably worse (RI < -{elim.min_effect:g} with its 95% CI over seeds below zero, settled): "
+            "check it, or drop it."
+        )
         if elim.final is not None:
-            out.append("  RI of the other rules once the improper ones are removed: "
-                       + ", ".join(f"{n} {_pm(m, s)}" for n, m, s in zip(elim.final.names, elim.final.mean, elim.final.se)))
+            out.append(
+                "  RI of the other rules once the improper ones are removed: "
+                + ", ".join(f"{n} {_pm(m, s)}" for n, m, s in zip(elim.final.names, elim.final.mean, elim.final.se))
+            )
     if elim.withheld:
         out.append(f"not flagged: {', '.join(elim.withheld)} hurt(s) reliably at this budget but has not settled")
     return out
@@ -182,8 +213,11 @@ def elimination_lines(elim: Elimination) -> list[str]:
 
 def pair_lines(pairs: PairRelations) -> list[str]:
     """The pairs that are not independent: conflicts first, then substitutions and synergies."""
-    meaning = {"conflict": "together worse than either alone", "substitution": "one can stand in for the other",
-               "synergy": "together worth more than apart"}
+    meaning = {
+        "conflict": "together worse than either alone",
+        "substitution": "one can stand in for the other",
+        "synergy": "together worth more than apart",
+    }
     out = []
     for kind in ("conflict", "substitution", "synergy"):
         hits = [f"{n} ({pairs.interaction[k]:+.2f})" for k, n in enumerate(pairs.names) if pairs.relation[k] == kind]
@@ -195,8 +229,12 @@ def pair_lines(pairs: PairRelations) -> list[str]:
 def best_set_lines(best: dict, score: str = "MSE") -> list[str]:
     """The best rule set and its paired gain over seeds against all rules and the kept rules."""
     b = best["best"]
-    out = [(f"best rule set: {{{', '.join(b['rules'])}}} (validation {score} {b['mse_mean']:.3e}, chosen on the "
-            "validation set: optimistic)")]
+    out = [
+        (
+            f"best rule set: {{{', '.join(b['rules'])}}} (validation {score} {b['mse_mean']:.3e}, chosen on the "
+            "validation set: optimistic)"
+        )
+    ]
     for key, label in (("all_rules", "all rules"), ("kept_by_elimination", "the rules elimination keeps")):
         c = best.get(key)
         if c is None or c["mask"] == b["mask"] or c["gain"] is None:
@@ -213,9 +251,11 @@ def caveats(table: ValueTable) -> list[str]:
     """What a reader must know before trusting the numbers: an estimated table, diverged trainings."""
     out = []
     if getattr(table, "method", "exact") != "exact":
-        out.append(f"ESTIMATED by '{getattr(table, 'method', '?')}' (not every subset was trained): check it against "
-                   "an exact scan "
-                   "before relying on small differences (README: 'Which method')")
+        out.append(
+            f"ESTIMATED by '{getattr(table, 'method', '?')}' (not every subset was trained): check it against "
+            "an exact scan "
+            "before relying on small differences (README: 'Which method')"
+        )
     missing = np.argwhere(table.missing())
     if missing.size:
         labels = ", ".join(f"{table.subset_label(k)} seed#{s}" for k, s in missing[:10])
@@ -237,20 +277,44 @@ def sweep_table(summary: list[dict], trends: list[dict], measure: str = "ri") ->
             r = cell.get((split, noise, n_data, rule))
             mean, se = (np.nan, np.nan) if r is None else (r[measure], r[f"{measure}_se"])
             text = _pm(np.nan if mean is None else mean, np.nan if se is None else se)
-            row.append(text + ("" if r is None else " !" if r.get("improper") and measure == "ri"
-                               else " ?" if r.get("settled") is False else ""))
+            row.append(
+                text
+                + (
+                    ""
+                    if r is None
+                    else " !"
+                    if r.get("improper") and measure == "ri"
+                    else " ?"
+                    if r.get("settled") is False
+                    else ""
+                )
+            )
         rows.append(row)
     label = {"ri": "RI uniform", "fi": "FI"}[measure]
-    out = [(f"{label} ± se per sweep point (decades; '!' = improper (backward elimination); '?' = unsettled: "
-            "a longer budget may change it):"),
-           *_columns(["split", "noise %", "data", *rules], rows)]
+    out = [
+        (
+            f"{label} ± se per sweep point (decades; '!' = improper (backward elimination); '?' = unsettled: "
+            "a longer budget may change it):"
+        ),
+        *_columns(["split", "noise %", "data", *rules], rows),
+    ]
     shown = [t for t in trends if t["measure"] == measure]
     if shown:
         out += ["", f"Mann-Kendall trend of {label} along each swept axis (seeds pooled; p < 0.05 = trend):"]
-        trows = [[t["rule"], t["axis"], t["split"], ", ".join(f"{k} {v:g}" for k, v in t["fixed"].items()),
-                  str(t["n"]), "n/a" if t["s"] is None else f"{t['s']:+.0f}",
-                  "n/a" if t["tau"] is None else f"{t['tau']:+.2f}", "n/a" if t["p"] is None else f"{t['p']:.3f}",
-                  t["trend"]] for t in shown]
+        trows = [
+            [
+                t["rule"],
+                t["axis"],
+                t["split"],
+                ", ".join(f"{k} {v:g}" for k, v in t["fixed"].items()),
+                str(t["n"]),
+                "n/a" if t["s"] is None else f"{t['s']:+.0f}",
+                "n/a" if t["tau"] is None else f"{t['tau']:+.2f}",
+                "n/a" if t["p"] is None else f"{t['p']:.3f}",
+                t["trend"],
+            ]
+            for t in shown
+        ]
         out += _columns(["rule", "axis", "split", "at", "n", "S", "tau", "p", "trend"], trows)
     return "\n".join(out)
 
@@ -261,12 +325,24 @@ def tuning_table(tune: dict) -> str:
     rows = []
     for s in tune["history"]:
         mse = f"{s['mse_all']:.3e}" + ("" if s.get("mse_all_se") is None else f" ± {s['mse_all_se']:.1e}")
-        rows.append([str(s["iteration"]), f"{s['mu']:g}", *(f"{w:.3g}" for w in s["weights"]),
-                     *("n/a" if r is None else f"{r:+.3f}" for r in s["ri"]), mse,
-                     "kept" if s["accepted"] else "rolled back"])
+        rows.append(
+            [
+                str(s["iteration"]),
+                f"{s['mu']:g}",
+                *(f"{w:.3g}" for w in s["weights"]),
+                *("n/a" if r is None else f"{r:+.3f}" for r in s["ri"]),
+                mse,
+                "kept" if s["accepted"] else "rolled back",
+            ]
+        )
     head = ["iter", "mu", *(f"w {n}" for n in names), *(f"RI {n}" for n in names), "MSE all rules", "step"]
     best = tune["best"]
-    return "\n".join([*_columns(head, rows), "",
-                      f"best: iteration {best['iteration']}, weights "
-                      + ", ".join(f"{n} {w:.3g}" for n, w in zip(names, best["weights"]))
-                      + f", validation MSE {best['mse_all']:.3e} (all rules on, mean over seeds)"])
+    return "\n".join(
+        [
+            *_columns(head, rows),
+            "",
+            f"best: iteration {best['iteration']}, weights "
+            + ", ".join(f"{n} {w:.3g}" for n, w in zip(names, best["weights"]))
+            + f", validation MSE {best['mse_all']:.3e} (all rules on, mean over seeds)",
+        ]
+    )

@@ -50,12 +50,16 @@ def _as_2d(name: str, a: Any) -> np.ndarray:
         raise KvqError(f"{name} must be a 2-D array [N, dim]; got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]
-        raise KvqError(f"{name} contains NaN or inf values (first at row {bad[0]}, column {bad[1]}); clean the data first")
+        raise KvqError(
+            f"{name} contains NaN or inf values (first at row {bad[0]}, column {bad[1]}); clean the data first"
+        )
     big = np.abs(arr) > FLOAT32_MAX
     if big.any():
         row, col = np.argwhere(big)[0]
-        raise KvqError(f"{name} holds {arr[row, col]:.3g} (row {row}, column {col}), beyond float32's range "
-                       f"(±{FLOAT32_MAX:.3g}) that training uses; rescale the data")
+        raise KvqError(
+            f"{name} holds {arr[row, col]:.3g} (row {row}, column {col}), beyond float32's range "
+            f"(±{FLOAT32_MAX:.3g}) that training uses; rescale the data"
+        )
     return arr
 
 
@@ -122,8 +126,10 @@ class Rule:
             if not callable(self.residual):
                 raise KvqError(f"rule {self.name!r}: residual must be callable residual(u, points)")
             if self.loss is not None and getattr(self.loss, "residual", None) is not self.residual:
-                raise KvqError(f"rule {self.name!r}: give loss or residual, not both "
-                               "(with a residual the loss is the mean squared residual)")
+                raise KvqError(
+                    f"rule {self.name!r}: give loss or residual, not both "
+                    "(with a residual the loss is the mean squared residual)"
+                )
             if self.loss is None:
                 object.__setattr__(self, "loss", mean_square(self.residual))
         elif self.loss is None:
@@ -178,8 +184,10 @@ class Problem:
     outputs: tuple[str, ...] = ()
 
     def __repr__(self) -> str:  # short: error messages quote it, and the arrays can be large
-        return (f"Problem({self.name!r}, rules={list(self.rule_names)}, train={len(self.train)} rows, "
-                f"valid={len(self.valid)} rows)")
+        return (
+            f"Problem({self.name!r}, rules={list(self.rule_names)}, train={len(self.train)} rows, "
+            f"valid={len(self.valid)} rows)"
+        )
 
     def __post_init__(self) -> None:
         rules = tuple(self.rules)
@@ -201,11 +209,13 @@ class Problem:
         if len(self.valid) == 0:
             raise KvqError(f"problem {self.name!r} has an empty validation set; importance needs held-out points")
         d_in, d_out = self.valid.d_in, self.valid.d_out
-        outputs = tuple(str(o) for o in (self.outputs or self.info.get("outputs", ()) or
-                                         (f"y{j}" for j in range(d_out))))
+        outputs = tuple(
+            str(o) for o in (self.outputs or self.info.get("outputs", ()) or (f"y{j}" for j in range(d_out)))
+        )
         if len(outputs) != d_out or len(set(outputs)) != d_out:
-            raise KvqError(f"problem {self.name!r}: outputs must name each of the {d_out} output(s) once; "
-                           f"got {list(outputs)}")
+            raise KvqError(
+                f"problem {self.name!r}: outputs must name each of the {d_out} output(s) once; got {list(outputs)}"
+            )
         object.__setattr__(self, "outputs", outputs)
         if self.train.d_in != d_in or self.train.d_out != d_out:
             raise KvqError(
@@ -233,8 +243,14 @@ class Problem:
     def describe(self) -> dict[str, Any]:
         """JSON description: name, seed, rules (name, kind, weight, points) and ``info``."""
         rules = [{"name": r.name, "kind": r.kind, "weight": r.weight, "points": len(r.points)} for r in self.rules]
-        return {"name": self.name, "seed": self.seed, "rules": rules, **dict(self.info), "outputs": list(self.outputs),
-                **({"version": self.version} if self.version else {})}
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "rules": rules,
+            **dict(self.info),
+            "outputs": list(self.outputs),
+            **({"version": self.version} if self.version else {}),
+        }
 
     def identity(self, n_seeds: int) -> dict[str, Any]:
         """What identifies this problem's numbers in a scan with ``n_seeds`` seeds (JSON):

@@ -107,8 +107,10 @@ class SweepResult:
     def __repr__(self) -> str:  # short: the results hold every point's arrays
         axes = " x ".join(f"{k} {v}" for k, v in self.axes.items())
         rules = f", rules={list(self.rule_names)}" if self.results else ""
-        return (f"SweepResult(problem={self.problem!r}, {len(self.points)} points = {axes}{rules}, "
-                f"method={self.method!r}, {self.config.get('seeds', '?')} seeds)")
+        return (
+            f"SweepResult(problem={self.problem!r}, {len(self.points)} points = {axes}{rules}, "
+            f"method={self.method!r}, {self.config.get('seeds', '?')} seeds)"
+        )
 
     def __str__(self) -> str:
         from kvq.report import sweep_table  # the output layer, on request
@@ -118,12 +120,18 @@ class SweepResult:
 
     def result(self, n_data: int | None = None, noise: float | None = None, split: str | None = None) -> ScanResult:
         """The scan of the one point matching the given values (omitted ones must be unambiguous)."""
-        hits = [r for p, r in zip(self.points, self.results)
-                if (n_data is None or p.n_data == n_data) and (noise is None or p.noise == noise)
-                and (split is None or p.split == split)]
+        hits = [
+            r
+            for p, r in zip(self.points, self.results)
+            if (n_data is None or p.n_data == n_data)
+            and (noise is None or p.noise == noise)
+            and (split is None or p.split == split)
+        ]
         if len(hits) != 1:
-            raise KvqError(f"{len(hits)} sweep points match data={n_data}, noise={noise}, split={split}; "
-                           f"the points are {[p.label for p in self.points]}")
+            raise KvqError(
+                f"{len(hits)} sweep points match data={n_data}, noise={noise}, split={split}; "
+                f"the points are {[p.label for p in self.points]}"
+            )
         return hits[0]
 
     @property
@@ -143,8 +151,17 @@ class SweepResult:
         return path
 
     def fingerprint(self) -> str:
-        return fingerprint("sweep", self.problem, self.problem_options, self.seed, self.axes, config_identity(self.config),
-                           self.method, self.settings, self.points_identity)
+        return fingerprint(
+            "sweep",
+            self.problem,
+            self.problem_options,
+            self.seed,
+            self.axes,
+            config_identity(self.config),
+            self.method,
+            self.settings,
+            self.points_identity,
+        )
 
     @classmethod
     def load(cls, directory: str | Path) -> SweepResult:
@@ -154,13 +171,23 @@ class SweepResult:
         points, results = [], []
         for entry in meta["points"]:
             if not entry.get("done"):
-                raise KvqError(f"sweep point {entry['dir']} in {str(path)!r} is not finished; run the sweep again "
-                               "to complete it")
+                raise KvqError(
+                    f"sweep point {entry['dir']} in {str(path)!r} is not finished; run the sweep again to complete it"
+                )
             points.append(SweepPoint(int(entry["n_data"]), float(entry["noise"]), str(entry["split"])))
             results.append(load_result(path / entry["dir"]))
-        return cls(meta["problem"], meta["axes"], tuple(points), tuple(results), meta["config"], meta["method"],
-                   meta.get("settings", {}), meta.get("problem_options", {}), int(meta.get("seed", 0)),
-                   meta.get("points_identity", ""))
+        return cls(
+            meta["problem"],
+            meta["axes"],
+            tuple(points),
+            tuple(results),
+            meta["config"],
+            meta["method"],
+            meta.get("settings", {}),
+            meta.get("problem_options", {}),
+            int(meta.get("seed", 0)),
+            meta.get("points_identity", ""),
+        )
 
 
 def summary_rows(points: Sequence[SweepPoint], results: Sequence[ScanResult]) -> list[dict[str, Any]]:
@@ -177,18 +204,32 @@ def summary_rows(points: Sequence[SweepPoint], results: Sequence[ScanResult]) ->
             kinds = rule_kinds(result.problem)
             mse_all, mse_none = np.nanmean(result.errors[-1]), np.nanmean(result.errors[0])
             for i, name in enumerate(result.rule_names):
-                rows.append({
-                    "n_data": point.n_data, "noise": point.noise, "split": point.split, "rule": name,
-                    "kind": kinds.get(name, ""), "ri": ri.mean[i], "ri_se": ri.se[i], "ri_shapley": ri_s.mean[i],
-                    "ri_shapley_se": ri_s.se[i], "fi": fi.mean[i], "fi_se": fi.se[i], "improper": name in improper,
-                    "settled": bool(settle.settled[i]) if settle.known else None,
-                    "capped_share": settle.capped_share, "mse_all": mse_all, "mse_none": mse_none,
-                })
+                rows.append(
+                    {
+                        "n_data": point.n_data,
+                        "noise": point.noise,
+                        "split": point.split,
+                        "rule": name,
+                        "kind": kinds.get(name, ""),
+                        "ri": ri.mean[i],
+                        "ri_se": ri.se[i],
+                        "ri_shapley": ri_s.mean[i],
+                        "ri_shapley_se": ri_s.se[i],
+                        "fi": fi.mean[i],
+                        "fi_se": fi.se[i],
+                        "improper": name in improper,
+                        "settled": bool(settle.settled[i]) if settle.known else None,
+                        "capped_share": settle.capped_share,
+                        "mse_all": mse_all,
+                        "mse_none": mse_none,
+                    }
+                )
     return json_ready(rows)
 
 
-def trend_rows(points: Sequence[SweepPoint], results: Sequence[ScanResult], axes: dict[str, list[Any]],
-               alpha: float = 0.05) -> list[dict[str, Any]]:
+def trend_rows(
+    points: Sequence[SweepPoint], results: Sequence[ScanResult], axes: dict[str, list[Any]], alpha: float = 0.05
+) -> list[dict[str, Any]]:
     """Mann-Kendall tests of RI (uniform) and FI along each numeric axis with >= 3 values.
 
     For each rule, split and value of the other numeric axis, the per-seed importances of
@@ -197,8 +238,10 @@ def trend_rows(points: Sequence[SweepPoint], results: Sequence[ScanResult], axes
     rows = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        per_seed = {"ri": [rule_importance(r).per_seed for r in results],  # [S, n] each
-                    "fi": [full_importance(r).per_seed for r in results]}
+        per_seed = {
+            "ri": [rule_importance(r).per_seed for r in results],  # [S, n] each
+            "fi": [full_importance(r).per_seed for r in results],
+        }
     for axis in NUMERIC_AXES:
         if len(axes.get(axis, [])) < 3:
             continue
@@ -212,8 +255,16 @@ def trend_rows(points: Sequence[SweepPoint], results: Sequence[ScanResult], axes
                     x = np.concatenate([np.full(tables[k].shape[0], float(points[k].axis(axis))) for k in idx])
                     y = np.concatenate([tables[k][:, i] for k in idx])
                     t = mann_kendall(x, y, alpha=alpha)
-                    rows.append({"rule": rule, "measure": m, "axis": axis, "split": split, "fixed": {other: fixed},
-                                 **t.to_dict()})
+                    rows.append(
+                        {
+                            "rule": rule,
+                            "measure": m,
+                            "axis": axis,
+                            "split": split,
+                            "fixed": {other: fixed},
+                            **t.to_dict(),
+                        }
+                    )
     return rows
 
 
@@ -248,15 +299,21 @@ def build_point(problem: str | ProblemFactory, point: SweepPoint, seed: int, opt
     try:
         built = problem(n_data=point.n_data, noise=point.noise, split=point.split, seed=seed, **options)
     except TypeError as e:
-        raise KvqError(f"problem factory {factory_name(problem)} failed at {point.label}: {e}; a factory is called "
-                       "as make(n_data=..., noise=..., split=..., seed=..., **problem_options)") from e
+        raise KvqError(
+            f"problem factory {factory_name(problem)} failed at {point.label}: {e}; a factory is called "
+            "as make(n_data=..., noise=..., split=..., seed=..., **problem_options)"
+        ) from e
     if not isinstance(built, Problem):
-        raise KvqError(f"problem factory {factory_name(problem)} returned {type(built).__name__} at {point.label}; "
-                       "it must return a kvq.Problem")
+        raise KvqError(
+            f"problem factory {factory_name(problem)} returned {type(built).__name__} at {point.label}; "
+            "it must return a kvq.Problem"
+        )
     return built
 
 
-def plan(problem: str | ProblemFactory, data: Any = None, noise: Any = None, split: Any = None) -> tuple[dict[str, list[Any]], tuple[SweepPoint, ...]]:
+def plan(
+    problem: str | ProblemFactory, data: Any = None, noise: Any = None, split: Any = None
+) -> tuple[dict[str, list[Any]], tuple[SweepPoint, ...]]:
     """The axes (defaults filled in: the problem's default data volume, no noise,
     interpolation) and the sweep points, in order (split, noise, data).  A problem factory
     has no default data volume: give ``data``."""
@@ -265,12 +322,16 @@ def plan(problem: str | ProblemFactory, data: Any = None, noise: Any = None, spl
         default_data, splits = [spec.n_data], list(spec.splits)
     elif callable(problem):
         if data is None:
-            raise KvqError(f"a sweep of the problem factory {factory_name(problem)} needs data=[...] (the "
-                           "observation counts to sweep)")
+            raise KvqError(
+                f"a sweep of the problem factory {factory_name(problem)} needs data=[...] (the "
+                "observation counts to sweep)"
+            )
         default_data, splits = [], None
     else:
-        raise KvqError(f"sweep needs a built-in problem name or a problem factory make(n_data, noise, split, seed); "
-                       f"got {type(problem).__name__}")
+        raise KvqError(
+            f"sweep needs a built-in problem name or a problem factory make(n_data, noise, split, seed); "
+            f"got {type(problem).__name__}"
+        )
     axes: dict[str, list[Any]] = {
         "data": [int(d) for d in _axis_values("data", data, default_data)],
         "noise": [float(x) for x in _axis_values("noise", noise, [0.0])],
@@ -325,8 +386,10 @@ def _write_index(path: Path, sweep: SweepResult, results: Sequence[ScanResult | 
         "config": sweep.config,
         "rule_names": list(res[0].rule_names) if res else [],
         "rule_kinds": kinds,
-        "points": [{"n_data": p.n_data, "noise": p.noise, "split": p.split, "dir": f"points/{p.label}",
-                    "done": p in done} for p in sweep.points],
+        "points": [
+            {"n_data": p.n_data, "noise": p.noise, "split": p.split, "dir": f"points/{p.label}", "done": p in done}
+            for p in sweep.points
+        ],
         "summary": rows,
         "trends": trend_rows(pts, res, sweep.axes) if res else [],
         "environment": res[0].environment if res else {},
@@ -361,8 +424,9 @@ def _finished(path: Path | None, point: SweepPoint, fp: str) -> ScanResult | Non
     return None if path is None else load_if_same(path / "points" / point.label, fp)
 
 
-def _train_group(built: Sequence[Problem], config: ScanConfig, ckpt: Checkpoint | None,
-                 progress: Progress, model: Any = None) -> list[ScanResult]:
+def _train_group(
+    built: Sequence[Problem], config: ScanConfig, ckpt: Checkpoint | None, progress: Progress, model: Any = None
+) -> list[ScanResult]:
     """Exact scans of points that share validation and rules, trained as one batch of seed columns."""
     t_start = time.perf_counter()
     columns = [(p.seed + k, p.observations(k)) for p in built for k in range(config.seeds)]
@@ -373,15 +437,36 @@ def _train_group(built: Sequence[Problem], config: ScanConfig, ckpt: Checkpoint 
     S = config.seeds
     for j, problem in enumerate(built):
         cols = slice(j * S, (j + 1) * S)
-        out.append(make_result(engine, table.columns(cols), t_start, timing={"points_in_batch": len(built)},
-                               problem=problem, seeds=engine.seeds[cols]))
+        out.append(
+            make_result(
+                engine,
+                table.columns(cols),
+                t_start,
+                timing={"points_in_batch": len(built)},
+                problem=problem,
+                seeds=engine.seeds[cols],
+            )
+        )
     return out
 
 
-def sweep(problem: str | ProblemFactory, config: ScanConfig | None = None, *, data: Any = None, noise: Any = None,
-          split: Any = None, method: str = "exact", seed: int = 0, out: str | Path | None = None,
-          overwrite: bool = False, progress: Progress | None = None, checkpoint_every_s: float = 60.0,
-          problem_options: dict[str, Any] | None = None, model: Any = None, **settings: Any) -> SweepResult:
+def sweep(
+    problem: str | ProblemFactory,
+    config: ScanConfig | None = None,
+    *,
+    data: Any = None,
+    noise: Any = None,
+    split: Any = None,
+    method: str = "exact",
+    seed: int = 0,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    checkpoint_every_s: float = 60.0,
+    problem_options: dict[str, Any] | None = None,
+    model: Any = None,
+    **settings: Any,
+) -> SweepResult:
     """Scan ``problem`` at every combination of ``data`` (observation counts), ``noise`` (%
     of the solution's std) and ``split`` values.
 
@@ -413,9 +498,18 @@ def sweep(problem: str | ProblemFactory, config: ScanConfig | None = None, *, da
     built = [build_point(problem, p, seed, options) for p in points]
     fps = [estimate_fingerprint(b, config, method, chosen, model) for b in built]
     name = problem if isinstance(problem, str) else factory_name(problem)
-    shell = SweepResult(name, axes, points, (), config.to_dict(), method,
-                        {} if chosen is None else dataclasses.asdict(chosen), options, seed,
-                        points_identity=fingerprint(*fps))
+    shell = SweepResult(
+        name,
+        axes,
+        points,
+        (),
+        config.to_dict(),
+        method,
+        {} if chosen is None else dataclasses.asdict(chosen),
+        options,
+        seed,
+        points_identity=fingerprint(*fps),
+    )
     path = None if out is None else _sweep_dir(out, shell.fingerprint(), overwrite)
     results: list[ScanResult | None] = [_finished(path, p, fp) for p, fp in zip(points, fps)]
     done = {p for p, r in zip(points, results) if r is not None}
@@ -429,12 +523,16 @@ def sweep(problem: str | ProblemFactory, config: ScanConfig | None = None, *, da
         step = lambda phase, d, t, tag=tag: progress(f"{tag} {phase}", d, t)
         ckpt_dir = None if path is None else path / CHECKPOINTS / f"{points[group[0]].label}-{len(group)}"
         if method == "exact":
-            ckpt = None if ckpt_dir is None else Checkpoint(
-                ckpt_dir, fingerprint("sweep-group", [fps[k] for k in group]), checkpoint_every_s)
+            ckpt = (
+                None
+                if ckpt_dir is None
+                else Checkpoint(ckpt_dir, fingerprint("sweep-group", [fps[k] for k in group]), checkpoint_every_s)
+            )
             trained = _train_group([built[k] for k in group], config, ckpt, step, model)
         else:
-            trained = [estimate(built[group[0]], config, method, progress=step, checkpoint=ckpt_dir, model=model,
-                                **settings)]
+            trained = [
+                estimate(built[group[0]], config, method, progress=step, checkpoint=ckpt_dir, model=model, **settings)
+            ]
         for k, result in zip(group, trained):
             results[k] = result
             done.add(points[k])

@@ -69,7 +69,9 @@ class ValueTable:
         if self.errors_by_output is not None:
             ebo = np.asarray(self.errors_by_output, np.float64)
             if ebo.shape[:2] != errors.shape or ebo.ndim != 3:
-                raise KvqError(f"errors_by_output must be [{errors.shape[0]}, {errors.shape[1]}, d_out]; got {ebo.shape}")
+                raise KvqError(
+                    f"errors_by_output must be [{errors.shape[0]}, {errors.shape[1]}, d_out]; got {ebo.shape}"
+                )
             object.__setattr__(self, "errors_by_output", ebo)
             outs = tuple(self.output_names) or tuple(f"y{j}" for j in range(ebo.shape[2]))
             if len(outs) != ebo.shape[2]:
@@ -79,8 +81,10 @@ class ValueTable:
 
     def __repr__(self) -> str:  # short: the arrays are the bulk of a table
         checks = "" if self.check_steps is None else f", {len(self.check_steps)} checks"
-        return (f"{type(self).__name__}(rules={list(self.rule_names)}, {self.errors.shape[0]} masks x "
-                f"{self.n_seeds} seeds{checks})")
+        return (
+            f"{type(self).__name__}(rules={list(self.rule_names)}, {self.errors.shape[0]} masks x "
+            f"{self.n_seeds} seeds{checks})"
+        )
 
     def table(self, as_frame: bool = False) -> Any:
         """The importance table: RI (uniform, Shapley) and FI ± se and each rule's status, as
@@ -114,18 +118,24 @@ class ValueTable:
         if self.errors_by_check_by_output is not None:
             hbo = np.asarray(self.errors_by_check_by_output, np.float64)
             if self.errors_by_output is None or hbo.shape != (len(steps), *self.errors_by_output.shape):
-                raise KvqError(f"errors_by_check_by_output must be [{len(steps)}, *errors_by_output.shape]; got {hbo.shape}")
+                raise KvqError(
+                    f"errors_by_check_by_output must be [{len(steps)}, *errors_by_output.shape]; got {hbo.shape}"
+                )
             object.__setattr__(self, "errors_by_check_by_output", hbo)
 
     def check_index(self, step: int) -> int:
         """Index of the last check at or before optimizer step ``step``."""
         if self.check_steps is None:
-            raise KvqError("this value table holds no errors over the training budget (errors_by_check); "
-                           "it was estimated, or saved by an older kvq: importances are available at the end only")
+            raise KvqError(
+                "this value table holds no errors over the training budget (errors_by_check); "
+                "it was estimated, or saved by an older kvq: importances are available at the end only"
+            )
         t = int(np.searchsorted(self.check_steps, step, side="right")) - 1
         if t < 0:
-            raise KvqError(f"step {step} is before the first check (step {int(self.check_steps[0])}); "
-                           f"the checks are at steps {self.check_steps.tolist()}")
+            raise KvqError(
+                f"step {step} is before the first check (step {int(self.check_steps[0])}); "
+                f"the checks are at steps {self.check_steps.tolist()}"
+            )
         return t
 
     def at_step(self, step: int) -> ValueTable:
@@ -136,8 +146,12 @@ class ValueTable:
         assert self.errors_by_check is not None and self.check_steps is not None
         by_out = self.errors_by_check_by_output
         return ValueTable(
-            self.rule_names, self.errors_by_check[t], None if by_out is None else by_out[t], self.output_names,
-            errors_by_check=self.errors_by_check[: t + 1], check_steps=self.check_steps[: t + 1],
+            self.rule_names,
+            self.errors_by_check[t],
+            None if by_out is None else by_out[t],
+            self.output_names,
+            errors_by_check=self.errors_by_check[: t + 1],
+            check_steps=self.check_steps[: t + 1],
             errors_by_check_by_output=None if by_out is None else by_out[: t + 1],
             stopped=self._stopped_by(int(self.check_steps[t])),
         )
@@ -167,9 +181,14 @@ class ValueTable:
         pick = lambda a: None if a is None else a[rows]
         pick_h = lambda a: None if a is None else a[:, rows]
         return ValueTable(
-            tuple(self.rule_names[j] for j in keep), self.errors[rows], pick(self.errors_by_output), self.output_names,
-            errors_by_check=pick_h(self.errors_by_check), check_steps=self.check_steps,
-            errors_by_check_by_output=pick_h(self.errors_by_check_by_output), stopped=pick(self.stopped),
+            tuple(self.rule_names[j] for j in keep),
+            self.errors[rows],
+            pick(self.errors_by_output),
+            self.output_names,
+            errors_by_check=pick_h(self.errors_by_check),
+            check_steps=self.check_steps,
+            errors_by_check_by_output=pick_h(self.errors_by_check_by_output),
+            stopped=pick(self.stopped),
         )
 
     def without(self, *rules: str) -> ValueTable:
@@ -238,9 +257,12 @@ class ScanResult(ValueTable):
     def __repr__(self) -> str:
         name = self.problem.get("name", "?") if isinstance(self.problem, dict) else "?"
         steps = self.config.get("steps") if isinstance(self.config, dict) else None
-        return (f"ScanResult(problem={name!r}, rules={list(self.rule_names)}, {self.errors.shape[0]} masks x "
-                f"{self.n_seeds} seeds {list(self.seeds)}, method={self.method!r}"
-                + (f", {steps} steps" if steps else "") + ")")
+        return (
+            f"ScanResult(problem={name!r}, rules={list(self.rule_names)}, {self.errors.shape[0]} masks x "
+            f"{self.n_seeds} seeds {list(self.seeds)}, method={self.method!r}"
+            + (f", {steps} steps" if steps else "")
+            + ")"
+        )
 
     def __str__(self) -> str:
         return f"{self!r}\n\n{self.table()}"

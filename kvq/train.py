@@ -69,7 +69,10 @@ def _huber_per_output(pred: jax.Array, y: jax.Array, w: jax.Array) -> jax.Array:
 
 
 DATA_LOSSES: dict[str, Callable[[jax.Array, jax.Array, jax.Array], jax.Array]] = {
-    "mse": _mse_per_output, "relative_l2": _relative_l2_per_output, "huber": _huber_per_output}
+    "mse": _mse_per_output,
+    "relative_l2": _relative_l2_per_output,
+    "huber": _huber_per_output,
+}
 """The built-in data losses, per output [d_out] from predictions, targets [N, d_out] and row
 weights [N]: mean squared error (the paper's), relative L2 error ``||pred - y|| / ||y||``,
 and the Huber loss (quadratic within ``HUBER_DELTA`` of the target, linear beyond).  The
@@ -135,8 +138,9 @@ class Objective:
         u = PointModel(self.apply, params)
         return jnp.stack([self.data_loss(params, data), *(loss(u, pts) for loss, pts in zip(self.losses, points))])
 
-    def dense(self, params: Params, mask: jax.Array, data: tuple[jax.Array, ...],
-              points: tuple[jax.Array, ...]) -> jax.Array:
+    def dense(
+        self, params: Params, mask: jax.Array, data: tuple[jax.Array, ...], points: tuple[jax.Array, ...]
+    ) -> jax.Array:
         """``J_mask(params)`` with every term computed; ``mask`` [n] may be traced."""
         t = self.terms(params, data, points)
         return t[0] + jnp.sum(jnp.asarray(mask, t.dtype) * jnp.asarray(self.weights, t.dtype) * t[1:])
@@ -152,8 +156,9 @@ class Objective:
                 continue
             # a cheap rule: skipped at run time where the mask is a scalar (one item at a
             # time), selected where items run in lock-step under vmap
-            term = jax.lax.cond(mask[i] > 0, lambda u=u, loss=loss, pts=pts: loss(u, pts),
-                                lambda: jnp.zeros((), jnp.float32))
+            term = jax.lax.cond(
+                mask[i] > 0, lambda u=u, loss=loss, pts=pts: loss(u, pts), lambda: jnp.zeros((), jnp.float32)
+            )
             total = total + self.weights[i] * term
         return total
 
@@ -179,8 +184,14 @@ def start_state(params: Params, opt_state: OptState) -> ItemState:
     """
     b = jax.tree.leaves(params)[0].shape[0]
     return ItemState(
-        params, opt_state, params, opt_state, np.full((b,), np.nan, np.float32),
-        np.zeros((b,), bool), np.zeros((b,), bool), np.zeros((b,), np.int32),
+        params,
+        opt_state,
+        params,
+        opt_state,
+        np.full((b,), np.nan, np.float32),
+        np.zeros((b,), bool),
+        np.zeros((b,), bool),
+        np.zeros((b,), np.int32),
     )
 
 
@@ -210,8 +221,7 @@ def make_block(
         params, opt_state = carry
         if linesearch:
             value, grads = value_and_grad(params, state=opt_state)
-            updates, opt_state = optimizer.update(grads, opt_state, params, value=value, grad=grads,
-                                                  value_fn=loss_fn)
+            updates, opt_state = optimizer.update(grads, opt_state, params, value=value, grad=grads, value_fn=loss_fn)
         else:
             grads = jax.grad(loss_fn)(params)
             updates, opt_state = optimizer.update(grads, opt_state, params)
@@ -254,7 +264,10 @@ def _max_error(pred: jax.Array, y: jax.Array) -> jax.Array:
 
 
 SCORES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
-    "mse": _mse, "relative_l2": _relative_l2, "max_error": _max_error}
+    "mse": _mse,
+    "relative_l2": _relative_l2,
+    "max_error": _max_error,
+}
 """Validation scores, per output [d_out] from predictions and targets [V, d_out]: mean squared
 error (the paper's), relative L2 error ``||pred - y|| / ||y||``, maximum absolute error."""
 
@@ -309,8 +322,15 @@ class Programs:
             return jax.jit(batched)
         split = PartitionSpec(mesh.axis_names[0])
         shared = PartitionSpec()
-        return jax.jit(jax.shard_map(batched, mesh=mesh, in_specs=(split, split, split, shared, shared),
-                                     out_specs=(split, split), check_vma=False))
+        return jax.jit(
+            jax.shard_map(
+                batched,
+                mesh=mesh,
+                in_specs=(split, split, split, shared, shared),
+                out_specs=(split, split),
+                check_vma=False,
+            )
+        )
 
     def pretrain_block(self):
         """jit(vmap) data-only block over seeds: ``(state[S], data[S]) -> state``."""
@@ -329,7 +349,6 @@ class Programs:
             return SCORES[score](apply(params, vx), vy)
 
         return jax.jit(jax.vmap(one, in_axes=(0, None, None)))
-
 
 
 def take(tree: Any, idx: Any) -> Any:

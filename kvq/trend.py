@@ -79,8 +79,11 @@ def mann_kendall(x: Any, y: Any, alpha: float = 0.05, continuity: bool = True) -
     s = float(np.sum(np.triu(sx * sy, 1)))
     vx1, vx2, vx3 = _tie_sums(x)
     vy1, vy2, vy3 = _tie_sums(y)
-    var = ((n * (n - 1) * (2 * n + 5) - vx1 - vy1) / 18.0
-           + vx2 * vy2 / (9.0 * n * (n - 1) * (n - 2)) + vx3 * vy3 / (2.0 * n * (n - 1)))
+    var = (
+        (n * (n - 1) * (2 * n + 5) - vx1 - vy1) / 18.0
+        + vx2 * vy2 / (9.0 * n * (n - 1) * (n - 2))
+        + vx3 * vy3 / (2.0 * n * (n - 1))
+    )
     n0 = n * (n - 1) / 2.0
     denom = math.sqrt((n0 - vx3 / 2.0) * (n0 - vy3 / 2.0))
     tau = s / denom if denom > 0 else float("nan")

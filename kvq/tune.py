@@ -54,8 +54,10 @@ def with_weights(problem: Problem, weights: Any) -> Problem:
     """``problem`` with rule ``i``'s weight set to ``weights[i]`` (finite, > 0)."""
     w = np.asarray(weights, float)
     if w.shape != (len(problem.rules),) or not np.all(np.isfinite(w) & (w > 0)):
-        raise KvqError(f"weights must be {len(problem.rules)} finite numbers > 0 (one per rule "
-                       f"{list(problem.rule_names)}); got {np.asarray(weights).tolist()}")
+        raise KvqError(
+            f"weights must be {len(problem.rules)} finite numbers > 0 (one per rule "
+            f"{list(problem.rule_names)}); got {np.asarray(weights).tolist()}"
+        )
     rules = tuple(dataclasses.replace(r, weight=float(x)) for r, x in zip(problem.rules, w))
     return dataclasses.replace(problem, rules=rules)
 
@@ -88,9 +90,11 @@ class TuneResult:
 
     def __repr__(self) -> str:
         best = self.best
-        return (f"TuneResult(problem={self.problem.get('name', '?')!r}, rules={list(self.rule_names)}, "
-                f"{len(self.history)} iterations, best: iteration {best.iteration}, weights "
-                f"{[float(f'{w:.3g}') for w in best.weights]}, all-rules MSE {best.mse_all:.3e})")
+        return (
+            f"TuneResult(problem={self.problem.get('name', '?')!r}, rules={list(self.rule_names)}, "
+            f"{len(self.history)} iterations, best: iteration {best.iteration}, weights "
+            f"{[float(f'{w:.3g}') for w in best.weights]}, all-rules MSE {best.mse_all:.3e})"
+        )
 
     @property
     def best(self) -> TuneStep:
@@ -104,11 +108,22 @@ class TuneResult:
     def to_dict(self) -> dict[str, Any]:
         best = self.best
         return {
-            "format": 1, "kind": "kvq.TuneResult", "problem": self.problem, "rule_names": list(self.rule_names),
-            "method": self.method, "config": self.config, "mu0": self.mu0,
+            "format": 1,
+            "kind": "kvq.TuneResult",
+            "problem": self.problem,
+            "rule_names": list(self.rule_names),
+            "method": self.method,
+            "config": self.config,
+            "mu0": self.mu0,
             "history": json_ready([dataclasses.asdict(s) for s in self.history]),
-            "best": json_ready({"iteration": best.iteration, "weights": best.weights, "mse_all": best.mse_all,
-                                "mse_all_se": best.mse_all_se}),
+            "best": json_ready(
+                {
+                    "iteration": best.iteration,
+                    "weights": best.weights,
+                    "mse_all": best.mse_all,
+                    "mse_all_se": best.mse_all_se,
+                }
+            ),
         }
 
 
@@ -117,8 +132,16 @@ def _step(iteration: int, weights: np.ndarray, mu: float, result: ScanResult, we
     full = result.errors[-1][np.isfinite(result.errors[-1])]
     se = full.std(ddof=1) / np.sqrt(full.size) if full.size > 1 else float("nan")
     mse = float(full.mean()) if full.size else float("inf")
-    return TuneStep(iteration, tuple(float(w) for w in weights), float(mu), tuple(map(float, ri.mean)),
-                    tuple(map(float, ri.se)), mse, float(se), False)
+    return TuneStep(
+        iteration,
+        tuple(float(w) for w in weights),
+        float(mu),
+        tuple(map(float, ri.mean)),
+        tuple(map(float, ri.se)),
+        mse,
+        float(se),
+        False,
+    )
 
 
 def _tuning_dir(directory: str | Path, fp: str, overwrite: bool) -> Path:
@@ -132,10 +155,20 @@ def _tuning_dir(directory: str | Path, fp: str, overwrite: bool) -> Path:
     return path
 
 
-def tune_weights(problem: Problem, config: ScanConfig | None = None, *, iterations: int = 4, mu: float = 1.0,
-                 method: str = "exact", weighting: str = "uniform", out: str | Path | None = None,
-                 overwrite: bool = False, progress: Progress | None = None, model: Any = None,
-                 **settings: Any) -> TuneResult:
+def tune_weights(
+    problem: Problem,
+    config: ScanConfig | None = None,
+    *,
+    iterations: int = 4,
+    mu: float = 1.0,
+    method: str = "exact",
+    weighting: str = "uniform",
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    model: Any = None,
+    **settings: Any,
+) -> TuneResult:
     """RI-guided rule weights (the paper's scheme) starting from the problem's weights.
 
     Iteration 0 scans at the starting weights; each of the ``iterations`` proposals is
@@ -162,16 +195,19 @@ def tune_weights(problem: Problem, config: ScanConfig | None = None, *, iteratio
     for it in range(iterations + 1):
         current = with_weights(problem, weights)
         folder = None if path is None else path / f"iter-{it}"
-        result = None if folder is None else load_if_same(folder, estimate_fingerprint(current, config, method, chosen,
-                                                                                      model))
+        result = (
+            None
+            if folder is None
+            else load_if_same(folder, estimate_fingerprint(current, config, method, chosen, model))
+        )
         if result is None:
             tag = f"[iter {it}/{iterations}]"
             ckpt = None if path is None else path / ".checkpoint"
+
             def step_progress(phase: str, done: int, total: int, tag: str = tag) -> None:
                 progress(f"{tag} {phase}", done, total)
 
-            result = estimate(current, config, method, checkpoint=ckpt, model=model, progress=step_progress,
-                              **settings)
+            result = estimate(current, config, method, checkpoint=ckpt, model=model, progress=step_progress, **settings)
             if folder is not None and ckpt is not None:
                 save_result(result, folder, overwrite=True)
                 shutil.rmtree(ckpt, ignore_errors=True)
@@ -188,8 +224,14 @@ def tune_weights(problem: Problem, config: ScanConfig | None = None, *, iteratio
         weights = np.asarray(best.weights) * 10.0 ** (step_mu * ri)
         tuned = TuneResult(problem.describe(), problem.rule_names, tuple(history), config.to_dict(), method, float(mu))
         if path is not None:
-            write_json(path / TUNE_JSON, {**tuned.to_dict(), "fingerprint": fingerprint(*identity),
-                                          "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")})
+            write_json(
+                path / TUNE_JSON,
+                {
+                    **tuned.to_dict(),
+                    "fingerprint": fingerprint(*identity),
+                    "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+                },
+            )
     return tuned
 
 
@@ -201,8 +243,9 @@ def load_tuning(directory: str | Path) -> dict[str, Any]:
 # ---------------------------------------------------------------- baselines and evaluation
 
 
-def evaluate_weights(problem: Problem, config: ScanConfig, weights: Any,
-                     progress: Progress | None = None) -> np.ndarray:
+def evaluate_weights(
+    problem: Problem, config: ScanConfig, weights: Any, progress: Progress | None = None
+) -> np.ndarray:
     """Validation MSE [S] of the all-rules training at ``weights`` (the scan's protocol:
     warm start, ``config.steps`` steps with early stopping), one entry per seed."""
     progress = progress or (lambda phase, done, total: None)
@@ -227,8 +270,14 @@ class Balanced:
     seconds: float
 
 
-def balance_weights(problem: Problem, config: ScanConfig, *, alpha: float = 0.1, update_every: int = 100,
-                    progress: Progress | None = None) -> Balanced:
+def balance_weights(
+    problem: Problem,
+    config: ScanConfig,
+    *,
+    alpha: float = 0.1,
+    update_every: int = 100,
+    progress: Progress | None = None,
+) -> Balanced:
     """Train every seed with all rules on while balancing the rule weights by gradient
     norms (Wang, Teng & Perdikaris 2021; see the module docstring; a rule whose mean
     gradient is below ``INACTIVE`` times the reference's keeps its weight), from the data-only
@@ -273,8 +322,9 @@ def balance_weights(problem: Problem, config: ScanConfig, *, alpha: float = 0.1,
             (params, opt_state), _ = jax.lax.scan(step, (params, opt_state), None, length=update_every)
             return (params, opt_state, lam), lam
 
-        (params, _, lam), traj = jax.lax.scan(update, (params, opt_state, w0), None,
-                                              length=config.steps // update_every)
+        (params, _, lam), traj = jax.lax.scan(
+            update, (params, opt_state, w0), None, length=config.steps // update_every
+        )
         return params, lam, traj
 
     run = jax.jit(jax.vmap(per_seed))
@@ -282,5 +332,4 @@ def balance_weights(problem: Problem, config: ScanConfig, *, alpha: float = 0.1,
     params, lam, traj = jax.block_until_ready(run(engine.params0, engine.opt0, engine.data, jnp.asarray(has_data)))
     progress("balance", len(engine.seeds) * config.steps, len(engine.seeds) * config.steps)
     errors = engine.validation_errors(params).mean(axis=-1)
-    return Balanced(np.asarray(lam), np.swapaxes(np.asarray(traj), 0, 1), np.asarray(errors),
-                    time.perf_counter() - t0)
+    return Balanced(np.asarray(lam), np.swapaxes(np.asarray(traj), 0, 1), np.asarray(errors), time.perf_counter() - t0)

@@ -112,8 +112,9 @@ def capped_share(table: Any) -> float:
     return float(np.mean(~stopped[ok])) if ok.any() else float("nan")
 
 
-def settledness(table: Any, weighting: str = "uniform", *, atol: float = ATOL, rtol: float = RTOL,
-                max_capped: float = MAX_CAPPED) -> Settledness:
+def settledness(
+    table: Any, weighting: str = "uniform", *, atol: float = ATOL, rtol: float = RTOL, max_capped: float = MAX_CAPPED
+) -> Settledness:
     """Settledness of every rule's RI (``weighting``) and FI: would a longer budget change them?
 
     A training that stopped by the early-stopping criterion is final (a longer budget gives
@@ -133,11 +134,28 @@ def settledness(table: Any, weighting: str = "uniform", *, atol: float = ATOL, r
     capped = capped_share(table)
     half = None if steps is None else int(np.searchsorted(steps, steps[-1] // 2, side="right")) - 1
     if steps is None or half is None or half < 0 or half == len(steps) - 1:
-        why = ("no trajectory: one check only" if steps is not None
-               else "no trajectory over the budget (estimated table or older result)")
-        return Settledness(names, False, np.zeros(n, bool), nan, nan, nan, nan, nan, nan, capped,
-                           None if steps is None or half is None or half < 0 else int(steps[half]),
-                           None if steps is None else int(steps[-1]), weighting, (why,) * n, max_capped)
+        why = (
+            "no trajectory: one check only"
+            if steps is not None
+            else "no trajectory over the budget (estimated table or older result)"
+        )
+        return Settledness(
+            names,
+            False,
+            np.zeros(n, bool),
+            nan,
+            nan,
+            nan,
+            nan,
+            nan,
+            nan,
+            capped,
+            None if steps is None or half is None or half < 0 else int(steps[half]),
+            None if steps is None else int(steps[-1]),
+            weighting,
+            (why,) * n,
+            max_capped,
+        )
     end = table.errors_by_check[-1]
     stopped = getattr(table, "stopped", None)
     running = np.ones(end.shape, bool) if stopped is None else ~stopped
@@ -161,8 +179,23 @@ def settledness(table: Any, weighting: str = "uniform", *, atol: float = ATOL, r
             moved.append(f"FI {fi_drift[i]:+.2f}")
         reasons.append(", ".join(moved))
     settled = flat_ri & flat_fi & (not too_capped)
-    return Settledness(names, True, settled, ri_drift, ri_se, fi_drift, fi_se, tol_ri, tol_fi, capped,
-                       int(steps[half]), int(steps[-1]), weighting, tuple(reasons), max_capped)
+    return Settledness(
+        names,
+        True,
+        settled,
+        ri_drift,
+        ri_se,
+        fi_drift,
+        fi_se,
+        tol_ri,
+        tol_fi,
+        capped,
+        int(steps[half]),
+        int(steps[-1]),
+        weighting,
+        tuple(reasons),
+        max_capped,
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -191,18 +224,26 @@ class Elimination:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready plain Python (NaN -> None)."""
-        return json_ready({
-            "removed": self.removed, "kept": self.kept, "withheld": self.withheld, "rounds": self.rounds,
-            "final": None if self.final is None else {"names": self.final.names, "mean": self.final.mean,
-                                                      "se": self.final.se},
-            "min_effect": self.min_effect, "weighting": self.weighting,
-            "settledness_known": self.settledness_known,
-            "criterion": f"RI < -{self.min_effect:g} decades with its 95% CI over seeds below 0, and settled",
-        })
+        return json_ready(
+            {
+                "removed": self.removed,
+                "kept": self.kept,
+                "withheld": self.withheld,
+                "rounds": self.rounds,
+                "final": None
+                if self.final is None
+                else {"names": self.final.names, "mean": self.final.mean, "se": self.final.se},
+                "min_effect": self.min_effect,
+                "weighting": self.weighting,
+                "settledness_known": self.settledness_known,
+                "criterion": f"RI < -{self.min_effect:g} decades with its 95% CI over seeds below 0, and settled",
+            }
+        )
 
 
-def eliminate(table: Any, weighting: str = "uniform", *, min_effect: float = ATOL,
-              require_settled: bool = True) -> Elimination:
+def eliminate(
+    table: Any, weighting: str = "uniform", *, min_effect: float = ATOL, require_settled: bool = True
+) -> Elimination:
     """Improper rules by backward elimination on the value table.
 
     Each round computes every remaining rule's RI in the game restricted to coalitions
@@ -235,8 +276,17 @@ def eliminate(table: Any, weighting: str = "uniform", *, min_effect: float = ATO
         withheld += [name for name, m, s in zip(active, meets, ok) if m and not s and name not in withheld]
         candidates = np.flatnonzero(meets & ok)
         out = None if candidates.size == 0 else active[int(candidates[np.argmin(ri.mean[candidates])])]
-        rounds.append({"rules": list(active), "ri": ri.mean, "se": ri.se, "ci95_low": low, "ci95_high": high,
-                       "settled": settle.settled if settle.known else None, "removed": out})
+        rounds.append(
+            {
+                "rules": list(active),
+                "ri": ri.mean,
+                "se": ri.se,
+                "ci95_low": low,
+                "ci95_high": high,
+                "settled": settle.settled if settle.known else None,
+                "removed": out,
+            }
+        )
         if out is None:
             final = ri
             break
@@ -283,8 +333,9 @@ class PairRelations:
         return json_ready({f: getattr(self, f) for f in self.__dataclass_fields__})
 
 
-def classify_pair(joint: float, first: float, second: float, interaction: float, se: float,
-                  min_effect: float = ATOL) -> str:
+def classify_pair(
+    joint: float, first: float, second: float, interaction: float, se: float, min_effect: float = ATOL
+) -> str:
     """``"synergy"``, ``"substitution"``, ``"conflict"`` or ``"independent"`` (see :class:`PairRelations`)."""
     if not np.isfinite(interaction) or abs(interaction) <= max(min_effect, 2 * np.nan_to_num(se, nan=0.0)):
         return "independent"
@@ -293,8 +344,9 @@ def classify_pair(joint: float, first: float, second: float, interaction: float,
     return "conflict" if joint < min(first, second) else "substitution"
 
 
-def pair_relations(table: Any, weighting: str = "uniform", output: int | str | None = None, *,
-                   min_effect: float = ATOL) -> PairRelations:
+def pair_relations(
+    table: Any, weighting: str = "uniform", output: int | str | None = None, *, min_effect: float = ATOL
+) -> PairRelations:
     """Synergy, substitution or conflict for every pair of rules (see :class:`PairRelations`)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -306,8 +358,9 @@ def pair_relations(table: Any, weighting: str = "uniform", output: int | str | N
     (j, _), (a, _), (b, _), (inter, inter_se) = (_mean_se(p) for p in per_seed)
     pairs = tuple(combinations(names, 2))
     relation = tuple(classify_pair(j[k], a[k], b[k], inter[k], inter_se[k], min_effect) for k in range(len(pairs)))
-    return PairRelations(tuple(f"{p} & {q}" for p, q in pairs), pairs, j, a, b, inter, inter_se, relation,
-                         weighting, min_effect)
+    return PairRelations(
+        tuple(f"{p} & {q}" for p, q in pairs), pairs, j, a, b, inter, inter_se, relation, weighting, min_effect
+    )
 
 
 def _paired(v: np.ndarray, k: int, ref: int) -> dict[str, Any]:
@@ -350,7 +403,9 @@ def best_rule_set(table: Any, kept: tuple[str, ...] | None = None) -> dict[str, 
     if kept is not None:
         k = sum(1 << names.index(r) for r in kept)
         out["kept_by_elimination"] = {**entry(k), **_paired(v, best, k)}
-    out["note"] = "chosen on the validation set it is scored on (optimistic); gain = log10(MSE other / MSE best) per seed"
+    out["note"] = (
+        "chosen on the validation set it is scored on (optimistic); gain = log10(MSE other / MSE best) per seed"
+    )
     return json_ready(out)
 
 

@@ -25,8 +25,9 @@ def names() -> tuple[str, ...]:
 def _module(name: str) -> ModuleType:
     if not isinstance(name, str):
         hint = "; a kvq.Problem goes to kvq.scan / kvq.estimate directly" if isinstance(name, Problem) else ""
-        raise KvqError(f"expected the name of a built-in problem ({', '.join(names())}); got a "
-                       f"{type(name).__name__}{hint}")
+        raise KvqError(
+            f"expected the name of a built-in problem ({', '.join(names())}); got a {type(name).__name__}{hint}"
+        )
     if name not in _MODULES:
         raise KvqError(f"unknown problem {name!r}; known problems: {', '.join(names())}")
     return _MODULES[name]

@@ -99,7 +99,18 @@ def make(
     """
     check_wrong(SPEC, wrong, WRONG)
     pts, u = grid()
-    problem = assemble(SPEC, make_rules(wrong=wrong), pts, u, pde.time_split(pts, T_RANGE), reference=reference,
-                       n_data=n_data, noise=noise, split=split, seed=seed, n_valid=n_valid,
-                       noisy_validation=noisy_validation)
+    problem = assemble(
+        SPEC,
+        make_rules(wrong=wrong),
+        pts,
+        u,
+        pde.time_split(pts, T_RANGE),
+        reference=reference,
+        n_data=n_data,
+        noise=noise,
+        split=split,
+        seed=seed,
+        n_valid=n_valid,
+        noisy_validation=noisy_validation,
+    )
     return mark_wrong(problem, wrong, WRONG)

@@ -30,8 +30,7 @@ SPEC = Spec(
     inputs=("a", "b"),
     outputs=("c", "d", "e", "f"),
     domain={"a": (0.0, 2 * np.pi), "b": (-np.pi, 2 * np.pi)},
-    rules=(("c_law", "global"), ("d_law", "global"), ("e_law", "global"), ("f_law", "global"),
-           ("range", "global")),
+    rules=(("c_law", "global"), ("d_law", "global"), ("e_law", "global"), ("f_law", "global"), ("range", "global")),
     splits={
         "interpolation": "observations and validation rows both from a in [0, pi), b in [-pi, 0) (disjoint)",
         "extrapolation": "observations from a in [0, pi), b in [-pi, 0); validation from a, b in [pi, 2 pi)",
@@ -126,8 +125,15 @@ def make_rules(n_side: int = 100, wrong: str | None = None) -> tuple[Rule, ...]:
     return tuple(Rule(name, WRONG[name][0] if name == wrong else loss, pts, kind="global") for name, loss in laws)
 
 
-def make(n_data: int = 100, noise: float = 0.0, split: str = "interpolation", seed: int = 0,
-         n_valid: int = 5_000, noisy_validation: bool = False, wrong: str | None = None) -> Problem:
+def make(
+    n_data: int = 100,
+    noise: float = 0.0,
+    split: str = "interpolation",
+    seed: int = 0,
+    n_valid: int = 5_000,
+    noisy_validation: bool = False,
+    wrong: str | None = None,
+) -> Problem:
     """The algebraic system with ``n_data`` observations (noise in % of each output's std)
     and a split.  Observation and validation rows are fixed Latin-hypercube draws.
     ``wrong="e_law"`` replaces that rule by a wrong law (improper knowledge; the data stay true)."""
@@ -138,6 +144,18 @@ def make(n_data: int = 100, noise: float = 0.0, split: str = "interpolation", se
     pts = np.concatenate([inside, outside])
     is_in = np.arange(len(pts)) < len(inside)
     pools = {"interpolation": (is_in, is_in), "extrapolation": (is_in, ~is_in)}
-    problem = assemble(SPEC, make_rules(wrong=wrong), pts, reference(pts), pools, reference=reference, n_data=n_data,
-                       noise=noise, split=split, seed=seed, n_valid=n_valid, noisy_validation=noisy_validation)
+    problem = assemble(
+        SPEC,
+        make_rules(wrong=wrong),
+        pts,
+        reference(pts),
+        pools,
+        reference=reference,
+        n_data=n_data,
+        noise=noise,
+        split=split,
+        seed=seed,
+        n_valid=n_valid,
+        noisy_validation=noisy_validation,
+    )
     return mark_wrong(problem, wrong, WRONG)

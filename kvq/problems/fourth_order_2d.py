@@ -27,8 +27,15 @@ SPEC = Spec(
     inputs=("x", "y"),
     outputs=("u",),
     domain={"x": RANGE, "y": RANGE},
-    rules=(("pde", "global"), ("uyy_top", "local"), ("uyy_bottom", "local"), ("top", "local"),
-           ("bottom", "local"), ("left", "local"), ("right", "local")),
+    rules=(
+        ("pde", "global"),
+        ("uyy_top", "local"),
+        ("uyy_bottom", "local"),
+        ("top", "local"),
+        ("bottom", "local"),
+        ("left", "local"),
+        ("right", "local"),
+    ),
     splits={
         "interpolation": "observations and validation points both from the whole 150 x 150 grid (disjoint)",
         "extrapolation": "observations outside the square [0.2, 0.8]^2, validation inside it",
@@ -90,8 +97,14 @@ def make_rules(n_side: int = 30, n_line: int = 100) -> tuple[Rule, ...]:
     )
 
 
-def make(n_data: int = 50, noise: float = 0.0, split: str = "interpolation", seed: int = 0,
-         n_valid: int = 10_000, noisy_validation: bool = False) -> Problem:
+def make(
+    n_data: int = 50,
+    noise: float = 0.0,
+    split: str = "interpolation",
+    seed: int = 0,
+    n_valid: int = 10_000,
+    noisy_validation: bool = False,
+) -> Problem:
     """The 2-D problem with ``n_data`` observations (noise in % of std(u)) and a split,
     drawn from a 150 x 150 grid of [0, 1]^2."""
     g = np.linspace(*RANGE, 150)
@@ -99,5 +112,17 @@ def make(n_data: int = 50, noise: float = 0.0, split: str = "interpolation", see
     inside = np.all((pts > INNER[0]) & (pts < INNER[1]), axis=1)
     everywhere = np.ones(len(pts), bool)
     pools = {"interpolation": (everywhere, everywhere), "extrapolation": (~inside, inside)}
-    return assemble(SPEC, make_rules(), pts, reference(pts), pools, reference=reference, n_data=n_data,
-                    noise=noise, split=split, seed=seed, n_valid=n_valid, noisy_validation=noisy_validation)
+    return assemble(
+        SPEC,
+        make_rules(),
+        pts,
+        reference(pts),
+        pools,
+        reference=reference,
+        n_data=n_data,
+        noise=noise,
+        split=split,
+        seed=seed,
+        n_valid=n_valid,
+        noisy_validation=noisy_validation,
+    )

@@ -26,8 +26,7 @@ SPEC = Spec(
     inputs=("x", "t"),
     outputs=("u",),
     domain={"x": X_RANGE, "t": T_RANGE},
-    rules=(("pde", "global"), ("ic", "local"), ("ic_velocity", "local"), ("bc_left", "local"),
-           ("bc_right", "local")),
+    rules=(("pde", "global"), ("ic", "local"), ("ic_velocity", "local"), ("bc_left", "local"), ("bc_right", "local")),
     splits=pde.SPLITS,
     presets={"quick": {"steps": 2_000}},
     settles={  # measured by benchmarks/settle.py
@@ -86,11 +85,28 @@ def make_rules(n_pde_side: int = 200, n_line: int = 200) -> tuple[Rule, ...]:
     )
 
 
-def make(n_data: int = 100, noise: float = 0.0, split: str = "interpolation", seed: int = 0,
-         n_valid: int = 10_000, noisy_validation: bool = False) -> Problem:
+def make(
+    n_data: int = 100,
+    noise: float = 0.0,
+    split: str = "interpolation",
+    seed: int = 0,
+    n_valid: int = 10_000,
+    noisy_validation: bool = False,
+) -> Problem:
     """Klein-Gordon with ``n_data`` observations (noise in % of std(u)) and a split, drawn
     from the paper's 201 x 201 grid (x in [-1, 1], t in [0, 3])."""
     pts = pde.mesh(np.linspace(*X_RANGE, 201), np.linspace(*T_RANGE, 201))
-    return assemble(SPEC, make_rules(), pts, reference(pts), pde.time_split(pts, T_RANGE),
-                    reference=reference, n_data=n_data, noise=noise, split=split, seed=seed,
-                    n_valid=n_valid, noisy_validation=noisy_validation)
+    return assemble(
+        SPEC,
+        make_rules(),
+        pts,
+        reference(pts),
+        pde.time_split(pts, T_RANGE),
+        reference=reference,
+        n_data=n_data,
+        noise=noise,
+        split=split,
+        seed=seed,
+        n_valid=n_valid,
+        noisy_validation=noisy_validation,
+    )

@@ -38,8 +38,9 @@ def mesh(x: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.stack([xx.ravel(), tt.ravel()], axis=1)
 
 
-def collocation(x_range: tuple[float, float], t_range: tuple[float, float], n_side: int = 200,
-                n_line: int = 200) -> dict[str, np.ndarray]:
+def collocation(
+    x_range: tuple[float, float], t_range: tuple[float, float], n_side: int = 200, n_line: int = 200
+) -> dict[str, np.ndarray]:
     """The paper's rule points: ``pde`` an n_side x n_side grid of the domain, ``initial``
     (t = t0), ``left`` (x = x0) and ``right`` (x = x1) lines of n_line points, each [P, 2]."""
     x, t = np.linspace(*x_range, n_line), np.linspace(*t_range, n_line)

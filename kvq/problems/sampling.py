@@ -128,8 +128,16 @@ def assemble(
         raise KvqError(f"problem {spec.name!r}: rules {[r.name for r in rules]} differ from its spec")
     train_pool, valid_pool = pools[split]
     valid, sampler = grid_split(
-        points, values, train_pool, valid_pool, n_data=n_data, noise=noise, n_valid=n_valid,
-        split=split, noisy_validation=noisy_validation, noise_pool=pools["interpolation"][0],
+        points,
+        values,
+        train_pool,
+        valid_pool,
+        n_data=n_data,
+        noise=noise,
+        n_valid=n_valid,
+        split=split,
+        noisy_validation=noisy_validation,
+        noise_pool=pools["interpolation"][0],
     )
     info = {
         **spec.info(),
