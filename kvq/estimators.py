@@ -177,17 +177,9 @@ def curvature_matvec(
     has_data = data[0].shape[0] > 0
     square_data = has_data and objective.data_residual(params, data) is not None
 
-    def stacked(p):
-        u = PointModel(apply, p)
-        parts = [objective.data_residual(p, data)] if square_data else []
-        for i in with_res:
-            r = residuals[i](u, points[i])
-            parts.append((r * jnp.sqrt(mask[i] * weights[i] / r.shape[0])).ravel())
-        return jnp.concatenate(parts)
-
     products = []
     if with_res or square_data:
-        products.append(ggn_vp(stacked, params, scale=1.0))
+        products.append(ggn_vp(lambda p: objective.residual(p, mask, data, points, residuals), params, scale=1.0))
     if has_data and not square_data:
         products.append(hvp(lambda p: objective.data_loss(p, data), params))
     for i, r in enumerate(residuals):

@@ -13,7 +13,7 @@ rule importance.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -138,12 +138,42 @@ class Objective:
         u = PointModel(self.apply, params)
         return jnp.stack([self.data_loss(params, data), *(loss(u, pts) for loss, pts in zip(self.losses, points))])
 
+    def weighted(
+        self, params: Params, weights: jax.Array, data: tuple[jax.Array, ...], points: tuple[jax.Array, ...]
+    ) -> jax.Array:
+        """``L_data + sum_i weights_i L_i`` with every term computed; ``weights`` [n] may be
+        traced (weight balancing passes its own, :meth:`dense` mask times rule weights)."""
+        t = self.terms(params, data, points)
+        return t[0] + jnp.sum(jnp.asarray(weights, t.dtype) * t[1:])
+
     def dense(
         self, params: Params, mask: jax.Array, data: tuple[jax.Array, ...], points: tuple[jax.Array, ...]
     ) -> jax.Array:
         """``J_mask(params)`` with every term computed; ``mask`` [n] may be traced."""
-        t = self.terms(params, data, points)
-        return t[0] + jnp.sum(jnp.asarray(mask, t.dtype) * jnp.asarray(self.weights, t.dtype) * t[1:])
+        return self.weighted(
+            params, jnp.asarray(mask, jnp.float32) * jnp.asarray(self.weights, jnp.float32), data, points
+        )
+
+    def residual(
+        self,
+        params: Params,
+        mask: jax.Array,
+        data: tuple[jax.Array, ...],
+        points: tuple[jax.Array, ...],
+        residuals: Sequence[Callable[..., jax.Array] | None],
+    ) -> jax.Array:
+        """``r`` with ``sum(r ** 2)`` = the part of ``J_mask`` that is a sum of mean squares:
+        the data loss where :meth:`data_residual` exists, and every rule ``i`` with a residual
+        function ``residuals[i](u, points[i]) -> [P]`` (its loss = mean of its square), scaled
+        by ``sqrt(mask_i w_i / P)``.  The Gauss-Newton curvature is built from it."""
+        u = PointModel(self.apply, params)
+        own = self.data_residual(params, data) if data[0].shape[0] > 0 else None
+        parts = [] if own is None else [own]
+        for i, res in enumerate(residuals):
+            if res is not None:
+                r = res(u, points[i])
+                parts.append((r * jnp.sqrt(mask[i] * self.weights[i] / r.shape[0])).ravel())
+        return jnp.concatenate(parts) if parts else jnp.zeros((0,), jnp.float32)
 
     def __call__(self, params, mask, data, points, pattern: tuple[int, ...]) -> jax.Array:
         """``J_mask(params)`` for one item; ``mask`` [n] is 0/1, ``data`` = ``(x, y[, w])``."""

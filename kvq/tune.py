@@ -315,7 +315,7 @@ def balance_weights(
 
             def step(c, _):
                 p, s = c
-                g = jax.grad(lambda q: terms(q, data) @ jnp.concatenate([jnp.ones(1), lam]))(p)
+                g = jax.grad(lambda q: obj.weighted(q, lam, data, engine.points))(p)
                 upd, s = opt.update(g, s, p)
                 return (jax.tree.map(lambda a, b: a + b, p, upd), s), None
 
