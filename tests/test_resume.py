@@ -58,3 +58,23 @@ def test_a_resume_with_another_max_batch_reuses_finished_items_and_retrains_the_
     np.testing.assert_array_equal(resumed.errors[resumed.masks[:, 0] == 0], tiny_scan.errors[tiny_scan.masks[:, 0] == 0])
     # items trained in batches of another size: the same up to float32 rounding
     np.testing.assert_allclose(resumed.errors, tiny_scan.errors, rtol=1e-5)
+
+
+def test_a_scheduled_clipped_optimizer_resumes_to_identical_numbers(tiny_burgers, tiny_config, tmp_path):
+    import optax
+
+    schedule = optax.cosine_decay_schedule(1e-2, tiny_config.steps)  # the step count lives in the optimizer state
+    config = tiny_config.replace(optimizer=optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule)))
+    uninterrupted = kvq.scan(tiny_burgers, config)
+
+    def interrupt(phase, done, total):
+        if phase == "train" and done >= total // 2:
+            raise KeyboardInterrupt
+
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        kvq.scan(tiny_burgers, config, progress=interrupt, checkpoint=ckpt, checkpoint_every_s=0)
+    resumed = kvq.scan(tiny_burgers, config, checkpoint=ckpt, checkpoint_every_s=0)
+    assert resumed.timing["subset_steps"] < uninterrupted.timing["subset_steps"]
+    np.testing.assert_array_equal(resumed.errors, uninterrupted.errors)
+    np.testing.assert_array_equal(resumed.errors_by_check, uninterrupted.errors_by_check)

@@ -134,6 +134,10 @@ def test_the_command_line_takes_a_problem_factory(tmp_path, capsys):
                  "--out", str(tmp_path / "own-network")]) == 0
     meta = json.loads((tmp_path / "own-network" / "results.json").read_text())
     assert meta["config"]["model"]["kind"] == "pure" and meta["config"]["model"]["parameters"] == 18
+    assert main(["tune", "factory_problem:make", "--data", "6", "--iterations", "1", *args,
+                 "--out", str(tmp_path / "tune")]) == 0
+    meta = json.loads((tmp_path / "tune" / "tune.json").read_text())
+    assert meta["problem"]["name"] == "heat" and len(meta["history"]) == 2
     assert main(["scan", "factory_problem:nothing", *args]) == 2
     assert "has no function 'nothing'" in capsys.readouterr().err
     assert main(["scan", "factory_problem:make", "--wrong", "ic", *args]) == 2
