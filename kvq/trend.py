@@ -25,10 +25,6 @@ def t975(df: int | np.ndarray) -> np.ndarray:
     return np.where(df < 1, np.nan, stats.t.ppf(0.975, np.maximum(df, 1)))
 
 
-def _normal_sf(z: float) -> float:
-    return 0.5 * math.erfc(z / math.sqrt(2.0))
-
-
 def _tie_sums(a: np.ndarray) -> tuple[float, float, float]:
     _, counts = np.unique(a, return_counts=True)
     t = counts.astype(float)
@@ -91,6 +87,6 @@ def mann_kendall(x: Any, y: Any, alpha: float = 0.05, continuity: bool = True) -
         return Trend(n, s, tau, float("nan"), float("nan"), "no trend")
     shift = math.copysign(1.0, s) if continuity and s != 0 else 0.0
     z = (s - shift) / math.sqrt(var)
-    p = min(1.0, 2.0 * _normal_sf(abs(z)))
+    p = min(1.0, 2.0 * float(stats.norm.sf(abs(z))))
     trend = "no trend" if not p < alpha else ("increasing" if s > 0 else "decreasing")
     return Trend(n, s, tau, z, p, trend)
