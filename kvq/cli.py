@@ -253,6 +253,8 @@ def _parser() -> _Parser:
         help="list the built-in problems and their rules",
         description="List every built-in problem: its equation, rules (global or local), splits and "
         "what its quick and standard presets train.",
+        epilog="example:\n  kvq problems",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     show = sub.add_parser(
         "show",
@@ -640,6 +642,26 @@ def _settles(spec, preset: str) -> str:
     return f"; {note}" if note else ""
 
 
+def _nearest_preset(problem: str, config: dict) -> str | None:
+    """``"preset standard"``, ``"preset quick with steps=8000"`` (at most three settings
+    changed) or None: the built-in preset that a saved config is, or is closest to."""
+    from kvq import problems
+    from kvq.config import MEMORY_ONLY, PRESETS
+
+    if problem not in problems.names():
+        return None
+    best = None
+    for name in PRESETS:
+        own = problems.config(problem, name).to_dict()
+        changed = [k for k, v in own.items() if k not in MEMORY_ONLY and k in config and config[k] != v]
+        if best is None or len(changed) < len(best[1]):
+            best = (name, changed)
+    if best is None or len(best[1]) > 3:
+        return None
+    name, changed = best
+    return f"preset {name}" + (" with " + ", ".join(f"{k}={config[k]}" for k in changed) if changed else "")
+
+
 def _settings_line(meta: dict) -> str:
     """Problem, data, noise, split, budget, seeds, method and versions of a saved run."""
     p, c = meta.get("problem") or {}, meta.get("config") or {}
@@ -654,6 +676,9 @@ def _settings_line(meta: dict) -> str:
         if model.get("kind", "kvq.MLP") == "kvq.MLP"
         else model.get("kind", "?")
     )
+    preset = _nearest_preset(problem, c) if isinstance(problem, str) and c else None
+    if preset:
+        bits.append(preset)
     bits += [
         f"network {network}",
         f"{c.get('steps')} steps",

@@ -806,7 +806,7 @@ def write_report(directory: str | Path, fmt: str = "html", out: str | Path | Non
     {"scan": _scan, "sweep": _sweep, "tune": _tune}[kind](doc, directory, meta)
     if not plotting:
         doc.note("Figures omitted: plotting needs matplotlib (pip install 'kvq[plot]').")
-    doc.para("Written by kvq.document.write_report from the files in this folder (nothing was retrained).")
+    doc.para("Written by `kvq report` from the files in this folder (nothing was retrained).")
     target.parent.mkdir(parents=True, exist_ok=True)
     text = doc.html() if fmt == "html" else doc.markdown(target.parent.resolve())
     target.write_text(text, encoding="utf-8")

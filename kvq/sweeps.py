@@ -113,10 +113,14 @@ class SweepResult:
         )
 
     def __str__(self) -> str:
+        return f"{self!r}\n\n{self.table('ri')}\n\n{self.table('fi')}"
+
+    def table(self, measure: str = "ri") -> str:
+        """The sweep as text: one row per point, ``measure`` (``"ri"`` or ``"fi"``) ± se per
+        rule, then the trend tests (as ``kvq sweep`` prints it)."""
         from kvq.report import sweep_table  # the output layer, on request
 
-        summary, trends = self.summary, self.trends
-        return f"{self!r}\n\n{sweep_table(summary, trends, 'ri')}\n\n{sweep_table(summary, trends, 'fi')}"
+        return sweep_table(self.summary, self.trends, measure)
 
     def result(self, n_data: int | None = None, noise: float | None = None, split: str | None = None) -> ScanResult:
         """The scan of the one point matching the given values (omitted ones must be unambiguous)."""

@@ -66,7 +66,13 @@ def recipe_line(table: Any) -> str | None:
     if config.get("output_weights"):
         parts.append(f"output weights {config['output_weights']}")
     if config.get("polish_steps"):
-        parts.append(f"then up to {config['polish_steps']} L-BFGS polish steps")
+        first = config.get("optimizer", "adam")
+        first = "an optax optimizer" if isinstance(first, dict) else first
+        steps = config.get("steps")
+        parts.append(
+            f"{first}{'' if steps is None else f' for up to {steps} steps'}, then up to "
+            f"{config['polish_steps']} L-BFGS polish steps"
+        )
     return "trained with " + ", ".join(parts) if parts else None
 
 

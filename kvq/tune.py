@@ -96,6 +96,16 @@ class TuneResult:
             f"{[float(f'{w:.3g}') for w in best.weights]}, all-rules MSE {best.mse_all:.3e})"
         )
 
+    def __str__(self) -> str:
+        return f"{self!r}\n\n{self.table()}"
+
+    def table(self) -> str:
+        """The tuning as text: weights, RI and validation MSE per iteration (as ``kvq tune``
+        prints it)."""
+        from kvq.report import tuning_table  # the output layer, on request
+
+        return tuning_table(self.to_dict())
+
     @property
     def best(self) -> TuneStep:
         return min((s for s in self.history if s.accepted), key=lambda s: s.mse_all)

@@ -185,5 +185,16 @@ def test_every_command_says_what_it_is_for(command, capsys):
     text = capsys.readouterr().out
     usage_end = text.index("\n\n")
     assert len(text[usage_end:].strip().splitlines()[0]) > 30  # a description under the usage line
-    if command not in ("problems",):
-        assert f"kvq {command} " in text.split("example")[-1]  # and an example
+    assert f"kvq {command}" in text.split("example")[-1]  # and an example
+
+
+def test_show_names_the_preset_a_run_was_made_with():
+    from kvq.cli import _nearest_preset
+
+    standard = kvq.problems.config("kdv", "standard").to_dict()
+    assert _nearest_preset("kdv", standard) == "preset standard"
+    assert _nearest_preset("kdv", {**standard, "steps": 48_000, "max_batch": 7}) == "preset standard with steps=48000"
+    assert _nearest_preset("kdv", kvq.problems.config("kdv", "quick", seeds=5).to_dict()) == "preset quick with seeds=5"
+    far = {**standard, "steps": 10, "width": 3, "depth": 1, "learning_rate": 0.5}
+    assert _nearest_preset("kdv", far) is None
+    assert _nearest_preset("my_problem", standard) is None

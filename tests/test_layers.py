@@ -26,7 +26,8 @@ ON_REQUEST = {
     ("table", "table"): {"report"},
     ("table", "save"): {"io"},
     ("table", "load"): {"io"},
-    ("sweeps", "__str__"): {"report"},
+    ("sweeps", "table"): {"report"},
+    ("tune", "table"): {"report"},
 }
 
 

@@ -153,7 +153,7 @@ def test_the_polish_reaches_the_exact_minimiser_of_every_subset():
     np.testing.assert_array_equal(polished.errors_by_check[0], rough.errors)
     np.testing.assert_array_equal(polished.errors_by_check[-1], polished.errors)
     assert np.all(polished.steps_run > 100) and polished.config["polish_steps"] == 40
-    assert "then up to 40 L-BFGS polish steps" in polished.table()
+    assert "trained with adam for up to 100 steps, then up to 40 L-BFGS polish steps" in polished.table()
     with pytest.raises(kvq.KvqError, match="does not polish"):
         kvq.estimate(_quadratic_problem(), config, "finetune")
 

@@ -265,11 +265,13 @@ def test_results_print_short_and_readable():
                         (scan_result(n_data=0), scan_result(n_data=16, seed=1)), CONFIG)
     assert repr(sweep).startswith("SweepResult(problem='toy', 2 points = data [0, 16] x noise [0.0]")
     assert "rules=['pde', 'ic', 'bc']" in repr(sweep) and len(repr(sweep)) < 300
-    assert "RI uniform ± se per sweep point" in str(sweep)
+    assert "RI uniform ± se per sweep point" in str(sweep) and sweep.table("fi") in str(sweep)
+    assert "FI ± se per sweep point" in sweep.table("fi")
     step = TuneStep(0, (1.0, 2.0), 1.0, (0.1, 0.2), (0.01, 0.02), 1e-3, 1e-4, True)
     tuned = TuneResult({"name": "toy"}, ("pde", "ic"), (step,), CONFIG, "exact", 1.0)
     assert repr(tuned) == ("TuneResult(problem='toy', rules=['pde', 'ic'], 1 iterations, best: iteration 0, "
                            "weights [1.0, 2.0], all-rules MSE 1.000e-03)")
+    assert str(tuned) == f"{tuned!r}\n\n{tuned.table()}" and "1.000e-03" in tuned.table()
 
 
 def test_every_figure_keeps_its_text_inside_and_has_a_sane_size(folders, tmp_path, monkeypatch):
