@@ -67,8 +67,17 @@ class Checkpoint:
         self.path = Path(directory)
         self.every_s = every_s
         self._last: dict[str, float] = {}
+        # several processes (kvq.devices) read the same folder; only process 0 writes or removes
+        self.writer = jax.process_index() == 0
         meta = self.path / "checkpoint.json"
         stored = stored_fingerprint(self.path)
+        if not self.writer:
+            if stored is not None and stored != scan_fingerprint:
+                raise KvqError(
+                    f"checkpoint folder {str(self.path)!r} belongs to a different scan; "
+                    "remove it or choose another output folder"
+                )
+            return
         if meta.exists() and stored is None:  # unreadable (written by an older kvq that was killed mid-write)
             shutil.rmtree(self.path, ignore_errors=True)
         elif meta.exists() and stored != scan_fingerprint:
@@ -107,7 +116,7 @@ class Checkpoint:
         finished).  ``items`` = (masks [R, n], seed columns [R]) of the batch's first R
         (real, unpadded) rows, for :meth:`finished_items`."""
         now = time.monotonic()
-        if not finished and now - self._last.get(key, -np.inf) < self.every_s:
+        if not self.writer or (not finished and now - self._last.get(key, -np.inf) < self.every_s):
             return
         self._last[key] = now
         leaves = jax.device_get(jax.tree.leaves(state))
@@ -141,4 +150,5 @@ class Checkpoint:
 
     def remove(self) -> None:
         """Delete the checkpoint folder (after the results are safely written)."""
-        shutil.rmtree(self.path, ignore_errors=True)
+        if self.writer:
+            shutil.rmtree(self.path, ignore_errors=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import shutil
+import io
 import sys
 import time
 import warnings
@@ -36,7 +36,11 @@ class ProgressPrinter:
     """
 
     def __init__(self, stream: TextIO | None = None, every_s: float = 5.0) -> None:
-        self.stream = sys.stderr if stream is None else stream
+        if stream is None:  # several processes: process 0 shows the progress
+            from kvq.devices import is_writer
+
+            stream = sys.stderr if is_writer() else io.StringIO()
+        self.stream = stream
         self.every_s = every_s
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.t0 = time.perf_counter()
@@ -152,6 +156,21 @@ def _training_options(s: argparse.ArgumentParser) -> None:
         help="share every batch between the first N of this machine's devices (default: all of them; "
         "--max-batch and --vectorize count per device)",
     )
+    s.add_argument(
+        "--distributed",
+        action="store_true",
+        help="one of several processes (jax.distributed), the cluster detected by JAX: Slurm, Open MPI, "
+        "TPU pods; process 0 prints and writes",
+    )
+    s.add_argument(
+        "--coordinator",
+        default=None,
+        metavar="HOST:PORT",
+        help="several processes without a detected cluster: process 0's address (with --num-processes "
+        "and --process-id)",
+    )
+    s.add_argument("--num-processes", type=int, default=None, metavar="N", help="how many processes take part")
+    s.add_argument("--process-id", type=int, default=None, metavar="I", help="this process's index, 0..N-1")
     s.add_argument(
         "--model",
         default=None,
@@ -369,7 +388,7 @@ def parse_settings(pairs: Sequence[str]) -> dict[str, Any]:
 def _scan(args: argparse.Namespace, out: TextIO) -> int:
     from kvq.checkpoint import stored_fingerprint
     from kvq.estimators import estimate, estimate_fingerprint, settings_for
-    from kvq.io import check_output_dir, save_result
+    from kvq.io import check_output_dir, discard, save_result
     from kvq.report import importance_table
 
     problem = _problem(args)
@@ -383,7 +402,7 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
     check_output_dir(outdir, fp, args.overwrite)
     ckpt_dir = outdir / CHECKPOINT_DIR
     if args.overwrite and ckpt_dir.exists() and stored_fingerprint(ckpt_dir) != fp:
-        shutil.rmtree(ckpt_dir)  # an interrupted different scan: replaced as asked
+        discard(ckpt_dir)  # an interrupted different scan: replaced as asked
     if ckpt_dir.exists() and stored_fingerprint(ckpt_dir) == fp:
         out.write(f"kvq: resuming from the checkpoint in {ckpt_dir}/\n")
 
@@ -402,7 +421,7 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
     for w in caught:
         sys.stderr.write(f"kvq: warning: {w.message}\n")
     save_result(result, outdir, overwrite=True)
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    discard(ckpt_dir)
     files = ["results.json", "table.npz", "table.csv"]
     if not args.no_plot:
         try:
@@ -449,6 +468,8 @@ def _rerun(args: argparse.Namespace, steps: int, outdir: Path) -> str:
             continue
         if a.startswith(("--steps=", "--out=")) or a == "--overwrite":
             continue
+        if argv and argv[-1] == "--process-id" or a.startswith("--process-id="):
+            a = "I" if argv and argv[-1] == "--process-id" else "--process-id=I"  # every process, its own I
         argv.append(a)
     longer = " ".join(["kvq", *argv, "--steps", str(steps), "--out", f"{outdir}-{steps}steps"])
     if args.preset != "quick":
@@ -725,8 +746,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     args.argv = argv
-    out = sys.stdout
+    out: TextIO = sys.stdout
     try:
+        if getattr(args, "distributed", False) or getattr(args, "coordinator", None) is not None:
+            from kvq.devices import is_writer, start_processes
+
+            start_processes(args.coordinator, args.num_processes, args.process_id)
+            if not is_writer():
+                out = io.StringIO()  # process 0 prints; the others compute their share
         if args.command == "scan":
             return _scan(args, out)
         if args.command == "sweep":

@@ -243,8 +243,9 @@ class _Doc:
                 cap = f"<caption>{esc(caption)}</caption>" if caption else ""
                 th = "".join(f"<th>{esc(h)}</th>" for h in head)
                 body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+                wide = " wide" if len(head) > WIDE_COLUMNS else ""
                 out.append(
-                    f'<div class="scroll"><table class="data">{cap}<thead><tr>{th}</tr></thead>'
+                    f'<div class="scroll"><table class="data{wide}">{cap}<thead><tr>{th}</tr></thead>'
                     f"<tbody>{body}</tbody></table></div>"
                 )
             elif kind == "pre":
@@ -287,6 +288,8 @@ class _Doc:
         return "\n\n".join(out) + "\n"
 
 
+WIDE_COLUMNS = 8  # more columns than this: smaller type, and cells may wrap, so the table fits the page
+
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222; line-height: 1.45;
        max-width: 1150px; margin: 2em auto; padding: 0 1.2em; }
@@ -298,6 +301,9 @@ table.data th, table.data td { border: 1px solid #ccc; padding: .25em .6em; text
        font-variant-numeric: tabular-nums; white-space: nowrap; }
 table.data th { background: #f0f2f5; white-space: normal; min-width: 4.5em; }  /* headers wrap: tables fit */
 table.data td:first-child, table.data th:first-child { text-align: left; }
+table.data.wide { font-size: .78em; width: 100%; }
+table.data.wide td { white-space: normal; padding: .2em .35em; }
+table.data.wide th { min-width: 0; padding: .2em .35em; }
 table.data tbody tr:nth-child(even) { background: #fafafa; }
 table.facts th { text-align: left; padding: .15em 1em .15em 0; vertical-align: top; color: #555; font-weight: 600; }
 table.facts td { padding: .15em 0; }

@@ -27,6 +27,7 @@ from jax.sharding import Mesh
 from kvq.checkpoint import Checkpoint, batch_key, fingerprint, item_keys
 from kvq.coalitions import all_masks, group_by_pattern
 from kvq.config import ScanConfig, config_identity
+from kvq.devices import Placement, make_mesh
 from kvq.errors import KvqError
 from kvq.models import resolve as resolve_model
 from kvq.nn import PointModel
@@ -74,19 +75,6 @@ def available_memory() -> int | None:
     except (OSError, ValueError):
         pass
     return max(min(free), 0) if free else None
-
-
-def local_mesh(devices: int | None) -> Mesh | None:
-    """A one-axis mesh (``"items"``) of the first ``devices`` of this process's devices (all
-    of them when None); None where that is one device."""
-    available = jax.local_devices()
-    n = len(available) if devices is None else devices
-    if n > len(available):
-        raise KvqError(
-            f"devices={n}, but this process has {len(available)} {available[0].platform} device(s); "
-            f"use --devices {len(available)} or fewer"
-        )
-    return None if n == 1 else Mesh(np.array(available[:n]), ("items",))
 
 
 def rule_points(problem: Problem, cap: int | None) -> tuple[jax.Array, ...]:
@@ -194,6 +182,9 @@ def compile_timed(fn: Any, clock: Clock, *args: Any) -> Any:
     return compiled
 
 
+ONE_PROCESS = Placement(None)  # one device of one process: arrays go in and come back as they are
+
+
 def _run_blocks(
     block,
     state: ItemState,
@@ -206,6 +197,7 @@ def _run_blocks(
     key: str,
     history: np.ndarray | None = None,
     items: tuple[np.ndarray, np.ndarray] | None = None,
+    placement: Placement = ONE_PROCESS,
 ) -> tuple[ItemState, Any, int, int]:
     """Run up to ``n_blocks`` check intervals; stop early once every item is frozen.
 
@@ -213,8 +205,10 @@ def _run_blocks(
     [B, d_out])`` and row ``t`` receives the errors after check ``t``; rows after an early
     end (every item frozen) carry the last check's errors, which a frozen item keeps.
     Resumes from (and saves to) ``checkpoint[key]``, recording ``items`` (see
-    :meth:`Checkpoint.save`).  Returns the state, the history, the check intervals done
-    in total and those run by this call.
+    :meth:`Checkpoint.save`).  ``placement`` puts the state on the devices that share the
+    batch and fetches what every process must see (errors, frozen flags, checkpoints).
+    Returns the state, the history, the check intervals done in total and those run by this
+    call.
     """
     done, finished, ran = 0, False, 0
     carry = (state, history)
@@ -223,18 +217,21 @@ def _run_blocks(
         (state, history), done, finished = saved
         history = None if history is None else np.array(history)
         on_block(n_real * check_every * done)
+    state = placement.put(state, split=True)
     while not finished and done < n_blocks:
         if history is None:
             state = block(state, *args)
         else:
             state, errors = block(state, *args)
-            history[done] = np.asarray(errors)
+            history[done] = np.asarray(placement.fetch(errors))
         done, ran = done + 1, ran + 1
-        finished = done == n_blocks or bool(np.all(np.asarray(state.frozen)))
+        finished = done == n_blocks or bool(np.all(placement.fetch(state.frozen)))
         if finished and history is not None:
             history[done:] = history[done - 1]
         if checkpoint is not None:
-            checkpoint.save(key, (state, history), done, finished, items)
+            # several processes: every one takes part in the gather, process 0 writes
+            whole = placement.fetch(state) if placement.global_arrays else state
+            checkpoint.save(key, (whole, history), done, finished, items)
         on_block(n_real * check_every)
     if history is not None and 0 < done < n_blocks:
         history[done:] = history[done - 1]
@@ -390,7 +387,7 @@ class Engine:
             ws,
             valid,
             network.description,
-            local_mesh(config.devices),
+            make_mesh(config.devices),
         )
 
     @property
@@ -401,7 +398,12 @@ class Engine:
     @property
     def n_devices(self) -> int:
         """How many devices share every batch."""
-        return 1 if self.mesh is None else int(self.mesh.size)
+        return self.placement.size
+
+    @property
+    def placement(self) -> Placement:
+        """How a batch's host arrays reach the devices and come back (:mod:`kvq.devices`)."""
+        return Placement(self.mesh)
 
     def rows(self) -> np.ndarray:
         """Observations (real rows) of each seed column, [S]."""
@@ -603,10 +605,11 @@ class Engine:
                 m = masks[mask_of[items]].astype(np.float32)
                 data = tuple(a[seed_of[items]] for a in self.data)
                 state = start_state(*starts(mask_of[items], seed_of[items]))
-                args = (m, data, self.points, self.valid)
+                put = self.placement.put
+                args = (put(m, True), put(data, True), put(self.points, False), put(self.valid, False))
                 if block is None:
                     program = self.programs.subset_block(pattern, self.vectorize(pattern, per_device), self.mesh)
-                    block = compile_timed(program, self.clock, state, *args)
+                    block = compile_timed(program, self.clock, put(state, True), *args)
                 yield Batch(pattern, block, state, args, mask_of[real], seed_of[real])
 
     def train(
@@ -667,8 +670,9 @@ class Engine:
                 batch_key(tag, *items, padded),
                 np.full((n_blocks, padded, d_out), np.nan, np.float32),
                 items,
+                self.placement,
             )
-            state = jax.device_get(state)
+            state = self.placement.fetch(state)
             self.clock.train_s += time.perf_counter() - t0
             self.clock.subset_steps += ran * cfg.check_every * real
             on_block(real * (n_blocks - blocks) * cfg.check_every)

@@ -8,6 +8,7 @@ import csv
 import datetime as _dt
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from kvq.checkpoint import fingerprint
 from kvq.config import config_identity
+from kvq.devices import is_writer
 from kvq.errors import KvqError
 from kvq.importance import (
     dependence_profile,
@@ -111,9 +113,22 @@ def summary(result: ScanResult) -> dict[str, Any]:
 def write_atomic(path: Path, write) -> None:
     """``write(tmp)`` a temporary file next to ``path``, then move it into place (a reader
     never sees a half-written file, and an interruption leaves the old one)."""
+    if not is_writer():  # several processes hold the same results; process 0 writes them
+        return
     tmp = path.with_name(path.name + ".tmp")
     write(tmp)
     os.replace(tmp, path)
+
+
+def discard(*paths: Path) -> None:
+    """Remove these files or folders where they exist (process 0 alone, like every write)."""
+    if not is_writer():
+        return
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def write_json(path: Path, meta: dict[str, Any]) -> None:

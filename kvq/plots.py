@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from kvq.devices import is_writer
 from kvq.errors import KvqError
 from kvq.importance import dependence_profile, full_importance, interactions, rule_importance, trajectory
 from kvq.table import ScanResult, ValueTable
@@ -67,7 +68,8 @@ def _save(plt, fig, path: str | Path) -> Path:
     """Write ``fig`` as a PNG; a text that the layout left beyond the edges grows the image
     to include it (``bbox_inches="tight"``) instead of being cut off."""
     path = Path(path)
-    fig.savefig(path, dpi=DPI, **({"bbox_inches": "tight"} if text_outside(fig) else {}))
+    if is_writer():  # several processes draw the same figure; process 0 writes it
+        fig.savefig(path, dpi=DPI, **({"bbox_inches": "tight"} if text_outside(fig) else {}))
     plt.close(fig)
     return path
 

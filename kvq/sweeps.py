@@ -21,7 +21,6 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import itertools
-import shutil
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -42,6 +41,7 @@ from kvq.importance import full_importance, json_ready, rule_importance
 from kvq.io import (
     FOLDER_MARKERS,
     check_output_dir,
+    discard,
     folder_fingerprint,
     load_if_same,
     load_result,
@@ -416,10 +416,7 @@ def _sweep_dir(directory: str | Path, fp: str, overwrite: bool) -> Path:
     path = check_output_dir(directory, fp, overwrite, "sweep")  # refuses a scan's or a tuning's folder
     meta = path / SWEEP_JSON
     if meta.exists() and folder_fingerprint(path, "sweep") != fp:  # overwrite was given
-        for stale in (path / "points", path / CHECKPOINTS):
-            shutil.rmtree(stale, ignore_errors=True)
-        for stale in (path / SUMMARY_CSV, meta):
-            stale.unlink(missing_ok=True)
+        discard(path / "points", path / CHECKPOINTS, path / SUMMARY_CSV, meta)
     return path
 
 
@@ -545,9 +542,9 @@ def sweep(
         if path is not None:
             _write_index(path, shell, results, done)
             if ckpt_dir is not None:
-                shutil.rmtree(ckpt_dir, ignore_errors=True)
+                discard(ckpt_dir)
     if path is not None:
-        shutil.rmtree(path / CHECKPOINTS, ignore_errors=True)
+        discard(path / CHECKPOINTS)
     finished = tuple(r for r in results if r is not None)
     assert len(finished) == len(points)  # every group has trained
     return dataclasses.replace(shell, results=finished)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from kvq.importance import json_ready, rule_importance
 from kvq.io import (
     FOLDER_MARKERS,
     check_output_dir,
+    discard,
     folder_fingerprint,
     load_if_same,
     read_meta,
@@ -159,9 +159,7 @@ def _tuning_dir(directory: str | Path, fp: str, overwrite: bool) -> Path:
     a folder that holds a different tuning; refuse a scan's or a sweep's folder."""
     path = check_output_dir(directory, fp, overwrite, "tuning")
     if (path / TUNE_JSON).exists() and folder_fingerprint(path, "tuning") != fp:  # overwrite was given
-        for stale in [*path.glob("iter-*"), path / ".checkpoint"]:
-            shutil.rmtree(stale, ignore_errors=True)
-        (path / TUNE_JSON).unlink()
+        discard(*path.glob("iter-*"), path / ".checkpoint", path / TUNE_JSON)
     return path
 
 
@@ -220,7 +218,7 @@ def tune_weights(
             result = estimate(current, config, method, checkpoint=ckpt, model=model, progress=step_progress, **settings)
             if folder is not None and ckpt is not None:
                 save_result(result, folder, overwrite=True)
-                shutil.rmtree(ckpt, ignore_errors=True)
+                discard(ckpt)
         step = _step(it, weights, step_mu, result, weighting)
         accepted = best is None or step.mse_all <= best.mse_all
         step = dataclasses.replace(step, accepted=accepted)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -198,3 +199,14 @@ def test_show_names_the_preset_a_run_was_made_with():
     far = {**standard, "steps": 10, "width": 3, "depth": 1, "learning_rate": 0.5}
     assert _nearest_preset("kdv", far) is None
     assert _nearest_preset("my_problem", standard) is None
+
+
+def test_the_longer_budget_command_of_one_of_several_processes_serves_every_process():
+    import argparse
+
+    from kvq.cli import _rerun
+
+    args = argparse.Namespace(argv=["scan", "burgers", "--coordinator", "10.0.0.1:1234", "--num-processes", "2",
+                                    "--process-id", "1", "--steps", "10"], preset="standard")
+    assert _rerun(args, 20, Path("out")) == ("kvq scan burgers --coordinator 10.0.0.1:1234 --num-processes 2 "
+                                             "--process-id I --steps 20 --out out-20steps")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +69,71 @@ def test_devices_is_not_part_of_a_scans_identity(tiny_config):
     assert tiny_config.replace(devices=2).identity() == tiny_config.identity()
     with pytest.raises(KvqError, match="devices"):
         tiny_config.replace(devices=0)
+
+
+RUNNER = Path(__file__).resolve().parent / "sigkill_run.py"
+SCAN = ["scan", "burgers", "--data", "12", "--seeds", "2", "--steps", "20", "--check-every", "10", "--pretrain-steps",
+        "20", "--collocation", "32", "--max-batch", "8", "--vectorize", "2", "--no-plot"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def two_processes(out: Path, when: str = "never") -> list[subprocess.CompletedProcess]:
+    """``kvq scan`` as two processes (one CPU device each) joined on the loopback address;
+    process 0 SIGKILLs itself at ``when`` (tests/sigkill_run.py), and then process 1,
+    stranded without it, is stopped."""
+    port = free_port()
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)
+    procs = [
+        subprocess.Popen([sys.executable, str(RUNNER), when if pid == 0 else "never", "--", *SCAN, "--out", str(out),
+                          "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(pid)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for pid in (0, 1)
+    ]
+    done = []
+    try:
+        for k, p in enumerate(procs):
+            if k == 1 and done[0].returncode != 0:
+                p.kill()
+            stdout, stderr = p.communicate(timeout=300)
+            done.append(subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return done
+
+
+def table(folder: Path) -> dict[str, np.ndarray]:
+    with np.load(folder / "table.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_numbers_of_one_process_with_two_devices_and_resume_after_a_kill(tmp_path):
+    reference = tmp_path / "one-process"
+    proc = subprocess.run([sys.executable, "-m", "kvq", *SCAN, "--devices", "2", "--out", str(reference)],
+                          capture_output=True, text=True, timeout=300, env=forced_devices_env(2))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    out = tmp_path / "two-processes"
+    killed = two_processes(out, when="train")
+    assert killed[0].returncode == -signal.SIGKILL, killed[0].stderr[-3000:]
+    assert not (out / "results.json").exists() and (out / ".checkpoint").exists()
+
+    resumed = two_processes(out)
+    assert [p.returncode for p in resumed] == [0, 0], resumed[0].stderr[-3000:] + resumed[1].stderr[-3000:]
+    assert "resuming from the checkpoint" in resumed[0].stdout and "RI uniform" in resumed[0].stdout
+    assert "kvq" not in resumed[1].stdout and "RI uniform" not in resumed[1].stdout  # process 0 prints and writes
+    meta = json.loads((out / "results.json").read_text())
+    assert meta["timing"]["devices"] == 2
+    a, b = table(reference), table(out)
+    assert sorted(a) == sorted(b)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
