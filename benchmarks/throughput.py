@@ -25,11 +25,11 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kvq  # noqa: E402
+from kvq.bench import matmul_peak, step_flops  # noqa: E402  (kvq bench measures these too)
 from kvq.coalitions import all_masks  # noqa: E402
 from kvq.engine import Engine  # noqa: E402
 from results_md import machine, update_section, write_json  # noqa: E402
@@ -40,38 +40,6 @@ MODES = {
     "a_mask_multiply_loop": dict(grouping="none", max_batch=1),
     "b_compiled_per_mask_loop": dict(grouping=RULES, max_batch=1),
 }
-
-
-def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
-    """Best float32 FLOP/s of an n x n matmul."""
-    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
-    f = jax.jit(lambda x: x @ x)
-    f(a).block_until_ready()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        f(a).block_until_ready()
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best
-
-
-def step_flops(engine: Engine) -> float:
-    """XLA-counted FLOPs of one training step (gradient + Adam) of one mask with every rule on."""
-    programs = engine.programs
-    obj, opt = programs.objective, programs.optimizer
-    params = jax.tree.map(lambda a: a[0], engine.params0)
-    state = opt.init(params)
-    mask = jnp.ones(len(RULES), jnp.float32)
-    pattern = tuple(engine.expensive)
-
-    def step(p, s):
-        g = jax.grad(lambda q: obj(q, mask, (engine.xs[0], engine.ys[0]), engine.points, pattern))(p)
-        return opt.update(g, s, p)
-
-    analysis = jax.jit(step).lower(params, state).cost_analysis()
-    if isinstance(analysis, list):
-        analysis = analysis[0]
-    return float(analysis["flops"])
 
 
 def prepare(problem: kvq.Problem, collocation: int, steps: int, mode: str):

@@ -16,7 +16,7 @@ LAYERS = [
     ("engine", {"models", "engine", "estimators"}),
     ("importance", {"importance", "trend", "verdicts"}),
     ("results on disk", {"io"}),
-    ("workflows", {"sweeps", "tune"}),
+    ("workflows", {"sweeps", "tune", "bench"}),
     ("output", {"report", "plots", "document", "cli"}),
 ]
 PACKAGE = {"__init__", "__main__", "scan", "perturb"}  # the public face and the old import paths
