@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
+import subprocess
+from pathlib import Path
 import warnings
 from pathlib import Path
 
@@ -325,3 +328,35 @@ def test_a_title_beyond_the_edges_is_seen_and_the_saved_image_grows_to_hold_it(t
     assert text_outside(fig) != []
     h, w = imread(_save(plt, fig, tmp_path / "wide.png")).shape[:2]
     assert w > 4 * DPI  # nothing cut off: the image is wider than the figure
+
+
+def _laid_out_width(page: Path) -> tuple[int, list[int]]:
+    """(page width, widths of the tables that overflow their box) of ``page`` laid out by a
+    headless Chromium at a 1 200 px window."""
+    probe = ("<script>var o = [...document.querySelectorAll('.scroll')].filter(e => e.scrollWidth > e.clientWidth + 1)"
+             ".map(e => e.scrollWidth); document.title = 'W=' + document.documentElement.scrollWidth + ';' + o.join(',');"
+             "</script></body>")
+    page.write_text(page.read_text().replace("</body>", probe))
+    dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                          "--window-size=1200,900", "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout
+    width, over = dom.split("<title>W=")[1].split("<")[0].split(";")
+    return int(width), [int(w) for w in over.split(",") if w]
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs a headless Chromium to lay the pages out")
+def test_report_pages_fit_a_1200_pixel_window(folders, tmp_path):
+    """Laid out by a real browser at 1 200 px: no page and no table is wider than the window,
+    also a sweep table with many rules (each cell 'mean ± se (unsettled)')."""
+    from kvq.document import _Doc
+
+    for kind in ("scan", "sweep", "tune"):
+        page = write_report(folders[kind], out=tmp_path / f"{kind}.html")
+        assert _laid_out_width(page) == (1200, []), kind
+    doc = _Doc(tmp_path, plotting=False)
+    head = ["observations", "noise [%]", "split", *(f"rule_{i}" for i in range(8)), "MSE all rules", "MSE no rules"]
+    doc.table(head, [["1000", "0", "extrapolation (out-of-distribution)", *["+0.123 ± 0.045 (unsettled)"] * 8,
+                      "3.144e-01", "2.938e-01"]] * 3)
+    wide = tmp_path / "wide.html"
+    wide.write_text(doc.html())
+    assert _laid_out_width(wide) == (1200, [])
