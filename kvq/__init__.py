@@ -9,7 +9,7 @@ Importance (RI), Full Importance (FI) and rule interactions.
 # kvq.engine (imported here, before the function kvq.scan below takes the name)
 import kvq.perturb
 import kvq.scan  # noqa: F401
-from kvq import problems
+from kvq import problems, sampling
 from kvq.config import ScanConfig
 from kvq.engine import scan
 from kvq.errors import KvqError
@@ -53,6 +53,7 @@ __all__ = [
     "pair_relations",
     "problems",
     "rule_importance",
+    "sampling",
     "scan",
     "settledness",
     "sweep",

@@ -157,6 +157,22 @@ def _training_options(s: argparse.ArgumentParser) -> None:
         "--max-batch and --vectorize count per device)",
     )
     s.add_argument(
+        "--coalitions",
+        default=None,
+        choices=("msr", "permutation"),
+        help="scan only: estimate RI from sampled coalitions (msr: Banzhaf, permutation: Shapley) instead of "
+        "all 2^n; for many rules (needs --budget)",
+    )
+    s.add_argument("--budget", type=int, default=None, metavar="B", help="with --coalitions: at most B coalitions")
+    s.add_argument(
+        "--target-se",
+        type=float,
+        default=None,
+        metavar="SE",
+        help="with --coalitions: stop once every rule's sampling se is at most SE decades",
+    )
+    s.add_argument("--sample-seed", type=int, default=0, metavar="K", help="with --coalitions: seed of the draws")
+    s.add_argument(
         "--distributed",
         action="store_true",
         help="one of several processes (jax.distributed), the cluster detected by JAX: Slurm, Open MPI, "
@@ -416,6 +432,8 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
     from kvq.io import check_output_dir, discard, save_result
     from kvq.report import importance_table
 
+    if args.coalitions is not None:
+        return _sampled_scan(args, out)
     problem = _problem(args)
     config = _config(args)
     settings = parse_settings(args.settings)
@@ -478,6 +496,47 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
             + "\n"
         )
     out.write(f"wrote {', '.join(files)} to {outdir}/\n")
+    return 0
+
+
+def _sampled_scan(args: argparse.Namespace, out: TextIO) -> int:
+    """``kvq scan NAME --coalitions msr|permutation --budget B``: importances from sampled coalitions."""
+    from kvq.estimators import estimate
+    from kvq.io import discard, write_json
+
+    if args.method != "exact" or args.settings:
+        raise KvqError("--coalitions trains each sampled coalition from the warm start; leave out --method/--set")
+    if args.budget is None:
+        raise KvqError("--coalitions needs --budget B: at most B distinct coalitions are trained")
+    problem = _problem(args)
+    config = _config(args)
+    outdir = Path(args.out or f"results/{_folder_name(args.problem)}-{args.preset}-{args.coalitions}")
+    outdir.mkdir(parents=True, exist_ok=True)
+    target = f", until every sampling se <= {args.target_se:g}" if args.target_se is not None else ""
+    out.write(
+        f"kvq: sampling {problem.name} ({len(problem.rules)} rules -> at most {args.budget} of "
+        f"{2 ** len(problem.rules):,} coalitions x {config.seeds} seed(s), {args.coalitions}{target})\n"
+    )
+    out.flush()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        result = estimate(
+            problem,
+            config,
+            coalitions=args.coalitions,
+            budget=args.budget,
+            target_se=args.target_se,
+            sample_seed=args.sample_seed,
+            progress=ProgressPrinter(),
+            checkpoint=outdir / CHECKPOINT_DIR,
+            model=_model(args),
+        )
+    for w in caught:
+        sys.stderr.write(f"kvq: warning: {w.message}\n")
+    write_json(outdir / "sampled.json", result.to_dict())
+    discard(outdir / CHECKPOINT_DIR)
+    out.write("\n" + result.table() + "\n")
+    out.write(f"time: {result.timing['total_s']:.1f} s; wrote sampled.json to {outdir}/\n")
     return 0
 
 

@@ -888,6 +888,19 @@ def make_result(
     return result
 
 
+EXACT_RULES = 20  # an exact scan trains 2^n subsets; beyond this, sample coalitions
+
+
+def too_many_rules(problem: Problem) -> str:
+    """What to say when ``problem`` has too many rules for an exact table."""
+    n = len(problem.rules)
+    return (
+        f"problem {problem.name!r} has {n} rules: an exact scan would train 2^{n} = {2**n:,} subsets per seed "
+        f"(at most {EXACT_RULES} rules); estimate the importances from sampled coalitions instead, "
+        "kvq.estimate(problem, config, coalitions='msr', budget=B) or --coalitions msr --budget B"
+    )
+
+
 def scan(
     problem: Problem,
     config: ScanConfig | None = None,
@@ -912,6 +925,8 @@ def scan(
     t_start = time.perf_counter()
     config = ScanConfig.preset("quick") if config is None else config
     progress = progress or (lambda phase, done, total: None)
+    if len(problem.rules) > EXACT_RULES:
+        raise KvqError(too_many_rules(problem))
     check_inputs(problem, config)
     ckpt = (
         None

@@ -28,26 +28,37 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from kvq.checkpoint import Checkpoint
+from kvq.checkpoint import Checkpoint, fingerprint
 from kvq.coalitions import all_masks
 from kvq.config import ScanConfig
 from kvq.curvature import conjugate_gradient, ggn_vp, hvp
 from kvq.engine import (
+    EXACT_RULES,
     Engine,
     Progress,
     Tabulated,
     check_inputs,
     compile_timed,
     make_result,
+    result_config,
     scan,
     scan_fingerprint,
     tabulate,
     tabulate_params,
+    too_many_rules,
 )
 from kvq.errors import KvqError
 from kvq.nn import PointModel
 from kvq.rules import Problem
-from kvq.table import ScanResult
+from kvq.sampling import (
+    SAMPLERS,
+    SampledResult,
+    coalitions_of,
+    draw,
+    estimate_importance,
+    full_importance_from,
+    full_masks,
+)
 from kvq.train import Objective, take
 
 METHODS = ("exact", "finetune", "newton")
@@ -365,10 +376,20 @@ def estimate(
     checkpoint: str | Path | None = None,
     checkpoint_every_s: float = 60.0,
     model: Any = None,
+    coalitions: str | None = None,
+    budget: int | None = None,
+    target_se: float | None = None,
+    sample_seed: int = 0,
     **settings: Any,
-) -> ScanResult:
+) -> Any:
     """The value table of ``problem`` by ``method``: ``"exact"`` (:func:`kvq.scan`),
     ``"finetune"`` (settings of :class:`Finetune`) or ``"newton"`` (:class:`Newton`).
+
+    With ``coalitions="msr"`` or ``"permutation"`` (:mod:`kvq.sampling`) only sampled
+    coalitions are trained (exactly, from the warm start), at most ``budget`` distinct ones
+    including the ``n + 1`` that FI needs, drawn with ``sample_seed``; with ``target_se`` they
+    are drawn and trained in rounds until every rule's sampling standard error is at most
+    ``target_se`` decades or the budget is spent.  Returns a :class:`kvq.sampling.SampledResult`.
 
     Returns a :class:`~kvq.table.ScanResult` with ``method`` set and
     ``result.estimator = {"settings": {...}, "diagnostics": {...}}`` (anchor, CG
@@ -378,6 +399,19 @@ def estimate(
     """
     t_start = time.perf_counter()
     config = ScanConfig.preset("quick") if config is None else config
+    if coalitions is not None:
+        if method != "exact" or settings:
+            raise KvqError(
+                f"sampled coalitions are trained from the warm start (method 'exact'); got method {method!r}"
+                + (f" with settings {sorted(settings)}" if settings else "")
+            )
+        if budget is None:
+            raise KvqError("coalitions= needs budget=B: at most B distinct coalitions are trained")
+        return _sampled(
+            problem, config, coalitions, budget, target_se, sample_seed, progress, checkpoint, checkpoint_every_s, model
+        )
+    if len(problem.rules) > EXACT_RULES:
+        raise KvqError(too_many_rules(problem))
     check_inputs(problem, config)
     chosen = settings_for(method, **settings)
     if chosen is None:
@@ -415,6 +449,106 @@ def estimate(
         table = table.without_seeds(bad)
     estimator["settings"] = {"method": method, **estimator["settings"]}
     return make_result(engine, table, t_start, method=method, estimator=estimator, timing=timing)
+
+
+def _draws_within(sampler: str, n: int, budget: int, have: set[bytes], rng: np.random.Generator) -> np.ndarray:
+    """Draws of ``sampler`` one at a time while the distinct coalitions they need, with
+    those in ``have``, stay within ``budget`` (and at most ``2 budget`` draws); ``have``
+    gains them."""
+    taken: list[np.ndarray] = []
+    while len(taken) < 2 * budget:  # draws of coalitions trained already cost nothing: a cap
+        d = draw(sampler, n, 1, rng)
+        new = {np.asarray(m, np.int8).tobytes() for m in coalitions_of(sampler, d)} - have
+        if len(have) + len(new) > budget:
+            break
+        have |= new
+        taken.append(d)
+    return np.concatenate(taken) if taken else np.zeros((0, n), np.int8 if sampler == "msr" else int)
+
+
+def _sampled(
+    problem: Problem,
+    config: ScanConfig,
+    sampler: str,
+    budget: int,
+    target_se: float | None,
+    sample_seed: int,
+    progress: Progress | None,
+    checkpoint: str | Path | None,
+    checkpoint_every_s: float,
+    model: Any,
+) -> SampledResult:
+    """Train the coalitions ``sampler`` draws (and FI's) within ``budget``; see :func:`estimate`."""
+    t_start = time.perf_counter()
+    n = len(problem.rules)
+    if sampler not in SAMPLERS:
+        raise KvqError(f"unknown coalition sampler {sampler!r}; choose one of {SAMPLERS}")
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget < n + 3:
+        raise KvqError(f"budget must be a whole number >= n + 3 = {n + 3} (FI alone needs {n + 1}); got {budget!r}")
+    if target_se is not None and not target_se > 0:
+        raise KvqError(f"target_se must be > 0 decades; got {target_se!r}")
+    check_inputs(problem, config)
+    progress = progress or (lambda phase, done, total: None)
+    identity = fingerprint(scan_fingerprint(problem, config, model=model), "sampled", sampler, sample_seed)
+    ckpt = None if checkpoint is None else Checkpoint(checkpoint, identity, checkpoint_every_s)
+    engine = Engine.prepare(problem, config, ckpt, model=model).pretrain(progress)
+    rng = np.random.default_rng(sample_seed)
+    first = full_masks(n)
+    have = {m.tobytes() for m in first}
+    rounds = 1 if target_se is None else 4
+    draws = np.zeros((0, n), np.int8 if sampler == "msr" else int)
+    masks = np.zeros((0, n), np.int8)
+    errors = np.zeros((0, len(engine.seeds)))
+    pending: list[np.ndarray] = list(first)
+    ri = None
+    for r in range(rounds):
+        share = budget if r == rounds - 1 else len(have) + (budget - len(have)) // (rounds - r)
+        known = set(have)
+        new_draws = _draws_within(sampler, n, share, have, rng)
+        draws = np.concatenate([draws, new_draws])
+        fresh = [m for m in coalitions_of(sampler, new_draws) if m.tobytes() not in known]
+        unique = {m.tobytes(): m for m in [*pending, *fresh]}
+        pending = []
+        if unique:
+            todo = np.array(list(unique.values()), np.int8)
+            trained = engine.train(todo, progress, tag="sampled")
+            final = trained.history[-1]  # [items, d_out]
+            bad = np.asarray(trained.state.diverged, bool) | ~np.all(np.isfinite(final), axis=-1)
+            err = np.full((len(todo), len(engine.seeds)), np.nan)
+            err[trained.mask_of, trained.seed_of] = np.where(bad, np.nan, final.mean(axis=-1))
+            masks, errors = np.concatenate([masks, todo]), np.concatenate([errors, err])
+        if len(draws) < 2:
+            if r < rounds - 1:
+                continue  # this round's share held no whole draw: the next ones have more
+            raise KvqError(f"a budget of {budget} coalitions leaves too few {sampler} draws; raise it")
+        ri = estimate_importance(sampler, problem.rule_names, masks, -np.log10(errors), draws)
+        if target_se is not None and np.nanmax(ri.se_sampling) <= target_se:
+            break
+    assert ri is not None
+    fi = full_importance_from(problem.rule_names, masks, -np.log10(errors))
+    clock = engine.clock
+    return SampledResult(
+        problem.rule_names,
+        sampler,
+        masks,
+        errors,
+        draws,
+        ri,
+        fi,
+        tuple(engine.seeds),
+        problem=problem.identity(len(engine.seeds)),
+        config=result_config(config, engine.model),
+        timing={
+            "compile_s": clock.compile_s,
+            "pretrain_s": clock.pretrain_s,
+            "train_s": clock.train_s,
+            "subset_steps": clock.subset_steps,
+            "total_s": time.perf_counter() - t_start,
+            "devices": engine.n_devices,
+        },
+        budget=budget,
+        target_se=target_se,
+    )
 
 
 def estimate_fingerprint(

@@ -204,8 +204,6 @@ class Problem:
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise KvqError(f"problem {self.name!r}: repeated rule name(s) {dup}; rule names must be unique")
-        if len(rules) > 20:
-            raise KvqError(f"problem {self.name!r} has {len(rules)} rules; exact scans support at most 20")
         if len(self.valid) == 0:
             raise KvqError(f"problem {self.name!r} has an empty validation set; importance needs held-out points")
         d_in, d_out = self.valid.d_in, self.valid.d_out

@@ -13,10 +13,10 @@ LAYERS = [
     ("foundations", {"errors", "coalitions", "derivatives", "nn", "curvature", "checkpoint", "text", "table", "devices"}),
     ("objective and settings", {"train", "config"}),
     ("problems", {"rules", "problems"}),
-    ("engine", {"models", "engine", "estimators"}),
-    ("importance", {"importance", "trend", "verdicts"}),
+    ("engine", {"models", "engine"}),
+    ("importance", {"importance", "trend", "verdicts", "sampling"}),
     ("results on disk", {"io"}),
-    ("workflows", {"sweeps", "tune", "bench"}),
+    ("workflows", {"estimators", "sweeps", "tune", "bench"}),
     ("output", {"report", "plots", "document", "cli"}),
 ]
 PACKAGE = {"__init__", "__main__", "scan", "perturb"}  # the public face and the old import paths

@@ -1,0 +1,255 @@
+"""Rule importance from sampled coalitions: for problems with too many rules for 2^n trainings.
+
+A *draw* is a set of coalitions chosen at random up front; kvq trains the distinct ones as
+batches (:func:`kvq.estimate` with ``coalitions=``) and these functions turn their values
+``v(S) = -log10(validation error)`` [M, seeds] into estimates with standard errors:
+
+- ``"msr"``: maximum-sample-reuse Banzhaf values (Wang & Jia, Data Banzhaf, 2023): every
+  coalition drawn uniformly (each rule on with probability 1/2), every draw reused for every
+  rule: ``RI_i = mean v(S ∋ i) - mean v(S ∌ i)``; estimates the uniform (Banzhaf) RI.
+- ``"permutation"``: antithetic permutation sampling of Shapley values: a random order of
+  the rules and its reverse, the marginal contribution of each rule along both chains
+  (``n + 1`` coalitions per order), averaged per pair; estimates the Shapley RI.
+
+The standard error of an estimate has two parts, both reported: ``se_sampling`` (which
+coalitions were drawn: the spread of the seed-averaged values over the draws) and
+``se_seeds`` (the spread of the per-seed estimates, as for an exact table);
+``se = sqrt(se_sampling^2 + se_seeds^2)``.  Against the exact table of the same seeds only
+``se_sampling`` matters.  FI needs the ``n + 1`` coalitions all rules and all rules but one,
+which are always trained.  docs/design.md §6.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kvq.errors import KvqError
+from kvq.importance import Importance, json_ready
+
+SAMPLERS = ("msr", "permutation")
+
+
+def draw(sampler: str, n: int, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` draws of ``sampler`` for ``n`` rules: ``"msr"`` -> coalitions [count, n]
+    (0/1, each rule on with probability 1/2); ``"permutation"`` -> rule orders [2 count, n],
+    each followed by its reverse (antithetic pairs)."""
+    if sampler == "msr":
+        return rng.integers(0, 2, (count, n)).astype(np.int8)
+    if sampler == "permutation":
+        orders = np.stack([rng.permutation(n) for _ in range(count)]) if count else np.zeros((0, n), int)
+        return np.stack([orders, orders[:, ::-1]], axis=1).reshape(-1, n)
+    raise KvqError(f"unknown coalition sampler {sampler!r}; choose one of {SAMPLERS}")
+
+
+def chain_masks(orders: np.ndarray) -> np.ndarray:
+    """The coalitions along each order [P, n]: [P, n + 1, n], entry k = the first k rules on."""
+    P, n = orders.shape
+    masks = np.zeros((P, n + 1, n), np.int8)
+    for k in range(1, n + 1):
+        masks[:, k] = masks[:, k - 1]
+        masks[np.arange(P), k, orders[:, k - 1]] = 1
+    return masks
+
+
+def coalitions_of(sampler: str, draws: np.ndarray) -> np.ndarray:
+    """Every coalition [*, n] the draws need (repeats included)."""
+    return draws if sampler == "msr" else chain_masks(draws).reshape(-1, draws.shape[1])
+
+
+def full_masks(n: int) -> np.ndarray:
+    """All rules, then all rules but rule i for each i: [n + 1, n], what FI needs."""
+    return np.vstack([np.ones((1, n), np.int8), 1 - np.eye(n, dtype=np.int8)])
+
+
+@dataclass(frozen=True, eq=False)
+class SampledImportance(Importance):
+    """An :class:`~kvq.importance.Importance` estimated from sampled coalitions; ``se`` is
+    the total standard error, ``se_sampling`` and ``se_seeds`` its parts [k]; ``samples``
+    how many draws (msr: coalitions, permutation: antithetic pairs) it rests on."""
+
+    se_sampling: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    se_seeds: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    samples: int = 0
+
+
+def _index(masks: np.ndarray) -> dict[bytes, int]:
+    return {np.asarray(m, np.int8).tobytes(): k for k, m in enumerate(masks)}
+
+
+def _lookup(index: dict[bytes, int], wanted: np.ndarray) -> np.ndarray:
+    try:
+        return np.array([index[np.asarray(m, np.int8).tobytes()] for m in wanted], int)
+    except KeyError:
+        raise KvqError("a coalition the draws need was not trained") from None
+
+
+def _nanmean(x: np.ndarray) -> np.ndarray:
+    """Mean over the first axis of the finite entries; NaN where there are none (no warning)."""
+    finite = np.isfinite(x)
+    count = finite.sum(axis=0)
+    total = np.where(finite, x, 0.0).sum(axis=0)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _seed_stats(per_seed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """NaN-mean over seeds [S, k] and its standard error (0 with one finite seed)."""
+    finite = np.isfinite(per_seed).sum(axis=0)
+    mean = _nanmean(per_seed)
+    sd = np.nanstd(per_seed, axis=0, ddof=1) if per_seed.shape[0] > 1 else np.zeros(per_seed.shape[1])
+    se = np.where(finite > 1, sd / np.sqrt(np.maximum(finite, 1)), 0.0)
+    return mean, np.nan_to_num(se)
+
+
+def estimate_importance(
+    sampler: str, names: tuple[str, ...], masks: np.ndarray, values: np.ndarray, draws: np.ndarray
+) -> SampledImportance:
+    """The RI that ``sampler``'s ``draws`` estimate from the trained ``masks`` [M, n] and their
+    ``values`` [M, S] (-log10 error, NaN where a training diverged; a draw that meets one
+    is left out for that seed)."""
+    index = _index(masks)
+    n, S = masks.shape[1], values.shape[1]
+    if sampler == "msr":
+        v = values[_lookup(index, draws)]  # [D, S]
+        on = draws.astype(bool)  # [D, n]
+        per_seed = np.empty((S, n))
+        for i in range(n):
+            per_seed[:, i] = _nanmean(v[on[:, i]]) - _nanmean(v[~on[:, i]])  # NaN where a side has no draw
+        vbar = _nanmean(v.T)
+        se_sampling = np.array(
+            [
+                np.sqrt(
+                    np.nanvar(vbar[on[:, i]], ddof=1) / on[:, i].sum()
+                    + np.nanvar(vbar[~on[:, i]], ddof=1) / (~on[:, i]).sum()
+                )
+                if 1 < on[:, i].sum() < len(on) - 1
+                else np.inf
+                for i in range(n)
+            ]
+        )
+        samples, weighting = len(draws), "uniform"
+    elif sampler == "permutation":
+        chains = chain_masks(draws)  # [2P, n + 1, n]
+        v = values[_lookup(index, chains.reshape(-1, n))].reshape(len(draws), n + 1, S)
+        steps = np.diff(v, axis=1)  # [2P, n, S]: contribution of the k-th rule in the order
+        contrib = np.empty_like(steps)
+        rows = np.arange(len(draws))[:, None]
+        contrib[rows, draws] = steps  # by rule
+        pairs = 0.5 * (contrib[0::2] + contrib[1::2])  # [P, n, S] antithetic averages
+        per_seed = np.nanmean(pairs, axis=0).T  # [S, n]
+        pbar = np.nanmean(pairs, axis=2)  # [P, n]
+        P = len(pairs)
+        se_sampling = np.nanstd(pbar, axis=0, ddof=1) / np.sqrt(P) if P > 1 else np.full(n, np.inf)
+        samples, weighting = P, "shapley"
+    else:
+        raise KvqError(f"unknown coalition sampler {sampler!r}; choose one of {SAMPLERS}")
+    mean, se_seeds = _seed_stats(per_seed)
+    return SampledImportance(
+        "RI",
+        weighting,
+        tuple(names),
+        per_seed,
+        mean,
+        np.sqrt(se_sampling**2 + se_seeds**2),
+        None,
+        (),
+        se_sampling=se_sampling,
+        se_seeds=se_seeds,
+        samples=samples,
+    )
+
+
+def full_importance_from(names: tuple[str, ...], masks: np.ndarray, values: np.ndarray) -> Importance:
+    """FI [n] from the trained ``masks``/``values`` that hold :func:`full_masks`: per seed
+    v(all) - v(all but i); mean and standard error over seeds."""
+    n = masks.shape[1]
+    v = values[_lookup(_index(masks), full_masks(n))]  # [n + 1, S]
+    per_seed = (v[0][None, :] - v[1:]).T  # [S, n]
+    mean, se = _seed_stats(per_seed)
+    if per_seed.shape[0] < 2:
+        se = np.full(n, np.nan)
+    return Importance("FI", "full", tuple(names), per_seed, mean, se, None, ())
+
+
+@dataclass(frozen=True, eq=False)
+class SampledResult:
+    """A sampled estimate: the distinct coalitions trained ``masks`` [M, n] and their
+    validation errors ``errors`` [M, S] (NaN: diverged), the ``draws`` of ``sampler``, the
+    RI estimate ``ri`` (:class:`SampledImportance`) and FI from its ``n + 1`` coalitions."""
+
+    rule_names: tuple[str, ...]
+    sampler: str
+    masks: np.ndarray
+    errors: np.ndarray
+    draws: np.ndarray
+    ri: SampledImportance
+    fi: Importance
+    seeds: tuple[int, ...] = ()
+    problem: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    timing: dict[str, Any] = field(default_factory=dict)
+    budget: int | None = None
+    target_se: float | None = None
+
+    def __repr__(self) -> str:
+        n = len(self.rule_names)
+        return (
+            f"SampledResult(problem={self.problem.get('name', '?')!r}, {n} rules, sampler={self.sampler!r}, "
+            f"{len(self.masks)} of {2**n} coalitions trained x {self.errors.shape[1]} seeds, "
+            f"largest se {np.nanmax(self.ri.se):.3f})"
+        )
+
+    def __str__(self) -> str:
+        return f"{self!r}\n\n{self.table()}"
+
+    def table(self) -> str:
+        """RI ± se (with its sampling and seed parts) and FI ± se per rule, as text."""
+        label = "RI uniform (msr)" if self.sampler == "msr" else "RI Shapley (perm.)"
+        width = max(len(r) for r in self.rule_names) + 2
+        lines = [f"{'rule':<{width}}{label:>20}  {'se sampling':>11}  {'se seeds':>9}  {'FI ± se':>16}"]
+        for k, name in enumerate(self.rule_names):
+            fi = (
+                f"{self.fi.mean[k]:+.3f} ± {self.fi.se[k]:.3f}"
+                if np.isfinite(self.fi.se[k])
+                else f"{self.fi.mean[k]:+.3f}"
+            )
+            lines.append(
+                f"{name:<{width}}{self.ri.mean[k]:+11.3f} ± {self.ri.se[k]:.3f}  {self.ri.se_sampling[k]:11.3f}  "
+                f"{self.ri.se_seeds[k]:9.3f}  {fi:>16}"
+            )
+        lines.append(
+            f"\n{len(self.masks)} of {2 ** len(self.rule_names)} coalitions trained ({self.ri.samples} "
+            f"{'coalitions drawn' if self.sampler == 'msr' else 'antithetic permutation pairs'}; FI from the "
+            f"{len(self.rule_names) + 1} it needs); se = sqrt(se sampling² + se seeds²)"
+        )
+        if not np.all(np.isfinite(self.ri.se_sampling)):
+            lines.append("se sampling inf: too few draws to measure the sampling error; give a larger budget")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the estimates, what was trained and how."""
+        return json_ready(
+            {
+                "kind": "kvq.SampledResult",
+                "rule_names": list(self.rule_names),
+                "sampler": self.sampler,
+                "budget": self.budget,
+                "target_se": self.target_se,
+                "seeds": list(self.seeds),
+                "masks": self.masks,
+                "errors": self.errors,
+                "draws": self.draws,
+                "ri": {
+                    **self.ri.to_dict(),
+                    "se_sampling": self.ri.se_sampling,
+                    "se_seeds": self.ri.se_seeds,
+                    "samples": self.ri.samples,
+                },
+                "fi": self.fi.to_dict(),
+                "problem": self.problem,
+                "config": self.config,
+                "timing": self.timing,
+            }
+        )
