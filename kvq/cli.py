@@ -7,7 +7,7 @@ import io
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -456,13 +456,11 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
         f"noise {problem.info.get('noise_pct', 0):g}%, split {problem.info.get('split', '-')})\n"
     )
     out.flush()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", RuntimeWarning)
-        result = estimate(
+    result = _warned(
+        lambda: estimate(
             problem, config, args.method, progress=ProgressPrinter(), checkpoint=ckpt_dir, model=model, **settings
         )
-    for w in caught:
-        sys.stderr.write(f"kvq: warning: {w.message}\n")
+    )
     save_result(result, outdir, overwrite=True)
     discard(ckpt_dir)
     files = ["results.json", "table.npz", "table.csv"]
@@ -518,9 +516,8 @@ def _sampled_scan(args: argparse.Namespace, out: TextIO) -> int:
         f"{2 ** len(problem.rules):,} coalitions x {config.seeds} seed(s), {args.coalitions}{target})\n"
     )
     out.flush()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", RuntimeWarning)
-        result = estimate(
+    result = _warned(
+        lambda: estimate(
             problem,
             config,
             coalitions=args.coalitions,
@@ -531,13 +528,23 @@ def _sampled_scan(args: argparse.Namespace, out: TextIO) -> int:
             checkpoint=outdir / CHECKPOINT_DIR,
             model=_model(args),
         )
-    for w in caught:
-        sys.stderr.write(f"kvq: warning: {w.message}\n")
+    )
     write_json(outdir / "sampled.json", result.to_dict())
     discard(outdir / CHECKPOINT_DIR)
     out.write("\n" + result.table() + "\n")
     out.write(f"time: {result.timing['total_s']:.1f} s; wrote sampled.json to {outdir}/\n")
     return 0
+
+
+def _warned(run: Callable[[], Any]) -> Any:
+    """``run()``, its RuntimeWarnings (diverged trainings, missing entries) printed as
+    ``kvq: warning: ...`` lines on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        result = run()
+    for w in caught:
+        sys.stderr.write(f"kvq: warning: {w.message}\n")
+    return result
 
 
 def _rerun(args: argparse.Namespace, steps: int, outdir: Path) -> str:
@@ -601,9 +608,8 @@ def _sweep(args: argparse.Namespace, out: TextIO) -> int:
         f"preset {args.preset}, method {args.method}\n"
     )
     out.flush()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", RuntimeWarning)
-        result = sweep(
+    result = _warned(
+        lambda: sweep(
             target,
             config,
             data=data,
@@ -618,8 +624,7 @@ def _sweep(args: argparse.Namespace, out: TextIO) -> int:
             problem_options={"wrong": args.wrong} if args.wrong else None,
             **settings,
         )
-    for w in caught:
-        sys.stderr.write(f"kvq: warning: {w.message}\n")
+    )
     summary, trends = result.summary, result.trends
     files = ["sweep.json", "summary.csv", f"points/ ({len(points)} scan folders)"]
     if not args.no_plot:
@@ -684,9 +689,8 @@ def _tune(args: argparse.Namespace, out: TextIO) -> int:
         f"seed(s) by method {args.method})\n"
     )
     out.flush()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", RuntimeWarning)
-        result = tune_weights(
+    result = _warned(
+        lambda: tune_weights(
             problem,
             config,
             iterations=args.iterations,
@@ -698,8 +702,7 @@ def _tune(args: argparse.Namespace, out: TextIO) -> int:
             progress=ProgressPrinter(),
             **settings,
         )
-    for w in caught:
-        sys.stderr.write(f"kvq: warning: {w.message}\n")
+    )
     files = ["tune.json", f"iter-0..{args.iterations}/"]
     if not args.no_plot:
         try:
