@@ -15,8 +15,32 @@ NAMES = kvq.problems.names()
 
 
 def test_every_problem_of_the_paper_is_registered():
-    assert set(NAMES) == {"burgers", "convection_diffusion", "kdv", "klein_gordon", "fourth_order_2d", "equations"}
-    assert [len(kvq.problems.spec(n).rules) for n in NAMES] == [4, 4, 3, 5, 7, 5]
+    paper = ("burgers", "convection_diffusion", "kdv", "klein_gordon", "fourth_order_2d", "equations")
+    assert NAMES == (*paper, "kovasznay")  # the paper's, then the many-rule problem
+    assert [len(kvq.problems.spec(n).rules) for n in NAMES] == [4, 4, 3, 5, 7, 5, 11]
+
+
+def test_kovasznay_flow_satisfies_its_rules_and_a_wrong_reynolds_number_does_not():
+    import jax.numpy as jnp
+
+    from kvq.problems import kovasznay
+
+    def flow(lam):
+        def u(p):  # the closed form, written again here in jax
+            e, y = jnp.exp(lam * p[0]), 2 * jnp.pi * p[1]
+            return jnp.stack([1 - e * jnp.cos(y), lam / (2 * jnp.pi) * e * jnp.sin(y), 0.5 * (1 - jnp.exp(2 * lam * p[0]))])
+
+        return u
+
+    problem = kvq.problems.get("kovasznay", n_data=10)
+    np.testing.assert_allclose(problem.reference(problem.valid.x), problem.valid.y)
+    for rule in problem.rules:
+        pts = jnp.asarray(rule.points, jnp.float32)
+        assert float(jnp.max(jnp.abs(rule.residual(flow(kovasznay.LAMBDA), pts)))) < 1e-5, rule.name
+    wrong = 40.0 / 2 - np.sqrt(40.0**2 / 4 + 4 * np.pi**2)  # the flow at Re = 40 violates the Re = 20 momentum laws
+    for name in ("momentum_x", "momentum_y"):
+        rule = problem.rules[problem.rule_names.index(name)]
+        assert float(jnp.max(jnp.abs(rule.residual(flow(wrong), jnp.asarray(rule.points, jnp.float32))))) > 1e-2
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -221,8 +245,13 @@ def test_every_problem_scans_end_to_end(name, tiny_config):
     split = "extrapolation" if name in ("kdv", "equations") else "interpolation"
     problem = kvq.problems.get(name, n_data=16, n_valid=64, split=split)
     config = tiny_config.replace(steps=20, check_every=10, pretrain_steps=10, collocation=24)
-    result = kvq.scan(problem, config)
     n = len(problem.rules)
+    if n > 8:  # many rules: sampled coalitions, not 2^n trainings
+        sampled = kvq.estimate(problem, config.replace(seeds=1), coalitions="msr", budget=n + 6)
+        assert np.isfinite(sampled.ri.mean).all() and np.isfinite(sampled.fi.mean).all()
+        assert sampled.errors.shape[1] == 1 and len(sampled.masks) <= n + 6
+        return
+    result = kvq.scan(problem, config)
     assert result.errors.shape == (2**n, 2) and np.isfinite(result.errors).all()
     assert result.errors_by_output.shape == (2**n, 2, problem.d_out)
     assert result.output_names == kvq.problems.spec(name).outputs

@@ -8,17 +8,17 @@ from typing import Any
 
 from kvq.config import ScanConfig
 from kvq.errors import KvqError
-from kvq.problems import burgers, convection_diffusion, equations, fourth_order_2d, kdv, klein_gordon
+from kvq.problems import burgers, convection_diffusion, equations, fourth_order_2d, kdv, klein_gordon, kovasznay
 from kvq.problems.spec import Spec
 from kvq.rules import Problem
 
 _MODULES: dict[str, ModuleType] = {
-    m.SPEC.name: m for m in (burgers, convection_diffusion, kdv, klein_gordon, fourth_order_2d, equations)
+    m.SPEC.name: m for m in (burgers, convection_diffusion, kdv, klein_gordon, fourth_order_2d, equations, kovasznay)
 }
 
 
 def names() -> tuple[str, ...]:
-    """Names of the built-in problems, in the paper's order."""
+    """Names of the built-in problems: the paper's, in its order, then ``kovasznay`` (11 rules)."""
     return tuple(_MODULES)
 
 
