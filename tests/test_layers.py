@@ -17,7 +17,7 @@ LAYERS = [
     ("importance", {"importance", "trend", "verdicts", "sampling"}),
     ("results on disk", {"io"}),
     ("workflows", {"estimators", "sweeps", "tune", "bench"}),
-    ("output", {"report", "plots", "document", "cli"}),
+    ("output", {"report", "plots", "document", "cli", "interop"}),
 ]
 PACKAGE = {"__init__", "__main__", "scan", "perturb"}  # the public face and the old import paths
 # conveniences on a result the user holds that import a layer above inside the method
