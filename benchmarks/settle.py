@@ -26,6 +26,7 @@ RESULTS.md section.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import warnings
@@ -44,6 +45,7 @@ LONG = {
     "convection_diffusion": ("convection_diffusion", {}, 24_000, 2),
     "kdv": ("kdv", {}, 24_000, 2),
     "klein_gordon": ("klein_gordon", {}, 16_000, 2),
+    "klein_gordon-3seeds": ("klein_gordon", {}, 48_000, 3),
     "fourth_order_2d": ("fourth_order_2d", {}, 6_000, 2),
     "equations": ("equations", {}, 24_000, 2),
     "burgers-wrong-ic-3seeds": ("burgers", {"wrong": "ic"}, 16_000, 3),
@@ -64,7 +66,7 @@ def long_scan(case: str) -> kvq.ScanResult:
         return saved
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        result = kvq.scan(problem, config)
+        result = kvq.scan(problem, config, checkpoint=folder / ".checkpoint")  # resumable
     result.save(folder, overwrite=True)
     return result
 
@@ -91,7 +93,9 @@ def main() -> None:
     ap.add_argument("--cases", default=",".join(LONG), help="comma-separated cases (default: all)")
     args = ap.parse_args()
     env = machine()
-    rows = []
+    previous = HERE / "results" / f"settle-{env['platform']}.json"
+    kept = json.loads(previous.read_text())["rows"] if previous.exists() else []
+    rows = [r for r in kept if r["case"] not in args.cases.split(",")]  # a partial rerun keeps the other cases
     for case in args.cases.split(","):
         t0 = time.perf_counter()
         result = long_scan(case)
@@ -104,8 +108,10 @@ def main() -> None:
         rows.append({"case": case, "problem": name, "options": LONG[case][1], "seeds": LONG[case][3],
                      "long_budget": LONG[case][2], "long_wall_s": result.timing["total_s"],
                      "quick_budget": quick, "standard_budget": standard, "first_settled_budget": first_settled,
-                     "per_budget": per_budget, "elapsed_s": time.perf_counter() - t0})
+                     "per_budget": per_budget, "elapsed_s": time.perf_counter() - t0, "date": env["date"]})
         print(case, "quick", quick, "standard", standard, "all settled from", first_settled, flush=True)
+        order = list(LONG)
+        rows.sort(key=lambda r: order.index(r["case"]) if r["case"] in order else len(order))
         write_json(f"settle-{env['platform']}", {"machine": env, "rows": rows})
 
     md = [f"## Settledness over the training budget ({env['platform']})", "",
@@ -117,12 +123,14 @@ def main() -> None:
           "last half of the budget, or all rules when more than half of the trainings are capped. *time* is an "
           "estimate from the long run (fixed costs plus its subset-steps up to the budget at its measured rate) for "
           "the seeds of the case; the standard preset's 3 seeds take about 1.5 times the 2-seed figure. The long "
-          "runs shared the machine with other jobs, so the times are on the high side. "
+          "runs shared the machine with other jobs, so the times are on the high side; a case measured on another "
+          "day than the header's names its date. "
           f"Machine: {env['cpu']} ({env['cores']} cores), {env['accelerator']}, jax {env['jax']}, {env['date']}.", "",
           "Command: `python benchmarks/settle.py " + " ".join(sys.argv[1:]) + "`", "",
           "| case | budget | capped | unsettled | improper (withheld: unsettled) | RI per rule | time (est.) |",
           "|---|---:|---:|---|---|---|---:|"]
     for row in rows:
+        label = row["case"] if row.get("date", "2026-12-02") == env["date"] else f"{row['case']} ({row.get('date', '2026-12-02')})"
         wanted = {row["quick_budget"]: "quick", row["standard_budget"]: "standard"}
         if row["first_settled_budget"] is not None:
             wanted.setdefault(row["first_settled_budget"], "first settled")
@@ -132,7 +140,7 @@ def main() -> None:
                 continue
             withheld = f" ({', '.join(r['withheld'])})" if r["withheld"] else ""
             ri = ", ".join(f"{k} {v:+.2f}" for k, v in r["ri"].items())
-            md.append(f"| {row['case']} | {r['budget']} ({wanted[r['budget']]}) | {r['capped_share']:.0%} | "
+            md.append(f"| {label} | {r['budget']} ({wanted[r['budget']]}) | {r['capped_share']:.0%} | "
                       f"{', '.join(r['unsettled']) or '—'} | {', '.join(r['improper']) or 'none'}{withheld} | {ri} | "
                       f"{r['wall_s_estimate']:.0f} s |")
     update_section(f"settle-{env['platform']}", "\n".join(md))

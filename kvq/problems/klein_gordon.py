@@ -31,7 +31,7 @@ SPEC = Spec(
     presets={"quick": {"steps": 2_000}},
     settles={  # measured by benchmarks/settle.py
         "quick": "unsettled: 97 % of the trainings still running at the 2 000-step cap",
-        "standard": "not settled yet: at 16 000 steps 22 % of the trainings still run and every rule moves (all |RI| <= 0.13); 16 000 steps took about 12 min with 2 seeds on 2 CPU cores",
+        "standard": "unsettled: 95 % of the trainings stop by the protocol, but the 5 % still running at 24 000 steps move pde, ic, bc_left and bc_right (ic's FI by -0.26; every |RI| <= 0.10); 12 min on 2 CPU cores with 3 seeds",
     },
 )
 
