@@ -36,7 +36,7 @@ import kvq  # noqa: E402
 from kvq.coalitions import all_masks  # noqa: E402
 from kvq.importance import rank_correlation  # noqa: E402
 from kvq.interop import shapiq_game  # noqa: E402
-from kvq.sampling import coalitions_of, draw, estimate_importance, full_masks  # noqa: E402
+from kvq.sampling import draws_within, estimate_importance, full_masks  # noqa: E402
 from results_md import HERE, machine, update_section, write_json  # noqa: E402
 
 SHARES = (0.05, 0.1, 0.25, 0.5)
@@ -57,20 +57,6 @@ def exact_table(name: str, steps: int, seeds: int) -> kvq.ScanResult:
         result = kvq.scan(problem, config, checkpoint=folder / ".checkpoint")
         result.save(folder, overwrite=True)
     return result
-
-
-def draws_within(sampler: str, n: int, budget: int, rng: np.random.Generator) -> np.ndarray:
-    """Draws while the distinct coalitions (with FI's n + 1) stay within ``budget``."""
-    have = {m.tobytes() for m in full_masks(n)}
-    taken = []
-    while len(taken) < 2 * budget:
-        d = draw(sampler, n, 1, rng)
-        new = {np.asarray(m, np.int8).tobytes() for m in coalitions_of(sampler, d)} - have
-        if len(have) + len(new) > budget:
-            break
-        have |= new
-        taken.append(d)
-    return np.concatenate(taken) if taken else np.zeros((0, n), int)
 
 
 def scores(estimate: np.ndarray, exact: np.ndarray, se: np.ndarray | None) -> dict[str, float]:
@@ -104,7 +90,7 @@ def evaluate(result: kvq.ScanResult, repeats: int) -> list[dict]:
         for sampler, weighting in (("msr", "uniform"), ("permutation", "shapley")):
             runs = []
             for r in range(repeats):
-                d = draws_within(sampler, n, budget, np.random.default_rng(r))
+                d = draws_within(sampler, n, budget, {m.tobytes() for m in full_masks(n)}, np.random.default_rng(r))
                 if len(d) < 2:
                     continue
                 est = estimate_importance(sampler, names, masks, v, d)

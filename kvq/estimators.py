@@ -54,7 +54,7 @@ from kvq.sampling import (
     SAMPLERS,
     SampledResult,
     coalitions_of,
-    draw,
+    draws_within,
     estimate_importance,
     full_importance_from,
     full_masks,
@@ -451,21 +451,6 @@ def estimate(
     return make_result(engine, table, t_start, method=method, estimator=estimator, timing=timing)
 
 
-def _draws_within(sampler: str, n: int, budget: int, have: set[bytes], rng: np.random.Generator) -> np.ndarray:
-    """Draws of ``sampler`` one at a time while the distinct coalitions they need, with
-    those in ``have``, stay within ``budget`` (and at most ``2 budget`` draws); ``have``
-    gains them."""
-    taken: list[np.ndarray] = []
-    while len(taken) < 2 * budget:  # draws of coalitions trained already cost nothing: a cap
-        d = draw(sampler, n, 1, rng)
-        new = {np.asarray(m, np.int8).tobytes() for m in coalitions_of(sampler, d)} - have
-        if len(have) + len(new) > budget:
-            break
-        have |= new
-        taken.append(d)
-    return np.concatenate(taken) if taken else np.zeros((0, n), np.int8 if sampler == "msr" else int)
-
-
 def _sampled(
     problem: Problem,
     config: ScanConfig,
@@ -504,7 +489,7 @@ def _sampled(
     for r in range(rounds):
         share = budget if r == rounds - 1 else len(have) + (budget - len(have)) // (rounds - r)
         known = set(have)
-        new_draws = _draws_within(sampler, n, share, have, rng)
+        new_draws = draws_within(sampler, n, share, have, rng)
         draws = np.concatenate([draws, new_draws])
         fresh = [m for m in coalitions_of(sampler, new_draws) if m.tobytes() not in known]
         unique = {m.tobytes(): m for m in [*pending, *fresh]}

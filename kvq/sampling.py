@@ -44,6 +44,21 @@ def draw(sampler: str, n: int, count: int, rng: np.random.Generator) -> np.ndarr
     raise KvqError(f"unknown coalition sampler {sampler!r}; choose one of {SAMPLERS}")
 
 
+def draws_within(sampler: str, n: int, budget: int, have: set[bytes], rng: np.random.Generator) -> np.ndarray:
+    """Draws of ``sampler`` one at a time while the distinct coalitions they need, with
+    those in ``have``, stay within ``budget`` (and at most ``2 budget`` draws); ``have``
+    gains them."""
+    taken: list[np.ndarray] = []
+    while len(taken) < 2 * budget:  # draws of coalitions trained already cost nothing: a cap
+        d = draw(sampler, n, 1, rng)
+        new = {np.asarray(m, np.int8).tobytes() for m in coalitions_of(sampler, d)} - have
+        if len(have) + len(new) > budget:
+            break
+        have |= new
+        taken.append(d)
+    return np.concatenate(taken) if taken else np.zeros((0, n), np.int8 if sampler == "msr" else int)
+
+
 def chain_masks(orders: np.ndarray) -> np.ndarray:
     """The coalitions along each order [P, n]: [P, n + 1, n], entry k = the first k rules on."""
     P, n = orders.shape
