@@ -140,9 +140,8 @@ def bench(
     devices = list(devices) if devices is not None else [d for d in (1, 2, 4, 8, 16, 32) if d <= n_local]
     if any(d < 1 or d > n_local for d in devices):
         raise KvqError(f"device counts must be in 1..{n_local} (this process's devices); got {list(devices)}")
-    one = 1 if n_local == 1 else None  # the default pass uses every device
     modes = {
-        "batched": _config(problem, preset, collocation, steps, devices=one),
+        "batched": _config(problem, preset, collocation, steps),  # every device, as a scan runs
         "one_at_a_time": _config(problem, preset, collocation, steps, grouping=names, max_batch=1, devices=1),
     }
     passes: dict[str, Pass] = {}

@@ -71,20 +71,15 @@ class Checkpoint:
         self.writer = jax.process_index() == 0
         meta = self.path / "checkpoint.json"
         stored = stored_fingerprint(self.path)
-        if not self.writer:
-            if stored is not None and stored != scan_fingerprint:
-                raise KvqError(
-                    f"checkpoint folder {str(self.path)!r} belongs to a different scan; "
-                    "remove it or choose another output folder"
-                )
-            return
-        if meta.exists() and stored is None:  # unreadable (written by an older kvq that was killed mid-write)
-            shutil.rmtree(self.path, ignore_errors=True)
-        elif meta.exists() and stored != scan_fingerprint:
+        if stored is not None and stored != scan_fingerprint:
             raise KvqError(
                 f"checkpoint folder {str(self.path)!r} belongs to a different scan; "
                 "remove it or choose another output folder"
             )
+        if not self.writer:
+            return
+        if meta.exists() and stored is None:  # unreadable (written by an older kvq that was killed mid-write)
+            shutil.rmtree(self.path, ignore_errors=True)
         if not meta.exists():
             self.path.mkdir(parents=True, exist_ok=True)
             tmp = meta.with_name(meta.name + ".tmp")

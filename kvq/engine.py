@@ -589,6 +589,8 @@ class Engine:
         """
         starts = starts or self.seed_starts
         masks = np.asarray(masks)
+        put = self.placement.put
+        shared = (put(self.points, False), put(self.valid, False))  # every device's copy, made once
         for pattern, mask_of, seed_of in self.items(masks):
             if skip:
                 keep = np.array([k not in skip for k in item_keys(masks[mask_of], seed_of)], bool)
@@ -605,8 +607,7 @@ class Engine:
                 m = masks[mask_of[items]].astype(np.float32)
                 data = tuple(a[seed_of[items]] for a in self.data)
                 state = start_state(*starts(mask_of[items], seed_of[items]))
-                put = self.placement.put
-                args = (put(m, True), put(data, True), put(self.points, False), put(self.valid, False))
+                args = (put(m, True), put(data, True), *shared)
                 if block is None:
                     program = self.programs.subset_block(pattern, self.vectorize(pattern, per_device), self.mesh)
                     block = compile_timed(program, self.clock, put(state, True), *args)
