@@ -25,11 +25,11 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff check kvq
 	$(BIN)/ruff format --check kvq
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q -n auto --maxprocesses 4
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadgroup
 
 # the development loop: everything but the tests that train models (about a minute)
 test-fast: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 -m "not slow"
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadgroup -m "not slow"
 
 # throughput benchmark (installs the CPU build of PyTorch for the paper-style baseline)
 bench: $(VENV)/.installed-test

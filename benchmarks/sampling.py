@@ -9,6 +9,8 @@ draws each, against the exact RI (seed mean):
 - Spearman rank correlation, sign agreement (rules whose exact |RI| >= 0.01 decades), mean
   absolute error;
 - coverage: how often the stated ``± 2 se_sampling`` interval holds the exact value;
+- kvq's four samplers: msr and kernel-banzhaf against the exact uniform RI, permutation and
+  kernel (paired KernelSHAP) against the exact Shapley RI;
 - the same budgets for shapiq's approximators driven by the same values
   (``kvq.interop.shapiq_game``): KernelSHAP and permutation sampling for the Shapley RI.
 
@@ -36,7 +38,7 @@ import kvq  # noqa: E402
 from kvq.coalitions import all_masks  # noqa: E402
 from kvq.importance import rank_correlation  # noqa: E402
 from kvq.interop import shapiq_game  # noqa: E402
-from kvq.sampling import draws_within, estimate_importance, full_masks  # noqa: E402
+from kvq.sampling import WEIGHTING, draws_within, estimate_importance, full_masks  # noqa: E402
 from results_md import HERE, machine, update_section, write_json  # noqa: E402
 
 SHARES = (0.05, 0.1, 0.25, 0.5)
@@ -87,7 +89,7 @@ def evaluate(result: kvq.ScanResult, repeats: int) -> list[dict]:
         shapiq = None
     for share in SHARES:
         budget = max(n + 3, int(round(share * 2**n)))
-        for sampler, weighting in (("msr", "uniform"), ("permutation", "shapley")):
+        for sampler, weighting in WEIGHTING.items():
             runs = []
             for r in range(repeats):
                 d = draws_within(sampler, n, budget, {m.tobytes() for m in full_masks(n)}, np.random.default_rng(r))

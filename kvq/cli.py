@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from kvq.errors import KvqError
+from kvq.sampling import SAMPLERS
 
 CHECKPOINT_DIR = ".checkpoint"
 
@@ -159,9 +160,10 @@ def _training_options(s: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--coalitions",
         default=None,
-        choices=("msr", "permutation"),
-        help="scan only: estimate RI from sampled coalitions (msr: Banzhaf, permutation: Shapley) instead of "
-        "all 2^n; for many rules (needs --budget)",
+        choices=SAMPLERS,
+        help="scan only: estimate RI from sampled coalitions instead of all 2^n, for many rules (needs --budget): "
+        "msr and kernel-banzhaf estimate the uniform (Banzhaf) RI, permutation and kernel (paired KernelSHAP) "
+        "the Shapley RI",
     )
     s.add_argument("--budget", type=int, default=None, metavar="B", help="with --coalitions: at most B coalitions")
     s.add_argument(
@@ -498,7 +500,7 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _sampled_scan(args: argparse.Namespace, out: TextIO) -> int:
-    """``kvq scan NAME --coalitions msr|permutation --budget B``: importances from sampled coalitions."""
+    """``kvq scan NAME --coalitions SAMPLER --budget B``: importances from sampled coalitions."""
     from kvq.estimators import estimate
     from kvq.io import discard, write_json
 

@@ -58,6 +58,7 @@ from kvq.sampling import (
     estimate_importance,
     full_importance_from,
     full_masks,
+    no_draws,
 )
 from kvq.train import Objective, take
 
@@ -385,7 +386,8 @@ def estimate(
     """The value table of ``problem`` by ``method``: ``"exact"`` (:func:`kvq.scan`),
     ``"finetune"`` (settings of :class:`Finetune`) or ``"newton"`` (:class:`Newton`).
 
-    With ``coalitions="msr"`` or ``"permutation"`` (:mod:`kvq.sampling`) only sampled
+    With ``coalitions=`` one of ``"msr"``, ``"permutation"``, ``"kernel"`` or
+    ``"kernel-banzhaf"`` (:mod:`kvq.sampling`) only sampled
     coalitions are trained (exactly, from the warm start), at most ``budget`` distinct ones
     including the ``n + 1`` that FI needs, drawn with ``sample_seed``; with ``target_se`` they
     are drawn and trained in rounds until every rule's sampling standard error is at most
@@ -481,7 +483,7 @@ def _sampled(
     first = full_masks(n)
     have = {m.tobytes() for m in first}
     rounds = 1 if target_se is None else 4
-    draws = np.zeros((0, n), np.int8 if sampler == "msr" else int)
+    draws = no_draws(sampler, n)
     masks = np.zeros((0, n), np.int8)
     errors = np.zeros((0, len(engine.seeds)))
     pending: list[np.ndarray] = list(first)

@@ -10,6 +10,16 @@ batches (:func:`kvq.estimate` with ``coalitions=``) and these functions turn the
 - ``"permutation"``: antithetic permutation sampling of Shapley values: a random order of
   the rules and its reverse, the marginal contribution of each rule along both chains
   (``n + 1`` coalitions per order), averaged per pair; estimates the Shapley RI.
+- ``"kernel"``: paired KernelSHAP (Lundberg & Lee 2017) in its unbiased form (Covert & Lee,
+  AISTATS 2021): coalitions ``z`` drawn from the Shapley kernel (size ``s`` with probability
+  proportional to ``1/(s(n - s))``, then a uniform subset of that size), each trained with its
+  complement; the weighted least-squares fit of ``v(z) - v(empty)`` by ``z . phi`` under
+  ``sum(phi) = v(all) - v(empty)`` is solved with the exact design matrix ``A = E[z z^T]``, so
+  every pair gives its own unbiased estimate and the standard error is their spread.
+  Estimates the Shapley RI; needs ``v(empty)`` and ``v(all)`` besides the pairs.
+- ``"kernel-banzhaf"``: the same regression with uniform coalitions (and complements), whose
+  fit is the Banzhaf value; with the exact design matrix it reduces to the pair estimate
+  ``(2 z_i - 1)(v(z) - v(1 - z))``.  Estimates the uniform RI.
 
 The standard error of an estimate has two parts, both reported: ``se_sampling`` (which
 coalitions were drawn: the spread of the seed-averaged values over the draws) and
@@ -29,19 +39,65 @@ import numpy as np
 from kvq.errors import KvqError
 from kvq.importance import Importance, json_ready
 
-SAMPLERS = ("msr", "permutation")
+SAMPLERS = ("msr", "permutation", "kernel", "kernel-banzhaf")
+WEIGHTING = {"msr": "uniform", "permutation": "shapley", "kernel": "shapley", "kernel-banzhaf": "uniform"}
+"""The importance each sampler estimates (:func:`kvq.rule_importance`'s ``weighting``)."""
+
+
+LABELS = {
+    "msr": "RI uniform (msr)",
+    "permutation": "RI Shapley (perm.)",
+    "kernel": "RI Shapley (kernel)",
+    "kernel-banzhaf": "RI uniform (kernel)",
+}
+DRAWN = {
+    "msr": "coalitions drawn",
+    "permutation": "antithetic permutation pairs",
+    "kernel": "coalition-complement pairs",
+    "kernel-banzhaf": "coalition-complement pairs",
+}
+
+
+def _known(sampler: str) -> None:
+    if sampler not in SAMPLERS:
+        raise KvqError(f"unknown coalition sampler {sampler!r}; choose one of {SAMPLERS}")
+
+
+def no_draws(sampler: str, n: int) -> np.ndarray:
+    """An empty array of ``sampler``'s draws for ``n`` rules."""
+    _known(sampler)
+    return np.zeros((0, n), int if sampler == "permutation" else np.int8)
+
+
+def kernel_sizes(n: int) -> np.ndarray:
+    """The Shapley kernel's distribution of coalition sizes ``1 .. n - 1`` [n - 1]:
+    proportional to ``1 / (s (n - s))``."""
+    s = np.arange(1, n)
+    p = 1.0 / (s * (n - s))
+    return p / p.sum()
 
 
 def draw(sampler: str, n: int, count: int, rng: np.random.Generator) -> np.ndarray:
-    """``count`` draws of ``sampler`` for ``n`` rules: ``"msr"`` -> coalitions [count, n]
-    (0/1, each rule on with probability 1/2); ``"permutation"`` -> rule orders [2 count, n],
-    each followed by its reverse (antithetic pairs)."""
-    if sampler == "msr":
+    """``count`` draws of ``sampler`` for ``n`` rules: ``"msr"`` and ``"kernel-banzhaf"`` ->
+    coalitions [count, n] (0/1, each rule on with probability 1/2); ``"kernel"`` -> coalitions
+    [count, n] from the Shapley kernel; ``"permutation"`` -> rule orders [2 count, n], each
+    followed by its reverse (antithetic pairs).  The kernel samplers train each coalition with
+    its complement (:func:`coalitions_of`)."""
+    _known(sampler)
+    if count == 0:
+        return no_draws(sampler, n)
+    if sampler in ("msr", "kernel-banzhaf"):
         return rng.integers(0, 2, (count, n)).astype(np.int8)
-    if sampler == "permutation":
-        orders = np.stack([rng.permutation(n) for _ in range(count)]) if count else np.zeros((0, n), int)
-        return np.stack([orders, orders[:, ::-1]], axis=1).reshape(-1, n)
-    raise KvqError(f"unknown coalition sampler {sampler!r}; choose one of {SAMPLERS}")
+    if sampler == "kernel":
+        if n < 2:
+            raise KvqError("the kernel sampler needs at least 2 rules")
+        sizes = rng.choice(np.arange(1, n), size=count, p=kernel_sizes(n))
+        out = np.zeros((count, n), np.int8)
+        for k, s in enumerate(sizes):
+            out[k, rng.permutation(n)[:s]] = 1
+        return out
+    orders = np.stack([rng.permutation(n) for _ in range(count)])
+    return np.stack([orders, orders[:, ::-1]], axis=1).reshape(-1, n)
 
 
 def draws_within(sampler: str, n: int, budget: int, have: set[bytes], rng: np.random.Generator) -> np.ndarray:
@@ -56,7 +112,7 @@ def draws_within(sampler: str, n: int, budget: int, have: set[bytes], rng: np.ra
             break
         have |= new
         taken.append(d)
-    return np.concatenate(taken) if taken else np.zeros((0, n), np.int8 if sampler == "msr" else int)
+    return np.concatenate(taken) if taken else no_draws(sampler, n)
 
 
 def chain_masks(orders: np.ndarray) -> np.ndarray:
@@ -71,7 +127,16 @@ def chain_masks(orders: np.ndarray) -> np.ndarray:
 
 def coalitions_of(sampler: str, draws: np.ndarray) -> np.ndarray:
     """Every coalition [*, n] the draws need (repeats included)."""
-    return draws if sampler == "msr" else chain_masks(draws).reshape(-1, draws.shape[1])
+    _known(sampler)
+    n = draws.shape[1]
+    if sampler == "msr":
+        return draws
+    if sampler == "permutation":
+        return chain_masks(draws).reshape(-1, n)
+    pairs = np.concatenate([draws, 1 - draws]).astype(np.int8)
+    if sampler == "kernel":  # the constraint's v(empty) and v(all)
+        pairs = np.concatenate([np.zeros((1, n), np.int8), np.ones((1, n), np.int8), pairs])
+    return pairs
 
 
 def full_masks(n: int) -> np.ndarray:
@@ -83,7 +148,8 @@ def full_masks(n: int) -> np.ndarray:
 class SampledImportance(Importance):
     """An :class:`~kvq.importance.Importance` estimated from sampled coalitions; ``se`` is
     the total standard error, ``se_sampling`` and ``se_seeds`` its parts [k]; ``samples``
-    how many draws (msr: coalitions, permutation: antithetic pairs) it rests on."""
+    how many draws (msr: coalitions; permutation: antithetic pairs of orders; kernel samplers:
+    coalition-complement pairs) it rests on."""
 
     se_sampling: np.ndarray = field(default_factory=lambda: np.zeros(0))
     se_seeds: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -116,6 +182,19 @@ def _seed_stats(per_seed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     sd = np.nanstd(per_seed, axis=0, ddof=1) if per_seed.shape[0] > 1 else np.zeros(per_seed.shape[1])
     se = np.where(finite > 1, sd / np.sqrt(np.maximum(finite, 1)), 0.0)
     return mean, np.nan_to_num(se)
+
+
+def _kernel_solution(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """KernelSHAP's constrained least squares with the exact design matrix ``A = E[z z^T]``
+    under the Shapley kernel: ``phi = M b + m (v(all) - v(empty))`` for ``b = E[z (v(z) -
+    v(empty))]``; returns ``(M [n, n], m [n])``."""
+    p = kernel_sizes(n)
+    s = np.arange(1, n)
+    off = float(np.sum(p * s * (s - 1))) / (n * (n - 1))  # P(i and j in z), i != j
+    A = np.full((n, n), off) + (0.5 - off) * np.eye(n)  # P(i in z) = 1/2 by the kernel's symmetry
+    Ainv = np.linalg.inv(A)
+    u = Ainv @ np.ones(n)
+    return Ainv - np.outer(u, u) / u.sum(), u / u.sum()
 
 
 def estimate_importance(
@@ -158,6 +237,23 @@ def estimate_importance(
         P = len(pairs)
         se_sampling = np.nanstd(pbar, axis=0, ddof=1) / np.sqrt(P) if P > 1 else np.full(n, np.inf)
         samples, weighting = P, "shapley"
+    elif sampler in ("kernel", "kernel-banzhaf"):
+        z = draws.astype(float)  # [P, n]
+        v = values[_lookup(index, draws)]  # [P, S]
+        vc = values[_lookup(index, 1 - draws)]  # the complements
+        if sampler == "kernel-banzhaf":
+            pairs = (2 * z - 1)[:, :, None] * (v - vc)[:, None, :]  # [P, n, S]
+        else:
+            v0 = values[_lookup(index, np.zeros((1, n), np.int8))][0]  # [S]
+            v1 = values[_lookup(index, np.ones((1, n), np.int8))][0]
+            g = 0.5 * (z[:, :, None] * (v - v0)[:, None, :] + (1 - z)[:, :, None] * (vc - v0)[:, None, :])
+            solve, shift = _kernel_solution(n)
+            pairs = np.einsum("ij,pjs->pis", solve, g) + shift[None, :, None] * (v1 - v0)[None, None, :]
+        per_seed = _nanmean(pairs).T  # [S, n]
+        pbar = np.nanmean(pairs, axis=2)  # [P, n]
+        P = len(pairs)
+        se_sampling = np.nanstd(pbar, axis=0, ddof=1) / np.sqrt(P) if P > 1 else np.full(n, np.inf)
+        samples, weighting = P, WEIGHTING[sampler]
     else:
         raise KvqError(f"unknown coalition sampler {sampler!r}; choose one of {SAMPLERS}")
     mean, se_seeds = _seed_stats(per_seed)
@@ -221,7 +317,7 @@ class SampledResult:
 
     def table(self) -> str:
         """RI ± se (with its sampling and seed parts) and FI ± se per rule, as text."""
-        label = "RI uniform (msr)" if self.sampler == "msr" else "RI Shapley (perm.)"
+        label = LABELS[self.sampler]
         width = max(len(r) for r in self.rule_names) + 2
         lines = [f"{'rule':<{width}}{label:>20}  {'se sampling':>11}  {'se seeds':>9}  {'FI ± se':>16}"]
         for k, name in enumerate(self.rule_names):
@@ -236,7 +332,7 @@ class SampledResult:
             )
         lines.append(
             f"\n{len(self.masks)} of {2 ** len(self.rule_names)} coalitions trained ({self.ri.samples} "
-            f"{'coalitions drawn' if self.sampler == 'msr' else 'antithetic permutation pairs'}; FI from the "
+            f"{DRAWN[self.sampler]}; FI from the "
             f"{len(self.rule_names) + 1} it needs); se = sqrt(se sampling² + se seeds²)"
         )
         if not np.all(np.isfinite(self.ri.se_sampling)):

@@ -1,6 +1,7 @@
 """Statistics for importances across settings: Mann-Kendall trend tests and t intervals.
 
-The t quantiles come from ``scipy.stats`` (installed with jax).  The Mann-Kendall test is
+The t quantiles come from ``scipy.stats`` (installed with jax; imported on first use, as it
+takes most of a second to import and most commands never need it).  The Mann-Kendall test is
 written here because it needs ties in ``x`` (several seeds per sweep point) and the
 continuity correction of the paper's scripts; ``tests/test_trend.py`` checks it against
 ``scipy.stats.kendalltau``.
@@ -13,7 +14,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from kvq.errors import KvqError
 
@@ -21,6 +21,8 @@ from kvq.errors import KvqError
 def t975(df: int | np.ndarray) -> np.ndarray:
     """The 0.975 quantile of Student's t with ``df`` >= 1 degrees of freedom (a 95 %
     two-sided interval is mean ± t975(n - 1) · se), from ``scipy.stats``; NaN for df < 1."""
+    from scipy import stats
+
     df = np.asarray(df, float)
     return np.where(df < 1, np.nan, stats.t.ppf(0.975, np.maximum(df, 1)))
 
@@ -87,6 +89,8 @@ def mann_kendall(x: Any, y: Any, alpha: float = 0.05, continuity: bool = True) -
         return Trend(n, s, tau, float("nan"), float("nan"), "no trend")
     shift = math.copysign(1.0, s) if continuity and s != 0 else 0.0
     z = (s - shift) / math.sqrt(var)
+    from scipy import stats
+
     p = min(1.0, 2.0 * float(stats.norm.sf(abs(z))))
     trend = "no trend" if not p < alpha else ("increasing" if s > 0 else "decreasing")
     return Trend(n, s, tau, z, p, trend)

@@ -20,13 +20,15 @@ from kvq.errors import KvqError
 SCRIPT = """
 import json, sys
 import jax, numpy as np, kvq
-tiny = json.loads(sys.argv[1])
+from kvq.cli import main
+tiny, scan, reference = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
 problem = kvq.problems.get("burgers", n_data=16, n_valid=128)
 out = {"devices": len(jax.local_devices())}
 for d in (1, 2, 3):
     result = kvq.scan(problem, kvq.ScanConfig(**tiny, devices=d), progress=False)
     out[d] = {"errors": np.asarray(result.errors).tolist(), "by_check": np.asarray(result.errors_by_check).tolist(),
               "used": result.timing["devices"]}
+out["cli"] = main([*scan, "--devices", "2", "--out", reference])  # the two-process test's reference
 print(json.dumps(out))
 """
 
@@ -37,16 +39,27 @@ def forced_devices_env(n: int) -> dict[str, str]:
     return env
 
 
-@pytest.mark.slow
-def test_batches_shared_between_devices_give_the_one_device_numbers(tiny_config):
+@pytest.fixture(scope="module")
+def four_devices(tiny_config, tmp_path_factory) -> tuple[dict, Path]:
+    """One process with four forced CPU devices (a jax start and its compiles shared by two
+    tests): the tiny scan on 1, 2 and 3 of them, and the two-process test's scan as one
+    process with two devices (its folder)."""
     # vectorize fixed: every device then trains chunks of the same width as one device does
     tiny = {**{k: getattr(tiny_config, k) for k in ("width", "depth", "activation", "learning_rate", "steps",
                                                     "check_every", "pretrain_steps", "seeds", "collocation")},
             "max_batch": 8, "vectorize": 2}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(tiny)], capture_output=True, text=True,
-                          timeout=600, env=forced_devices_env(4), cwd=Path(__file__).resolve().parents[1])
+    reference = tmp_path_factory.mktemp("devices") / "one-process"
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(tiny), json.dumps(SCAN), str(reference)],
+                          capture_output=True, text=True, timeout=600, env=forced_devices_env(4),
+                          cwd=Path(__file__).resolve().parents[1])
     assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1]), reference
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("four_devices")  # make test: --dist loadgroup, so one worker starts the subprocess
+def test_batches_shared_between_devices_give_the_one_device_numbers(four_devices):
+    out, _ = four_devices
     assert out["devices"] == 4
     assert [out[str(d)]["used"] for d in (1, 2, 3)] == [1, 2, 3]
     one = np.array(out["1"]["errors"], float)
@@ -87,8 +100,8 @@ def two_processes(out: Path, when: str = "never") -> list[subprocess.CompletedPr
     process 0 SIGKILLs itself at ``when`` (tests/sigkill_run.py), and then process 1,
     stranded without it, is stopped."""
     port = free_port()
-    env = dict(os.environ)
-    env.pop("XLA_FLAGS", None)
+    env = dict(os.environ)  # one CPU device each: no forced device count
+    env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split() if "device_count" not in f)
     procs = [
         subprocess.Popen([sys.executable, str(RUNNER), when if pid == 0 else "never", "--", *SCAN, "--out", str(out),
                           "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(pid)],
@@ -116,11 +129,11 @@ def table(folder: Path) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.slow
-def test_two_processes_give_the_numbers_of_one_process_with_two_devices_and_resume_after_a_kill(tmp_path):
-    reference = tmp_path / "one-process"
-    proc = subprocess.run([sys.executable, "-m", "kvq", *SCAN, "--devices", "2", "--out", str(reference)],
-                          capture_output=True, text=True, timeout=300, env=forced_devices_env(2))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+@pytest.mark.xdist_group("four_devices")
+def test_two_processes_give_the_numbers_of_one_process_with_two_devices_and_resume_after_a_kill(tmp_path,
+                                                                                                four_devices):
+    runs, reference = four_devices
+    assert runs["cli"] == 0
 
     out = tmp_path / "two-processes"
     killed = two_processes(out, when="train")
