@@ -184,6 +184,15 @@ def _seed_stats(per_seed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.nan_to_num(se)
 
 
+def _pair_stats(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-seed estimates [S, n] from independent per-pair estimates ``pairs`` [P, n, S], and
+    the sampling standard error [n] of their seed average (inf with one pair)."""
+    P, n = pairs.shape[:2]
+    pbar = np.nanmean(pairs, axis=2)  # [P, n]
+    se = np.nanstd(pbar, axis=0, ddof=1) / np.sqrt(P) if P > 1 else np.full(n, np.inf)
+    return np.nanmean(pairs, axis=0).T, se
+
+
 def _kernel_solution(n: int) -> tuple[np.ndarray, np.ndarray]:
     """KernelSHAP's constrained least squares with the exact design matrix ``A = E[z z^T]``
     under the Shapley kernel: ``phi = M b + m (v(all) - v(empty))`` for ``b = E[z (v(z) -
@@ -232,11 +241,8 @@ def estimate_importance(
         rows = np.arange(len(draws))[:, None]
         contrib[rows, draws] = steps  # by rule
         pairs = 0.5 * (contrib[0::2] + contrib[1::2])  # [P, n, S] antithetic averages
-        per_seed = np.nanmean(pairs, axis=0).T  # [S, n]
-        pbar = np.nanmean(pairs, axis=2)  # [P, n]
-        P = len(pairs)
-        se_sampling = np.nanstd(pbar, axis=0, ddof=1) / np.sqrt(P) if P > 1 else np.full(n, np.inf)
-        samples, weighting = P, "shapley"
+        per_seed, se_sampling = _pair_stats(pairs)
+        samples, weighting = len(pairs), "shapley"
     elif sampler in ("kernel", "kernel-banzhaf"):
         z = draws.astype(float)  # [P, n]
         v = values[_lookup(index, draws)]  # [P, S]
@@ -249,11 +255,8 @@ def estimate_importance(
             g = 0.5 * (z[:, :, None] * (v - v0)[:, None, :] + (1 - z)[:, :, None] * (vc - v0)[:, None, :])
             solve, shift = _kernel_solution(n)
             pairs = np.einsum("ij,pjs->pis", solve, g) + shift[None, :, None] * (v1 - v0)[None, None, :]
-        per_seed = _nanmean(pairs).T  # [S, n]
-        pbar = np.nanmean(pairs, axis=2)  # [P, n]
-        P = len(pairs)
-        se_sampling = np.nanstd(pbar, axis=0, ddof=1) / np.sqrt(P) if P > 1 else np.full(n, np.inf)
-        samples, weighting = P, WEIGHTING[sampler]
+        per_seed, se_sampling = _pair_stats(pairs)
+        samples, weighting = len(pairs), WEIGHTING[sampler]
     else:
         raise KvqError(f"unknown coalition sampler {sampler!r}; choose one of {SAMPLERS}")
     mean, se_seeds = _seed_stats(per_seed)
