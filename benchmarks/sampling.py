@@ -12,7 +12,11 @@ draws each, against the exact RI (seed mean):
 - kvq's four samplers: msr and kernel-banzhaf against the exact uniform RI, permutation and
   kernel (paired KernelSHAP) against the exact Shapley RI;
 - the same budgets for shapiq's approximators driven by the same values
-  (``kvq.interop.shapiq_game``): KernelSHAP and permutation sampling for the Shapley RI.
+  (``kvq.interop.shapiq_game``): KernelSHAP and permutation sampling for the Shapley RI;
+- each kvq sampler with the Newton proxy as a control variate
+  (:func:`kvq.sampling.adjusted_importance`, what ``kvq.estimate(..., proxy="newton")``
+  computes) at equal cost: the proxy's measured seconds, converted into coalition
+  trainings at the scan's rate, are taken off its budget.
 
 Target (issue): Spearman >= 0.9 and sign agreement >= 90 % from <= 25 % of the coalitions on
 the many-rule problem.
@@ -38,7 +42,8 @@ import kvq  # noqa: E402
 from kvq.coalitions import all_masks  # noqa: E402
 from kvq.importance import rank_correlation  # noqa: E402
 from kvq.interop import shapiq_game  # noqa: E402
-from kvq.sampling import WEIGHTING, draws_within, estimate_importance, full_masks  # noqa: E402
+from kvq.importance import values_importance  # noqa: E402
+from kvq.sampling import WEIGHTING, adjusted_importance, draws_within, estimate_importance, full_masks  # noqa: E402
 from results_md import HERE, machine, update_section, write_json  # noqa: E402
 
 SHARES = (0.05, 0.1, 0.25, 0.5)
@@ -77,11 +82,28 @@ def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
 
 
-def evaluate(result: kvq.ScanResult, repeats: int) -> list[dict]:
+def newton_proxy(name: str, steps: int, seeds: int) -> tuple[np.ndarray, float]:
+    """The Newton proxy's -log10 validation error of every coalition [2^n, S] (the same
+    network, config and seeds as :func:`exact_table`), and its cost in seconds beyond the
+    all-rules training a sampled estimate trains anyway (for FI): the solves and one
+    validation pass per coalition, without compiling (as the scan's ``train_s``)."""
+    config = kvq.ScanConfig.preset("quick", **TINY, steps=steps, seeds=seeds)
+    problem = kvq.problems.get(name, n_valid=2000)
+    newton = kvq.estimate(problem, config, "newton")
+    t = newton.timing
+    return -np.log10(newton.errors), t["solve_s"] + t["evaluate_s"] - t["compile_after_anchor_s"]
+
+
+def evaluate(result: kvq.ScanResult, repeats: int, proxy: np.ndarray | None = None,
+             proxy_coalitions: float = 0.0) -> list[dict]:
+    """Scores per budget and sampler; with ``proxy`` [2^n, S] (a cheap estimate of every
+    coalition's value), also each sampler adjusted by it at equal cost: ``proxy_coalitions``
+    (the proxy's cost in coalition trainings) fewer coalitions trained."""
     names, n = result.rule_names, len(result.rule_names)
     v = -np.log10(result.errors)
     masks = all_masks(n)
     exact = {"uniform": kvq.rule_importance(result).mean, "shapley": kvq.rule_importance(result, "shapley").mean}
+    extra = int(np.ceil(proxy_coalitions))
     rows = []
     try:
         import shapiq
@@ -99,6 +121,20 @@ def evaluate(result: kvq.ScanResult, repeats: int) -> list[dict]:
                 runs.append(scores(est.mean, exact[weighting], est.se_sampling))
             if runs:
                 rows.append({"share": share, "budget": budget, "method": f"kvq {sampler}", **_mean(runs)})
+            if proxy is None or budget - extra < n + 3:
+                continue
+            phi_f = values_importance(proxy, weighting)
+            runs = []
+            for r in range(repeats):
+                d = draws_within(sampler, n, budget - extra, {m.tobytes() for m in full_masks(n)},
+                                 np.random.default_rng(r))
+                if len(d) < 4:
+                    continue
+                est, _ = adjusted_importance(sampler, names, masks, v, proxy, d, phi_f, np.zeros(n))
+                runs.append(scores(est.mean, exact[weighting], est.se_sampling))
+            if runs:
+                rows.append({"share": share, "budget": budget, "method": f"kvq {sampler} + newton proxy",
+                             "trained": budget - extra, **_mean(runs)})
         if shapiq is not None:
             game = shapiq_game(result)
             for label, make in (("shapiq KernelSHAP", lambda r: shapiq.KernelSHAP(n, pairing_trick=True, random_state=r)),
@@ -125,7 +161,10 @@ def markdown(payload: dict) -> str:
              "Command: `python benchmarks/sampling.py`", ""]
     for name, block in payload["problems"].items():
         lines += [f"**{name}** ({block['rules']} rules, {2 ** block['rules']} coalitions; exact scan "
-                  f"{block['scan_s']:.0f} s)", "",
+                  f"{block['scan_s']:.0f} s). Newton proxy (control variate): {block['proxy_s']:.1f} s for its "
+                  f"solves and a validation pass per coalition (compiling aside, as for the scan), the cost of {block['proxy_coalitions']:.1f} "
+                  f"coalition trainings, so the adjusted rows train that many fewer coalitions (equal cost); "
+                  f"correlation of proxy and trained values {block['proxy_correlation']:.2f}.", "",
                   "| share | budget | method | Spearman | sign agreement | MAE | coverage ±2 se |",
                   "|---:|---:|---|---:|---:|---:|---:|"]
         for r in block["rows"]:
@@ -150,8 +189,13 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         result = exact_table(name, args.steps, args.seeds)
         scan_s = time.perf_counter() - t0
+        proxy, proxy_s = newton_proxy(name, args.steps, args.seeds)
+        per_coalition = result.timing["train_s"] / 2 ** len(result.rule_names)
         payload["problems"][name] = {"rules": len(result.rule_names), "scan_s": scan_s,
-                                     "rows": evaluate(result, args.repeats)}
+                                     "train_s": result.timing["train_s"], "proxy_s": proxy_s,
+                                     "proxy_coalitions": proxy_s / per_coalition,
+                                     "proxy_correlation": float(np.corrcoef(proxy.ravel(), (-np.log10(result.errors)).ravel())[0, 1]),
+                                     "rows": evaluate(result, args.repeats, proxy, proxy_s / per_coalition)}
         print(f"{name}: done ({scan_s:.0f} s scan)", flush=True)
     write_json(f"sampling-{m['platform']}", payload)
     update_section(f"sampling-{m['platform']}", markdown(payload))

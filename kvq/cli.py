@@ -175,6 +175,20 @@ def _training_options(s: argparse.ArgumentParser) -> None:
     )
     s.add_argument("--sample-seed", type=int, default=0, metavar="K", help="with --coalitions: seed of the draws")
     s.add_argument(
+        "--proxy",
+        default=None,
+        choices=("newton",),
+        help="with --coalitions: a control variate: a Newton step from the all-rules training scores "
+        "every coalition cheaply and the trained draws only correct it",
+    )
+    s.add_argument(
+        "--proxy-budget",
+        type=int,
+        default=None,
+        metavar="P",
+        help="with --proxy, over 12 rules: coalitions the proxy scores (default 16 x --budget)",
+    )
+    s.add_argument(
         "--distributed",
         action="store_true",
         help="one of several processes (jax.distributed), the cluster detected by JAX: Slurm, Open MPI, "
@@ -436,6 +450,8 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
 
     if args.coalitions is not None:
         return _sampled_scan(args, out)
+    if args.proxy is not None:
+        raise KvqError("--proxy corrects sampled coalitions: give --coalitions and --budget too")
     problem = _problem(args)
     config = _config(args)
     settings = parse_settings(args.settings)
@@ -513,6 +529,7 @@ def _sampled_scan(args: argparse.Namespace, out: TextIO) -> int:
     outdir = Path(args.out or f"results/{_folder_name(args.problem)}-{args.preset}-{args.coalitions}")
     outdir.mkdir(parents=True, exist_ok=True)
     target = f", until every sampling se <= {args.target_se:g}" if args.target_se is not None else ""
+    target += f", adjusted by a {args.proxy} proxy" if args.proxy else ""
     out.write(
         f"kvq: sampling {problem.name} ({len(problem.rules)} rules -> at most {args.budget} of "
         f"{2 ** len(problem.rules):,} coalitions x {config.seeds} seed(s), {args.coalitions}{target})\n"
@@ -526,6 +543,8 @@ def _sampled_scan(args: argparse.Namespace, out: TextIO) -> int:
             budget=args.budget,
             target_se=args.target_se,
             sample_seed=args.sample_seed,
+            proxy=args.proxy,
+            proxy_budget=args.proxy_budget,
             progress=ProgressPrinter(),
             checkpoint=outdir / CHECKPOINT_DIR,
             model=_model(args),

@@ -29,7 +29,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from kvq.checkpoint import Checkpoint, fingerprint
-from kvq.coalitions import all_masks
+from kvq.coalitions import all_masks, mask_index
 from kvq.config import ScanConfig
 from kvq.curvature import conjugate_gradient, ggn_vp, hvp
 from kvq.engine import (
@@ -48,11 +48,15 @@ from kvq.engine import (
     too_many_rules,
 )
 from kvq.errors import KvqError
+from kvq.importance import values_importance
 from kvq.nn import PointModel
 from kvq.rules import Problem
 from kvq.sampling import (
     SAMPLERS,
+    WEIGHTING,
+    SampledImportance,
     SampledResult,
+    adjusted_importance,
     coalitions_of,
     draws_within,
     estimate_importance,
@@ -63,6 +67,11 @@ from kvq.sampling import (
 from kvq.train import Objective, take
 
 METHODS = ("exact", "finetune", "newton")
+PROXIES = ("newton",)
+PROXY_EXACT_RULES = 12
+"""Up to this many rules a proxy scores every coalition (2^12 = 4 096 validation passes per seed)."""
+PROXY_CHUNK = 256
+"""Coalitions whose Newton steps are formed on the host at once."""
 ANCHORS = ("data", "all")
 CURVATURES = ("ggn", "hessian")
 SOLVES = ("shared", "per_mask")
@@ -238,38 +247,63 @@ def newton_steps(
     at the anchor (n solves, or n + 1 with ``anchor_step``); ``per_mask``: each ``J_S``'s own.
     """
     flat, unravel = ravel_pytree(params)
-    w = jnp.asarray(objective.weights, flat.dtype)
     n = len(objective.losses)
+    coef = shift_coefficients(settings, objective, masks.astype(flat.dtype))
+    if settings.solve == "shared":
+        x, diagnostics = newton_directions(settings, objective, residuals, params, data, points)
+        shifts = -(coef @ x[:n]) - (x[n] if settings.anchor_step else 0.0)
+        return shifts, diagnostics
     g_data, g_rules = rule_gradients(objective, params, data, points)
     g_data = ravel_pytree(g_data)[0]
     G = jax.vmap(lambda g: ravel_pytree(g)[0])(g_rules)  # [n, p]
-    masks = masks.astype(flat.dtype)
-    dropped = 0.0 if settings.anchor_step or settings.anchor == "data" else 1.0
-    coef = w[None, :] * (masks - dropped)  # [M, n]: each rule's gradient in ∇J_S minus the anchor's own
-    with_data = settings.anchor_step
-
-    def solve(matvec, b):
-        flat_mv = lambda v: ravel_pytree(matvec(unravel(v)))[0]
-        return conjugate_gradient(
-            flat_mv, b, damping=settings.damping, max_iter=settings.cg_iterations, tol=settings.cg_tol
-        )
-
-    if settings.solve == "shared":
-        ones = jnp.ones(n, flat.dtype)
-        matvec = curvature_matvec(settings.curvature, objective, residuals, params, ones, data, points)
-        rhs = jnp.concatenate([G, g_data[None]]) if with_data else G
-        res = jax.vmap(lambda b: solve(matvec, b))(rhs)
-        shifts = -(coef @ res.x[:n]) - (res.x[n] if with_data else 0.0)
-        return shifts, {"iterations": res.iterations, "relative_residual": res.relative_residual}
 
     def one(row):
         mask, c = row
         matvec = curvature_matvec(settings.curvature, objective, residuals, params, mask, data, points)
-        r = solve(matvec, c @ G + (g_data if with_data else 0.0))
+        r = _cg(settings, matvec, unravel, c @ G + (g_data if settings.anchor_step else 0.0))
         return -r.x, r.iterations, r.relative_residual
 
     shifts, its, rel = jax.lax.map(one, (masks, coef))
     return shifts, {"iterations": its, "relative_residual": rel}
+
+
+def shift_coefficients(settings: Newton, objective: Objective, masks: jax.Array) -> jax.Array:
+    """[M, n]: each rule's gradient in ``∇J_S`` minus the anchor's own (weights ``w_i``), so
+    that a shared-curvature shift is ``Δ_S = -coef_S @ d`` (see :func:`newton_steps`)."""
+    w = jnp.asarray(objective.weights, masks.dtype)
+    dropped = 0.0 if settings.anchor_step or settings.anchor == "data" else 1.0
+    return w[None, :] * (masks - dropped)
+
+
+def _cg(settings: Newton, matvec: Callable[[Any], Any], unravel: Callable[[jax.Array], Any], b: jax.Array) -> Any:
+    def flat_mv(v: jax.Array) -> jax.Array:
+        return ravel_pytree(matvec(unravel(v)))[0]
+
+    return conjugate_gradient(
+        flat_mv, b, damping=settings.damping, max_iter=settings.cg_iterations, tol=settings.cg_tol
+    )
+
+
+def newton_directions(
+    settings: Newton,
+    objective: Objective,
+    residuals: Sequence[Callable | None],
+    params: Any,
+    data: tuple[jax.Array, ...],
+    points: tuple[jax.Array, ...],
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """The shared-curvature solutions ``d_i = (C + δI)^-1 ∇L_i(θ̂)`` of one seed, flat [n, p]
+    (then ``(C + δI)^-1 ∇L_data`` as row ``n`` with ``anchor_step``), ``C`` the all-rules
+    objective's curvature at ``params``; and the CG diagnostics.  Every mask's shift is
+    linear in them, so any number of coalitions costs one product each."""
+    flat, unravel = ravel_pytree(params)
+    n = len(objective.losses)
+    g_data, g_rules = rule_gradients(objective, params, data, points)
+    G = jax.vmap(lambda g: ravel_pytree(g)[0])(g_rules)  # [n, p]
+    matvec = curvature_matvec(settings.curvature, objective, residuals, params, jnp.ones(n, flat.dtype), data, points)
+    rhs = jnp.concatenate([G, ravel_pytree(g_data)[0][None]]) if settings.anchor_step else G
+    res = jax.vmap(lambda b: _cg(settings, matvec, unravel, b))(rhs)
+    return res.x, {"iterations": res.iterations, "relative_residual": res.relative_residual}
 
 
 # ---------------------------------------------------------------- the estimators
@@ -324,7 +358,7 @@ def _newton(engine: Engine, settings: Newton, progress: Progress) -> tuple[Tabul
     masks = jnp.asarray(all_masks(n), jnp.float32)
     systems = S * (n + int(settings.anchor_step) if settings.solve == "shared" else 2**n)
     progress("solve", 0, systems)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), engine.clock.compile_s
 
     def per_seed(p, x, y):
         return newton_steps(settings, obj, residuals, p, (x, y), engine.points, masks)
@@ -365,6 +399,7 @@ def _newton(engine: Engine, settings: Newton, progress: Progress) -> tuple[Tabul
         t1 = time.perf_counter()
         table = tabulate_params(engine, batched, mask_of, seed_of)
         timing["evaluate_s"] = time.perf_counter() - t1
+    timing["compile_after_anchor_s"] = engine.clock.compile_s - c0  # within solve_s and the phase after it
     return table, {"settings": dataclasses.asdict(settings), "diagnostics": info}, timing
 
 
@@ -381,6 +416,8 @@ def estimate(
     budget: int | None = None,
     target_se: float | None = None,
     sample_seed: int = 0,
+    proxy: str | None = None,
+    proxy_budget: int | None = None,
     **settings: Any,
 ) -> Any:
     """The value table of ``problem`` by ``method``: ``"exact"`` (:func:`kvq.scan`),
@@ -392,6 +429,11 @@ def estimate(
     including the ``n + 1`` that FI needs, drawn with ``sample_seed``; with ``target_se`` they
     are drawn and trained in rounds until every rule's sampling standard error is at most
     ``target_se`` decades or the budget is spent.  Returns a :class:`kvq.sampling.SampledResult`.
+    ``proxy="newton"`` adds a control variate: one shared-curvature Newton step from each
+    seed's all-rules training (trained anyway, for FI) scores every coalition (up to
+    ``PROXY_EXACT_RULES`` rules; beyond, ``proxy_budget`` distinct sampled ones, default 16 x
+    ``budget``) for one validation pass each, and the trained draws only correct it
+    (:func:`kvq.sampling.adjusted_importance`).
 
     Returns a :class:`~kvq.table.ScanResult` with ``method`` set and
     ``result.estimator = {"settings": {...}, "diagnostics": {...}}`` (anchor, CG
@@ -409,9 +451,28 @@ def estimate(
             )
         if budget is None:
             raise KvqError("coalitions= needs budget=B: at most B distinct coalitions are trained")
+        if proxy not in (None, *PROXIES):
+            raise KvqError(f"proxy must be one of {PROXIES} (or None); got {proxy!r}")
+        if proxy_budget is not None and (
+            not isinstance(proxy_budget, int) or isinstance(proxy_budget, bool) or proxy_budget < 4
+        ):
+            raise KvqError(f"proxy_budget must be a whole number >= 4 coalitions; got {proxy_budget!r}")
         return _sampled(
-            problem, config, coalitions, budget, target_se, sample_seed, progress, checkpoint, checkpoint_every_s, model
+            problem,
+            config,
+            coalitions,
+            budget,
+            target_se,
+            sample_seed,
+            progress,
+            checkpoint,
+            checkpoint_every_s,
+            model,
+            proxy,
+            proxy_budget,
         )
+    if proxy is not None:
+        raise KvqError("proxy= corrects sampled coalitions: give coalitions= and budget= too")
     if len(problem.rules) > EXACT_RULES:
         raise KvqError(too_many_rules(problem))
     check_inputs(problem, config)
@@ -464,6 +525,8 @@ def _sampled(
     checkpoint: str | Path | None,
     checkpoint_every_s: float,
     model: Any,
+    proxy: str | None = None,
+    proxy_budget: int | None = None,
 ) -> SampledResult:
     """Train the coalitions ``sampler`` draws (and FI's) within ``budget``; see :func:`estimate`."""
     t_start = time.perf_counter()
@@ -488,6 +551,7 @@ def _sampled(
     errors = np.zeros((0, len(engine.seeds)))
     pending: list[np.ndarray] = list(first)
     ri = None
+    anchor = None  # the all-rules trainings [S] (row 0 of the first batch): the proxy's anchor
     for r in range(rounds):
         share = budget if r == rounds - 1 else len(have) + (budget - len(have)) // (rounds - r)
         known = set(have)
@@ -504,6 +568,9 @@ def _sampled(
             err = np.full((len(todo), len(engine.seeds)), np.nan)
             err[trained.mask_of, trained.seed_of] = np.where(bad, np.nan, final.mean(axis=-1))
             masks, errors = np.concatenate([masks, todo]), np.concatenate([errors, err])
+            if anchor is None:
+                rows = np.flatnonzero(trained.mask_of == 0)[np.argsort(trained.seed_of[trained.mask_of == 0])]
+                anchor = (take(trained.state.best_params, rows), bad[rows])
         if len(draws) < 2:
             if r < rounds - 1:
                 continue  # this round's share held no whole draw: the next ones have more
@@ -511,8 +578,22 @@ def _sampled(
         ri = estimate_importance(sampler, problem.rule_names, masks, -np.log10(errors), draws)
         if target_se is not None and np.nanmax(ri.se_sampling) <= target_se:
             break
-    assert ri is not None
+    assert ri is not None and anchor is not None
     fi = full_importance_from(problem.rule_names, masks, -np.log10(errors))
+    plain: SampledImportance | None = None
+    proxy_info: dict[str, Any] = {}
+    if proxy is not None and ri.samples < 4:
+        warnings.warn(
+            f"{ri.samples} {sampler} draw(s) are too few for the proxy's correction (it needs 4); "
+            "the plain estimate is returned: raise the budget",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    elif proxy is not None:
+        plain = ri
+        ri, proxy_info = _proxy_adjusted(
+            engine, anchor, sampler, masks, -np.log10(errors), draws, proxy_budget or 16 * budget, sample_seed, progress
+        )
     clock = engine.clock
     return SampledResult(
         problem.rule_names,
@@ -535,7 +616,85 @@ def _sampled(
         },
         budget=budget,
         target_se=target_se,
+        plain=plain,
+        proxy=proxy_info,
     )
+
+
+def _proxy_adjusted(
+    engine: Engine,
+    anchor: tuple[Any, np.ndarray],
+    sampler: str,
+    masks: np.ndarray,
+    values: np.ndarray,
+    draws: np.ndarray,
+    proxy_budget: int,
+    sample_seed: int,
+    progress: Progress,
+) -> tuple[SampledImportance, dict[str, Any]]:
+    """The Newton proxy's values on the trained ``masks`` and on the proxy's own coalitions
+    (all of them up to ``PROXY_EXACT_RULES`` rules, else a sample drawn apart from the
+    trained one), and the adjusted RI."""
+    t0, c0 = time.perf_counter(), engine.clock.compile_s
+    problem, settings = engine.problem, Newton()
+    n, S = len(problem.rules), len(engine.seeds)
+    params, diverged = anchor
+    obj = engine.programs.objective
+    residuals = tuple(r.residual for r in problem.rules)
+
+    def per_seed(p, x, y):
+        return newton_directions(settings, obj, residuals, p, (x, y), engine.points)[0]
+
+    progress("proxy", 0, S * n)
+    compiled = compile_timed(jax.jit(jax.vmap(per_seed)), engine.clock, params, engine.xs, engine.ys)
+    directions = np.asarray(compiled(params, engine.xs, engine.ys))  # [S, n, p]
+    progress("proxy", S * n, S * n)
+    flat0 = np.asarray(jax.vmap(lambda p: ravel_pytree(p)[0])(params))  # [S, p]
+    unravel = ravel_pytree(take(params, 0))[1]
+    weights = np.asarray(obj.weights, np.float64)
+
+    def scores(wanted: np.ndarray) -> np.ndarray:
+        """-log10 validation error [M, S] of each seed's Newton step to each mask [M, n]."""
+        out = []
+        for lo in range(0, len(wanted), PROXY_CHUNK):
+            part = wanted[lo : lo + PROXY_CHUNK].astype(np.float64)
+            coef = weights[None, :] * (part - 1.0)  # the all-rules anchor: Δ_S = Σ_{i∉S} w_i d_i
+            moved = flat0[None] - np.einsum("mn,snp->msp", coef, directions)  # [m, S, p]
+            batched = jax.vmap(unravel)(jnp.asarray(moved.reshape(-1, flat0.shape[1]), flat0.dtype))
+            err = engine.validation_errors(batched).mean(axis=-1).reshape(len(part), S)
+            out.append(np.where(np.isfinite(err) & ~diverged[None, :], -np.log10(err), np.nan))
+        return np.concatenate(out) if out else np.zeros((0, S))
+
+    names, weighting = problem.rule_names, WEIGHTING[sampler]
+    exact = n <= PROXY_EXACT_RULES
+    if exact:
+        every = all_masks(n)
+        f_all = scores(every)
+        proxy_per_seed, proxy_se = values_importance(f_all, weighting), np.zeros(n)
+        f = f_all[[mask_index(m) for m in masks]]
+        scored = len(every)
+    else:
+        rng = np.random.default_rng([sample_seed, 1])  # apart from the trained draws' stream
+        pdraws = draws_within(sampler, n, proxy_budget, set(), rng)
+        pmasks = np.unique(coalitions_of(sampler, pdraws), axis=0)
+        both = scores(np.concatenate([masks, pmasks]))
+        f, f_p = both[: len(masks)], both[len(masks) :]
+        sampled = estimate_importance(sampler, names, pmasks, f_p, pdraws)
+        proxy_per_seed, proxy_se = sampled.per_seed, sampled.se_sampling
+        scored = len(pmasks)
+    adjusted, beta = adjusted_importance(sampler, names, masks, values, f, draws, proxy_per_seed, proxy_se)
+    ok = np.isfinite(values) & np.isfinite(f)
+    info = {
+        "method": "newton",
+        "settings": dataclasses.asdict(settings),
+        "coalitions": int(scored),
+        "exact": exact,
+        "beta": beta.tolist(),
+        "correlation": float(np.corrcoef(values[ok], f[ok])[0, 1]) if ok.sum() > 2 else float("nan"),
+        "proxy_s": time.perf_counter() - t0,
+        "proxy_compile_s": engine.clock.compile_s - c0,
+    }
+    return adjusted, info
 
 
 def estimate_fingerprint(

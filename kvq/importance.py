@@ -246,6 +246,13 @@ def _weighted(terms: np.ndarray, sizes: np.ndarray, weighting: str) -> np.ndarra
         return np.where(den > 0, num / den, np.nan).T
 
 
+def values_importance(v: np.ndarray, weighting: str = "uniform") -> np.ndarray:
+    """RI per seed [S, n] of a complete game: ``v`` [2^n, S] the value of every coalition in
+    :func:`kvq.coalitions.all_masks` order (e.g. a cheap proxy's), in its units."""
+    _check_weighting(weighting)
+    return _weighted(*_marginals(v), weighting)
+
+
 def _check_weighting(weighting: str) -> None:
     if weighting not in WEIGHTINGS:
         raise KvqError(

@@ -206,15 +206,70 @@ def _kernel_solution(n: int) -> tuple[np.ndarray, np.ndarray]:
     return Ainv - np.outer(u, u) / u.sum(), u / u.sum()
 
 
+def _units(sampler: str, index: dict[bytes, int], values: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """Per-draw estimates [U, n, S] whose mean over draws is the sampler's estimate: the
+    antithetic pair averages (permutation), the pair estimates (kernel samplers), or for msr
+    ``(v(z) - mean v) (z_i / q_i - (1 - z_i) / (1 - q_i))`` with ``q_i`` the share of draws
+    holding rule i (its mean is ``mean v(S ∋ i) - mean v(S ∌ i)`` exactly)."""
+    n = draws.shape[1]
+    if sampler == "msr":
+        v = values[_lookup(index, draws)]  # [D, S]
+        z = draws.astype(float)
+        q = z.mean(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sign = z / q - (1 - z) / (1 - q)  # [D, n]; inf/NaN where a side has no draw
+        return sign[:, :, None] * (v - _nanmean(v))[:, None, :]
+    if sampler == "permutation":
+        S = values.shape[1]
+        chains = chain_masks(draws)  # [2P, n + 1, n]
+        v = values[_lookup(index, chains.reshape(-1, n))].reshape(len(draws), n + 1, S)
+        steps = np.diff(v, axis=1)  # [2P, n, S]: contribution of the k-th rule in the order
+        contrib = np.empty_like(steps)
+        contrib[np.arange(len(draws))[:, None], draws] = steps  # by rule
+        return 0.5 * (contrib[0::2] + contrib[1::2])  # [P, n, S] antithetic averages
+    if sampler not in ("kernel", "kernel-banzhaf"):
+        raise KvqError(f"unknown coalition sampler {sampler!r}; choose one of {SAMPLERS}")
+    z = draws.astype(float)  # [P, n]
+    v = values[_lookup(index, draws)]  # [P, S]
+    vc = values[_lookup(index, 1 - draws)]  # the complements
+    if sampler == "kernel-banzhaf":
+        return (2 * z - 1)[:, :, None] * (v - vc)[:, None, :]  # [P, n, S]
+    v0 = values[_lookup(index, np.zeros((1, n), np.int8))][0]  # [S]
+    v1 = values[_lookup(index, np.ones((1, n), np.int8))][0]
+    g = 0.5 * (z[:, :, None] * (v - v0)[:, None, :] + (1 - z)[:, :, None] * (vc - v0)[:, None, :])
+    solve, shift = _kernel_solution(n)
+    return np.einsum("ij,pjs->pis", solve, g) + shift[None, :, None] * (v1 - v0)[None, None, :]
+
+
+def _sampled_importance(
+    weighting: str, names: tuple[str, ...], per_seed: np.ndarray, se_sampling: np.ndarray, samples: int
+) -> SampledImportance:
+    mean, se_seeds = _seed_stats(per_seed)
+    return SampledImportance(
+        "RI",
+        weighting,
+        tuple(names),
+        per_seed,
+        mean,
+        np.sqrt(se_sampling**2 + se_seeds**2),
+        None,
+        (),
+        se_sampling=se_sampling,
+        se_seeds=se_seeds,
+        samples=samples,
+    )
+
+
 def estimate_importance(
     sampler: str, names: tuple[str, ...], masks: np.ndarray, values: np.ndarray, draws: np.ndarray
 ) -> SampledImportance:
     """The RI that ``sampler``'s ``draws`` estimate from the trained ``masks`` [M, n] and their
     ``values`` [M, S] (-log10 error, NaN where a training diverged; a draw that meets one
     is left out for that seed)."""
+    _known(sampler)
     index = _index(masks)
     n, S = masks.shape[1], values.shape[1]
-    if sampler == "msr":
+    if sampler == "msr":  # each side's own mean: a draw that meets a NaN drops from its side only
         v = values[_lookup(index, draws)]  # [D, S]
         on = draws.astype(bool)  # [D, n]
         per_seed = np.empty((S, n))
@@ -232,47 +287,54 @@ def estimate_importance(
                 for i in range(n)
             ]
         )
-        samples, weighting = len(draws), "uniform"
-    elif sampler == "permutation":
-        chains = chain_masks(draws)  # [2P, n + 1, n]
-        v = values[_lookup(index, chains.reshape(-1, n))].reshape(len(draws), n + 1, S)
-        steps = np.diff(v, axis=1)  # [2P, n, S]: contribution of the k-th rule in the order
-        contrib = np.empty_like(steps)
-        rows = np.arange(len(draws))[:, None]
-        contrib[rows, draws] = steps  # by rule
-        pairs = 0.5 * (contrib[0::2] + contrib[1::2])  # [P, n, S] antithetic averages
-        per_seed, se_sampling = _pair_stats(pairs)
-        samples, weighting = len(pairs), "shapley"
-    elif sampler in ("kernel", "kernel-banzhaf"):
-        z = draws.astype(float)  # [P, n]
-        v = values[_lookup(index, draws)]  # [P, S]
-        vc = values[_lookup(index, 1 - draws)]  # the complements
-        if sampler == "kernel-banzhaf":
-            pairs = (2 * z - 1)[:, :, None] * (v - vc)[:, None, :]  # [P, n, S]
-        else:
-            v0 = values[_lookup(index, np.zeros((1, n), np.int8))][0]  # [S]
-            v1 = values[_lookup(index, np.ones((1, n), np.int8))][0]
-            g = 0.5 * (z[:, :, None] * (v - v0)[:, None, :] + (1 - z)[:, :, None] * (vc - v0)[:, None, :])
-            solve, shift = _kernel_solution(n)
-            pairs = np.einsum("ij,pjs->pis", solve, g) + shift[None, :, None] * (v1 - v0)[None, None, :]
-        per_seed, se_sampling = _pair_stats(pairs)
-        samples, weighting = len(pairs), WEIGHTING[sampler]
-    else:
-        raise KvqError(f"unknown coalition sampler {sampler!r}; choose one of {SAMPLERS}")
-    mean, se_seeds = _seed_stats(per_seed)
-    return SampledImportance(
-        "RI",
-        weighting,
-        tuple(names),
-        per_seed,
-        mean,
-        np.sqrt(se_sampling**2 + se_seeds**2),
-        None,
-        (),
-        se_sampling=se_sampling,
-        se_seeds=se_seeds,
-        samples=samples,
-    )
+        return _sampled_importance("uniform", names, per_seed, se_sampling, len(draws))
+    units = _units(sampler, index, values, draws)
+    per_seed, se_sampling = _pair_stats(units)
+    return _sampled_importance(WEIGHTING[sampler], names, per_seed, se_sampling, len(units))
+
+
+def adjusted_importance(
+    sampler: str,
+    names: tuple[str, ...],
+    masks: np.ndarray,
+    values: np.ndarray,
+    proxy: np.ndarray,
+    draws: np.ndarray,
+    proxy_per_seed: np.ndarray,
+    proxy_se: np.ndarray,
+) -> tuple[SampledImportance, np.ndarray]:
+    """A control-variate estimate: the mean over draws ``u`` of ``a_ui - β_i (b_ui - φ_i(f))``,
+    with ``a``/``b`` the per-draw estimates (:func:`_units`) of the trained ``values`` and of
+    the cheap ``proxy`` [M, S] on the same ``masks``, and ``φ(f)`` the proxy game's RI
+    ``proxy_per_seed`` [S, n] (exact: ``proxy_se`` 0; or from an independent, larger sample
+    with its sampling error ``proxy_se`` [n]).  ``β_i = cov(a_i, b_i) / var(b_i)`` over the
+    draws (seed-averaged) minimizes the variance; each draw uses the ``β`` fitted without it
+    (leave-one-out), so the estimate stays unbiased however few the draws.  A proxy unrelated
+    to the values gets ``β ≈ 0``: the plain estimate.  Returns the estimate and the ``β``
+    fitted on all draws [n]."""
+    index = _index(masks)
+    a, b = _units(sampler, index, values, draws), _units(sampler, index, proxy, draws)  # [U, n, S]
+    U = a.shape[0]
+    if U < 4:
+        raise KvqError(f"a proxy-adjusted estimate needs at least 4 draws; got {U}: raise the budget")
+    abar, bbar = np.nanmean(a, axis=2), np.nanmean(b, axis=2)  # [U, n]
+    ok = np.isfinite(abar) & np.isfinite(bbar)
+    x, y = np.where(ok, bbar, 0.0), np.where(ok, abar, 0.0)
+    m = ok.sum(axis=0)  # [n]
+
+    def slope(sx: np.ndarray, sy: np.ndarray, sxx: np.ndarray, sxy: np.ndarray, k: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cov, var = sxy - sx * sy / k, sxx - sx**2 / k
+            return np.where((k > 2) & (var > 1e-12 * np.maximum(sxx, 1e-300)), cov / var, 0.0)
+
+    sx, sy, sxx, sxy = x.sum(0), y.sum(0), (x * x).sum(0), (x * y).sum(0)
+    beta = slope(sx, sy, sxx, sxy, m)
+    loo = slope(sx - x, sy - y, sxx - x * x, sxy - x * y, m - 1)  # [U, n]: each without its own draw
+    loo = np.where(ok, loo, 0.0)
+    terms = a - loo[:, :, None] * (b - proxy_per_seed.T[None])  # [U, n, S]
+    per_seed = np.nanmean(terms, axis=0).T
+    se_sampling = np.sqrt(np.nanvar(np.nanmean(terms, axis=2), axis=0, ddof=1) / m + (beta * proxy_se) ** 2)
+    return _sampled_importance(WEIGHTING[sampler], names, per_seed, se_sampling, U), beta
 
 
 def full_importance_from(names: tuple[str, ...], masks: np.ndarray, values: np.ndarray) -> Importance:
@@ -291,7 +353,9 @@ def full_importance_from(names: tuple[str, ...], masks: np.ndarray, values: np.n
 class SampledResult:
     """A sampled estimate: the distinct coalitions trained ``masks`` [M, n] and their
     validation errors ``errors`` [M, S] (NaN: diverged), the ``draws`` of ``sampler``, the
-    RI estimate ``ri`` (:class:`SampledImportance`) and FI from its ``n + 1`` coalitions."""
+    RI estimate ``ri`` (:class:`SampledImportance`) and FI from its ``n + 1`` coalitions.
+    With a proxy (``proxy``: its method, ``beta``, how many coalitions it scored, ...) ``ri``
+    is the adjusted estimate and ``plain`` the same draws' estimate without it."""
 
     rule_names: tuple[str, ...]
     sampler: str
@@ -306,6 +370,8 @@ class SampledResult:
     timing: dict[str, Any] = field(default_factory=dict)
     budget: int | None = None
     target_se: float | None = None
+    plain: SampledImportance | None = None
+    proxy: dict[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         n = len(self.rule_names)
@@ -338,6 +404,13 @@ class SampledResult:
             f"{DRAWN[self.sampler]}; FI from the "
             f"{len(self.rule_names) + 1} it needs); se = sqrt(se sampling² + se seeds²)"
         )
+        if self.proxy and self.plain is not None:
+            lines.append(
+                f"adjusted by a {self.proxy['method']} proxy scored on {self.proxy['coalitions']} coalitions "
+                f"({'its RI exact' if self.proxy['exact'] else 'its RI sampled'}; beta "
+                f"{min(self.proxy['beta']):.2f}..{max(self.proxy['beta']):.2f}): largest se sampling "
+                f"{np.nanmax(self.ri.se_sampling):.3f}, {np.nanmax(self.plain.se_sampling):.3f} without it"
+            )
         if not np.all(np.isfinite(self.ri.se_sampling)):
             lines.append("se sampling inf: too few draws to measure the sampling error; give a larger budget")
         return "\n".join(lines)
@@ -362,6 +435,8 @@ class SampledResult:
                     "samples": self.ri.samples,
                 },
                 "fi": self.fi.to_dict(),
+                "plain_ri": None if self.plain is None else self.plain.to_dict(),
+                "proxy": self.proxy,
                 "problem": self.problem,
                 "config": self.config,
                 "timing": self.timing,
