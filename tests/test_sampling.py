@@ -279,9 +279,14 @@ def test_many_rules_are_sampled_not_enumerated(tiny_config):
                        train=base.train, valid=base.valid)
     with pytest.raises(KvqError, match="2\\^21 = 2,097,152 subsets.*coalitions='msr'"):
         kvq.scan(many, tiny_config)
-    result = kvq.estimate(many, tiny_config.replace(seeds=1, grouping="none"), coalitions="msr", budget=32)
+    result = kvq.estimate(many, tiny_config.replace(seeds=1, grouping="none"), coalitions="msr", budget=32,
+                          proxy="newton", proxy_budget=100)
     assert 22 < len(result.masks) <= 32  # FI's 22, then draws while the budget lasts
     assert result.ri.mean.shape == (21,) and np.all(np.isfinite(result.ri.mean))
+    # over 12 rules the proxy scores its own sample, not all 2^21 coalitions; its error adds
+    assert not result.proxy["exact"] and 50 < result.proxy["coalitions"] <= 100
+    assert result.plain is not None and np.all(np.isfinite(result.plain.mean))
+    assert np.all(result.ri.se_sampling > 0)
     with pytest.raises(KvqError, match="budget must be"):
         kvq.estimate(many, tiny_config, coalitions="msr", budget=10)
     with pytest.raises(KvqError, match="needs budget"):
