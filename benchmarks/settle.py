@@ -36,7 +36,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kvq  # noqa: E402
-from kvq.io import load_if_same, result_fingerprint  # noqa: E402
+from kvq.engine import scan_fingerprint  # noqa: E402
+from kvq.io import load_if_same  # noqa: E402
 from results_md import HERE, machine, update_section, write_json  # noqa: E402
 
 # case -> (problem, problem options, long budget in steps, seeds)
@@ -59,9 +60,7 @@ def long_scan(case: str) -> kvq.ScanResult:
     config = kvq.problems.config(name, "quick", steps=steps, seeds=seeds)
     problem = kvq.problems.get(name, **options)
     folder = HERE / "results" / "settle" / case
-    probe = kvq.ScanResult(problem.rule_names, np.ones((2 ** len(problem.rules), seeds)), problem=problem.describe(),
-                           config=config.to_dict())
-    saved = load_if_same(folder, result_fingerprint(probe))
+    saved = load_if_same(folder, scan_fingerprint(problem, config))
     if saved is not None:
         return saved
     with warnings.catch_warnings():
@@ -79,12 +78,15 @@ def at_budget(result: kvq.ScanResult, budget: int) -> dict:
     ri = kvq.rule_importance(table)
     t = result.timing
     fixed = t["compile_s"] + t["pretrain_s"]
-    rate = t["subset_steps"] / t["train_s"]
-    wall = fixed + np.minimum(result.steps_run, budget).sum() / rate
+    wall = None
+    if t["train_s"] > 0:  # 0: the saved scan was resumed from a finished checkpoint; no rate measured
+        rate = t["subset_steps"] / t["train_s"]  # lock-step: a batch runs until its last item stops
+        longest = int(np.max(result.steps_run))
+        wall = fixed + result.steps_run.size * min(budget, longest) / rate  # as if one batch: an upper bound
     return {"budget": budget, "capped_share": settle.capped_share, "unsettled": list(settle.unsettled),
             "settled": [n for n in settle.names if n not in settle.unsettled], "improper": list(elim.removed),
             "withheld": list(elim.withheld), "ri": dict(zip(ri.names, np.round(ri.mean, 3).tolist())),
-            "ri_se": dict(zip(ri.names, np.round(ri.se, 3).tolist())), "wall_s_estimate": float(wall),
+            "ri_se": dict(zip(ri.names, np.round(ri.se, 3).tolist())), "wall_s_estimate": None if wall is None else float(wall),
             "mse_all": float(np.nanmean(table.errors[-1]))}
 
 
@@ -121,7 +123,8 @@ def main() -> None:
           "*capped* is the share of trainings still running at the cap; *unsettled* lists the rules whose RI or "
           "FI the still-running trainings moved by more than max(0.05, 0.25·|value|) decades (plus 2 se) over the "
           "last half of the budget, or all rules when more than half of the trainings are capped. *time* is an "
-          "estimate from the long run (fixed costs plus its subset-steps up to the budget at its measured rate) for "
+          "estimate from the long run (fixed costs plus every training run in lock step up to the budget, or to the "
+          "last training's stop, at the run's measured rate: an upper bound) for "
           "the seeds of the case; the standard preset's 3 seeds take about 1.5 times the 2-seed figure. The long "
           "runs shared the machine with other jobs, so the times are on the high side; a case measured on another "
           "day than the header's names its date. "
@@ -142,7 +145,7 @@ def main() -> None:
             ri = ", ".join(f"{k} {v:+.2f}" for k, v in r["ri"].items())
             md.append(f"| {label} | {r['budget']} ({wanted[r['budget']]}) | {r['capped_share']:.0%} | "
                       f"{', '.join(r['unsettled']) or '—'} | {', '.join(r['improper']) or 'none'}{withheld} | {ri} | "
-                      f"{r['wall_s_estimate']:.0f} s |")
+                      + ("— |" if r["wall_s_estimate"] is None else f"{r['wall_s_estimate']:.0f} s |"))
     update_section(f"settle-{env['platform']}", "\n".join(md))
 
 
