@@ -1,7 +1,8 @@
 """Do the presets' verdicts settle?  Settledness, capped trainings and improper verdicts
 of every built-in problem as a function of the training budget.
 
-For each case, one exact scan with the quick preset's network runs at a long budget
+For each case, one exact scan with the quick preset's network (a ``-standard`` case: the
+standard preset's) runs at a long budget
 (``LONG``). Its value table over the budget (``errors_by_check``) *is* the table a scan with
 any shorter budget ``B`` gives (same programs, same checks): ``result.at_step(B)``. The
 trainings that stopped by step ``B`` are exactly those that stop early in that scan. So one
@@ -40,7 +41,7 @@ from kvq.engine import scan_fingerprint  # noqa: E402
 from kvq.io import load_if_same  # noqa: E402
 from results_md import HERE, machine, update_section, write_json  # noqa: E402
 
-# case -> (problem, problem options, long budget in steps, seeds)
+# case -> (problem, problem options, long budget in steps, seeds[, preset whose network it uses: quick])
 LONG = {
     "burgers": ("burgers", {}, 24_000, 2),
     "convection_diffusion": ("convection_diffusion", {}, 24_000, 2),
@@ -48,6 +49,7 @@ LONG = {
     "klein_gordon": ("klein_gordon", {}, 16_000, 2),
     "klein_gordon-3seeds": ("klein_gordon", {}, 48_000, 3),
     "fourth_order_2d": ("fourth_order_2d", {}, 6_000, 2),
+    "fourth_order_2d-standard": ("fourth_order_2d", {}, 12_000, 2, "standard"),  # its own network
     "equations": ("equations", {}, 24_000, 2),
     "burgers-wrong-ic-3seeds": ("burgers", {"wrong": "ic"}, 16_000, 3),
     "equations-wrong-e_law-3seeds": ("equations", {"wrong": "e_law"}, 24_000, 3),
@@ -55,9 +57,9 @@ LONG = {
 
 
 def long_scan(case: str) -> kvq.ScanResult:
-    """The case's quick-network scan at its long budget (reused from disk when identical)."""
-    name, options, steps, seeds = LONG[case]
-    config = kvq.problems.config(name, "quick", steps=steps, seeds=seeds)
+    """The case's scan at its long budget (reused from disk when identical)."""
+    name, options, steps, seeds, *preset = LONG[case]
+    config = kvq.problems.config(name, preset[0] if preset else "quick", steps=steps, seeds=seeds)
     problem = kvq.problems.get(name, **options)
     folder = HERE / "results" / "settle" / case
     saved = load_if_same(folder, scan_fingerprint(problem, config))
@@ -117,8 +119,8 @@ def main() -> None:
         write_json(f"settle-{env['platform']}", {"machine": env, "rows": rows})
 
     md = [f"## Settledness over the training budget ({env['platform']})", "",
-          "One exact scan per case with the quick preset's network at a long budget (2 seeds, or 3 where the case "
-          "says so). The "
+          "One exact scan per case with the quick preset's network (the standard preset's for a `-standard` case) at "
+          "a long budget (2 seeds, or 3 where the case says so). The "
           "columns read the verdicts a scan with that budget gives off its table over the budget (`result.at_step`). "
           "*capped* is the share of trainings still running at the cap; *unsettled* lists the rules whose RI or "
           "FI the still-running trainings moved by more than max(0.05, 0.25·|value|) decades (plus 2 se) over the "
