@@ -864,9 +864,16 @@ def _show(args: argparse.Namespace, out: TextIO) -> int:
 
     folder = Path(args.dir)
     kind = next((k for k, marker in FOLDER_MARKERS.items() if (folder / marker).exists()), None)
+    if kind is None and (folder / "sampled.json").exists():
+        from kvq.sampling import SampledResult
+
+        result = SampledResult.from_dict(json.loads((folder / "sampled.json").read_text()))
+        out.write(f"sampled estimate: {result!r}\n\n{result.table()}\n")
+        return 0
     if kind is None:
         raise KvqError(
-            f"{str(folder)!r} holds no kvq scan, sweep or tuning run (no {', '.join(FOLDER_MARKERS.values())})"
+            f"{str(folder)!r} holds no kvq scan, sweep, tuning run or sampled estimate "
+            f"(no {', '.join(FOLDER_MARKERS.values())} or sampled.json)"
         )
     meta = json.loads((folder / FOLDER_MARKERS[kind]).read_text())
     if kind == "scan":

@@ -415,6 +415,29 @@ class SampledResult:
             lines.append("se sampling inf: too few draws to measure the sampling error; give a larger budget")
         return "\n".join(lines)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SampledResult:
+        """The result a :meth:`to_dict` dict (``sampled.json``) describes."""
+        if d.get("kind") != "kvq.SampledResult":
+            raise KvqError(f"not a sampled estimate (kind {d.get('kind')!r}); kvq writes these as sampled.json")
+        return cls(
+            tuple(d["rule_names"]),
+            d["sampler"],
+            np.array(d["masks"], np.int8),
+            np.array(d["errors"], float),
+            np.array(d["draws"], int),
+            _sampled_from(d["ri"]),
+            _importance_from(d["fi"], Importance),
+            tuple(d["seeds"]),
+            d.get("problem", {}),
+            d.get("config", {}),
+            d.get("timing", {}),
+            d.get("budget"),
+            d.get("target_se"),
+            plain=None if d.get("plain_ri") is None else _sampled_from(d["plain_ri"]),
+            proxy=d.get("proxy") or {},
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the estimates, what was trained and how."""
         return json_ready(
@@ -442,3 +465,28 @@ class SampledResult:
                 "timing": self.timing,
             }
         )
+
+
+def _importance_from(d: dict[str, Any], kind: type, **extra: Any) -> Any:
+    """An :class:`Importance` (or ``kind``) from its ``to_dict`` (None -> NaN)."""
+    return kind(
+        d["measure"],
+        d["weighting"],
+        tuple(d["names"]),
+        np.array(d["per_seed"], float),
+        np.array(d["mean"], float),
+        np.array(d["se"], float),
+        d.get("output"),
+        tuple(d.get("missing", ())),
+        **extra,
+    )
+
+
+def _sampled_from(d: dict[str, Any]) -> SampledImportance:
+    return _importance_from(
+        d,
+        SampledImportance,
+        se_sampling=np.array(d["se_sampling"], float),
+        se_seeds=np.array(d["se_seeds"], float),
+        samples=int(d["samples"]),
+    )

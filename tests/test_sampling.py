@@ -253,7 +253,8 @@ def test_a_newton_proxy_scores_every_coalition_as_the_newton_estimator_does(tiny
     r = kvq.estimate(tiny_burgers, tiny_config, coalitions="kernel-banzhaf", budget=12, proxy="newton")
     assert r.proxy["exact"] and r.proxy["coalitions"] == 16 and r.plain is not None
     assert "adjusted by a newton proxy" in r.table()
-    json.dumps(r.to_dict())
+    back = kvq.sampling.SampledResult.from_dict(json.loads(json.dumps(r.to_dict())))
+    assert back.table() == r.table() and back.proxy == r.proxy
     np.testing.assert_allclose(r.plain.mean, estimate_importance("kernel-banzhaf", r.rule_names, r.masks,
                                                                  -np.log10(r.errors), r.draws).mean)
     newton = kvq.estimate(tiny_burgers, tiny_config, "newton")
@@ -306,6 +307,10 @@ def test_the_command_line_samples_coalitions(tmp_path, capsys):
     assert "RI uniform (msr)" in printed and "of 16 coalitions trained" in printed
     meta = json.loads((tmp_path / "sampled.json").read_text())
     assert meta["sampler"] == "msr" and len(meta["masks"]) <= 12 and not (tmp_path / ".checkpoint").exists()
+    assert main(["show", str(tmp_path)]) == 0  # the saved estimate, read back: the same table
+    shown = capsys.readouterr().out
+    table = printed[printed.index("rule "):printed.index("\ntime:")]
+    assert shown.startswith("sampled estimate: SampledResult(") and table in shown
     assert main([*args[:-4], "--budget", "12", "--method", "newton"]) == 2
     assert "--coalitions" in capsys.readouterr().err
     assert main([*args[:-6], "--proxy", "newton", "--out", str(tmp_path / "p")]) == 2

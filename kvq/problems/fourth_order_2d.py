@@ -45,8 +45,15 @@ SPEC = Spec(
         "quick": {"steps": 600, "check_every": 300, "pretrain_steps": 900, "collocation": 256},
         # a narrower network, half the points and a larger step size settle in half the steps at a
         # fraction of the cost (benchmarks/settle.py, case fourth_order_2d-standard)
-        "standard": {"width": 16, "learning_rate": 2e-3, "steps": 12_000, "check_every": 300,
-                     "pretrain_steps": 900, "collocation": 128, "seeds": 2},
+        "standard": {
+            "width": 16,
+            "learning_rate": 2e-3,
+            "steps": 12_000,
+            "check_every": 300,
+            "pretrain_steps": 900,
+            "collocation": 128,
+            "seeds": 2,
+        },
     },
     n_data=50,
     settles={  # measured by benchmarks/settle.py
