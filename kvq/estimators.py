@@ -651,15 +651,14 @@ def _proxy_adjusted(
     progress("proxy", S * n, S * n)
     flat0 = np.asarray(jax.vmap(lambda p: ravel_pytree(p)[0])(params))  # [S, p]
     unravel = ravel_pytree(take(params, 0))[1]
-    weights = np.asarray(obj.weights, np.float64)
 
     def scores(wanted: np.ndarray) -> np.ndarray:
         """-log10 validation error [M, S] of each seed's Newton step to each mask [M, n]."""
         out = []
         for lo in range(0, len(wanted), PROXY_CHUNK):
-            part = wanted[lo : lo + PROXY_CHUNK].astype(np.float64)
-            coef = weights[None, :] * (part - 1.0)  # the all-rules anchor: Δ_S = Σ_{i∉S} w_i d_i
-            moved = flat0[None] - np.einsum("mn,snp->msp", coef, directions)  # [m, S, p]
+            part = wanted[lo : lo + PROXY_CHUNK]
+            coef = np.asarray(shift_coefficients(settings, obj, jnp.asarray(part, jnp.float32)), np.float64)
+            moved = flat0[None] - np.einsum("mn,snp->msp", coef, directions)  # [m, S, p]: Δ_S = -coef_S @ d
             batched = jax.vmap(unravel)(jnp.asarray(moved.reshape(-1, flat0.shape[1]), flat0.dtype))
             err = engine.validation_errors(batched).mean(axis=-1).reshape(len(part), S)
             out.append(np.where(np.isfinite(err) & ~diverged[None, :], -np.log10(err), np.nan))
