@@ -50,6 +50,7 @@ LONG = {
     "klein_gordon-3seeds": ("klein_gordon", {}, 48_000, 3),
     "fourth_order_2d": ("fourth_order_2d", {}, 6_000, 2),
     "fourth_order_2d-standard": ("fourth_order_2d", {}, 12_000, 2, "standard"),  # its own network
+    "klein_gordon-standard": ("klein_gordon", {}, 24_000, 3, "standard"),  # its larger step size
     "equations": ("equations", {}, 24_000, 2),
     "burgers-wrong-ic-3seeds": ("burgers", {"wrong": "ic"}, 16_000, 3),
     "equations-wrong-e_law-3seeds": ("equations", {"wrong": "e_law"}, 24_000, 3),
