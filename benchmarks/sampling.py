@@ -171,8 +171,32 @@ def markdown(payload: dict) -> str:
             cov = f"{r['coverage_2se']:.0%}" if "coverage_2se" in r else "—"
             lines.append(f"| {r['share']:.0%} | {r['budget']} | {r['method']} | {r['spearman']:.2f} | "
                          f"{r['sign_agreement']:.0%} | {r['mae']:.3f} | {cov} |")
-        lines.append("")
+        lines += ["", *verdicts(block["rows"]), ""]
     return "\n".join(lines)
+
+
+def verdicts(rows: list[dict]) -> list[str]:
+    """Which methods meet the issue's target at <= 25 % of the coalitions, and what the Newton
+    proxy did to each sampler's mean absolute error at equal cost."""
+    by = {(r["share"], r["method"]): r for r in rows}
+    small = [r for r in rows if r["share"] <= 0.25]
+    met = sorted({r["method"] for r in small if r["spearman"] >= 0.9 and r["sign_agreement"] >= 0.9})
+    best = {}
+    for r in small:
+        if r["method"] not in met:
+            best[r["method"]] = max(best.get(r["method"], (0.0, 0.0)), (r["spearman"], r["sign_agreement"]))
+    missed = ", ".join(f"{m} (best {sp:.2f} / {sg:.0%})" for m, (sp, sg) in sorted(best.items()))
+    out = [f"Target (Spearman >= 0.9 and sign agreement >= 90 % from <= 25 % of the coalitions): met by "
+           f"{', '.join(met) or 'none'}; missed by {missed or 'none'}."]
+    ratios = []
+    for share in sorted({r["share"] for r in rows}):
+        for sampler in WEIGHTING:
+            plain, proxied = by.get((share, f"kvq {sampler}")), by.get((share, f"kvq {sampler} + newton proxy"))
+            if plain and proxied:
+                ratios.append(f"{sampler} {proxied['mae'] / plain['mae']:.2f} at {share:.0%}")
+    if ratios:
+        out.append("Newton proxy at equal cost, MAE adjusted / plain (< 1: the proxy helped): " + "; ".join(ratios) + ".")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,8 +205,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--markdown-only", action="store_true",
+                    help="rewrite the RESULTS.md section from the saved JSON, without running anything")
     args = ap.parse_args(argv)
     m = machine()
+    if args.markdown_only:
+        import json
+
+        payload = json.loads((HERE / "results" / f"sampling-{m['platform']}.json").read_text())
+        update_section(f"sampling-{m['platform']}", markdown(payload))
+        return 0
     payload = {"machine": m, "network": "2x16 tanh, lr 3e-3, " + f"{args.steps} steps, 64 points per rule",
                "seeds": args.seeds, "repeats": args.repeats, "problems": {}}
     for name in args.problems:

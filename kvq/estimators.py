@@ -690,6 +690,7 @@ def _proxy_adjusted(
         "exact": exact,
         "beta": beta.tolist(),
         "correlation": float(np.corrcoef(values[ok], f[ok])[0, 1]) if ok.sum() > 2 else float("nan"),
+        "values": np.where(np.isfinite(f), f, np.nan).tolist(),  # -log10 error [M, S] of the trained masks
         "proxy_s": time.perf_counter() - t0,
         "proxy_compile_s": engine.clock.compile_s - c0,
     }

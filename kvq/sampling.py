@@ -293,6 +293,10 @@ def estimate_importance(
     return _sampled_importance(WEIGHTING[sampler], names, per_seed, se_sampling, len(units))
 
 
+MIN_PROXY_DRAWS = 8
+"""Fewer draws than this leave every rule's plain estimate (no proxy weight is fitted)."""
+
+
 def adjusted_importance(
     sampler: str,
     names: tuple[str, ...],
@@ -309,9 +313,10 @@ def adjusted_importance(
     ``proxy_per_seed`` [S, n] (exact: ``proxy_se`` 0; or from an independent, larger sample
     with its sampling error ``proxy_se`` [n]).  ``β_i = cov(a_i, b_i) / var(b_i)`` over the
     draws (seed-averaged) minimizes the variance; each draw uses the ``β`` fitted without it
-    (leave-one-out), so the estimate stays unbiased however few the draws.  A proxy unrelated
-    to the values gets ``β ≈ 0``: the plain estimate.  Returns the estimate and the ``β``
-    fitted on all draws [n]."""
+    (leave-one-out), so the estimate stays unbiased.  With fewer than ``MIN_PROXY_DRAWS``
+    draws, or where the slope is not significant (``|t| < 2``), a rule keeps its plain
+    estimate (``β = 0``): a weight fitted on noise only adds variance.  Returns the estimate
+    and the ``β`` fitted on all draws [n] (0 where not used)."""
     index = _index(masks)
     a, b = _units(sampler, index, values, draws), _units(sampler, index, proxy, draws)  # [U, n, S]
     U = a.shape[0]
@@ -330,7 +335,15 @@ def adjusted_importance(
     sx, sy, sxx, sxy = x.sum(0), y.sum(0), (x * x).sum(0), (x * y).sum(0)
     beta = slope(sx, sy, sxx, sxy, m)
     loo = slope(sx - x, sy - y, sxx - x * x, sxy - x * y, m - 1)  # [U, n]: each without its own draw
-    loo = np.where(ok, loo, 0.0)
+    # a weight fitted on few draws, or on a proxy no better than noise, adds variance: such a
+    # rule keeps its plain estimate (at least MIN_PROXY_DRAWS draws and |t| >= 2 for the slope)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vx, vy = sxx - sx**2 / m, (y * y).sum(0) - sy**2 / m
+        r = np.clip(np.nan_to_num((sxy - sx * sy / m) / np.sqrt(vx * vy)), -1.0, 1.0)
+        t = np.abs(r) * np.sqrt(np.maximum(m - 2, 0) / np.maximum(1 - r**2, 1e-300))
+    fitted = (m >= MIN_PROXY_DRAWS) & (t >= 2.0)
+    beta = np.where(fitted, beta, 0.0)
+    loo = np.where(ok & fitted[None, :], loo, 0.0)
     terms = a - loo[:, :, None] * (b - proxy_per_seed.T[None])  # [U, n, S]
     per_seed = np.nanmean(terms, axis=0).T
     se_sampling = np.sqrt(np.nanvar(np.nanmean(terms, axis=2), axis=0, ddof=1) / m + (beta * proxy_se) ** 2)
