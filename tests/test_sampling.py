@@ -238,6 +238,7 @@ def test_a_sampled_estimate_trains_the_same_coalitions_a_scan_trains(tiny_burger
     assert shapley.ri.weighting == "shapley" and shapley.draws.shape[1] == 4 and len(shapley.masks) <= 16
     kernel = kvq.estimate(tiny_burgers, tiny_config, coalitions="kernel", budget=12)
     assert kernel.ri.weighting == "shapley" and len(kernel.masks) <= 12 and "RI Shapley (kernel)" in kernel.table()
+    assert kernel.ri.samples < 10 and "a rough error bar" in kernel.table()  # se from a handful of pairs
     assert {(0, 0, 0, 0), (1, 1, 1, 1)} <= {tuple(m) for m in kernel.masks}  # the constraint's two coalitions
     rows = [int((m * (1 << np.arange(4))).sum()) for m in kernel.masks]
     np.testing.assert_allclose(kernel.errors, tiny_scan.errors[rows], rtol=2e-5)
