@@ -172,7 +172,8 @@ class ScanConfig:
         budget is too short for the numbers to settle (the output says which).
         ``"standard"``: the quick network with a budget long enough for most trainings to
         stop early and the importances to settle (``benchmarks/settle.py``), three seeds:
-        minutes to a quarter of an hour on 2 CPU cores.  Built-in problems adjust each preset
+        minutes to a quarter of an hour on 2 CPU cores (a built-in problem may change the
+        network, step size or seeds to get there: Klein-Gordon, the 2-D problem).  Built-in problems adjust each preset
         (``kvq.problems.config``)."""
         if name not in PRESETS:
             raise KvqError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
