@@ -10,7 +10,8 @@ draws each, against the exact RI (seed mean):
   absolute error;
 - coverage: how often the stated ``± 2 se_sampling`` interval holds the exact value;
 - kvq's four samplers: msr and kernel-banzhaf against the exact uniform RI, permutation and
-  kernel (paired KernelSHAP) against the exact Shapley RI;
+  kernel (paired KernelSHAP, with the border pairs enumerated where the budget affords them,
+  ``kvq.sampling.plan_draws``) against the exact Shapley RI;
 - the same budgets for shapiq's approximators driven by the same values
   (``kvq.interop.shapiq_game``): KernelSHAP and permutation sampling for the Shapley RI;
 - each kvq sampler with the Newton proxy as a control variate
@@ -43,7 +44,7 @@ from kvq.coalitions import all_masks  # noqa: E402
 from kvq.importance import rank_correlation  # noqa: E402
 from kvq.interop import shapiq_game  # noqa: E402
 from kvq.importance import values_importance  # noqa: E402
-from kvq.sampling import WEIGHTING, adjusted_importance, draws_within, estimate_importance, full_masks  # noqa: E402
+from kvq.sampling import WEIGHTING, adjusted_importance, estimate_importance, full_masks, plan_draws  # noqa: E402
 from results_md import HERE, machine, update_section, write_json  # noqa: E402
 
 SHARES = (0.05, 0.1, 0.25, 0.5)
@@ -114,10 +115,10 @@ def evaluate(result: kvq.ScanResult, repeats: int, proxy: np.ndarray | None = No
         for sampler, weighting in WEIGHTING.items():
             runs = []
             for r in range(repeats):
-                d = draws_within(sampler, n, budget, {m.tobytes() for m in full_masks(n)}, np.random.default_rng(r))
+                d, en = plan_draws(sampler, n, budget, {m.tobytes() for m in full_masks(n)}, np.random.default_rng(r))
                 if len(d) < 2:
                     continue
-                est = estimate_importance(sampler, names, masks, v, d)
+                est = estimate_importance(sampler, names, masks, v, d, en)
                 runs.append(scores(est.mean, exact[weighting], est.se_sampling))
             if runs:
                 rows.append({"share": share, "budget": budget, "method": f"kvq {sampler}", **_mean(runs)})
@@ -126,11 +127,11 @@ def evaluate(result: kvq.ScanResult, repeats: int, proxy: np.ndarray | None = No
             phi_f = values_importance(proxy, weighting)
             runs = []
             for r in range(repeats):
-                d = draws_within(sampler, n, budget - extra, {m.tobytes() for m in full_masks(n)},
-                                 np.random.default_rng(r))
+                d, en = plan_draws(sampler, n, budget - extra, {m.tobytes() for m in full_masks(n)},
+                                   np.random.default_rng(r))
                 if len(d) < 4:
                     continue
-                est, _ = adjusted_importance(sampler, names, masks, v, proxy, d, phi_f, np.zeros(n))
+                est, _ = adjusted_importance(sampler, names, masks, v, proxy, d, phi_f, np.zeros(n), en)
                 runs.append(scores(est.mean, exact[weighting], est.se_sampling))
             if runs:
                 rows.append({"share": share, "budget": budget, "method": f"kvq {sampler} + newton proxy",

@@ -63,6 +63,7 @@ from kvq.sampling import (
     full_importance_from,
     full_masks,
     no_draws,
+    plan_draws,
 )
 from kvq.train import Objective, take
 
@@ -547,6 +548,7 @@ def _sampled(
     have = {m.tobytes() for m in first}
     rounds = 1 if target_se is None else 4
     draws = no_draws(sampler, n)
+    enumerated: tuple[int, ...] = ()  # kernel strata the first round enumerates (plan_draws)
     masks = np.zeros((0, n), np.int8)
     errors = np.zeros((0, len(engine.seeds)))
     pending: list[np.ndarray] = list(first)
@@ -555,7 +557,10 @@ def _sampled(
     for r in range(rounds):
         share = budget if r == rounds - 1 else len(have) + (budget - len(have)) // (rounds - r)
         known = set(have)
-        new_draws = draws_within(sampler, n, share, have, rng)
+        if r == 0:
+            new_draws, enumerated = plan_draws(sampler, n, share, have, rng)
+        else:
+            new_draws = draws_within(sampler, n, share, have, rng, enumerated)
         draws = np.concatenate([draws, new_draws])
         fresh = [m for m in coalitions_of(sampler, new_draws) if m.tobytes() not in known]
         unique = {m.tobytes(): m for m in [*pending, *fresh]}
@@ -575,7 +580,7 @@ def _sampled(
             if r < rounds - 1:
                 continue  # this round's share held no whole draw: the next ones have more
             raise KvqError(f"a budget of {budget} coalitions leaves too few {sampler} draws; raise it")
-        ri = estimate_importance(sampler, problem.rule_names, masks, -np.log10(errors), draws)
+        ri = estimate_importance(sampler, problem.rule_names, masks, -np.log10(errors), draws, enumerated)
         if target_se is not None and np.nanmax(ri.se_sampling) <= target_se:
             break
     assert ri is not None and anchor is not None
@@ -592,7 +597,15 @@ def _sampled(
     elif proxy is not None:
         plain = ri
         ri, proxy_info = _proxy_adjusted(
-            engine, anchor, sampler, masks, -np.log10(errors), draws, proxy_budget or 16 * budget, sample_seed, progress
+            engine,
+            anchor,
+            sampler,
+            masks,
+            -np.log10(errors),
+            (draws, enumerated),
+            proxy_budget or 16 * budget,
+            sample_seed,
+            progress,
         )
     clock = engine.clock
     return SampledResult(
@@ -618,6 +631,7 @@ def _sampled(
         target_se=target_se,
         plain=plain,
         proxy=proxy_info,
+        enumerated=enumerated,
     )
 
 
@@ -627,7 +641,7 @@ def _proxy_adjusted(
     sampler: str,
     masks: np.ndarray,
     values: np.ndarray,
-    draws: np.ndarray,
+    drawn: tuple[np.ndarray, tuple[int, ...]],
     proxy_budget: int,
     sample_seed: int,
     progress: Progress,
@@ -636,6 +650,7 @@ def _proxy_adjusted(
     (all of them up to ``PROXY_EXACT_RULES`` rules, else a sample drawn apart from the
     trained one), and the adjusted RI."""
     t0, c0 = time.perf_counter(), engine.clock.compile_s
+    draws, enumerated = drawn  # the trained draws, and the kernel strata they enumerate
     problem, settings = engine.problem, Newton()
     n, S = len(problem.rules), len(engine.seeds)
     params, diverged = anchor
@@ -674,14 +689,14 @@ def _proxy_adjusted(
         scored = len(every)
     else:
         rng = np.random.default_rng([sample_seed, 1])  # apart from the trained draws' stream
-        pdraws = draws_within(sampler, n, proxy_budget, set(), rng)
+        pdraws, penum = plan_draws(sampler, n, proxy_budget, set(), rng)
         pmasks = np.unique(coalitions_of(sampler, pdraws), axis=0)
         both = scores(np.concatenate([masks, pmasks]))
         f, f_p = both[: len(masks)], both[len(masks) :]
-        sampled = estimate_importance(sampler, names, pmasks, f_p, pdraws)
+        sampled = estimate_importance(sampler, names, pmasks, f_p, pdraws, penum)
         proxy_per_seed, proxy_se = sampled.per_seed, sampled.se_sampling
         scored = len(pmasks)
-    adjusted, beta = adjusted_importance(sampler, names, masks, values, f, draws, proxy_per_seed, proxy_se)
+    adjusted, beta = adjusted_importance(sampler, names, masks, values, f, draws, proxy_per_seed, proxy_se, enumerated)
     ok = np.isfinite(values) & np.isfinite(f)
     info = {
         "method": "newton",

@@ -31,6 +31,8 @@ which are always trained.  docs/design.md §6.
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,12 +79,13 @@ def kernel_sizes(n: int) -> np.ndarray:
     return p / p.sum()
 
 
-def draw(sampler: str, n: int, count: int, rng: np.random.Generator) -> np.ndarray:
+def draw(sampler: str, n: int, count: int, rng: np.random.Generator, exclude: tuple[int, ...] = ()) -> np.ndarray:
     """``count`` draws of ``sampler`` for ``n`` rules: ``"msr"`` and ``"kernel-banzhaf"`` ->
     coalitions [count, n] (0/1, each rule on with probability 1/2); ``"kernel"`` -> coalitions
     [count, n] from the Shapley kernel; ``"permutation"`` -> rule orders [2 count, n], each
     followed by its reverse (antithetic pairs).  The kernel samplers train each coalition with
-    its complement (:func:`coalitions_of`)."""
+    its complement (:func:`coalitions_of`).  ``exclude`` (kernel only): pair strata ``k =
+    min(|z|, n - |z|)`` never drawn (enumerated instead, :func:`plan_draws`)."""
     _known(sampler)
     if count == 0:
         return no_draws(sampler, n)
@@ -91,7 +94,10 @@ def draw(sampler: str, n: int, count: int, rng: np.random.Generator) -> np.ndarr
     if sampler == "kernel":
         if n < 2:
             raise KvqError("the kernel sampler needs at least 2 rules")
-        sizes = rng.choice(np.arange(1, n), size=count, p=kernel_sizes(n))
+        p = kernel_sizes(n) * ~np.isin(np.minimum(np.arange(1, n), n - np.arange(1, n)), exclude)
+        if p.sum() == 0:
+            raise KvqError("every stratum of the kernel sampler is excluded: nothing left to draw")
+        sizes = rng.choice(np.arange(1, n), size=count, p=p / p.sum())
         out = np.zeros((count, n), np.int8)
         for k, s in enumerate(sizes):
             out[k, rng.permutation(n)[:s]] = 1
@@ -100,19 +106,98 @@ def draw(sampler: str, n: int, count: int, rng: np.random.Generator) -> np.ndarr
     return np.stack([orders, orders[:, ::-1]], axis=1).reshape(-1, n)
 
 
-def draws_within(sampler: str, n: int, budget: int, have: set[bytes], rng: np.random.Generator) -> np.ndarray:
+def draws_within(
+    sampler: str,
+    n: int,
+    budget: int,
+    have: set[bytes],
+    rng: np.random.Generator,
+    exclude: tuple[int, ...] = (),
+) -> np.ndarray:
     """Draws of ``sampler`` one at a time while the distinct coalitions they need, with
     those in ``have``, stay within ``budget`` (and at most ``2 budget`` draws); ``have``
-    gains them."""
+    gains them.  ``exclude`` as in :func:`draw`."""
     taken: list[np.ndarray] = []
     while len(taken) < 2 * budget:  # draws of coalitions trained already cost nothing: a cap
-        d = draw(sampler, n, 1, rng)
+        d = draw(sampler, n, 1, rng, exclude)
         new = {np.asarray(m, np.int8).tobytes() for m in coalitions_of(sampler, d)} - have
         if len(have) + len(new) > budget:
             break
         have |= new
         taken.append(d)
     return np.concatenate(taken) if taken else no_draws(sampler, n)
+
+
+def pair_strata(n: int) -> dict[int, tuple[float, int]]:
+    """The kernel sampler's coalition-complement pairs by stratum ``k = min(|z|, n - |z|)``,
+    ``k = 1 .. n // 2``: ``{k: (probability that a draw falls in it, how many pairs it holds)}``."""
+    p = kernel_sizes(n)
+    return {
+        k: (float(p[k - 1] + (p[n - k - 1] if 2 * k != n else 0.0)), math.comb(n, k) // (2 if 2 * k == n else 1))
+        for k in range(1, n // 2 + 1)
+    }
+
+
+def stratum_pairs(n: int, k: int) -> np.ndarray:
+    """Every pair of stratum ``k`` [C, n], each given by its side of size ``k`` (for ``2k = n``,
+    the side that holds rule 0)."""
+    sides = np.zeros((math.comb(n, k), n), np.int8)
+    for row, c in enumerate(itertools.combinations(range(n), k)):
+        sides[row, list(c)] = 1
+    return sides[sides[:, 0] == 1] if 2 * k == n else sides
+
+
+def stratum_of(draws: np.ndarray) -> np.ndarray:
+    """Each kernel draw's pair stratum ``min(|z|, n - |z|)`` [P]."""
+    size = draws.sum(axis=1)
+    return np.minimum(size, draws.shape[1] - size)
+
+
+def plan_draws(
+    sampler: str, n: int, budget: int, have: set[bytes], rng: np.random.Generator
+) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Draws within ``budget`` as :func:`draws_within`, and for ``"kernel"`` the border trick
+    first: a stratum of pairs (:func:`pair_strata`) that the budget would draw at least as
+    many times as it has pairs is enumerated instead, once each (the strata with the most
+    probability per pair first: sizes 1 and n - 1, whose complements FI trains anyway, then
+    2 and n - 2, ...), so its mean enters exactly; the rest is sampled from the kernel
+    restricted to the other strata.  Returns the draws (enumerated pairs first) and the
+    enumerated strata, which :func:`estimate_importance` needs."""
+    if sampler != "kernel":
+        return draws_within(sampler, n, budget, have, rng), ()
+    ends = {np.zeros(n, np.int8).tobytes(), np.ones(n, np.int8).tobytes()}  # v(empty), v(all)
+    spare = budget - len(have | ends)  # coalitions left for pairs
+    enumerated: list[int] = []
+    chosen: list[np.ndarray] = []
+    strata = pair_strata(n)
+    while True:
+        rest = {k: v for k, v in strata.items() if k not in enumerated}
+        mass = sum(prob for prob, _ in rest.values())
+        best = None
+        for k, (prob, count) in sorted(rest.items(), key=lambda kv: -kv[1][0] / kv[1][1]):
+            if 0.5 * spare * prob / mass < count or 2 * count > spare:  # not drawn that often
+                continue
+            sides = stratum_pairs(n, k)
+            new = {m.tobytes() for m in np.concatenate([sides, 1 - sides])} - have - ends
+            if spare - len(new) >= MIN_SAMPLED_COALITIONS or len(rest) == 1:
+                best = (k, sides, new)
+                break
+        if best is None:
+            break
+        k, sides, new = best
+        enumerated.append(k)
+        chosen.append(sides)
+        have |= new
+        spare -= len(new)
+    if len(enumerated) == len(strata):  # every pair once: nothing left to sample
+        have |= ends
+        return np.concatenate(chosen), tuple(sorted(enumerated))
+    sampled = draws_within(sampler, n, budget, have, rng, tuple(enumerated))
+    return np.concatenate([*chosen, sampled]) if chosen else sampled, tuple(sorted(enumerated))
+
+
+MIN_SAMPLED_COALITIONS = 16
+"""The border trick keeps at least this many coalitions for the sampled strata."""
 
 
 def chain_masks(orders: np.ndarray) -> np.ndarray:
@@ -261,11 +346,17 @@ def _sampled_importance(
 
 
 def estimate_importance(
-    sampler: str, names: tuple[str, ...], masks: np.ndarray, values: np.ndarray, draws: np.ndarray
+    sampler: str,
+    names: tuple[str, ...],
+    masks: np.ndarray,
+    values: np.ndarray,
+    draws: np.ndarray,
+    enumerated: tuple[int, ...] = (),
 ) -> SampledImportance:
     """The RI that ``sampler``'s ``draws`` estimate from the trained ``masks`` [M, n] and their
     ``values`` [M, S] (-log10 error, NaN where a training diverged; a draw that meets one
-    is left out for that seed)."""
+    is left out for that seed).  ``enumerated`` (kernel): the pair strata the draws hold
+    completely, once each (:func:`plan_draws`); they enter with their exact means."""
     _known(sampler)
     index = _index(masks)
     n, S = masks.shape[1], values.shape[1]
@@ -289,8 +380,28 @@ def estimate_importance(
         )
         return _sampled_importance("uniform", names, per_seed, se_sampling, len(draws))
     units = _units(sampler, index, values, draws)
-    per_seed, se_sampling = _pair_stats(units)
-    return _sampled_importance(WEIGHTING[sampler], names, per_seed, se_sampling, len(units))
+    exact, share, rest = _enumerated_part(units, draws, enumerated)
+    if not rest.any():  # every pair enumerated: no sampling error
+        return _sampled_importance(WEIGHTING[sampler], names, exact, np.zeros(n), len(units))
+    per_seed, se_sampling = _pair_stats(units[rest])
+    return _sampled_importance(WEIGHTING[sampler], names, exact + share * per_seed, share * se_sampling, len(units))
+
+
+def _enumerated_part(
+    units: np.ndarray, draws: np.ndarray, enumerated: tuple[int, ...]
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """For kernel ``units`` [P, n, S]: the enumerated strata's exact contribution
+    ``sum_k q_k mean_k`` [S, n], the probability share ``Q`` of the other strata, and which
+    draws are from them [P] (their mean, times ``Q``, completes the estimate)."""
+    n, S = draws.shape[1], units.shape[2]
+    if not enumerated:
+        return np.zeros((S, units.shape[1])), 1.0, np.ones(len(units), bool)
+    strata, of = pair_strata(n), stratum_of(draws)
+    exact = np.zeros((S, units.shape[1]))
+    for k in enumerated:
+        exact += strata[k][0] * _nanmean(units[of == k]).T
+    share = 1.0 - sum(strata[k][0] for k in enumerated)
+    return exact, share, ~np.isin(of, enumerated)
 
 
 FEW_DRAWS = 10
@@ -310,6 +421,7 @@ def adjusted_importance(
     draws: np.ndarray,
     proxy_per_seed: np.ndarray,
     proxy_se: np.ndarray,
+    enumerated: tuple[int, ...] = (),
 ) -> tuple[SampledImportance, np.ndarray]:
     """A control-variate estimate: the mean over draws ``u`` of ``a_ui - β_i (b_ui - φ_i(f))``,
     with ``a``/``b`` the per-draw estimates (:func:`_units`) of the trained ``values`` and of
@@ -320,9 +432,18 @@ def adjusted_importance(
     (leave-one-out), so the estimate stays unbiased.  With fewer than ``MIN_PROXY_DRAWS``
     draws, or where the slope is not significant (``|t| < 2``), a rule keeps its plain
     estimate (``β = 0``): a weight fitted on noise only adds variance.  Returns the estimate
-    and the ``β`` fitted on all draws [n] (0 where not used)."""
+    and the ``β`` fitted on all draws [n] (0 where not used).  ``enumerated`` as in
+    :func:`estimate_importance`: those strata enter exactly, and only the sampled draws are
+    corrected, towards the proxy's value less its enumerated part."""
     index = _index(masks)
     a, b = _units(sampler, index, values, draws), _units(sampler, index, proxy, draws)  # [U, n, S]
+    exact_a, share, rest = _enumerated_part(a, draws, enumerated)
+    exact_b = _enumerated_part(b, draws, enumerated)[0]
+    total, none = len(a), np.zeros(a.shape[1])
+    if not rest.any():
+        return _sampled_importance(WEIGHTING[sampler], names, exact_a, none, total), none
+    a, b = a[rest], b[rest]
+    target = (proxy_per_seed - exact_b) / share  # what the sampled draws' proxy mean estimates [S, n]
     U = a.shape[0]
     if U < 4:
         raise KvqError(f"a proxy-adjusted estimate needs at least 4 draws; got {U}: raise the budget")
@@ -348,10 +469,11 @@ def adjusted_importance(
     fitted = (m >= MIN_PROXY_DRAWS) & (t >= 2.0)
     beta = np.where(fitted, beta, 0.0)
     loo = np.where(ok & fitted[None, :], loo, 0.0)
-    terms = a - loo[:, :, None] * (b - proxy_per_seed.T[None])  # [U, n, S]
-    per_seed = np.nanmean(terms, axis=0).T
-    se_sampling = np.sqrt(np.nanvar(np.nanmean(terms, axis=2), axis=0, ddof=1) / m + (beta * proxy_se) ** 2)
-    return _sampled_importance(WEIGHTING[sampler], names, per_seed, se_sampling, U), beta
+    terms = a - loo[:, :, None] * (b - target.T[None])  # [U, n, S]
+    per_seed = exact_a + share * np.nanmean(terms, axis=0).T
+    resid_var = np.nanvar(np.nanmean(terms, axis=2), axis=0, ddof=1) / m
+    se_sampling = np.sqrt(share**2 * resid_var + (beta * proxy_se) ** 2)
+    return _sampled_importance(WEIGHTING[sampler], names, per_seed, se_sampling, total), beta
 
 
 def full_importance_from(names: tuple[str, ...], masks: np.ndarray, values: np.ndarray) -> Importance:
@@ -389,6 +511,7 @@ class SampledResult:
     target_se: float | None = None
     plain: SampledImportance | None = None
     proxy: dict[str, Any] = field(default_factory=dict)
+    enumerated: tuple[int, ...] = ()
 
     def __repr__(self) -> str:
         n = len(self.rule_names)
@@ -418,7 +541,7 @@ class SampledResult:
             )
         lines.append(
             f"\n{len(self.masks)} of {2 ** len(self.rule_names)} coalitions trained ({self.ri.samples} "
-            f"{DRAWN[self.sampler]}; FI from the "
+            f"{DRAWN[self.sampler]}{self._enumerated_note()}; FI from the "
             f"{len(self.rule_names) + 1} it needs); se = sqrt(se sampling² + se seeds²)"
         )
         if self.proxy and self.plain is not None:
@@ -436,6 +559,12 @@ class SampledResult:
                 f"(it can miss the exact value well over 5 % of the time); give a larger budget"
             )
         return "\n".join(lines)
+
+    def _enumerated_note(self) -> str:
+        if not self.enumerated:
+            return ""
+        sizes = ", ".join(f"{k} and {len(self.rule_names) - k}" for k in self.enumerated)
+        return f", every pair of sizes {sizes} among them, exactly"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SampledResult:
@@ -458,6 +587,7 @@ class SampledResult:
             d.get("target_se"),
             plain=None if d.get("plain_ri") is None else _sampled_from(d["plain_ri"]),
             proxy=d.get("proxy") or {},
+            enumerated=tuple(d.get("enumerated", ())),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -473,6 +603,7 @@ class SampledResult:
                 "masks": self.masks,
                 "errors": self.errors,
                 "draws": self.draws,
+                "enumerated": list(self.enumerated),
                 "ri": {
                     **self.ri.to_dict(),
                     "se_sampling": self.ri.se_sampling,
