@@ -9,7 +9,7 @@ Importance (RI), Full Importance (FI) and rule interactions.
 # kvq.engine (imported here, before the function kvq.scan below takes the name)
 import kvq.perturb
 import kvq.scan  # noqa: F401
-from kvq import problems, sampling
+from kvq import optimizers, problems, sampling
 from kvq.config import ScanConfig
 from kvq.engine import scan
 from kvq.errors import KvqError
@@ -50,6 +50,7 @@ __all__ = [
     "full_importance",
     "improper_rules",
     "interactions",
+    "optimizers",
     "pair_relations",
     "problems",
     "rule_importance",

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import optax
 
+from kvq import optimizers
 from kvq.errors import KvqError
 from kvq.nn import ACTIVATIONS
 from kvq.text import function_name
@@ -183,7 +184,9 @@ class ScanConfig:
         """The optax transformation this config trains with."""
         if not isinstance(self.optimizer, str):
             return self.optimizer
-        return {"adam": optax.adam, "adamw": optax.adamw, "sgd": optax.sgd}[self.optimizer](self.learning_rate)
+        return {"adam": optimizers.adam, "adamw": optimizers.adamw, "sgd": optax.sgd}[self.optimizer](
+            self.learning_rate
+        )
 
     def replace(self, **changes: Any) -> ScanConfig:
         """A copy with ``changes`` applied (validated)."""

@@ -68,9 +68,8 @@ def test_batches_shared_between_devices_give_the_one_device_numbers(four_devices
         # every device count computes the same numbers bit for bit (3 devices: padded batches) ...
         np.testing.assert_array_equal(np.array(out[d]["errors"], float), np.array(out["2"]["errors"], float))
         np.testing.assert_array_equal(np.array(out[d]["by_check"], float), np.array(out["2"]["by_check"], float))
-        # ... and the one-device numbers up to the last float32 bits (XLA compiles the
-        # partitioned program with other simplifications; docs/design.md §5)
-        np.testing.assert_allclose(np.array(out[d]["errors"], float), one, rtol=1e-5, atol=0)
+        # ... and the one-device numbers, bit for bit too (kvq's Adam: docs/design.md §5)
+        np.testing.assert_array_equal(np.array(out[d]["errors"], float), one)
 
 
 def test_more_devices_than_there_are_is_refused(tiny_burgers, tiny_config):
