@@ -10,7 +10,8 @@ KVQ = Path(__file__).resolve().parents[1] / "kvq"
 
 # lowest first; the same order and names as the module map in docs/design.md §8
 LAYERS = [
-    ("foundations", {"errors", "coalitions", "derivatives", "nn", "curvature", "checkpoint", "text", "table", "devices"}),
+    ("foundations", {"errors", "coalitions", "derivatives", "nn", "curvature", "checkpoint", "text", "table", "devices",
+                     "optimizers"}),
     ("objective and settings", {"train", "config"}),
     ("problems", {"rules", "problems"}),
     ("engine", {"models", "engine"}),
