@@ -262,9 +262,11 @@ def _nanmean(x: np.ndarray) -> np.ndarray:
 
 def _seed_stats(per_seed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """NaN-mean over seeds [S, k] and its standard error (0 with one finite seed)."""
-    finite = np.isfinite(per_seed).sum(axis=0)
+    ok = np.isfinite(per_seed)
+    finite = ok.sum(axis=0)
     mean = _nanmean(per_seed)
-    sd = np.nanstd(per_seed, axis=0, ddof=1) if per_seed.shape[0] > 1 else np.zeros(per_seed.shape[1])
+    square = np.where(ok, per_seed - np.where(np.isfinite(mean), mean, 0.0), 0.0) ** 2
+    sd = np.sqrt(square.sum(axis=0) / np.maximum(finite - 1, 1))  # no warning for a rule without 2 seeds
     se = np.where(finite > 1, sd / np.sqrt(np.maximum(finite, 1)), 0.0)
     return mean, np.nan_to_num(se)
 
@@ -444,10 +446,7 @@ def adjusted_importance(
         return _sampled_importance(WEIGHTING[sampler], names, exact_a, none, total), none
     a, b = a[rest], b[rest]
     target = (proxy_per_seed - exact_b) / share  # what the sampled draws' proxy mean estimates [S, n]
-    U = a.shape[0]
-    if U < 4:
-        raise KvqError(f"a proxy-adjusted estimate needs at least 4 draws; got {U}: raise the budget")
-    abar, bbar = np.nanmean(a, axis=2), np.nanmean(b, axis=2)  # [U, n]
+    abar, bbar = _nanmean(np.moveaxis(a, 2, 0)), _nanmean(np.moveaxis(b, 2, 0))  # [U, n]; NaN: no finite seed
     ok = np.isfinite(abar) & np.isfinite(bbar)
     x, y = np.where(ok, bbar, 0.0), np.where(ok, abar, 0.0)
     m = ok.sum(axis=0)  # [n]
@@ -470,8 +469,12 @@ def adjusted_importance(
     beta = np.where(fitted, beta, 0.0)
     loo = np.where(ok & fitted[None, :], loo, 0.0)
     terms = a - loo[:, :, None] * (b - target.T[None])  # [U, n, S]
-    per_seed = exact_a + share * np.nanmean(terms, axis=0).T
-    resid_var = np.nanvar(np.nanmean(terms, axis=2), axis=0, ddof=1) / m
+    per_seed = exact_a + share * _nanmean(terms).T
+    tbar = _nanmean(np.moveaxis(terms, 2, 0))  # [U, n]
+    finite = np.isfinite(tbar).sum(axis=0)
+    centred = np.where(np.isfinite(tbar), tbar - _nanmean(tbar), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):  # fewer than 2 draws: no spread to measure
+        resid_var = np.where(finite > 1, (centred**2).sum(axis=0) / (finite - 1) / finite, np.inf)
     se_sampling = np.sqrt(share**2 * resid_var + (beta * proxy_se) ** 2)
     return _sampled_importance(WEIGHTING[sampler], names, per_seed, se_sampling, total), beta
 

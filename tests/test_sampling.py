@@ -208,6 +208,9 @@ def test_a_perfect_proxy_leaves_no_sampling_error(sampler):
     np.testing.assert_allclose(est.per_seed, exact, atol=1e-10)
     np.testing.assert_allclose(beta, 1.0, atol=1e-10)
     np.testing.assert_allclose(est.se_sampling, 0.0, atol=1e-10)
+    few, beta = adjusted_importance(sampler, names, all_masks(n), v, v, d[:2], exact, np.zeros(n))
+    assert np.all(beta == 0)  # too few draws to fit a weight: the plain estimate (msr: NaN where a side is empty)
+    np.testing.assert_allclose(few.mean, estimate_importance(sampler, names, all_masks(n), v, d[:2]).mean)
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
