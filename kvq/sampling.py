@@ -260,14 +260,20 @@ def _nanmean(x: np.ndarray) -> np.ndarray:
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
+def _mean_se(x: np.ndarray, single: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over the first axis of the finite entries of ``x`` [m, k] and its standard error
+    (``single`` where fewer than 2 entries are finite; no numpy warning either way)."""
+    ok = np.isfinite(x)
+    finite = ok.sum(axis=0)
+    mean = _nanmean(x)
+    square = np.where(ok, x - np.where(np.isfinite(mean), mean, 0.0), 0.0) ** 2
+    sd = np.sqrt(square.sum(axis=0) / np.maximum(finite - 1, 1))
+    return mean, np.where(finite > 1, sd / np.sqrt(np.maximum(finite, 1)), single)
+
+
 def _seed_stats(per_seed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """NaN-mean over seeds [S, k] and its standard error (0 with one finite seed)."""
-    ok = np.isfinite(per_seed)
-    finite = ok.sum(axis=0)
-    mean = _nanmean(per_seed)
-    square = np.where(ok, per_seed - np.where(np.isfinite(mean), mean, 0.0), 0.0) ** 2
-    sd = np.sqrt(square.sum(axis=0) / np.maximum(finite - 1, 1))  # no warning for a rule without 2 seeds
-    se = np.where(finite > 1, sd / np.sqrt(np.maximum(finite, 1)), 0.0)
+    mean, se = _mean_se(per_seed, 0.0)
     return mean, np.nan_to_num(se)
 
 
@@ -314,8 +320,7 @@ def _units(sampler: str, index: dict[bytes, int], values: np.ndarray, draws: np.
         contrib = np.empty_like(steps)
         contrib[np.arange(len(draws))[:, None], draws] = steps  # by rule
         return 0.5 * (contrib[0::2] + contrib[1::2])  # [P, n, S] antithetic averages
-    if sampler not in ("kernel", "kernel-banzhaf"):
-        raise KvqError(f"unknown coalition sampler {sampler!r}; choose one of {SAMPLERS}")
+    _known(sampler)
     z = draws.astype(float)  # [P, n]
     v = values[_lookup(index, draws)]  # [P, S]
     vc = values[_lookup(index, 1 - draws)]  # the complements
@@ -470,12 +475,8 @@ def adjusted_importance(
     loo = np.where(ok & fitted[None, :], loo, 0.0)
     terms = a - loo[:, :, None] * (b - target.T[None])  # [U, n, S]
     per_seed = exact_a + share * _nanmean(terms).T
-    tbar = _nanmean(np.moveaxis(terms, 2, 0))  # [U, n]
-    finite = np.isfinite(tbar).sum(axis=0)
-    centred = np.where(np.isfinite(tbar), tbar - _nanmean(tbar), 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):  # fewer than 2 draws: no spread to measure
-        resid_var = np.where(finite > 1, (centred**2).sum(axis=0) / (finite - 1) / finite, np.inf)
-    se_sampling = np.sqrt(share**2 * resid_var + (beta * proxy_se) ** 2)
+    se_terms = _mean_se(_nanmean(np.moveaxis(terms, 2, 0)), np.inf)[1]  # fewer than 2 draws: no spread
+    se_sampling = np.sqrt((share * se_terms) ** 2 + (beta * proxy_se) ** 2)
     return _sampled_importance(WEIGHTING[sampler], names, per_seed, se_sampling, total), beta
 
 
