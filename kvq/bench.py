@@ -36,6 +36,7 @@ from kvq.config import ScanConfig
 from kvq.engine import Engine, environment
 from kvq.errors import KvqError
 from kvq.rules import Problem
+from kvq.train import take
 
 Progress = Callable[[str], None]
 
@@ -101,7 +102,7 @@ class Pass:
     def __call__(self) -> float:
         t0 = time.perf_counter()
         for b in self.batches:
-            state = self.engine.placement.put(b.state, split=True)
+            state = self.engine.placement.put(take(b.state, b.order), split=True)
             jax.block_until_ready(b.block(state, *b.args)[0].params)
         return time.perf_counter() - t0
 

@@ -99,6 +99,10 @@ class Checkpoint:
             raise KvqError(f"checkpoint {str(file)!r} does not match this scan's state; remove the folder")
         return jax.tree.unflatten(treedef, leaves), done, finished
 
+    def due(self, key: str, finished: bool = False) -> bool:
+        """Whether :meth:`save` would write ``key`` now."""
+        return self.writer and (finished or time.monotonic() - self._last.get(key, -np.inf) >= self.every_s)
+
     def save(
         self,
         key: str,
@@ -110,10 +114,9 @@ class Checkpoint:
         """Save ``state`` under ``key`` if ``every_s`` passed since the last save (always when
         finished).  ``items`` = (masks [R, n], seed columns [R]) of the batch's first R
         (real, unpadded) rows, for :meth:`finished_items`."""
-        now = time.monotonic()
-        if not self.writer or (not finished and now - self._last.get(key, -np.inf) < self.every_s):
+        if not self.due(key, finished):
             return
-        self._last[key] = now
+        self._last[key] = time.monotonic()
         leaves = jax.device_get(jax.tree.leaves(state))
         arrays = {f"leaf_{i}": np.asarray(a) for i, a in enumerate(leaves)}
         if items is not None:

@@ -15,6 +15,7 @@ decide the same things (early stopping, what to train next).  Only process 0 wri
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,19 @@ def make_mesh(devices: int | None) -> Mesh | None:
     return Mesh(np.array(chosen), (AXIS,))
 
 
+def spread(batched: Callable[..., Any], mesh: Mesh | None, split: Sequence[bool]) -> Callable[..., Any]:
+    """``jax.jit(batched)`` where ``batched`` maps a batch of items (the leading axis of every
+    argument marked in ``split``; the others are shared) to per-item outputs.  With a mesh,
+    every device runs ``batched`` on its share of the items (the leading axes a multiple of
+    the mesh's size) and a copy of the shared arguments, and the outputs are joined along
+    their leading axis (``jax.shard_map``; nothing is communicated)."""
+    if mesh is None:
+        return jax.jit(batched)
+    items, shared = PartitionSpec(mesh.axis_names[0]), PartitionSpec()
+    specs = tuple(items if s else shared for s in split)
+    return jax.jit(jax.shard_map(batched, mesh=mesh, in_specs=specs, out_specs=items, check_vma=False))
+
+
 @dataclass(frozen=True)
 class Placement:
     """How host arrays reach the mesh and come back (see the module docstring)."""
@@ -87,6 +101,26 @@ class Placement:
     def global_arrays(self) -> bool:
         """The mesh spans processes: arrays must be global ``jax.Array`` s."""
         return self.mesh is not None and jax.process_count() > 1
+
+    def layout(self, n: int, per: int, rows: int, chunk: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """How a batch reaches the devices: host rows ``0..n-1`` are its items, the rest
+        padding; each device holds ``rows`` rows, at most ``per`` of them items (in order),
+        then padding.  Returns the host row of every device row [devices * rows] and how many
+        chunks of ``chunk`` rows hold items on each device [devices] int32 (the loop trips of
+        :func:`kvq.train.lockstep`, which skips the padding chunks after them)."""
+        pads = iter(range(n, self.size * rows))
+        order, counts = [], []
+        for k in range(self.size):
+            mine = list(range(k * per, min((k + 1) * per, n)))
+            order += mine + [next(pads) for _ in range(rows - len(mine))]
+            counts.append(-(-len(mine) // chunk))
+        return np.asarray(order), np.asarray(counts, np.int32)
+
+    def to_host(self, tree: Any, order: np.ndarray) -> Any:
+        """``tree`` (device rows laid out by ``order``, :meth:`layout`) as host numpy arrays,
+        whole in every process, in host row order."""
+        back = np.argsort(order)
+        return jax.tree.map(lambda a: np.asarray(a)[back], self.fetch(tree))
 
     def put(self, tree: Any, split: bool) -> Any:
         """``tree``'s host arrays on the mesh: split along their first axis (``split``) or

@@ -27,13 +27,13 @@ from jax.sharding import Mesh
 from kvq.checkpoint import Checkpoint, batch_key, fingerprint, item_keys
 from kvq.coalitions import all_masks, group_by_pattern
 from kvq.config import ScanConfig, config_identity
-from kvq.devices import Placement, make_mesh
+from kvq.devices import Placement, make_mesh, spread
 from kvq.errors import KvqError
 from kvq.models import resolve as resolve_model
 from kvq.nn import PointModel
 from kvq.rules import Dataset, Problem
 from kvq.table import ScanResult
-from kvq.train import ItemState, Objective, Programs, start_state, take
+from kvq.train import LOOP_CHUNKS, ItemState, Objective, Programs, lockstep, start_state, take
 
 Progress = Callable[[str, int, int], None]
 """``progress(phase, done, total)``: phase ``"pretrain"`` (seed-steps) or ``"train"`` (subset-steps)
@@ -198,18 +198,23 @@ def _run_blocks(
     history: np.ndarray | None = None,
     items: tuple[np.ndarray, np.ndarray] | None = None,
     placement: Placement = ONE_PROCESS,
+    order: np.ndarray | None = None,
 ) -> tuple[ItemState, Any, int, int]:
     """Run up to ``n_blocks`` check intervals; stop early once every item is frozen.
 
+    ``state`` (host arrays) holds the ``n_real`` items in its first rows, then padding.
     With ``history`` ([n_blocks, B, d_out], NaN-filled) ``block`` returns ``(state, errors
     [B, d_out])`` and row ``t`` receives the errors after check ``t``; rows after an early
     end (every item frozen) carry the last check's errors, which a frozen item keeps.
     Resumes from (and saves to) ``checkpoint[key]``, recording ``items`` (see
     :meth:`Checkpoint.save`).  ``placement`` puts the state on the devices that share the
-    batch and fetches what every process must see (errors, frozen flags, checkpoints).
-    Returns the state, the history, the check intervals done in total and those run by this
-    call.
+    batch, in the device row order ``order`` (:meth:`~kvq.devices.Placement.layout`; None:
+    as it is), and fetches what every process must see (errors, frozen flags, checkpoints).
+    Returns the state (host arrays, host row order), the history, the check intervals done
+    in total and those run by this call.
     """
+    rows = jax.tree.leaves(state)[0].shape[0]
+    order = np.arange(rows) if order is None else order
     done, finished, ran = 0, False, 0
     carry = (state, history)
     saved = checkpoint.load(key, carry) if checkpoint is not None else None
@@ -217,25 +222,24 @@ def _run_blocks(
         (state, history), done, finished = saved
         history = None if history is None else np.array(history)
         on_block(n_real * check_every * done)
-    state = placement.put(state, split=True)
+    state = placement.put(take(state, order), split=True)
     while not finished and done < n_blocks:
         if history is None:
             state = block(state, *args)
         else:
             state, errors = block(state, *args)
-            history[done] = np.asarray(placement.fetch(errors))
+            history[done] = placement.to_host(errors, order)
         done, ran = done + 1, ran + 1
-        finished = done == n_blocks or bool(np.all(placement.fetch(state.frozen)))
+        finished = done == n_blocks or bool(np.all(placement.to_host(state.frozen, order)[:n_real]))
         if finished and history is not None:
             history[done:] = history[done - 1]
-        if checkpoint is not None:
-            # several processes: every one takes part in the gather, process 0 writes
-            whole = placement.fetch(state) if placement.global_arrays else state
-            checkpoint.save(key, (whole, history), done, finished, items)
+        # several processes: every one takes part in the gather, process 0 writes
+        if checkpoint is not None and (placement.global_arrays or checkpoint.due(key, finished)):
+            checkpoint.save(key, (placement.to_host(state, order), history), done, finished, items)
         on_block(n_real * check_every)
     if history is not None and 0 < done < n_blocks:
         history[done:] = history[done - 1]
-    return state, history, done, ran
+    return placement.to_host(state, order), history, done, ran
 
 
 def environment() -> dict[str, Any]:
@@ -262,7 +266,8 @@ def environment() -> dict[str, Any]:
 @dataclass(frozen=True, eq=False)
 class Batch:
     """One compiled call's worth of trainings: ``block(state, *args) -> state`` runs one
-    check interval for every item; ``mask_of``/``seed_of`` name the real (unpadded) items."""
+    check interval for every item; ``mask_of``/``seed_of`` name the real (unpadded) items,
+    the first rows of ``state``, which reaches the devices in the row order ``order``."""
 
     pattern: tuple[int, ...]
     block: Callable[..., ItemState]
@@ -270,6 +275,7 @@ class Batch:
     args: tuple
     mask_of: np.ndarray
     seed_of: np.ndarray
+    order: np.ndarray  # the host row of every device row (kvq.devices.Placement.layout)
 
 
 class Trained(NamedTuple):
@@ -432,21 +438,28 @@ class Engine:
             done += k
             progress("pretrain", done, total)
 
-        state = start_state(self.params0, self.opt0)
-        block = compile_timed(self.programs.pretrain_block(), self.clock, state, self.data)
+        place = self.placement
+        rows, order, counts = self.seed_rows()  # every device warms its seeds one after another
+        state = start_state(take(self.params0, rows), take(self.opt0, rows))  # _run_blocks places it
+        data, counts = place.put(take(self.data, rows[order]), True), place.put(counts, True)
+        first = place.put(take(state, order), True)
+        block = compile_timed(self.programs.pretrain_block(self.mesh), self.clock, first, data, counts)
         progress("pretrain", 0, total)
         t0 = time.perf_counter()
         state, _, _, _ = _run_blocks(
             block,
             state,
-            (self.data,),
+            (data, counts),
             cfg.pretrain_steps // cfg.check_every,
             S,
             cfg.check_every,
             on_block,
             self.checkpoint,
-            "pretrain",
+            "pretrain" if len(rows) == S else f"pretrain-{len(rows)}",
+            placement=place,
+            order=order,
         )
+        state = take(state, np.arange(S))
         diverged = np.asarray(state.diverged) & has_data
         if diverged.any():
             warnings.warn(
@@ -459,7 +472,7 @@ class Engine:
         keep = has_data & ~diverged
         warm = jax.tree.map(
             lambda new, old: np.where(keep.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
-            jax.device_get((state.best_params, state.best_opt_state)),
+            (state.best_params, state.best_opt_state),
             (self.params0, self.opt0),
         )
         self.clock.pretrain_s += time.perf_counter() - t0
@@ -598,20 +611,28 @@ class Engine:
             B = len(mask_of)
             if B == 0:
                 continue
-            per_device = self.max_batch(pattern, -(-B // self.n_devices))
+            # a set lock-step width: every device holds at least that many rows (padding), as
+            # one device would, so that it runs one device's program and computes its numbers
+            least = min(self.config.vectorize or 1, B)
+            per_device = self.max_batch(pattern, max(-(-B // self.n_devices), least))
+            vectorize = self.vectorize(pattern, per_device)
+            # every device holds whole chunks, at least LOOP_CHUNKS of them (padding, skipped)
+            rows = vectorize * max(-(-per_device // vectorize), LOOP_CHUNKS)
             chunk = per_device * self.n_devices  # every device trains per_device items of every chunk
             block = None
             for lo in range(0, B, chunk):
                 real = np.arange(lo, min(lo + chunk, B))
-                items = np.concatenate([real, np.full(chunk - len(real), real[-1])])  # pad: one shape
-                m = masks[mask_of[items]].astype(np.float32)
-                data = tuple(a[seed_of[items]] for a in self.data)
+                items = np.concatenate([real, np.full(rows * self.n_devices - len(real), real[-1])])  # one shape
+                order, counts = self.placement.layout(len(real), per_device, rows, vectorize)
+                on_device = items[order]
+                m = masks[mask_of[on_device]].astype(np.float32)
+                data = tuple(a[seed_of[on_device]] for a in self.data)
                 state = start_state(*starts(mask_of[items], seed_of[items]))
-                args = (put(m, True), put(data, True), *shared)
+                args = (put(m, True), put(data, True), *shared, put(counts, True))
                 if block is None:
-                    program = self.programs.subset_block(pattern, self.vectorize(pattern, per_device), self.mesh)
-                    block = compile_timed(program, self.clock, put(state, True), *args)
-                yield Batch(pattern, block, state, args, mask_of[real], seed_of[real])
+                    program = self.programs.subset_block(pattern, vectorize, self.mesh)
+                    block = compile_timed(program, self.clock, put(take(state, order), True), *args)
+                yield Batch(pattern, block, state, args, mask_of[real], seed_of[real], order)
 
     def train(
         self,
@@ -672,8 +693,8 @@ class Engine:
                 np.full((n_blocks, padded, d_out), np.nan, np.float32),
                 items,
                 self.placement,
+                batch.order,
             )
-            state = self.placement.fetch(state)
             self.clock.train_s += time.perf_counter() - t0
             self.clock.subset_steps += ran * cfg.check_every * real
             on_block(real * (n_blocks - blocks) * cfg.check_every)
@@ -714,18 +735,44 @@ class Engine:
             yield take(state, r), np.asarray(hist)[:, r], m, s
 
     def validation_errors(self, params: Any) -> np.ndarray:
-        """Per-output validation MSE [B, d_out] (float64) of batched ``params`` (evaluated
-        ``VALIDATION_CHUNK`` models at a time)."""
-        vx, vy = self.valid
+        """Per-output validation score [B, d_out] (float64) of batched ``params``, evaluated
+        ``min(B, VALIDATION_CHUNK)`` models per device at a time (in lock-step: the same width
+        for any number of devices, so the same numbers), split between the devices."""
         B = jax.tree.leaves(params)[0].shape[0]
-        chunk = min(B, VALIDATION_CHUNK)
+        place = self.placement
+        chunk = min(B, VALIDATION_CHUNK) * place.size
+        valid = place.put(self.valid, False)
         fn, out = None, []
         for lo in range(0, B, chunk):
-            idx = np.minimum(np.arange(lo, lo + chunk), B - 1)  # pad the last chunk: one shape
-            part = take(params, idx)
-            fn = fn or compile_timed(self.programs.validation(), self.clock, part, vx, vy)
-            out.append(np.asarray(fn(part, vx, vy), np.float64)[: B - lo])
+            part = place.put(take(params, np.minimum(np.arange(lo, lo + chunk), B - 1)), True)  # pad: one shape
+            fn = fn or compile_timed(self.programs.validation(self.mesh), self.clock, part, *valid)
+            out.append(np.asarray(place.fetch(fn(part, *valid)), np.float64)[: B - lo])
         return np.concatenate(out)
+
+    def per_seed(self, fn: Callable[..., Any], seeded: tuple[Any, ...], shared: tuple[Any, ...] = ()) -> Any:
+        """``fn(*seeded_s, *shared)`` for every seed column ``s`` (``seeded``: arrays with a
+        leading [S] axis), the seeds split between the devices, each device's one after
+        another (:func:`~kvq.train.lockstep`); host numpy outputs, leading [S] axis.
+        For one-shot programs of a seed (weight balancing, Newton solves); the program's
+        compile time is added to the clock."""
+        place = self.placement
+        rows, order, counts = self.seed_rows()
+        args = (*place.put(take(jax.device_get(seeded), rows[order]), True), *place.put(shared, False))
+        args = (*args, place.put(counts, True))
+        batched = lockstep(fn, 1, len(seeded), len(shared))
+        program = spread(batched, self.mesh, (True,) * len(seeded) + (False,) * len(shared) + (True,))
+        compiled = compile_timed(program, self.clock, *args)
+        return take(place.to_host(compiled(*args), order), np.arange(len(self.seeds)))
+
+    def seed_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For programs that run each device's seeds one after another: the seed column of
+        every host row (the seeds, then copies of the last as padding), the device row
+        order and each device's loop trips (:meth:`~kvq.devices.Placement.layout`)."""
+        S, place = len(self.seeds), self.placement
+        per = -(-S // place.size)
+        rows = max(per, LOOP_CHUNKS)
+        order, counts = place.layout(S, per, rows)
+        return np.minimum(np.arange(rows * place.size), S - 1), order, counts
 
 
 def _lbfgs_init(lbfgs: Any, params: Any) -> Any:

@@ -38,7 +38,6 @@ from kvq.engine import (
     Progress,
     Tabulated,
     check_inputs,
-    compile_timed,
     make_result,
     result_config,
     scan,
@@ -356,16 +355,17 @@ def _newton(engine: Engine, settings: Newton, progress: Progress) -> tuple[Tabul
         params, opt, info = engine.params0, engine.opt0, {"anchor": "data-only warm start", "anchor_s": 0.0}
     timing = {"anchor_s": info.pop("anchor_s")}
 
-    masks = jnp.asarray(all_masks(n), jnp.float32)
+    # an argument, not a constant: XLA simplifies products with a constant differently when
+    # it compiles for one device and for several (their last float32 bits)
+    masks = all_masks(n).astype(np.float32)
     systems = S * (n + int(settings.anchor_step) if settings.solve == "shared" else 2**n)
     progress("solve", 0, systems)
     t0, c0 = time.perf_counter(), engine.clock.compile_s
 
-    def per_seed(p, x, y):
-        return newton_steps(settings, obj, residuals, p, (x, y), engine.points, masks)
+    def per_seed(p, x, y, points, masks):
+        return newton_steps(settings, obj, residuals, p, (x, y), points, masks)
 
-    compiled = compile_timed(jax.jit(jax.vmap(per_seed)), engine.clock, params, engine.xs, engine.ys)
-    shifts, cg = jax.block_until_ready(compiled(params, engine.xs, engine.ys))  # [S, 2^n, p]
+    shifts, cg = engine.per_seed(per_seed, (params, engine.xs, engine.ys), (engine.points, masks))  # [S, 2^n, p]
     timing["solve_s"] = time.perf_counter() - t0
     progress("solve", systems, systems)
 
@@ -657,12 +657,11 @@ def _proxy_adjusted(
     obj = engine.programs.objective
     residuals = tuple(r.residual for r in problem.rules)
 
-    def per_seed(p, x, y):
-        return newton_directions(settings, obj, residuals, p, (x, y), engine.points)[0]
+    def per_seed(p, x, y, points):
+        return newton_directions(settings, obj, residuals, p, (x, y), points)[0]
 
     progress("proxy", 0, S * n)
-    compiled = compile_timed(jax.jit(jax.vmap(per_seed)), engine.clock, params, engine.xs, engine.ys)
-    directions = np.asarray(compiled(params, engine.xs, engine.ys))  # [S, n, p]
+    directions = np.asarray(engine.per_seed(per_seed, (params, engine.xs, engine.ys), (engine.points,)))  # [S, n, p]
     progress("proxy", S * n, S * n)
     flat0 = np.asarray(jax.vmap(lambda p: ravel_pytree(p)[0])(params))  # [S, p]
     unravel = ravel_pytree(take(params, 0))[1]

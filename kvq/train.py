@@ -21,9 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import PartitionSpec
 from jax.typing import ArrayLike
 
+from kvq.devices import spread
 from kvq.nn import OptState, Params, PointModel
 
 Apply = Callable[[Params, jax.Array], jax.Array]
@@ -302,6 +302,47 @@ SCORES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
 error (the paper's), relative L2 error ``||pred - y|| / ||y||``, maximum absolute error."""
 
 
+LOOP_CHUNKS = 2
+"""The fewest chunks of items a device holds (padding if need be): XLA compiles a loop of one
+trip over a one-chunk array into other code, which changes float32 rounding; the padding
+chunks are skipped (:func:`lockstep`'s ``counts``) and cost nothing."""
+
+
+def lockstep(one: Callable[..., Any], vectorize: int, items: int, shared: int) -> Callable[..., Any]:
+    """``one`` over a batch: ``(*args, counts) -> outputs [B, ...]``, where the first
+    ``items`` of ``args`` carry a leading [B] axis (a multiple of ``vectorize``) and the next
+    ``shared`` are the same for every item.  The items run in chunks of ``vectorize`` in
+    lock-step (``vmap``; 1: one plain call per item, so a cheap rule that is off is skipped),
+    one chunk after another in a loop of ``counts[0]`` trips (``counts`` [1] int32).  The
+    trip count is an argument, so the loop stays a loop and its body one program however
+    many items a device holds: every device count computes the same numbers.  Chunks from
+    ``counts[0]`` on are padding, skipped, with zero outputs."""
+    w = vectorize
+    run = one if w == 1 else jax.vmap(one, in_axes=(0,) * items + (None,) * shared)
+
+    def chunk(tree: Any, i: jax.Array) -> Any:
+        if w == 1:
+            return jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, i, keepdims=False), tree)
+        return jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, i * w, w), tree)
+
+    def batched(*args: Any) -> Any:
+        each, rest, counts = args[:items], args[items:-1], args[-1]
+        size = jax.tree.leaves(each)[0].shape[0]
+        shapes = jax.eval_shape(lambda *c: run(*c, *rest), *chunk(each, jnp.zeros((), jnp.int32)))
+        lead = (size,) if w == 1 else (size // w * w,)
+        out = jax.tree.map(lambda a: jnp.zeros(lead + a.shape[1 if w > 1 else 0 :], a.dtype), shapes)
+
+        def body(i: jax.Array, out: Any) -> Any:
+            got = run(*chunk(each, i), *rest)
+            if w == 1:
+                return jax.tree.map(lambda o, g: jax.lax.dynamic_update_index_in_dim(o, g, i, 0), out, got)
+            return jax.tree.map(lambda o, g: jax.lax.dynamic_update_slice_in_dim(o, g, i * w, 0), out, got)
+
+        return jax.lax.fori_loop(0, counts[0], body, out)
+
+    return batched
+
+
 @dataclass(frozen=True, eq=False)
 class Programs:
     """Compiled-on-demand programs for one objective, optimizer and interval; trainings
@@ -315,16 +356,16 @@ class Programs:
     keep: str = "last"  # the early-stopping rule of subset trainings (make_block)
     linesearch: bool = False  # the optimizer needs the loss (optax.lbfgs: the polish phase)
 
-    def subset_block(self, pattern: tuple[int, ...], vectorize: int | None = None, mesh: Any = None):
-        """jit ``(state[B], masks[B,n], data[B], points, valid) -> (state, errors [B, d_out])``:
+    def subset_block(self, pattern: tuple[int, ...], vectorize: int = 1, mesh: Any = None):
+        """jit ``(state[B], masks[B,n], data[B], points, valid, counts) -> (state, errors [B, d_out])``:
         one check interval, then the validation MSE per output of each item's kept weights
         (``valid`` = ``(vx [V, d_in], vy [V, d_out])``; NaN for a diverged item).  Those are
         the weights a run with a budget ending at this check would keep, so the errors of
         every check form the value table as it stood after that many steps.
 
-        ``vectorize`` items train in lock-step under ``vmap``; with fewer than ``B``, the
-        program runs such chunks one after another (``lax.map``), which keeps a CPU's
-        caches warm for large collocation sets.  ``None``: all ``B`` at once.
+        ``vectorize`` items train in lock-step under ``vmap``, such chunks one after another
+        (which keeps a CPU's caches warm for large collocation sets), ``counts`` [devices]
+        chunks on each device (:func:`lockstep`; ``B`` whole chunks per device).
 
         ``mesh``: a one-axis ``jax.sharding.Mesh`` of devices; the items are split evenly
         between them (``B`` a multiple of its size; ``vectorize`` counts per device) and each
@@ -340,45 +381,28 @@ class Programs:
             err = SCORES[self.score](obj.apply(s.best_params, vx), vy)
             return s, jnp.where(s.diverged, jnp.nan, err)
 
-        def batched(s, masks, data, points, valid):
-            if vectorize is None or vectorize >= masks.shape[0]:
-                return jax.vmap(one, in_axes=(0, 0, 0, None, None))(s, masks, data, points, valid)
-            items = (s, masks, data)
-            if vectorize == 1:  # plain map: scalar masks, so a cheap rule that is off is skipped
-                return jax.lax.map(lambda item: one(*item, points, valid), items)
-            return jax.lax.map(lambda item: one(*item, points, valid), items, batch_size=vectorize)
+        return spread(lockstep(one, vectorize, 3, 2), mesh, (True, True, True, False, False, True))
 
-        if mesh is None:
-            return jax.jit(batched)
-        split = PartitionSpec(mesh.axis_names[0])
-        shared = PartitionSpec()
-        return jax.jit(
-            jax.shard_map(
-                batched,
-                mesh=mesh,
-                in_specs=(split, split, split, shared, shared),
-                out_specs=(split, split),
-                check_vma=False,
-            )
-        )
-
-    def pretrain_block(self):
-        """jit(vmap) data-only block over seeds: ``(state[S], data[S]) -> state``."""
+    def pretrain_block(self, mesh: Any = None):
+        """jit data-only block over seeds, one after another (:func:`lockstep`):
+        ``(state[S], data[S], counts) -> state``; ``mesh`` splits the seeds between devices
+        as in :meth:`subset_block`."""
         obj = self.objective
 
         def one(s, data):
             return make_block(lambda p: obj.data_loss(p, data), self.optimizer, self.check_every, "best")(s)
 
-        return jax.jit(jax.vmap(one))
+        return spread(lockstep(one, 1, 2, 0), mesh, (True, True, True))
 
-    def validation(self):
-        """jit(vmap) ``(params[B], vx [V, d_in], vy [V, d_out]) -> per-output MSE [B, d_out]``."""
+    def validation(self, mesh: Any = None):
+        """jit(vmap) ``(params[B], vx [V, d_in], vy [V, d_out]) -> per-output score [B, d_out]``;
+        ``mesh`` splits the models between devices as in :meth:`subset_block`."""
         apply, score = self.objective.apply, self.score
 
         def one(params, vx, vy):
             return SCORES[score](apply(params, vx), vy)
 
-        return jax.jit(jax.vmap(one, in_axes=(0, None, None)))
+        return spread(jax.vmap(one, in_axes=(0, None, None)), mesh, (True, False, False))
 
 
 def take(tree: Any, idx: Any) -> Any:

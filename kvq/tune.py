@@ -302,12 +302,12 @@ def balance_weights(
     obj, opt = engine.programs.objective, engine.programs.optimizer
     n = len(problem.rules)
     has_data = engine.rows() > 0
-    w0 = jnp.asarray([r.weight for r in problem.rules], jnp.float32)
+    w0 = np.asarray([r.weight for r in problem.rules], np.float32)
 
-    def terms(p, data):
-        return obj.terms(p, data, engine.points)
+    def per_seed(params, opt_state, data, with_data, points):
+        def terms(p, data):
+            return obj.terms(p, data, points)
 
-    def per_seed(params, opt_state, data, with_data):
         def update(carry, _):
             params, opt_state, lam = carry
             jac = jax.jacrev(terms)(params, data)  # [n + 1] per leaf
@@ -323,7 +323,7 @@ def balance_weights(
 
             def step(c, _):
                 p, s = c
-                g = jax.grad(lambda q: obj.weighted(q, lam, data, engine.points))(p)
+                g = jax.grad(lambda q: obj.weighted(q, lam, data, points))(p)
                 upd, s = opt.update(g, s, p)
                 return (jax.tree.map(lambda a, b: a + b, p, upd), s), None
 
@@ -335,9 +335,10 @@ def balance_weights(
         )
         return params, lam, traj
 
-    run = jax.jit(jax.vmap(per_seed))
     progress("balance", 0, len(engine.seeds) * config.steps)
-    params, lam, traj = jax.block_until_ready(run(engine.params0, engine.opt0, engine.data, jnp.asarray(has_data)))
+    params, lam, traj = engine.per_seed(
+        per_seed, (engine.params0, engine.opt0, engine.data, has_data), (engine.points,)
+    )
     progress("balance", len(engine.seeds) * config.steps, len(engine.seeds) * config.steps)
     errors = engine.validation_errors(params).mean(axis=-1)
     return Balanced(np.asarray(lam), np.swapaxes(np.asarray(traj), 0, 1), np.asarray(errors), time.perf_counter() - t0)

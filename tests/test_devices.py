@@ -21,13 +21,21 @@ SCRIPT = """
 import json, sys
 import jax, numpy as np, kvq
 from kvq.cli import main
+from kvq.tune import balance_weights
 tiny, scan, reference = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
 problem = kvq.problems.get("burgers", n_data=16, n_valid=128)
 out = {"devices": len(jax.local_devices())}
+# compiled as a user's programs are (the suite switches XLA's optimisations off; its rewrites
+# are what can differ between one device and several)
+jax.config.update("jax_disable_most_optimizations", False)
 for d in (1, 2, 3):
-    result = kvq.scan(problem, kvq.ScanConfig(**tiny, devices=d), progress=False)
+    config = kvq.ScanConfig(**tiny, devices=d)
+    result = kvq.scan(problem, config, progress=False)
+    balanced = balance_weights(problem, config, update_every=config.check_every)
     out[d] = {"errors": np.asarray(result.errors).tolist(), "by_check": np.asarray(result.errors_by_check).tolist(),
-              "used": result.timing["devices"]}
+              "used": result.timing["devices"],
+              "balanced": [np.asarray(balanced.weights).tolist(), np.asarray(balanced.errors).tolist()]}
+jax.config.update("jax_disable_most_optimizations", True)  # as the two-process test's runs compile
 out["cli"] = main([*scan, "--devices", "2", "--out", reference])  # the two-process test's reference
 print(json.dumps(out))
 """
@@ -70,6 +78,10 @@ def test_batches_shared_between_devices_give_the_one_device_numbers(four_devices
         np.testing.assert_array_equal(np.array(out[d]["by_check"], float), np.array(out["2"]["by_check"], float))
         # ... and the one-device numbers, bit for bit too (kvq's Adam: docs/design.md §5)
         np.testing.assert_array_equal(np.array(out[d]["errors"], float), one)
+        # the programs of a seed, bit for bit too: the warm start (within every scan above) and
+        # weight balancing (Engine.per_seed, which the Newton solves also use)
+        for k in (0, 1):
+            np.testing.assert_array_equal(np.array(out[d]["balanced"][k]), np.array(out["1"]["balanced"][k]))
 
 
 def test_more_devices_than_there_are_is_refused(tiny_burgers, tiny_config):
