@@ -86,6 +86,23 @@ def spread(batched: Callable[..., Any], mesh: Mesh | None, split: Sequence[bool]
     return jax.jit(jax.shard_map(batched, mesh=mesh, in_specs=specs, out_specs=items, check_vma=False))
 
 
+def layout(devices: int, n: int, per: int, rows: int, chunk: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """How a batch reaches ``devices`` devices: host rows ``0..n-1`` are its items, the rest
+    padding; each device holds ``rows`` rows, at most ``per`` of them items (in order), then
+    padding.  Returns the host row of every device row [devices * rows] and how many chunks
+    of ``chunk`` rows hold items on each device [devices] int32 (the loop trips of
+    :func:`kvq.train.lockstep`, which skips the padding chunks after them)."""
+    if not (0 < n <= devices * per and per <= rows):
+        raise ValueError(f"{n} items do not fit {devices} devices x {per} items (of {rows} rows)")
+    pads = iter(range(n, devices * rows))
+    order, counts = [], []
+    for k in range(devices):
+        mine = list(range(k * per, min((k + 1) * per, n)))
+        order += mine + [next(pads) for _ in range(rows - len(mine))]
+        counts.append(-(-len(mine) // chunk))
+    return np.asarray(order), np.asarray(counts, np.int32)
+
+
 @dataclass(frozen=True)
 class Placement:
     """How host arrays reach the mesh and come back (see the module docstring)."""
@@ -103,18 +120,8 @@ class Placement:
         return self.mesh is not None and jax.process_count() > 1
 
     def layout(self, n: int, per: int, rows: int, chunk: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """How a batch reaches the devices: host rows ``0..n-1`` are its items, the rest
-        padding; each device holds ``rows`` rows, at most ``per`` of them items (in order),
-        then padding.  Returns the host row of every device row [devices * rows] and how many
-        chunks of ``chunk`` rows hold items on each device [devices] int32 (the loop trips of
-        :func:`kvq.train.lockstep`, which skips the padding chunks after them)."""
-        pads = iter(range(n, self.size * rows))
-        order, counts = [], []
-        for k in range(self.size):
-            mine = list(range(k * per, min((k + 1) * per, n)))
-            order += mine + [next(pads) for _ in range(rows - len(mine))]
-            counts.append(-(-len(mine) // chunk))
-        return np.asarray(order), np.asarray(counts, np.int32)
+        """:func:`layout` on this placement's devices."""
+        return layout(self.size, n, per, rows, chunk)
 
     def to_host(self, tree: Any, order: np.ndarray) -> Any:
         """``tree`` (device rows laid out by ``order``, :meth:`layout`) as host numpy arrays,

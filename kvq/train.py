@@ -329,8 +329,8 @@ def lockstep(one: Callable[..., Any], vectorize: int, items: int, shared: int) -
         each, rest, counts = args[:items], args[items:-1], args[-1]
         size = jax.tree.leaves(each)[0].shape[0]
         shapes = jax.eval_shape(lambda *c: run(*c, *rest), *chunk(each, jnp.zeros((), jnp.int32)))
-        lead = (size,) if w == 1 else (size // w * w,)
-        out = jax.tree.map(lambda a: jnp.zeros(lead + a.shape[1 if w > 1 else 0 :], a.dtype), shapes)
+        per_item = (lambda a: a.shape) if w == 1 else (lambda a: a.shape[1:])  # a chunk's output: [w, ...]
+        out = jax.tree.map(lambda a: jnp.zeros((size, *per_item(a)), a.dtype), shapes)
 
         def body(i: jax.Array, out: Any) -> Any:
             got = run(*chunk(each, i), *rest)
@@ -365,7 +365,7 @@ class Programs:
 
         ``vectorize`` items train in lock-step under ``vmap``, such chunks one after another
         (which keeps a CPU's caches warm for large collocation sets), ``counts`` [devices]
-        chunks on each device (:func:`lockstep`; ``B`` whole chunks per device).
+        chunks on each device (:func:`lockstep`; every device's rows are whole chunks).
 
         ``mesh``: a one-axis ``jax.sharding.Mesh`` of devices; the items are split evenly
         between them (``B`` a multiple of its size; ``vectorize`` counts per device) and each

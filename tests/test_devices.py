@@ -11,11 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import kvq
+from kvq.devices import layout
 from kvq.errors import KvqError
+from kvq.train import lockstep
 
 SCRIPT = """
 import json, sys
@@ -82,6 +86,33 @@ def test_batches_shared_between_devices_give_the_one_device_numbers(four_devices
         # weight balancing (Engine.per_seed, which the Newton solves also use)
         for k in (0, 1):
             np.testing.assert_array_equal(np.array(out[d]["balanced"][k]), np.array(out["1"]["balanced"][k]))
+
+
+@pytest.mark.parametrize("devices, n, per, rows, chunk", [(1, 1, 1, 2, 1), (3, 7, 3, 4, 1), (4, 9, 3, 6, 2),
+                                                           (2, 2, 1, 2, 1), (3, 2, 1, 4, 2)])
+def test_a_layout_gives_every_device_its_items_in_order_then_padding(devices, n, per, rows, chunk):
+    order, counts = layout(devices, n, per, rows, chunk)
+    assert sorted(order.tolist()) == list(range(devices * rows))  # every host row once
+    for k in range(devices):
+        mine = order[k * rows : (k + 1) * rows]
+        items = [i for i in range(k * per, min((k + 1) * per, n))]
+        assert mine[: len(items)].tolist() == items and (mine[len(items) :] >= n).all()
+        assert counts[k] == -(-len(items) // chunk)
+    with pytest.raises(ValueError):
+        layout(2, 5, 2, 2)
+
+
+@pytest.mark.parametrize("width", [1, 2])
+def test_lockstep_runs_the_counted_chunks_and_skips_the_padding(width):
+    one = lambda x, y, c: {"out": x * c + jnp.sum(y), "mask": x > 0}  # noqa: E731
+    x = jnp.arange(1.0, 9.0)
+    y = jnp.arange(16.0).reshape(8, 2)
+    batched = jax.jit(lockstep(one, width, 2, 1))
+    got = batched(x, y, 3.0, jnp.asarray([6 // width], jnp.int32))
+    want = jax.vmap(one, in_axes=(0, 0, None))(x, y, 3.0)
+    np.testing.assert_array_equal(got["out"][:6], want["out"][:6])
+    np.testing.assert_array_equal(got["mask"][:6], want["mask"][:6])
+    assert (got["out"][6:] == 0).all() and not got["mask"][6:].any()  # padding: skipped
 
 
 def test_more_devices_than_there_are_is_refused(tiny_burgers, tiny_config):
