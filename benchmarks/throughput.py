@@ -32,6 +32,7 @@ import kvq  # noqa: E402
 from kvq.bench import matmul_peak, step_flops  # noqa: E402  (kvq bench measures these too)
 from kvq.coalitions import all_masks  # noqa: E402
 from kvq.engine import Engine  # noqa: E402
+from kvq.train import take  # noqa: E402
 from results_md import machine, update_section, write_json  # noqa: E402
 
 RULES = ("pde", "ic", "bc_left", "bc_right")
@@ -53,7 +54,8 @@ def prepare(problem: kvq.Problem, collocation: int, steps: int, mode: str):
         times = {"pde_on": 0.0, "pde_off": 0.0}
         for b in batches:
             t0 = time.perf_counter()
-            jax.block_until_ready(b.block(b.state, *b.args)[0].params)  # (state, validation errors)
+            state = take(b.state, b.order)  # the device row order (one device: as it is)
+            jax.block_until_ready(b.block(state, *b.args)[0].params)  # (state, validation errors)
             dt = time.perf_counter() - t0
             # in modes (a)/(b) a batch is one mask; 'pde_on' collects those training the PDE
             pde_on = 0 in b.pattern if engine.expensive else bool(np.asarray(b.args[0])[0, 0])
