@@ -498,7 +498,10 @@ class Engine:
         """Estimated device memory (bytes) one training of ``pattern``'s program needs: its
         state (weights, optimizer state and their best copies, counted three times for
         inputs, outputs and updates) plus the temporaries of one gradient step of the
-        objective with every rule on (XLA's memory analysis)."""
+        objective with every rule on (XLA's memory analysis; once per pattern and programs)."""
+        known = self.programs.compiled.get(("item_bytes", pattern))
+        if known is not None:
+            return known
         one = start_state(take(self.params0, 0), take(self.opt0, 0))
         state = sum(np.asarray(leaf).nbytes for leaf in jax.tree.leaves(one))
         all_on = jnp.ones(len(self.points), jnp.float32)
@@ -509,7 +512,10 @@ class Engine:
         except Exception:  # noqa: BLE001 - no analysis on this backend: count activations instead
             per_point = self.config.width * self.config.depth * 4 * 10  # float32 activations, ~10 copies
             temp = per_point * (self.xs.shape[1] + sum(int(p.shape[0]) for p in self.points))
-        return int(3 * state + temp + self.xs[0].nbytes + self.ys[0].nbytes)
+        need = self.programs.compiled[("item_bytes", pattern)] = int(
+            3 * state + temp + self.xs[0].nbytes + self.ys[0].nbytes
+        )
+        return need
 
     def max_batch(self, pattern: tuple[int, ...], total: int) -> int:
         """Trainings per compiled call and device: ``config.max_batch``, or where it is ``None``
@@ -616,8 +622,10 @@ class Engine:
             least = min(self.config.vectorize or 1, B)
             per_device = self.max_batch(pattern, max(-(-B // self.n_devices), least))
             vectorize = self.vectorize(pattern, per_device)
-            # every device holds whole chunks, at least LOOP_CHUNKS of them (padding, skipped)
-            rows = vectorize * max(-(-per_device // vectorize), LOOP_CHUNKS)
+            # every device holds whole chunks, at least LOOP_CHUNKS of them, and a power of two of
+            # them: the padding chunks are skipped, and batches of other sizes (the rounds of a
+            # sampled estimate, another call) share the compiled program
+            rows = vectorize * max(1 << (-(-per_device // vectorize) - 1).bit_length(), LOOP_CHUNKS)
             chunk = per_device * self.n_devices  # every device trains per_device items of every chunk
             block = None
             for lo in range(0, B, chunk):
@@ -629,9 +637,12 @@ class Engine:
                 data = tuple(a[seed_of[on_device]] for a in self.data)
                 state = start_state(*starts(mask_of[items], seed_of[items]))
                 args = (put(m, True), put(data, True), *shared, put(counts, True))
+                key = ("subset", pattern, vectorize, rows, self.mesh)
+                block = block or self.programs.compiled.get(key)
                 if block is None:
                     program = self.programs.subset_block(pattern, vectorize, self.mesh)
                     block = compile_timed(program, self.clock, put(take(state, order), True), *args)
+                    self.programs.compiled[key] = block
                 yield Batch(pattern, block, state, args, mask_of[real], seed_of[real], order)
 
     def train(

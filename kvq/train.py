@@ -14,7 +14,7 @@ rule importance.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import jax
@@ -355,6 +355,8 @@ class Programs:
     score: str = "mse"
     keep: str = "last"  # the early-stopping rule of subset trainings (make_block)
     linesearch: bool = False  # the optimizer needs the loss (optax.lbfgs: the polish phase)
+    # what the engine compiled (and measured) for these programs, for its next batches
+    compiled: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     def subset_block(self, pattern: tuple[int, ...], vectorize: int = 1, mesh: Any = None):
         """jit ``(state[B], masks[B,n], data[B], points, valid, counts) -> (state, errors [B, d_out])``:

@@ -242,3 +242,20 @@ def test_the_table_over_the_budget_is_what_shorter_scans_give(tiny_burgers, tiny
     for t in range(3):
         done = long.steps_run <= long.check_steps[t]
         np.testing.assert_array_equal(long.errors_by_check[t][done & long.stopped], long.errors[done & long.stopped])
+
+
+@pytest.mark.slow
+def test_batches_of_other_sizes_reuse_the_compiled_program_and_its_numbers(tiny_burgers, tiny_config, monkeypatch):
+    import kvq.engine as engine_module
+
+    config = tiny_config.replace(vectorize=1, grouping="none")
+    engine = Engine.prepare(tiny_burgers, config)
+    compiles = []
+    real_compile = engine_module.compile_timed
+    monkeypatch.setattr(engine_module, "compile_timed", lambda *a: compiles.append(1) or real_compile(*a))
+    masks = all_masks(4)
+    engine.train(masks[:5], lambda *a: None)  # 10 items: 16 rows (a power of two of chunks)
+    again = engine.train(masks[5:12], lambda *a: None)  # 14 items: the same 16 rows, no compile
+    assert len(compiles) == 1
+    fresh = Engine.prepare(tiny_burgers, config).train(masks[5:12], lambda *a: None)
+    np.testing.assert_array_equal(again.history, fresh.history)  # padding never changes a number
