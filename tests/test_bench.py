@@ -12,7 +12,7 @@ from kvq.cli import main
 pytestmark = pytest.mark.slow  # compiles and times tiny trainings
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker, however xdist orders the tests
 def heat():
     import factory_problem
 

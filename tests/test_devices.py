@@ -55,7 +55,7 @@ def users_env(devices: int | None = None) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # not per module: xdist may run other modules' tests between its two users
 def four_devices(tiny_config, tmp_path_factory) -> tuple[dict, Path]:
     """One process with four forced CPU devices (a jax start and its compiles shared by two
     tests): the tiny scan and weight balancing on 1 and 3 of them, and the two-process test's

@@ -28,7 +28,7 @@ CELL_TIMEOUT = 300  # seconds per cell
 BURGERS_RULES = ("pde", "ic", "bc_left", "bc_right")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker, however xdist orders the tests
 def jupyter_path(tmp_path_factory) -> Path:
     """A folder holding a kernelspec that starts ``sys.executable``: the kernel then imports
     the kvq under test, whatever a ``python3`` kernel resolves to on this machine."""

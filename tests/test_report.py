@@ -77,7 +77,7 @@ def assert_self_contained(text: str) -> None:
     assert "<link" not in text and "<script" not in text and "@import" not in text
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker, however xdist orders the tests
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("reports")
     scan = scan_result(effects=(0.5, 0.2, -0.3), history=True).save(root / "scan")

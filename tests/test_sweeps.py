@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow  # every test here trains (tiny) models
 OPTIONS = {"n_valid": 128}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker, however xdist orders the tests
 def small_sweep(tiny_config, tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep")
     result = sweep("burgers", tiny_config, data=[0, 8, 16], noise=[0, 20], split="interpolation",
