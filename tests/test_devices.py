@@ -55,11 +55,10 @@ def users_env(devices: int | None = None) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")  # not per module: xdist may run other modules' tests between its two users
+@pytest.fixture(scope="module")
 def four_devices(tiny_config, tmp_path_factory) -> tuple[dict, Path]:
-    """One process with four forced CPU devices (a jax start and its compiles shared by two
-    tests): the tiny scan and weight balancing on 1 and 3 of them, and the two-process test's
-    scan as one process with two devices (its folder)."""
+    """One process with four forced CPU devices: the tiny scan and weight balancing on 1 and 3
+    of them, and the two-process test's scan as one process with two devices (its folder)."""
     # vectorize fixed: every device then trains chunks of the same width as one device does;
     # 3 seeds on 3 devices: one seed each (the programs of a seed), 3 on one device
     tiny = {**{k: getattr(tiny_config, k) for k in ("width", "depth", "activation", "learning_rate", "steps",
@@ -73,10 +72,8 @@ def four_devices(tiny_config, tmp_path_factory) -> tuple[dict, Path]:
     return json.loads(proc.stdout.strip().splitlines()[-1]), reference
 
 
-@pytest.mark.slow
-@pytest.mark.xdist_group("four_devices")  # make test: --dist loadgroup, so one worker starts the subprocess
-def test_batches_shared_between_devices_give_the_one_device_numbers(four_devices):
-    out, _ = four_devices
+def check_one_device_numbers(out: dict) -> None:
+    """Batches shared between devices give the one-device numbers (the fixture's first part)."""
     assert out["devices"] == 4
     assert [out[str(d)]["used"] for d in (1, 3)] == [1, 3]
     one = np.array(out["1"]["errors"], float)
@@ -172,11 +169,12 @@ def table(folder: Path) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
+# one test uses the fixture (its jax start and compiles, about 45 s cold): pytest-xdist 3.8's
+# --dist loadgroup did not keep two tests of one xdist_group on one worker, so each set it up
 @pytest.mark.slow
-@pytest.mark.xdist_group("four_devices")
-def test_two_processes_give_the_numbers_of_one_process_with_two_devices_and_resume_after_a_kill(tmp_path,
-                                                                                                four_devices):
+def test_devices_and_two_processes_give_the_numbers_of_one_device_and_resume_after_a_kill(tmp_path, four_devices):
     runs, reference = four_devices
+    check_one_device_numbers(runs)
     assert runs["cli"] == 0
 
     out = tmp_path / "two-processes"
