@@ -355,9 +355,7 @@ def _newton(engine: Engine, settings: Newton, progress: Progress) -> tuple[Tabul
         params, opt, info = engine.params0, engine.opt0, {"anchor": "data-only warm start", "anchor_s": 0.0}
     timing = {"anchor_s": info.pop("anchor_s")}
 
-    # an argument, not a constant: XLA simplifies products with a constant differently when
-    # it compiles for one device and for several (their last float32 bits)
-    masks = all_masks(n).astype(np.float32)
+    masks = all_masks(n).astype(np.float32)  # passed to every device like the points
     systems = S * (n + int(settings.anchor_step) if settings.solve == "shared" else 2**n)
     progress("solve", 0, systems)
     t0, c0 = time.perf_counter(), engine.clock.compile_s
