@@ -59,6 +59,31 @@ def test_problem_matches_its_spec(name):
     assert kvq.problems.get(name).info["n_data"] == spec.n_data
 
 
+def test_make_has_a_real_signature_and_checks_its_options():
+    import inspect
+
+    options = ["n_data", "noise", "split", "seed", "n_valid", "noisy_validation"]
+    for name in NAMES:
+        make = kvq.problems._module(name).make
+        params = inspect.signature(make).parameters
+        assert list(params) == options + (["wrong"] if name in ("burgers", "equations") else [])
+        assert params["n_data"].default == kvq.problems.spec(name).n_data
+        assert (make.__name__, make.__module__) == ("make", f"kvq.problems.{name}") and make.__doc__
+    assert inspect.signature(equations.make).parameters["n_valid"].default == 5_000
+    positional = burgers.make(5, 0.0, "extrapolation", 2, 40)
+    assert positional.identity(1) == kvq.problems.get(
+        "burgers", n_data=5, split="extrapolation", seed=2, n_valid=40
+    ).identity(1)
+    with pytest.raises(kvq.KvqError, match="no option"):
+        kvq.problems.get("kdv", wrong="ic")
+    with pytest.raises(kvq.KvqError, match="can make these rules wrong"):
+        kvq.problems.get("burgers", wrong="pde")
+    for bad in (-1, "x"):  # checked before the problem's points are drawn
+        with pytest.raises(kvq.KvqError, match="n_valid"):
+            kvq.problems.get("equations", n_valid=bad)
+    assert kvq.problems.get("equations", wrong="e_law", n_data=3).info["wrong"]["rule"] == "e_law"
+
+
 def _rows(a: np.ndarray) -> set:
     return set(map(tuple, np.round(a, 12)))
 

@@ -11,9 +11,9 @@ import numpy as np
 
 from kvq.derivatives import partials
 from kvq.problems import pde
-from kvq.problems.sampling import assemble, check_wrong, mark_wrong
+from kvq.problems.assembly import builtin
 from kvq.problems.spec import Spec
-from kvq.rules import Problem, Rule, mean_square
+from kvq.rules import Rule, mean_square
 
 NU = 0.01 / np.pi
 X_RANGE = (-1.0, 1.0)
@@ -52,9 +52,12 @@ def cole_hopf(x: np.ndarray, t: np.ndarray, nodes: int = 100) -> np.ndarray:
 reference = pde.at_points(cole_hopf)  # [P, 2] -> [P, 1]
 
 
+points = pde.fixed_grid(np.linspace(*X_RANGE, 256), np.linspace(0.0, 0.99, 100))  # -> [G, 2]
+
+
 def grid() -> tuple[np.ndarray, np.ndarray]:
     """The paper's reference grid: 256 x in [-1, 1] by 100 t in [0, 0.99] -> ([G, 2], [G, 1])."""
-    pts = pde.mesh(np.linspace(*X_RANGE, 256), np.linspace(0.0, 0.99, 100))
+    pts = points()
     return pts, reference(pts)
 
 
@@ -81,36 +84,18 @@ def make_rules(n_pde_side: int = 200, n_line: int = 200, wrong: str | None = Non
     )
 
 
-def make(
-    n_data: int = 100,
-    noise: float = 0.0,
-    split: str = "interpolation",
-    seed: int = 0,
-    n_valid: int = 10_000,
-    noisy_validation: bool = False,
-    wrong: str | None = None,
-) -> Problem:
-    """Burgers with ``n_data`` observations (noise in % of std(u)) and a split.
+make = builtin(
+    SPEC,
+    rules=make_rules,
+    reference=reference,
+    points=points,
+    splits=pde.time_split(T_RANGE),
+    wrong=WRONG,
+    doc="""Burgers with ``n_data`` observations (noise in % of std(u)) and a split.
 
     ``interpolation``: observations and validation drawn from the whole reference grid
     (disjoint); ``extrapolation``: observations from t < 0.5, validation from t >= 0.5.
     ``wrong="ic"`` replaces the initial condition by a wrong one (improper knowledge; the
     observations and the reference stay the true solution's).
-    """
-    check_wrong(SPEC, wrong, WRONG)
-    pts, u = grid()
-    problem = assemble(
-        SPEC,
-        make_rules(wrong=wrong),
-        pts,
-        u,
-        pde.time_split(pts, T_RANGE),
-        reference=reference,
-        n_data=n_data,
-        noise=noise,
-        split=split,
-        seed=seed,
-        n_valid=n_valid,
-        noisy_validation=noisy_validation,
-    )
-    return mark_wrong(problem, wrong, WRONG)
+    """,
+)

@@ -16,9 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kvq.problems.sampling import VALIDATION_SEED, assemble, check_wrong, mark_wrong
+from kvq.problems.assembly import builtin
+from kvq.problems.sampling import VALIDATION_SEED, Pools
 from kvq.problems.spec import Spec
-from kvq.rules import Problem, Rule, mean_square
+from kvq.rules import Rule, mean_square
 
 IN_BOX = ((0.0, np.pi), (-np.pi, 0.0))
 OUT_BOX = ((np.pi, 2 * np.pi), (np.pi, 2 * np.pi))
@@ -125,37 +126,30 @@ def make_rules(n_side: int = 100, wrong: str | None = None) -> tuple[Rule, ...]:
     return tuple(Rule(name, WRONG[name][0] if name == wrong else loss, pts, kind="global") for name, loss in laws)
 
 
-def make(
-    n_data: int = 100,
-    noise: float = 0.0,
-    split: str = "interpolation",
-    seed: int = 0,
-    n_valid: int = 5_000,
-    noisy_validation: bool = False,
-    wrong: str | None = None,
-) -> Problem:
-    """The algebraic system with ``n_data`` observations (noise in % of each output's std)
-    and a split.  Observation and validation rows are fixed Latin-hypercube draws.
-    ``wrong="e_law"`` replaces that rule by a wrong law (improper knowledge; the data stay true)."""
-    check_wrong(SPEC, wrong, WRONG)
+def points(n_valid: int) -> np.ndarray:
+    """The fixed Latin-hypercube rows observations and validation come from: POOL + n_valid
+    in the in-distribution box, then n_valid in the shifted box -> [POOL + 2 n_valid, 2]."""
     rng = np.random.default_rng(VALIDATION_SEED)
     inside = latin_hypercube(POOL + n_valid, IN_BOX, rng)
-    outside = latin_hypercube(n_valid, OUT_BOX, rng)
-    pts = np.concatenate([inside, outside])
-    is_in = np.arange(len(pts)) < len(inside)
-    pools = {"interpolation": (is_in, is_in), "extrapolation": (is_in, ~is_in)}
-    problem = assemble(
-        SPEC,
-        make_rules(wrong=wrong),
-        pts,
-        reference(pts),
-        pools,
-        reference=reference,
-        n_data=n_data,
-        noise=noise,
-        split=split,
-        seed=seed,
-        n_valid=n_valid,
-        noisy_validation=noisy_validation,
-    )
-    return mark_wrong(problem, wrong, WRONG)
+    return np.concatenate([inside, latin_hypercube(n_valid, OUT_BOX, rng)])
+
+
+def splits(points: np.ndarray) -> Pools:
+    """Pools [G] of each split: rows of the in-distribution box (b < 0) for observations;
+    validation from the same box (interpolation) or the shifted one (extrapolation)."""
+    is_in = points[:, 1] < OUT_BOX[1][0]
+    return {"interpolation": (is_in, is_in), "extrapolation": (is_in, ~is_in)}
+
+
+make = builtin(
+    SPEC,
+    rules=make_rules,
+    reference=reference,
+    points=points,
+    splits=splits,
+    n_valid=5_000,
+    wrong=WRONG,
+    doc="""The algebraic system with ``n_data`` observations (noise in % of each output's std)
+    and a split.  Observation and validation rows are fixed Latin-hypercube draws.
+    ``wrong="e_law"`` replaces that rule by a wrong law (improper knowledge; the data stay true).""",
+)

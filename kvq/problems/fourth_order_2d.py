@@ -15,9 +15,10 @@ import numpy as np
 
 from kvq.derivatives import partials
 from kvq.problems import pde
-from kvq.problems.sampling import assemble
+from kvq.problems.assembly import builtin
+from kvq.problems.sampling import Pools, extrapolating
 from kvq.problems.spec import Spec
-from kvq.rules import Problem, Rule, mean_square
+from kvq.rules import Rule, mean_square
 
 RANGE = (0.0, 1.0)
 INNER = (0.2, 0.8)
@@ -107,32 +108,18 @@ def make_rules(n_side: int = 30, n_line: int = 100) -> tuple[Rule, ...]:
     )
 
 
-def make(
-    n_data: int = 50,
-    noise: float = 0.0,
-    split: str = "interpolation",
-    seed: int = 0,
-    n_valid: int = 10_000,
-    noisy_validation: bool = False,
-) -> Problem:
-    """The 2-D problem with ``n_data`` observations (noise in % of std(u)) and a split,
-    drawn from a 150 x 150 grid of [0, 1]^2."""
-    g = np.linspace(*RANGE, 150)
-    pts = pde.mesh(g, g)
-    inside = np.all((pts > INNER[0]) & (pts < INNER[1]), axis=1)
-    everywhere = np.ones(len(pts), bool)
-    pools = {"interpolation": (everywhere, everywhere), "extrapolation": (~inside, inside)}
-    return assemble(
-        SPEC,
-        make_rules(),
-        pts,
-        reference(pts),
-        pools,
-        reference=reference,
-        n_data=n_data,
-        noise=noise,
-        split=split,
-        seed=seed,
-        n_valid=n_valid,
-        noisy_validation=noisy_validation,
-    )
+def splits(points: np.ndarray) -> Pools:
+    """Pools [G] of each split: ``extrapolation`` observes outside [0.2, 0.8]^2, validates inside."""
+    inside = np.all((points > INNER[0]) & (points < INNER[1]), axis=1)
+    return extrapolating(~inside, inside)
+
+
+make = builtin(
+    SPEC,
+    rules=make_rules,
+    reference=reference,
+    points=pde.fixed_grid(np.linspace(*RANGE, 150), np.linspace(*RANGE, 150)),
+    splits=splits,
+    doc="""The 2-D problem with ``n_data`` observations (noise in % of std(u)) and a split,
+    drawn from a 150 x 150 grid of [0, 1]^2.""",
+)

@@ -12,9 +12,9 @@ import numpy as np
 
 from kvq.derivatives import partials
 from kvq.problems import pde
-from kvq.problems.sampling import assemble
+from kvq.problems.assembly import builtin
 from kvq.problems.spec import Spec
-from kvq.rules import Problem, Rule, mean_square
+from kvq.rules import Rule, mean_square
 
 MASS2 = 5.0
 C2 = 0.5
@@ -85,28 +85,12 @@ def make_rules(n_pde_side: int = 200, n_line: int = 200) -> tuple[Rule, ...]:
     )
 
 
-def make(
-    n_data: int = 100,
-    noise: float = 0.0,
-    split: str = "interpolation",
-    seed: int = 0,
-    n_valid: int = 10_000,
-    noisy_validation: bool = False,
-) -> Problem:
-    """Klein-Gordon with ``n_data`` observations (noise in % of std(u)) and a split, drawn
-    from the paper's 201 x 201 grid (x in [-1, 1], t in [0, 3])."""
-    pts = pde.mesh(np.linspace(*X_RANGE, 201), np.linspace(*T_RANGE, 201))
-    return assemble(
-        SPEC,
-        make_rules(),
-        pts,
-        reference(pts),
-        pde.time_split(pts, T_RANGE),
-        reference=reference,
-        n_data=n_data,
-        noise=noise,
-        split=split,
-        seed=seed,
-        n_valid=n_valid,
-        noisy_validation=noisy_validation,
-    )
+make = builtin(
+    SPEC,
+    rules=make_rules,
+    reference=reference,
+    points=pde.fixed_grid(np.linspace(*X_RANGE, 201), np.linspace(*T_RANGE, 201)),
+    splits=pde.time_split(T_RANGE),
+    doc="""Klein-Gordon with ``n_data`` observations (noise in % of std(u)) and a split, drawn
+    from the paper's 201 x 201 grid (x in [-1, 1], t in [0, 3]).""",
+)

@@ -20,9 +20,10 @@ import numpy as np
 
 from kvq.derivatives import partials
 from kvq.problems import pde
-from kvq.problems.sampling import assemble
+from kvq.problems.assembly import builtin
+from kvq.problems.sampling import Pools, extrapolating
 from kvq.problems.spec import Spec
-from kvq.rules import Problem, Rule
+from kvq.rules import Rule
 
 RE = 20.0
 LAMBDA = RE / 2.0 - np.sqrt(RE**2 / 4.0 + 4.0 * np.pi**2)
@@ -135,32 +136,19 @@ def make_rules(n_side: int = 40, n_line: int = 100) -> tuple[Rule, ...]:
     return tuple(rules)
 
 
-def make(
-    n_data: int = 100,
-    noise: float = 0.0,
-    split: str = "interpolation",
-    seed: int = 0,
-    n_valid: int = 10_000,
-    noisy_validation: bool = False,
-) -> Problem:
-    """Kovasznay flow with ``n_data`` observations of (u, v, p) (noise in % of each output's
+def splits(points: np.ndarray) -> Pools:
+    """Pools [G] of each split: ``extrapolation`` observes upstream (x < 0.25), validates downstream."""
+    upstream = points[:, 0] < 0.25
+    return extrapolating(upstream, ~upstream)
+
+
+make = builtin(
+    SPEC,
+    rules=make_rules,
+    reference=reference,
+    points=pde.fixed_grid(np.linspace(*X_RANGE, 150), np.linspace(*Y_RANGE, 200)),
+    splits=splits,
+    doc="""Kovasznay flow with ``n_data`` observations of (u, v, p) (noise in % of each output's
     std) from a 150 x 200 grid of the domain; ``extrapolation`` observes upstream (x < 0.25)
-    and validates downstream."""
-    pts = pde.mesh(np.linspace(*X_RANGE, 150), np.linspace(*Y_RANGE, 200))
-    upstream = pts[:, 0] < 0.25
-    everywhere = np.ones(len(pts), bool)
-    pools = {"interpolation": (everywhere, everywhere), "extrapolation": (upstream, ~upstream)}
-    return assemble(
-        SPEC,
-        make_rules(),
-        pts,
-        reference(pts),
-        pools,
-        reference=reference,
-        n_data=n_data,
-        noise=noise,
-        split=split,
-        seed=seed,
-        n_valid=n_valid,
-        noisy_validation=noisy_validation,
-    )
+    and validates downstream.""",
+)

@@ -13,6 +13,7 @@ import jax
 import numpy as np
 
 from kvq.derivatives import partials
+from kvq.problems.sampling import Pools, extrapolating
 from kvq.rules import mean_square
 
 SPLITS = {
@@ -52,11 +53,25 @@ def collocation(
     }
 
 
-def time_split(points: np.ndarray, t_range: tuple[float, float]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Observation and validation pools [G] for each split of :data:`SPLITS`."""
-    everywhere = np.ones(len(points), bool)
-    early = points[:, 1] < 0.5 * (t_range[0] + t_range[1])
-    return {"interpolation": (everywhere, everywhere), "extrapolation": (early, ~early)}
+def fixed_grid(x: np.ndarray, t: np.ndarray) -> Callable[..., np.ndarray]:
+    """``points(n_valid=None)`` -> :func:`mesh` of x and t [len(x) * len(t), 2], the same
+    whatever ``n_valid`` (a fixed reference grid)."""
+
+    def points(n_valid: int | None = None) -> np.ndarray:
+        return mesh(x, t)
+
+    return points
+
+
+def time_split(t_range: tuple[float, float]) -> Callable[[np.ndarray], Pools]:
+    """``splits(points [G, 2])``: observation and validation pools [G] for each split of
+    :data:`SPLITS` (extrapolation: observations before the middle of ``t_range``)."""
+
+    def splits(points: np.ndarray) -> Pools:
+        early = points[:, 1] < 0.5 * (t_range[0] + t_range[1])
+        return extrapolating(early, ~early)
+
+    return splits
 
 
 def matches(target: Callable[[jax.Array], jax.Array] | None = None) -> Callable:

@@ -7,10 +7,8 @@ noise of ``noise % x std(reference on the grid)``.
 
 from __future__ import annotations
 
-import dataclasses
 import numbers
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import numpy as np
 
@@ -19,6 +17,7 @@ from kvq.problems.spec import Spec
 from kvq.rules import Dataset, ObservationSampler, Problem, Rule
 
 VALIDATION_SEED = 20240101  # fixed: the validation set never depends on the scan's seed
+Pools = Mapping[str, tuple[np.ndarray, np.ndarray]]  # split -> (train_pool, valid_pool), boolean [G] each
 
 
 def check_noise(noise: object) -> float:
@@ -93,12 +92,33 @@ def grid_split(
     return valid, sample
 
 
+def extrapolating(train_pool: np.ndarray, valid_pool: np.ndarray) -> Pools:
+    """The usual two splits over G points: ``interpolation`` draws observations and
+    validation points from all of them (disjoint), ``extrapolation`` observes ``train_pool``
+    and validates on ``valid_pool`` (boolean [G] each)."""
+    everywhere = np.ones(len(train_pool), bool)
+    return {"interpolation": (everywhere, everywhere), "extrapolation": (train_pool, valid_pool)}
+
+
+def check_options(
+    spec: Spec, n_data: object, noise: object, split: str, seed: object, n_valid: object
+) -> tuple[int, float, int, int]:
+    """``(n_data, noise, seed, n_valid)`` of a built-in problem, checked, or a KvqError."""
+    count, valid = check_count("n_data", n_data), check_count("n_valid", n_valid)
+    percent, first_seed = check_noise(noise), check_count("seed", seed)
+    if split not in spec.splits:
+        raise KvqError(f"unknown split {split!r} for problem {spec.name!r}; choose one of {tuple(spec.splits)}")
+    if valid < 1:
+        raise KvqError("n_valid must be >= 1: importance needs held-out points")
+    return count, percent, first_seed, valid
+
+
 def assemble(
     spec: Spec,
     rules: tuple[Rule, ...],
     points: np.ndarray,
     values: np.ndarray,
-    pools: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    pools: Pools,
     *,
     reference: Callable[[np.ndarray], np.ndarray],
     n_data: int,
@@ -116,14 +136,7 @@ def assemble(
     each output's std over the interpolation split's observation pool (the in-distribution
     domain), whatever the split.
     """
-    n_data = check_count("n_data", n_data)
-    n_valid = check_count("n_valid", n_valid)
-    noise = check_noise(noise)
-    seed = check_count("seed", seed)
-    if split not in spec.splits:
-        raise KvqError(f"unknown split {split!r} for problem {spec.name!r}; choose one of {tuple(spec.splits)}")
-    if n_valid < 1:
-        raise KvqError("n_valid must be >= 1: importance needs held-out points")
+    n_data, noise, seed, n_valid = check_options(spec, n_data, noise, split, seed, n_valid)
     if tuple(r.name for r in rules) != spec.rule_names:  # pragma: no cover - a library bug, caught by tests
         raise KvqError(f"problem {spec.name!r}: rules {[r.name for r in rules]} differ from its spec")
     train_pool, valid_pool = pools[split]
@@ -149,16 +162,3 @@ def assemble(
         "n_valid": len(valid),
     }
     return Problem(spec.name, rules, sampler(seed), valid, reference=reference, sampler=sampler, seed=seed, info=info)
-
-
-def check_wrong(spec: Spec, wrong: str | None, options: Mapping[str, Any]) -> None:
-    """Validate a problem's ``wrong`` option (a rule that may be replaced by wrong knowledge)."""
-    if wrong is not None and wrong not in options:
-        raise KvqError(f"problem {spec.name!r} can make these rules wrong: {sorted(options)}; got wrong={wrong!r}")
-
-
-def mark_wrong(problem: Problem, wrong: str | None, options: Mapping[str, Any]) -> Problem:
-    """``problem`` with ``info["wrong"]`` naming the replaced rule and what it now says."""
-    if wrong is None:
-        return problem
-    return dataclasses.replace(problem, info={**problem.info, "wrong": {"rule": wrong, "law": options[wrong][1]}})
