@@ -17,6 +17,7 @@ import numpy as np
 from kvq.devices import is_writer
 from kvq.errors import KvqError
 from kvq.importance import dependence_profile, full_importance, interactions, rule_importance, trajectory
+from kvq.sampling import LABELS
 from kvq.table import ScanResult, ValueTable
 from kvq.text import num as _num
 from kvq.text import score_label
@@ -92,7 +93,9 @@ def _describe(table: Any) -> str:
         for key, fmt in (("n_data", "{} obs."), ("noise_pct", "noise {:g}%"), ("split", "{}")):
             if key in p:
                 bits.append(fmt.format(p[key]))
-        if getattr(table, "method", "exact") != "exact":
+        if table.sampling is not None:
+            bits.append(f"sampled ({table.sampling.sampler}, {len(table.masks)} of {2**table.n_rules} coalitions)")
+        elif getattr(table, "method", "exact") != "exact":
             bits.append(f"estimated ({table.method})")
     bits.append(_seeds(np.asarray(table.errors).shape[1]))
     return ", ".join(bits)
@@ -106,13 +109,18 @@ def _quiet(fn, *args, **kwargs):
 
 
 def plot_importance(table: ValueTable, path: str | Path) -> Path:
-    """Bar chart of RI (uniform and Shapley) and FI per rule with ± 1 se error bars -> PNG."""
+    """Bar chart of RI (uniform and Shapley; a sampled table: its sampler's estimate, whose se
+    includes the sampling error) and FI per rule with ± 1 se error bars -> PNG."""
     plt = _pyplot()
-    series = [
-        ("RI uniform (Banzhaf)", _quiet(rule_importance, table, "uniform")),
-        ("RI Shapley", _quiet(rule_importance, table, "shapley")),
-        ("FI (all other rules on)", _quiet(full_importance, table)),
-    ]
+    sampling = getattr(table, "sampling", None)
+    if sampling is None:
+        series = [
+            ("RI uniform (Banzhaf)", _quiet(rule_importance, table, "uniform")),
+            ("RI Shapley", _quiet(rule_importance, table, "shapley")),
+        ]
+    else:
+        series = [(f"{LABELS[sampling.sampler]}, sampled", _quiet(rule_importance, table))]
+    series.append(("FI (all other rules on)", _quiet(full_importance, table)))
     names = table.rule_names
     xs = np.arange(len(names))
     width = 0.8 / len(series)
@@ -138,8 +146,8 @@ def plot_importance(table: ValueTable, path: str | Path) -> Path:
 STYLES = ("o-", "s--", "^-.", "D:", "v-", "P--", "X-.", "*:")  # marker and dash per line, besides colour
 
 
-def plot_trajectory(table: ValueTable, path: str | Path, weighting: str = "uniform") -> Path:
-    """RI (``weighting``) and FI against training steps, one line per rule with a ± 1 se band
+def plot_trajectory(table: ValueTable, path: str | Path, weighting: str | None = None) -> Path:
+    """RI (``weighting``; None: the table's own, uniform unless sampled) and FI against training steps, one line per rule with a ± 1 se band
     (the value table as it stood after each early-stopping check) -> PNG.  The shaded
     region is the last half of the budget over which settledness is judged; unsettled
     rules are marked in the legend."""
@@ -147,6 +155,7 @@ def plot_trajectory(table: ValueTable, path: str | Path, weighting: str = "unifo
     if traj is None:
         raise KvqError("this table holds no errors over the training budget (an estimate or an older result)")
     plt = _pyplot()
+    weighting = traj["weighting"]
     settle = _quiet(settledness, table, weighting)
     steps = traj["steps"]
     fig, axes = plt.subplots(1, 2, figsize=(10.0, 4.2), dpi=DPI, sharex=True)
@@ -271,7 +280,9 @@ def plot_interactions(
         raise KvqError(f"an interaction heat map needs at least 2 rules; the table has {n}")
     plt = _pyplot()
     imp = _quiet(interactions, table, weighting, output)
-    relation = dict(zip(imp.names, pair_relations(table, weighting, output).relation))
+    pairs = pair_relations(table, weighting, output)
+    assert pairs is not None  # interactions() refused a sampled table above
+    relation = dict(zip(imp.names, pairs.relation))
     names = tuple(table.rule_names)
     mean = np.full((n, n), np.nan)
     se = np.full((n, n), np.nan)

@@ -9,11 +9,12 @@ import numpy as np
 
 from kvq import problems
 from kvq.errors import KvqError
-from kvq.importance import full_importance, rule_importance
+from kvq.importance import full_importance, rule_importance, sampled_estimates
+from kvq.sampling import DRAWN, FEW_DRAWS, LABELS
 from kvq.table import ScanResult, ValueTable
 from kvq.text import pm as _pm
 from kvq.text import recipe_line, rule_kinds, score_label
-from kvq.verdicts import ATOL, RTOL, Assessment, Elimination, PairRelations, Settledness, assess
+from kvq.verdicts import ATOL, RTOL, SAMPLED_ELIMINATION, Assessment, Elimination, PairRelations, Settledness, assess
 
 
 def mse_summary(values: np.ndarray) -> str:
@@ -42,16 +43,20 @@ def importance_frame(table: ValueTable) -> Any:
         raise KvqError("a DataFrame needs pandas: pip install pandas (or use result.table() for text)") from None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        ri_u, ri_s, fi = rule_importance(table, "uniform"), rule_importance(table, "shapley"), full_importance(table)
-        verdicts = assess(table)
+        fi, verdicts = full_importance(table), assess(table)
+        if table.complete:
+            ri_u, ri_s = rule_importance(table, "uniform"), rule_importance(table, "shapley")
+            ri = {"ri": ri_u.mean, "ri_se": ri_u.se, "ri_shapley": ri_s.mean, "ri_shapley_se": ri_s.se}
+        else:  # the sampler's weighting only, with the two parts of its se
+            est = rule_importance(table)
+            key = "ri" if est.weighting == "uniform" else "ri_shapley"
+            ri = {key: est.mean, f"{key}_se": est.se}
+            ri.update({f"{key}_se_sampling": est.se_sampling, f"{key}_se_seeds": est.se_seeds})  # type: ignore[attr-defined]
     kinds = rule_kinds(table.problem) if isinstance(table, ScanResult) else {}
     return pd.DataFrame(
         {
             "kind": [kinds.get(n, "") for n in table.rule_names],
-            "ri": ri_u.mean,
-            "ri_se": ri_u.se,
-            "ri_shapley": ri_s.mean,
-            "ri_shapley_se": ri_s.se,
+            **ri,
             "fi": fi.mean,
             "fi_se": fi.se,
             "status": [rule_status(verdicts, i, "settled", "unknown") for i in range(len(table.rule_names))],
@@ -68,47 +73,60 @@ def importance_table(table: ValueTable, rerun: str | None = None, verdicts: Asse
     the scan with a longer budget (shown when a rule is unsettled); ``verdicts``: a
     precomputed :func:`kvq.verdicts.assess` of ``table``.
 
+    A sampled table (docs/design.md §6) shows its sampler's RI ± se with the se's sampling and
+    seed parts, and under the table what was trained and drawn and what the proxy did.
+
     Importances are in log10 units of validation MSE (0.30 = the rule halves the error).
     """
+    sampling = table.sampling
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        ri_u = rule_importance(table, "uniform")
-        ri_s = rule_importance(table, "shapley")
         fi = full_importance(table)
+        if sampling is None:
+            ri_u, ri_s = rule_importance(table, "uniform"), rule_importance(table, "shapley")
+        else:
+            ri, plain = sampled_estimates(table)
     verdicts = verdicts or assess(table)
     settle, elim = verdicts.settledness, verdicts.elimination
     kinds = rule_kinds(table.problem) if isinstance(table, ScanResult) else {}
 
-    head = ["rule", "kind", "RI uniform ± se", "RI Shapley ± se", "FI ± se", "status"]
-    rows = [
-        [
-            name,
-            kinds.get(name, ""),
-            _pm(ri_u.mean[i], ri_u.se[i]),
-            _pm(ri_s.mean[i], ri_s.se[i]),
-            _pm(fi.mean[i], fi.se[i]),
-            rule_status(verdicts, i),
+    if sampling is None:
+        head = ["rule", "kind", "RI uniform ± se", "RI Shapley ± se", "FI ± se", "status"]
+        cells = [[_pm(ri_u.mean[i], ri_u.se[i]), _pm(ri_s.mean[i], ri_s.se[i])] for i in range(table.n_rules)]
+    else:
+        head = ["rule", "kind", f"{LABELS[sampling.sampler]} ± se", "se sampling", "se seeds", "FI ± se", "status"]
+        cells = [
+            [_pm(ri.mean[i], ri.se[i]), f"{ri.se_sampling[i]:.3f}", f"{ri.se_seeds[i]:.3f}"]
+            for i in range(table.n_rules)
         ]
+    rows = [
+        [name, kinds.get(name, ""), *cells[i], _pm(fi.mean[i], fi.se[i]), rule_status(verdicts, i)]
         for i, name in enumerate(table.rule_names)
     ]
     if not any(r[-1] for r in rows):
         head, rows = head[:-1], [r[:-1] for r in rows]
     out = [*_columns(head, rows), ""]
+    if sampling is not None:
+        out += [*sampled_lines(table, ri, plain), ""]
     outputs = tuple(getattr(table, "output_names", ()) or ())
     if getattr(table, "errors_by_output", None) is not None and len(outputs) > 1:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            per = [rule_importance(table, "uniform", output=o) for o in outputs]
+            per = [rule_importance(table, output=o) for o in outputs]
+        label = "RI uniform" if sampling is None else LABELS[sampling.sampler]
         rows = [[name, *(_pm(ri.mean[i], ri.se[i]) for ri in per)] for i, name in enumerate(table.rule_names)]
         out += [
-            "RI uniform ± se per output (importance for each output's own validation MSE):",
+            f"{label} ± se per output (importance for each output's own validation MSE):",
             *_columns(["rule", *outputs], rows),
             "",
         ]
     seeds = table.errors.shape[1]
     score = score_label(table)
+    every, none = (table.row_of([on] * table.n_rules) for on in (1, 0))
+    assert every is not None  # every table holds the all-rules coalition
+    no_rules = "not trained" if none is None else mse_summary(table.errors[none])
     out.append(
-        f"validation {score}, all rules: {mse_summary(table.errors[-1])}   no rules: {mse_summary(table.errors[0])}"
+        f"validation {score}, all rules: {mse_summary(table.errors[every])}   no rules: {no_rules}"
         f"   ({seeds} seed{'s' if seeds != 1 else ''}, mean ± se)"
     )
     out.append(f"importance = mean log10({score} without / {score} with the rule); > 0: the rule helps")
@@ -119,9 +137,51 @@ def importance_table(table: ValueTable, rerun: str | None = None, verdicts: Asse
     out += elimination_lines(elim)
     if verdicts.pairs is not None:
         out += pair_lines(verdicts.pairs)
+    elif "pair_relations" in verdicts.notes:
+        out.append(f"pair relations: not available ({verdicts.notes['pair_relations']})")
     out += best_set_lines(verdicts.best, score)
     out += caveats(table)
     return "\n".join(out)
+
+
+def sampled_lines(table: ValueTable, ri: Any, plain: Any) -> list[str]:
+    """What a sampled table rests on: the coalitions trained, the draws (and the kernel strata
+    enumerated exactly), the proxy's correction, and a warning where the sampling se is rough."""
+    sampling = table.sampling
+    assert sampling is not None
+    n, drawn = table.n_rules, DRAWN[sampling.sampler]
+    exact = ""
+    if sampling.enumerated:
+        sizes = ", ".join(f"{k} and {n - k}" for k in sampling.enumerated)
+        exact = f", every pair of sizes {sizes} among them, exactly"
+    out = [
+        (
+            f"{len(table.masks)} of {2**n} coalitions trained ({ri.samples} {drawn}{exact}; FI from the "
+            f"{n + 1} it needs); se = sqrt(se sampling² + se seeds²)"
+        )
+    ]
+    proxy = sampling.proxy
+    if plain is not None:
+        beta = proxy.get("beta") or [float("nan")]
+        out.append(
+            f"adjusted by a {proxy.get('method', '?')} proxy scored on {proxy.get('coalitions', '?')} coalitions "
+            f"({'its RI exact' if proxy.get('exact') else 'its RI sampled'}; beta "
+            f"{min(beta):.2f}..{max(beta):.2f}): largest se sampling "
+            f"{np.nanmax(ri.se_sampling):.3f}, {np.nanmax(plain.se_sampling):.3f} without it"
+        )
+    elif proxy:
+        out.append(
+            f"a {proxy.get('method', '?')} proxy adjusted this estimate when it was made; this older file did not "
+            "keep the proxy's RI, so the plain estimate of the same draws is shown"
+        )
+    if not np.all(np.isfinite(ri.se_sampling)):
+        out.append("se sampling inf: too few draws to measure the sampling error; give a larger budget")
+    elif ri.samples < FEW_DRAWS:
+        out.append(
+            f"se sampling rests on only {ri.samples} {drawn}: a rough error bar "
+            f"(it can miss the exact value well over 5 % of the time); give a larger budget"
+        )
+    return out
 
 
 def rule_status(verdicts: Assessment, i: int, settled: str = "", unknown: str = "") -> str:
@@ -206,8 +266,15 @@ def elimination_lines(elim: Elimination) -> list[str]:
                 "  RI of the other rules once the improper ones are removed: "
                 + ", ".join(f"{n} {_pm(m, s)}" for n, m, s in zip(elim.final.names, elim.final.mean, elim.final.se))
             )
+    if elim.sampled and elim.removed:
+        out.append(f"  ({SAMPLED_ELIMINATION}: whether the others stay as they are without it is not known)")
     if elim.withheld:
         out.append(f"not flagged: {', '.join(elim.withheld)} hurt(s) reliably at this budget but has not settled")
+    if elim.sampled_withheld:
+        out.append(
+            f"withheld: {', '.join(elim.sampled_withheld)} each hurt reliably, but {SAMPLED_ELIMINATION}, so which "
+            "of them stay harmful once another is dropped is not known: run an exact scan of these rules"
+        )
     return out
 
 
@@ -229,10 +296,11 @@ def pair_lines(pairs: PairRelations) -> list[str]:
 def best_set_lines(best: dict, score: str = "MSE") -> list[str]:
     """The best rule set and its paired gain over seeds against all rules and the kept rules."""
     b = best["best"]
+    among = "" if best.get("trained") is None else f", the best of the {best['trained']} trained coalitions"
     out = [
         (
             f"best rule set: {{{', '.join(b['rules'])}}} (validation {score} {b['mse_mean']:.3e}, chosen on the "
-            "validation set: optimistic)"
+            f"validation set: optimistic{among})"
         )
     ]
     for key, label in (("all_rules", "all rules"), ("kept_by_elimination", "the rules elimination keeps")):
@@ -250,7 +318,7 @@ def best_set_lines(best: dict, score: str = "MSE") -> list[str]:
 def caveats(table: ValueTable) -> list[str]:
     """What a reader must know before trusting the numbers: an estimated table, diverged trainings."""
     out = []
-    if getattr(table, "method", "exact") != "exact":
+    if getattr(table, "method", "exact") != "exact" and getattr(table, "sampling", None) is None:
         out.append(
             f"ESTIMATED by '{getattr(table, 'method', '?')}' (not every subset was trained): check it against "
             "an exact scan "

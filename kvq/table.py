@@ -1,7 +1,9 @@
-"""Value tables: the validation error of every rule mask (and seed), with provenance."""
+"""Value tables: the validation error of every rule mask (and seed), or of the coalitions a
+sampler drew (:class:`Sampling`), with provenance."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,8 +11,155 @@ from typing import Any
 
 import numpy as np
 
-from kvq.coalitions import all_masks
+from kvq.coalitions import all_masks, mask_index
 from kvq.errors import KvqError
+
+SAMPLERS = ("msr", "permutation", "kernel", "kernel-banzhaf")
+WEIGHTING = {"msr": "uniform", "permutation": "shapley", "kernel": "shapley", "kernel-banzhaf": "uniform"}
+"""The importance each sampler estimates (:func:`kvq.rule_importance`'s ``weighting``)."""
+
+
+def json_ready(x: Any) -> Any:
+    """JSON-ready copy of ``x``: dicts, lists, ints, floats, bools; NaN/inf -> None."""
+    if isinstance(x, np.ndarray):
+        return json_ready(x.tolist())
+    if isinstance(x, dict):
+        return {str(k): json_ready(y) for k, y in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_ready(y) for y in x]
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.bool_):
+        return bool(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def known_sampler(sampler: str) -> None:
+    """Raise unless ``sampler`` is one of :data:`SAMPLERS`."""
+    if sampler not in SAMPLERS:
+        raise KvqError(f"unknown coalition sampler {sampler!r}; choose one of {SAMPLERS}")
+
+
+def full_masks(n: int) -> np.ndarray:
+    """All rules, then all rules but rule i for each i: [n + 1, n], what FI needs."""
+    return np.vstack([np.ones((1, n), np.int8), 1 - np.eye(n, dtype=np.int8)])
+
+
+def chain_masks(orders: np.ndarray) -> np.ndarray:
+    """The coalitions along each order [P, n]: [P, n + 1, n], entry k = the first k rules on."""
+    P, n = orders.shape
+    masks = np.zeros((P, n + 1, n), np.int8)
+    for k in range(1, n + 1):
+        masks[:, k] = masks[:, k - 1]
+        masks[np.arange(P), k, orders[:, k - 1]] = 1
+    return masks
+
+
+def coalitions_of(sampler: str, draws: np.ndarray) -> np.ndarray:
+    """Every coalition [*, n] the draws need (repeats included)."""
+    known_sampler(sampler)
+    n = draws.shape[1]
+    if sampler == "msr":
+        return draws
+    if sampler == "permutation":
+        return chain_masks(draws).reshape(-1, n)
+    pairs = np.concatenate([draws, 1 - draws]).astype(np.int8)
+    if sampler == "kernel":  # the constraint's v(empty) and v(all)
+        pairs = np.concatenate([np.zeros((1, n), np.int8), np.ones((1, n), np.int8), pairs])
+    return pairs
+
+
+PROXY_ARRAYS = ("proxy_values", "proxy_per_seed", "proxy_se")
+
+
+@dataclass(frozen=True, eq=False)
+class Sampling:
+    """How a table of *some* coalitions was drawn (docs/design.md §6, "Sampled coalitions").
+
+    ``sampler``: one of :data:`SAMPLERS`; ``draws``: its draws (coalitions [D, n] 0/1, or for
+    ``"permutation"`` rule orders [2P, n], each followed by its reverse); ``enumerated``
+    (kernel): the pair strata the draws hold completely, once each; ``budget``/``target_se``:
+    what the run was asked for.  With a cheap proxy as a control variate: ``proxy`` its JSON
+    description (method, settings, beta, coalitions, exact, correlation, proxy_s, ...),
+    ``proxy_values`` [M, S] its -log10 error on the table's masks, ``proxy_per_seed`` [S, n]
+    the proxy game's own RI per seed and ``proxy_se`` [n] that RI's sampling error (0 when
+    exact); the three arrays come together.
+    """
+
+    sampler: str
+    draws: np.ndarray
+    enumerated: tuple[int, ...] = ()
+    budget: int | None = None
+    target_se: float | None = None
+    proxy: dict[str, Any] = field(default_factory=dict)
+    proxy_values: np.ndarray | None = None
+    proxy_per_seed: np.ndarray | None = None
+    proxy_se: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        known_sampler(self.sampler)
+        draws = np.asarray(self.draws)
+        if draws.ndim != 2:
+            raise KvqError(f"draws must be 2-D [draws, rules]; got shape {draws.shape}")
+        object.__setattr__(self, "draws", draws.astype(int if self.sampler == "permutation" else np.int8))
+        object.__setattr__(self, "enumerated", tuple(int(k) for k in self.enumerated))
+        object.__setattr__(self, "proxy", dict(self.proxy or {}))
+        given = [getattr(self, a) is not None for a in PROXY_ARRAYS]
+        if any(given) and not all(given):
+            raise KvqError(f"{', '.join(PROXY_ARRAYS)} come together (the proxy's values, its RI and that RI's se)")
+        for a in PROXY_ARRAYS:
+            if getattr(self, a) is not None:
+                object.__setattr__(self, a, np.asarray(getattr(self, a), np.float64))
+
+    @property
+    def weighting(self) -> str:
+        """The importance the sampler estimates: ``"uniform"`` or ``"shapley"``."""
+        return WEIGHTING[self.sampler]
+
+    @property
+    def has_proxy(self) -> bool:
+        """Whether the proxy's arrays are here (the estimate can be adjusted by them)."""
+        return self.proxy_values is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready description (no big arrays; those are :meth:`arrays`)."""
+        return json_ready(
+            {
+                "sampler": self.sampler,
+                "draws": len(self.draws),
+                "enumerated": list(self.enumerated),
+                "budget": self.budget,
+                "target_se": self.target_se,
+                "proxy": self.proxy,
+            }
+        )
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays for ``table.npz``: ``draws`` and, with a proxy, ``proxy_values``,
+        ``proxy_per_seed`` and ``proxy_se`` (the caller may prefix the names in the file)."""
+        out = {"draws": self.draws}
+        for a in PROXY_ARRAYS:
+            if getattr(self, a) is not None:
+                out[a] = getattr(self, a)
+        return out
+
+    @classmethod
+    def from_saved(cls, meta: dict[str, Any], arrays: Any) -> Sampling:
+        """The record :meth:`to_json` and :meth:`arrays` describe (``arrays``: a mapping with
+        :meth:`arrays`' names; other keys are ignored)."""
+        if "draws" not in arrays:
+            raise KvqError("a sampled table's arrays lack its draws; the saved result is damaged")
+        return cls(
+            meta["sampler"],
+            np.asarray(arrays["draws"]),
+            tuple(meta.get("enumerated", ())),
+            meta.get("budget"),
+            meta.get("target_se"),
+            meta.get("proxy") or {},
+            **{a: (np.asarray(arrays[a]) if a in arrays else None) for a in PROXY_ARRAYS},
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,6 +176,10 @@ class ValueTable:
     run with that budget would have given; a training that stopped early carries its
     final error, one that diverged is NaN from then on), and ``stopped`` [2^n, S] marks the
     trainings that stopped by the early-stopping criterion rather than at the step cap.
+
+    A *sampled* table (``sampling`` set, docs/design.md §6) holds only the coalitions a
+    sampler drew: ``masks`` [M, n] are distinct 0/1 rows in any order (FI's all-rules and
+    all-but-one among them), and every array above has M rows instead of 2^n.
     """
 
     rule_names: tuple[str, ...]
@@ -38,6 +191,7 @@ class ValueTable:
     errors_by_check_by_output: np.ndarray | None = None
     check_steps: np.ndarray | None = None
     stopped: np.ndarray | None = None
+    sampling: Sampling | None = None
 
     def __post_init__(self) -> None:
         names = tuple(self.rule_names)
@@ -50,15 +204,17 @@ class ValueTable:
         if errors.ndim == 1:
             errors = errors[:, None]
         n = len(names)
-        if errors.ndim != 2 or errors.shape[0] != 2**n:
+        object.__setattr__(self, "errors", errors)
+        if self.sampling is not None:
+            self._check_sampled()
+        elif errors.ndim != 2 or errors.shape[0] != 2**n:
             raise KvqError(
                 f"errors must have shape [2^{n} = {2**n}, seeds] for rules {list(names)}; got {errors.shape}"
             )
-        object.__setattr__(self, "errors", errors)
-        expected = all_masks(n)
-        if self.masks is None:
-            object.__setattr__(self, "masks", expected)
+        elif self.masks is None:
+            object.__setattr__(self, "masks", all_masks(n))
         else:
+            expected = all_masks(n)
             masks = np.asarray(self.masks)
             if masks.shape != expected.shape or not np.array_equal(masks.astype(np.int8), expected):
                 raise KvqError(
@@ -79,12 +235,63 @@ class ValueTable:
             object.__setattr__(self, "output_names", outs)
         self._check_history()
 
+    def _check_sampled(self) -> None:
+        """A sampled table's masks: distinct 0/1 rows, one per row of errors, FI's among them,
+        and every coalition the draws need."""
+        assert self.sampling is not None
+        names, errors = self.rule_names, self.errors
+        n = len(names)
+        if not isinstance(self.sampling, Sampling):
+            raise KvqError(f"sampling must be a kvq.table.Sampling; got {type(self.sampling).__name__}")
+        if self.masks is None:
+            raise KvqError("a sampled table needs its masks [M, n]: which coalition each row of errors holds")
+        masks = np.asarray(self.masks)
+        if errors.ndim != 2 or masks.shape != (errors.shape[0], n):
+            raise KvqError(
+                f"a sampled table needs masks [M, {n}] and errors [M, seeds] with the same M; got masks "
+                f"{masks.shape} and errors {errors.shape}"
+            )
+        if not np.isin(masks, (0, 1)).all():
+            raise KvqError("masks must be 0/1 (rule on/off)")
+        masks = masks.astype(np.int8)
+        if len(np.unique(masks, axis=0)) != len(masks):
+            raise KvqError("a sampled table's masks must be distinct coalitions (one row each)")
+        have = {m.tobytes() for m in masks}
+        if any(m.tobytes() not in have for m in full_masks(n)):
+            raise KvqError(
+                "a sampled table must hold all rules and every all-but-one coalition (FI needs them: "
+                "kvq.sampling.full_masks)"
+            )
+        draws = self.sampling.draws
+        if len(draws) and draws.shape[1] != n:
+            raise KvqError(f"the draws are over {draws.shape[1]} rules; the table has {n}")
+        if len(draws) and any(m.tobytes() not in have for m in coalitions_of(self.sampling.sampler, draws)):
+            raise KvqError("a coalition the draws need is not among the table's masks")
+        pv = self.sampling.proxy_values
+        if pv is not None and pv.shape != errors.shape:
+            raise KvqError(f"proxy_values must have the errors' shape {errors.shape}; got {pv.shape}")
+        object.__setattr__(self, "masks", masks)
+
     def __repr__(self) -> str:  # short: the arrays are the bulk of a table
         checks = "" if self.check_steps is None else f", {len(self.check_steps)} checks"
+        of = "" if self.complete else f" of {2**self.n_rules} ({self.sampling.sampler})"  # type: ignore[union-attr]
         return (
-            f"{type(self).__name__}(rules={list(self.rule_names)}, {self.errors.shape[0]} masks x "
+            f"{type(self).__name__}(rules={list(self.rule_names)}, {self.errors.shape[0]} masks{of} x "
             f"{self.n_seeds} seeds{checks})"
         )
+
+    @property
+    def complete(self) -> bool:
+        """True for a table of every coalition (all 2^n masks in binary order), False for a sampled one."""
+        return self.sampling is None
+
+    def row_of(self, mask: Sequence[int]) -> int | None:
+        """The row of ``errors`` that holds coalition ``mask`` [n] (0/1), None if it was not trained."""
+        if self.complete:
+            return mask_index(mask)
+        want = np.asarray(mask, np.int8)
+        hits = np.flatnonzero((self.masks == want[None, :]).all(axis=1))
+        return int(hits[0]) if hits.size else None
 
     def table(self, as_frame: bool = False) -> Any:
         """The importance table: RI (uniform, Shapley) and FI ± se and each rule's status, as
@@ -150,10 +357,12 @@ class ValueTable:
             self.errors_by_check[t],
             None if by_out is None else by_out[t],
             self.output_names,
+            masks=self.masks,
             errors_by_check=self.errors_by_check[: t + 1],
             check_steps=self.check_steps[: t + 1],
             errors_by_check_by_output=None if by_out is None else by_out[: t + 1],
             stopped=self._stopped_by(int(self.check_steps[t])),
+            sampling=self.sampling,
         )
 
     def _stopped_by(self, step: int) -> np.ndarray | None:
@@ -173,6 +382,11 @@ class ValueTable:
         unknown = [r for r in rules if r not in self.rule_names]
         if unknown:
             raise KvqError(f"unknown rule(s) {unknown}; the table's rules are {list(self.rule_names)}")
+        if not self.complete:
+            raise KvqError(
+                "a sampled table has no sub-games: the game without a rule needs coalitions that were not "
+                "trained (run an exact scan, or sample the problem without that rule)"
+            )
         keep = [j for j, name in enumerate(self.rule_names) if name in set(rules)]
         if not keep:
             raise KvqError("restrict() needs at least one rule to keep")
@@ -207,11 +421,11 @@ class ValueTable:
         return int(self.errors.shape[1])
 
     def missing(self) -> np.ndarray:
-        """bool [2^n, S]: entries that are not a usable error (NaN, inf or <= 0)."""
+        """bool [M, S] (M = 2^n for a complete table): entries that are not a usable error (NaN, inf or <= 0)."""
         return ~(np.isfinite(self.errors) & (self.errors > 0))
 
     def subset_label(self, k: int) -> str:
-        """``"{pde, ic}"`` style label of mask ``k``."""
+        """``"{pde, ic}"`` style label of row ``k`` (mask number ``k`` of a complete table)."""
         on = [name for name, bit in zip(self.rule_names, self.masks[k]) if bit]
         return "{" + ", ".join(on) + "}"
 
@@ -226,7 +440,9 @@ class ScanResult(ValueTable):
     ``timing``: seconds (``compile_s``, ``pretrain_s``, ``train_s``, ``total_s``) and
     ``subset_steps_per_s``; ``method``: ``"exact"`` for full enumeration, ``"finetune"`` or
     ``"newton"`` for an estimate (:func:`kvq.estimate`), whose settings and diagnostics (CG
-    residuals, anchor) are in ``estimator``.
+    residuals, anchor) are in ``estimator``, ``"sampled"`` for a table of sampled coalitions
+    (``sampling`` set; see :class:`SampledResult`).  The arrays have one row per mask (2^n, or
+    M for a sampled table).
     """
 
     steps_run: np.ndarray = field(default=None)  # type: ignore[arg-type]  # zeros if not given
@@ -279,3 +495,108 @@ class ScanResult(ValueTable):
         from kvq.io import load_result
 
         return load_result(directory)
+
+
+@dataclass(frozen=True, eq=False)
+class SampledResult(ScanResult):
+    """A :class:`ScanResult` of sampled coalitions (``sampling`` set, ``method="sampled"``):
+    every importance function, verdict, report and plot takes it like any table.  The
+    properties below are conveniences kept from the former separate type: ``ri`` is
+    :func:`kvq.rule_importance` of the table (the sampler's weighting; with a proxy, the
+    adjusted estimate), ``plain`` the same draws' estimate without the proxy, ``fi`` FI."""
+
+    method: str = "sampled"
+
+    def __post_init__(self) -> None:
+        if self.sampling is None:
+            raise KvqError("a SampledResult needs its sampling record (kvq.table.Sampling)")
+        super().__post_init__()
+
+    @property
+    def _sampling(self) -> Sampling:
+        assert self.sampling is not None
+        return self.sampling
+
+    @property
+    def sampler(self) -> str:
+        return self._sampling.sampler
+
+    @property
+    def draws(self) -> np.ndarray:
+        return self._sampling.draws
+
+    @property
+    def enumerated(self) -> tuple[int, ...]:
+        return self._sampling.enumerated
+
+    @property
+    def budget(self) -> int | None:
+        return self._sampling.budget
+
+    @property
+    def target_se(self) -> float | None:
+        return self._sampling.target_se
+
+    @property
+    def proxy(self) -> dict[str, Any]:
+        return self._sampling.proxy
+
+    @property
+    def ri(self) -> Any:
+        """The RI estimate (a :class:`kvq.importance.SampledImportance`)."""
+        from kvq.importance import rule_importance
+
+        return rule_importance(self)
+
+    @property
+    def fi(self) -> Any:
+        """FI from the ``n + 1`` coalitions it needs (a :class:`kvq.importance.Importance`)."""
+        from kvq.importance import full_importance
+
+        return full_importance(self)
+
+    @property
+    def plain(self) -> Any:
+        """The estimate of the same draws without the proxy; None without a proxy."""
+        from kvq.importance import sampled_estimates
+
+        return sampled_estimates(self)[1]
+
+    def __repr__(self) -> str:
+        name = self.problem.get("name", "?") if isinstance(self.problem, dict) else "?"
+        return (
+            f"SampledResult(problem={name!r}, {self.n_rules} rules, sampler={self.sampler!r}, "
+            f"{len(self.masks)} of {2**self.n_rules} coalitions trained x {self.n_seeds} seeds)"
+        )
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SampledResult:
+        """The result an older kvq's ``sampled.json`` (kind ``"kvq.SampledResult"``) describes.
+        That format kept the proxy's values on the trained coalitions but not the proxy game's
+        own RI, so an estimate it adjusted reads back as the plain estimate of the same draws
+        (the report says so)."""
+        if d.get("kind") != "kvq.SampledResult":
+            raise KvqError(f"not a sampled estimate (kind {d.get('kind')!r}); kvq writes these as sampled.json")
+        errors = np.array(d["errors"], float)
+        proxy = {k: v for k, v in (d.get("proxy") or {}).items() if k != "values"}
+        if proxy:
+            proxy["arrays_saved"] = False
+        sampling = Sampling(
+            d["sampler"],
+            np.array(d["draws"], int).reshape(-1, len(d["rule_names"])),
+            tuple(d.get("enumerated", ())),
+            d.get("budget"),
+            d.get("target_se"),
+            proxy,
+        )
+        return cls(
+            rule_names=tuple(d["rule_names"]),
+            errors=errors,
+            masks=np.array(d["masks"], np.int8),
+            diverged=~np.isfinite(errors),
+            seeds=tuple(d["seeds"]),
+            problem=d.get("problem", {}),
+            config=d.get("config", {}),
+            timing=d.get("timing", {}),
+            sampling=sampling,
+        )

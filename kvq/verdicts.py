@@ -10,30 +10,38 @@
 - :func:`best_rule_set`: the subset with the lowest validation error, compared over seeds
   with all rules and with the rules the elimination keeps.
 
+A sampled table (``table.sampling`` set) gets settledness, a one-round elimination (the
+game without a rule was not trained: see :func:`eliminate`), no pair relations and the best of
+its trained coalitions.
+
 Units are decades of validation MSE throughout (see ``docs/design.md``, "Verdicts").
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
 import numpy as np
 
+from kvq.coalitions import mask_index
 from kvq.errors import KvqError
 from kvq.importance import (
     Importance,
     _mean_se,
     _pair_parts,
     _prepare,
+    _sampling,
     _weighted,
     full_importance,
     json_ready,
+    own_weighting,
     rule_importance,
     values,
 )
+from kvq.table import ValueTable
 from kvq.trend import t975
 
 ATOL = 0.05
@@ -45,6 +53,11 @@ RTOL = 0.25
 """A settled value may also move by up to this share of its own size (|RI| = 2 may drift by 0.5)."""
 MAX_CAPPED = 0.5
 """At most this share of the trainings may have run into the step cap for any rule to be settled."""
+SAMPLED_PAIRS = (
+    "pair relations need every coalition of the other rules, and this table was sampled: run an exact scan "
+    "(kvq.scan) for them"
+)
+SAMPLED_ELIMINATION = "a sampled table cannot re-estimate the game without a rule"
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,8 +125,22 @@ def capped_share(table: Any) -> float:
     return float(np.mean(~stopped[ok])) if ok.any() else float("nan")
 
 
+def _with_errors(table: Any, errors: np.ndarray) -> Any:
+    """``table``'s game with other ``errors`` (same rows): a (names, errors) pair, or for a
+    sampled table a :class:`~kvq.table.ValueTable` with its masks and sampling record."""
+    names = tuple(table.rule_names)
+    if _sampling(table) is None:
+        return names, errors
+    return ValueTable(names, errors, masks=table.masks, sampling=table.sampling)
+
+
 def settledness(
-    table: Any, weighting: str = "uniform", *, atol: float = ATOL, rtol: float = RTOL, max_capped: float = MAX_CAPPED
+    table: Any,
+    weighting: str | None = None,
+    *,
+    atol: float = ATOL,
+    rtol: float = RTOL,
+    max_capped: float = MAX_CAPPED,
 ) -> Settledness:
     """Settledness of every rule's RI (``weighting``) and FI: would a longer budget change them?
 
@@ -125,8 +152,10 @@ def settledness(
     (stopped ones keep their final errors), per seed.  The rule is settled when the drift of
     its RI and of its FI is below ``max(atol, rtol * |final value|)`` decades, counting two
     standard errors of the drift against it, and at most ``max_capped`` of the trainings
-    ran into the cap.  Criterion and constants: ``docs/design.md``.
+    ran into the cap.  ``weighting`` None: the table's own (:func:`kvq.importance.own_weighting`).
+    Criterion and constants: ``docs/design.md``.
     """
+    weighting = weighting or own_weighting(table)
     names = tuple(table.rule_names)
     n = len(names)
     nan = np.full(n, np.nan)
@@ -162,8 +191,8 @@ def settledness(
     before = np.where(running, table.errors_by_check[half], end)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        end_ri, mid_ri = (rule_importance((names, e), weighting) for e in (end, before))
-        end_fi, mid_fi = (full_importance((names, e)) for e in (end, before))
+        end_ri, mid_ri = (rule_importance(_with_errors(table, e), weighting) for e in (end, before))
+        end_fi, mid_fi = (full_importance(_with_errors(table, e)) for e in (end, before))
     ri_drift, ri_se = _mean_se(end_ri.per_seed - mid_ri.per_seed)
     fi_drift, fi_se = _mean_se(end_fi.per_seed - mid_fi.per_seed)
     tol_ri = np.maximum(atol, rtol * np.abs(end_ri.mean))
@@ -207,7 +236,10 @@ class Elimination:
     and the rule removed (None in the last round); ``final``: every remaining rule's RI in
     the final game (None when every rule was removed); ``withheld``: rules that met the
     improper criterion in some round but were not flagged because their numbers had not
-    settled; ``settledness_known``: False where the table has no trajectory.
+    settled; ``settledness_known``: False where the table has no trajectory.  For a sampled
+    table (``sampled``) there is one round only, ``final`` is None once a rule is removed, and
+    ``sampled_withheld`` holds the candidates not flagged because there were several (see
+    :func:`eliminate`).
     """
 
     removed: tuple[str, ...]
@@ -217,10 +249,13 @@ class Elimination:
     min_effect: float
     weighting: str
     settledness_known: bool
+    sampled: bool = False
+    sampled_withheld: tuple[str, ...] = ()
 
     @property
     def kept(self) -> tuple[str, ...]:
-        return () if self.final is None else self.final.names
+        """The rules not removed, in the table's order."""
+        return tuple(r for r in self.rounds[0]["rules"] if r not in self.removed) if self.rounds else ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready plain Python (NaN -> None)."""
@@ -237,12 +272,19 @@ class Elimination:
                 "weighting": self.weighting,
                 "settledness_known": self.settledness_known,
                 "criterion": f"RI < -{self.min_effect:g} decades with its 95% CI over seeds below 0, and settled",
+                "sampled": self.sampled,
+                "sampled_withheld": self.sampled_withheld,
+                "note": (
+                    f"{SAMPLED_ELIMINATION}: one round only; a rule is flagged only when it is the one candidate"
+                    if self.sampled
+                    else None
+                ),
             }
         )
 
 
 def eliminate(
-    table: Any, weighting: str = "uniform", *, min_effect: float = ATOL, require_settled: bool = True
+    table: Any, weighting: str | None = None, *, min_effect: float = ATOL, require_settled: bool = True
 ) -> Elimination:
     """Improper rules by backward elimination on the value table.
 
@@ -254,9 +296,17 @@ def eliminate(
     removed are the improper ones.  A correct rule that hurts only in coalitions with a
     wrong rule recovers once the wrong one is gone, so it is not blamed.  Needs >= 2 seeds
     for an interval (a single-seed table removes nothing).
+
+    A sampled table holds no sub-games, so only the first round can be computed: a rule is
+    flagged only when it is the one candidate (the exact procedure would remove it first too);
+    several candidates are all withheld (``sampled_withheld``), since which of them stay
+    harmful once another is gone needs the games without them (docs/design.md §3).
     """
     if not hasattr(table, "restrict"):
         raise KvqError(f"eliminate needs a kvq.ValueTable or ScanResult; got {type(table).__name__}")
+    weighting = weighting or own_weighting(table)
+    if _sampling(table) is not None:
+        return _eliminate_sampled(table, weighting, min_effect, require_settled)
     active = list(table.rule_names)
     removed: list[str] = []
     withheld: list[str] = []
@@ -264,25 +314,19 @@ def eliminate(
     final = None
     known = False
     while active:
-        game = table.restrict(active)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            ri = rule_importance(game, weighting)
-        low, high = ri.ci95()
-        settle = settledness(game, weighting)
+        r = _round(table.restrict(active), weighting, min_effect, require_settled)
+        ri, settle = r["ri"], r["settle"]
         known = settle.known
-        ok = settle.settled if (settle.known and require_settled) else np.ones(len(active), bool)
-        meets = np.isfinite(high) & (high < 0) & (ri.mean < -min_effect)
-        withheld += [name for name, m, s in zip(active, meets, ok) if m and not s and name not in withheld]
-        candidates = np.flatnonzero(meets & ok)
+        withheld += [name for name, m, s in zip(active, r["meets"], r["ok"]) if m and not s and name not in withheld]
+        candidates = np.flatnonzero(r["meets"] & r["ok"])
         out = None if candidates.size == 0 else active[int(candidates[np.argmin(ri.mean[candidates])])]
         rounds.append(
             {
                 "rules": list(active),
                 "ri": ri.mean,
                 "se": ri.se,
-                "ci95_low": low,
-                "ci95_high": high,
+                "ci95_low": r["low"],
+                "ci95_high": r["high"],
                 "settled": settle.settled if settle.known else None,
                 "removed": out,
             }
@@ -296,7 +340,51 @@ def eliminate(
     return Elimination(tuple(removed), tuple(rounds), final, tuple(withheld), min_effect, weighting, known)
 
 
-def improper_rules(table: Any, weighting: str = "uniform") -> tuple[str, ...]:
+def _round(table: Any, weighting: str, min_effect: float, require_settled: bool) -> dict[str, Any]:
+    """One round of elimination on ``table``'s game: RI, interval, settledness, and which rules
+    meet the criterion (``meets``) and of those which have settled (``candidates``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ri = rule_importance(table, weighting)
+    low, high = ri.ci95()
+    settle = settledness(table, weighting)
+    ok = settle.settled if (settle.known and require_settled) else np.ones(len(ri.names), bool)
+    meets = np.isfinite(high) & (high < 0) & (ri.mean < -min_effect)
+    return {"ri": ri, "low": low, "high": high, "settle": settle, "ok": ok, "meets": meets}
+
+
+def _eliminate_sampled(table: Any, weighting: str, min_effect: float, require_settled: bool) -> Elimination:
+    """The first round of :func:`eliminate` on a sampled table (see there)."""
+    names = list(table.rule_names)
+    r = _round(table, weighting, min_effect, require_settled)
+    ri, settle = r["ri"], r["settle"]
+    withheld = [n for n, m, s in zip(names, r["meets"], r["ok"]) if m and not s]
+    candidates = np.flatnonzero(r["meets"] & r["ok"])
+    out = names[int(candidates[0])] if candidates.size == 1 else None
+    several = tuple(names[int(k)] for k in candidates) if candidates.size > 1 else ()
+    first = {
+        "rules": names,
+        "ri": ri.mean,
+        "se": ri.se,
+        "ci95_low": r["low"],
+        "ci95_high": r["high"],
+        "settled": settle.settled if settle.known else None,
+        "removed": out,
+    }
+    return Elimination(
+        () if out is None else (out,),
+        (first,),
+        ri if out is None else None,
+        tuple(withheld),
+        min_effect,
+        weighting,
+        settle.known,
+        sampled=True,
+        sampled_withheld=several,
+    )
+
+
+def improper_rules(table: Any, weighting: str | None = None) -> tuple[str, ...]:
     """Rules flagged as improper knowledge: those :func:`eliminate` removes (RI below
     -ATOL with its whole 95 % interval over seeds below zero in the game without the rules
     removed before it, and settled), in the order they were removed.  Needs >= 2 seeds."""
@@ -346,8 +434,12 @@ def classify_pair(
 
 def pair_relations(
     table: Any, weighting: str = "uniform", output: int | str | None = None, *, min_effect: float = ATOL
-) -> PairRelations:
-    """Synergy, substitution or conflict for every pair of rules (see :class:`PairRelations`)."""
+) -> PairRelations | None:
+    """Synergy, substitution or conflict for every pair of rules (see :class:`PairRelations`);
+    None for a sampled table, which lacks the coalitions they average over (why:
+    :data:`SAMPLED_PAIRS`)."""
+    if _sampling(table) is not None:
+        return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         names, v, _, _ = _prepare(table, output)
@@ -382,43 +474,62 @@ def best_rule_set(table: Any, kept: tuple[str, ...] | None = None) -> dict[str, 
 
     The best set is chosen on the validation set that scores it, so its gain is optimistic
     (a winner's curse over 2^n candidates); the paired interval says how sure the
-    comparison is, not how the set will do on new data.
+    comparison is, not how the set will do on new data.  A sampled table gives the best of
+    the coalitions it trained (``trained``: how many), and says so in ``note``.
     """
     names = tuple(table.rule_names)
-    v = values(table.errors)  # [2^n, S]
+    n = len(names)
+    sampled = _sampling(table) is not None
+    v = values(table.errors)  # [rows, S]
     complete = np.isfinite(v).all(axis=1)
     if not complete.any():
         raise KvqError("every subset has a diverged training; there is no best rule set")
     mean = np.where(complete, np.nanmean(np.where(np.isfinite(v), v, np.nan), axis=1), -np.inf)
     best = int(np.argmax(mean))
 
-    def rules(k: int) -> list[str]:
-        return [nm for j, nm in enumerate(names) if k >> j & 1]
+    def number(row: int) -> int:  # the mask number of a row
+        return mask_index(table.masks[row]) if sampled else row
 
-    def entry(k: int) -> dict[str, Any]:
-        return {"mask": k, "rules": rules(k), "mse_mean": float(np.mean(table.errors[k]))}
+    def row_of(rules: tuple[str, ...]) -> int | None:
+        mask = [int(r in rules) for r in names]
+        return table.row_of(mask) if sampled else mask_index(mask)
 
-    full = 2 ** len(names) - 1
+    def entry(row: int) -> dict[str, Any]:
+        k = number(row)
+        return {
+            "mask": k,
+            "rules": [nm for j, nm in enumerate(names) if k >> j & 1],
+            "mse_mean": float(np.mean(table.errors[row])),
+        }
+
+    full = row_of(names)
+    assert full is not None  # every table holds the all-rules coalition
     out: dict[str, Any] = {"best": entry(best), "all_rules": {**entry(full), **_paired(v, best, full)}}
     if kept is not None:
-        k = sum(1 << names.index(r) for r in kept)
-        out["kept_by_elimination"] = {**entry(k), **_paired(v, best, k)}
+        k = row_of(tuple(kept))
+        if k is not None:
+            out["kept_by_elimination"] = {**entry(k), **_paired(v, best, k)}
     out["note"] = (
         "chosen on the validation set it is scored on (optimistic); gain = log10(MSE other / MSE best) per seed"
     )
+    if sampled:
+        out["trained"] = len(table.masks)
+        out["note"] += f"; the best of the {len(table.masks)} trained coalitions, not of all {2**n}"
     return json_ready(out)
 
 
 @dataclass(frozen=True, eq=False)
 class Assessment:
     """Every verdict on one value table, computed once for the printed table, ``results.json``
-    and reports: settledness, backward elimination, pair relations (None with one rule) and
-    the best rule set."""
+    and reports: settledness, backward elimination, pair relations (None with one rule or a
+    sampled table) and the best rule set; ``notes``: why a verdict is missing or limited
+    (for a sampled table: ``"pair_relations"``, ``"elimination"``, ``"best_rule_set"``)."""
 
     settledness: Settledness
     elimination: Elimination
     pairs: PairRelations | None
     best: dict[str, Any]
+    notes: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready plain Python (NaN -> None)."""
@@ -430,16 +541,25 @@ class Assessment:
             "improper": list(self.elimination.removed),
             "pair_relations": None if self.pairs is None else self.pairs.to_dict(),
             "best_rule_set": self.best,
+            "notes": dict(self.notes),
         }
 
 
-def assess(table: Any, weighting: str = "uniform") -> Assessment:
+def assess(table: Any, weighting: str | None = None) -> Assessment:
     """Settledness, improper rules (backward elimination), pair relations and the best rule
-    set of ``table`` (RI with ``weighting``)."""
+    set of ``table`` (RI with ``weighting``; None: the table's own)."""
+    weighting = weighting or own_weighting(table)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         settle = settledness(table, weighting)
         elim = eliminate(table, weighting)
         pairs = pair_relations(table, weighting) if len(table.rule_names) >= 2 else None
         best = best_rule_set(table, elim.kept)
-    return Assessment(settle, elim, pairs, best)
+    notes = {}
+    if _sampling(table) is not None:
+        notes = {
+            "pair_relations": SAMPLED_PAIRS,
+            "elimination": f"{SAMPLED_ELIMINATION}: one round only (docs/design.md §3)",
+            "best_rule_set": best["note"],
+        }
+    return Assessment(settle, elim, pairs, best, notes)

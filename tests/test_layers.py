@@ -27,6 +27,9 @@ ON_REQUEST = {
     ("table", "table"): {"report"},
     ("table", "save"): {"io"},
     ("table", "load"): {"io"},
+    ("table", "ri"): {"importance"},  # SampledResult.ri / .fi / .plain: the estimate of the table it is
+    ("table", "fi"): {"importance"},
+    ("table", "plain"): {"importance"},
     ("sweeps", "table"): {"report"},
     ("tune", "table"): {"report"},
 }
