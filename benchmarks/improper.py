@@ -26,8 +26,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kvq  # noqa: E402
-from kvq.engine import scan_fingerprint  # noqa: E402
-from kvq.io import load_if_same  # noqa: E402
 from results_md import HERE, machine, update_section, write_json  # noqa: E402
 
 CASES = {
@@ -46,10 +44,7 @@ def run_case(case: str, preset: str, seeds: int, env: dict, steps: int | None = 
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        result = load_if_same(folder, scan_fingerprint(problem, config))
-        if result is None:
-            result = kvq.scan(problem, config, checkpoint=folder / ".checkpoint")
-            result.save(folder, overwrite=True)
+        result = kvq.scan(problem, config, out=folder, overwrite=True)  # a finished scan is loaded
         verdicts = kvq.assess(result)
         ri = kvq.rule_importance(result)
     low, high = ri.ci95()

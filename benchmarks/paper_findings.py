@@ -38,8 +38,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kvq  # noqa: E402
 from kvq.importance import json_ready  # noqa: E402
-from kvq.io import discard, load_if_same  # noqa: E402
-from kvq.engine import scan_fingerprint  # noqa: E402
 from kvq.sweeps import sweep  # noqa: E402
 from results_md import HERE, machine, update_section, write_json  # noqa: E402
 
@@ -129,16 +127,7 @@ def dependence(problem: str, preset: str, seeds: int, steps: int | None) -> tupl
     folder = HERE / "results" / "findings" / preset / (f"{problem}-dependence" + ("" if steps is None else f"-{steps}"))
     built = kvq.problems.get(problem)
     t0 = time.perf_counter()
-    result = load_if_same(folder, scan_fingerprint(built, config))  # resumable: finished scans are kept
-    if result is None:
-        try:
-            result = kvq.scan(built, config, checkpoint=folder / ".checkpoint")
-        except kvq.KvqError as e:  # a checkpoint of another scan (an older preset): start afresh
-            if "belongs to a different scan" not in str(e):
-                raise
-            discard(folder / ".checkpoint")
-            result = kvq.scan(built, config, checkpoint=folder / ".checkpoint")
-        result.save(folder, overwrite=True)
+    result = kvq.scan(built, config, out=folder, overwrite=True)  # resumable: a finished scan is loaded
     wall = time.perf_counter() - t0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

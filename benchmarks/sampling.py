@@ -57,14 +57,7 @@ def exact_table(name: str, steps: int, seeds: int) -> kvq.ScanResult:
     folder = HERE / "results" / "sampling" / f"{name}-{steps}"
     config = kvq.ScanConfig.preset("quick", **TINY, steps=steps, seeds=seeds)
     problem = kvq.problems.get(name, n_valid=2000)
-    from kvq.engine import scan_fingerprint
-    from kvq.io import load_if_same
-
-    result = load_if_same(folder, scan_fingerprint(problem, config))
-    if result is None:
-        result = kvq.scan(problem, config, checkpoint=folder / ".checkpoint")
-        result.save(folder, overwrite=True)
-    return result
+    return kvq.scan(problem, config, out=folder, overwrite=True)  # a finished scan is loaded, not retrained
 
 
 def scores(estimate: np.ndarray, exact: np.ndarray, se: np.ndarray | None) -> dict[str, float]:

@@ -37,8 +37,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kvq  # noqa: E402
-from kvq.engine import scan_fingerprint  # noqa: E402
-from kvq.io import load_if_same  # noqa: E402
 from results_md import HERE, machine, update_section, write_json  # noqa: E402
 
 # case -> (problem, problem options, long budget in steps, seeds[, preset whose network it uses: quick])
@@ -63,14 +61,9 @@ def long_scan(case: str) -> kvq.ScanResult:
     config = kvq.problems.config(name, preset[0] if preset else "quick", steps=steps, seeds=seeds)
     problem = kvq.problems.get(name, **options)
     folder = HERE / "results" / "settle" / case
-    saved = load_if_same(folder, scan_fingerprint(problem, config))
-    if saved is not None:
-        return saved
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        result = kvq.scan(problem, config, checkpoint=folder / ".checkpoint")  # resumable
-    result.save(folder, overwrite=True)
-    return result
+        return kvq.scan(problem, config, out=folder, overwrite=True)  # resumable; a finished scan is loaded
 
 
 def at_budget(result: kvq.ScanResult, budget: int) -> dict:

@@ -5,15 +5,9 @@ jit-compiled program), score each on held-out data, and turn the table into Rule
 Importance (RI), Full Importance (FI) and rule interactions.
 """
 
-# old module paths, kept for a release: kvq.perturb is kvq.estimators, and the module kvq.scan is
-# kvq.engine (imported here, before the function kvq.scan below takes the name)
-import kvq.perturb
-import kvq.scan  # noqa: F401
-from kvq import optimizers, problems, sampling
+from kvq import methods, optimizers, problems, sampling
 from kvq.config import ScanConfig
-from kvq.engine import scan
 from kvq.errors import KvqError
-from kvq.estimators import estimate
 from kvq.importance import (
     DependenceProfile,
     Importance,
@@ -22,9 +16,10 @@ from kvq.importance import (
     interactions,
     rule_importance,
 )
+from kvq.pipeline import estimate, scan
 from kvq.rules import Dataset, Problem, Rule
 from kvq.sweeps import SweepResult, sweep
-from kvq.table import ScanResult, ValueTable
+from kvq.table import SampledResult, ScanResult, ValueTable
 from kvq.tune import TuneResult, tune_weights
 from kvq.verdicts import assess, best_rule_set, eliminate, improper_rules, pair_relations, settledness
 
@@ -37,6 +32,7 @@ __all__ = [
     "KvqError",
     "Problem",
     "Rule",
+    "SampledResult",
     "ScanConfig",
     "ScanResult",
     "SweepResult",
@@ -50,6 +46,7 @@ __all__ = [
     "full_importance",
     "improper_rules",
     "interactions",
+    "methods",
     "optimizers",
     "pair_relations",
     "problems",

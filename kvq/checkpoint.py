@@ -21,6 +21,8 @@ import json
 import os
 import shutil
 import time
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +30,6 @@ import jax
 import numpy as np
 
 from kvq.errors import KvqError
-
-
-def fingerprint(*parts: Any) -> str:
-    """A short hash of JSON-able ``parts`` (what a scan computes, not when or where)."""
-    blob = json.dumps(list(parts), sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def batch_key(tag: str, item_masks: np.ndarray, item_columns: np.ndarray, padded: int) -> str:
@@ -60,17 +56,29 @@ def stored_fingerprint(directory: str | Path) -> str | None:
         return None
 
 
-class Checkpoint:
-    """Saved training states of one scan in ``directory``."""
+DAMAGED = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+"""What reading a truncated or garbled ``.npz`` file raises."""
 
-    def __init__(self, directory: str | Path, scan_fingerprint: str, every_s: float = 60.0) -> None:
+
+class Checkpoint:
+    """Saved training states of one scan in ``directory``.  A file that cannot be read (a
+    kill or a full disk in the middle of writing, damage on disk) is named in a warning and
+    its trainings run again; nothing else is lost."""
+
+    def __init__(
+        self, directory: str | Path, scan_fingerprint: str, every_s: float = 60.0, replace: bool = False
+    ) -> None:
         self.path = Path(directory)
         self.every_s = every_s
         self._last: dict[str, float] = {}
+        self._named: set[Path] = set()  # damaged files already named in a warning
         # several processes (kvq.devices) read the same folder; only process 0 writes or removes
         self.writer = jax.process_index() == 0
         meta = self.path / "checkpoint.json"
         stored = stored_fingerprint(self.path)
+        if stored is not None and stored != scan_fingerprint and replace and self.writer:
+            shutil.rmtree(self.path, ignore_errors=True)  # a different run's state, replaced as asked
+            stored = None
         if stored is not None and stored != scan_fingerprint:
             raise KvqError(
                 f"checkpoint folder {str(self.path)!r} belongs to a different scan; "
@@ -91,13 +99,29 @@ class Checkpoint:
         file = self.path / f"{key}.npz"
         if not file.exists():
             return None
-        with np.load(file) as z:
-            leaves = [z[f"leaf_{i}"] for i in range(int(z["n_leaves"]))]
-            done, finished = int(z["blocks_done"]), bool(z["finished"])
+        try:
+            with open(file, "rb") as fh, np.load(fh) as z:  # our handle: closed even when the file is damaged
+                leaves = [z[f"leaf_{i}"] for i in range(int(z["n_leaves"]))]
+                done, finished = int(z["blocks_done"]), bool(z["finished"])
+        except DAMAGED as e:
+            self._damaged(file, e)
+            return None
         treedef = jax.tree.structure(like)
         if len(jax.tree.leaves(like)) != len(leaves):
             raise KvqError(f"checkpoint {str(file)!r} does not match this scan's state; remove the folder")
         return jax.tree.unflatten(treedef, leaves), done, finished
+
+    def _damaged(self, file: Path, error: BaseException) -> None:
+        """Name a damaged file once (its trainings run again)."""
+        if file in self._named:
+            return
+        self._named.add(file)
+        reason = f"{type(error).__name__}: {str(error).splitlines()[0][:120]}" if str(error) else type(error).__name__
+        warnings.warn(
+            f"checkpoint file {file} is damaged ({reason}); the trainings it held are trained again",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
     def due(self, key: str, finished: bool = False) -> bool:
         """Whether :meth:`save` would write ``key`` now."""
@@ -136,11 +160,12 @@ class Checkpoint:
         found: dict[tuple[bytes, int], tuple[str, int]] = {}
         for file in sorted(self.path.glob(f"{tag}-*.npz")):
             try:
-                with np.load(file) as z:
+                with open(file, "rb") as fh, np.load(fh) as z:
                     if not bool(z["finished"]) or "item_masks" not in z.files:
                         continue
                     keys = item_keys(z["item_masks"], z["item_columns"])
-            except (OSError, ValueError, KeyError):  # damaged: its items are trained again
+            except DAMAGED as e:  # its items are trained again
+                self._damaged(file, e)
                 continue
             for row, k in enumerate(keys):
                 found.setdefault(k, (file.stem, row))

@@ -14,8 +14,6 @@ from typing import Any, TextIO
 from kvq.errors import KvqError
 from kvq.sampling import SAMPLERS
 
-CHECKPOINT_DIR = ".checkpoint"
-
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports bad input as one ``kvq: error: ...`` line (exit status 2)."""
@@ -27,6 +25,10 @@ class _Parser(argparse.ArgumentParser):
             if " " in self.prog
             else f"kvq: error: {message} (see 'kvq --help')\n",
         )
+
+
+EVENTS = ("loaded", "resumed")
+"""Progress phases that are events, not counts (:func:`kvq.pipeline.run`): the command says them."""
 
 
 class ProgressPrinter:
@@ -50,6 +52,8 @@ class ProgressPrinter:
         self.last = 0.0
 
     def __call__(self, phase: str, done: int, total: int) -> None:
+        if phase in EVENTS:
+            return
         now = time.perf_counter()
         start = self.phase_t0.setdefault(phase, now)
         finished = done >= total
@@ -443,44 +447,65 @@ def parse_settings(pairs: Sequence[str]) -> dict[str, Any]:
 
 
 def _scan(args: argparse.Namespace, out: TextIO) -> int:
-    from kvq.checkpoint import stored_fingerprint
-    from kvq.estimators import estimate, estimate_fingerprint, settings_for
-    from kvq.io import check_output_dir, discard, save_result
+    """``kvq scan``: an exact scan, an estimate (``--method``) or sampled coalitions
+    (``--coalitions``), resumed from (or loaded from) its ``--out`` folder."""
+    from kvq.methods import Sampled, method_for
+    from kvq.pipeline import estimate
     from kvq.report import importance_table
 
-    if args.coalitions is not None:
-        return _sampled_scan(args, out)
-    if args.proxy is not None:
+    if args.coalitions is not None and (args.method != "exact" or args.settings):
+        raise KvqError("--coalitions trains each sampled coalition from the warm start; leave out --method/--set")
+    if args.coalitions is not None and args.budget is None:
+        raise KvqError("--coalitions needs --budget B: at most B distinct coalitions are trained")
+    if args.proxy is not None and args.coalitions is None:
         raise KvqError("--proxy corrects sampled coalitions: give --coalitions and --budget too")
     problem = _problem(args)
     config = _config(args)
-    settings = parse_settings(args.settings)
-    chosen = settings_for(args.method, **settings)
-    suffix = "" if args.method == "exact" else f"-{args.method}"
+    options: dict[str, Any] = dict(parse_settings(args.settings))
+    if args.coalitions is not None:
+        options.update(
+            coalitions=args.coalitions,
+            budget=args.budget,
+            target_se=args.target_se,
+            sample_seed=args.sample_seed,
+            proxy=args.proxy,
+            proxy_budget=args.proxy_budget,
+        )
+    chosen = method_for(args.method, **options)
+    suffix = f"-{args.coalitions}" if args.coalitions else ("" if args.method == "exact" else f"-{args.method}")
     outdir = Path(args.out or f"results/{_folder_name(args.problem)}-{args.preset}{suffix}")
-    model = _model(args)
-    fp = estimate_fingerprint(problem, config, args.method, chosen, model)
-    check_output_dir(outdir, fp, args.overwrite)
-    ckpt_dir = outdir / CHECKPOINT_DIR
-    if args.overwrite and ckpt_dir.exists() and stored_fingerprint(ckpt_dir) != fp:
-        discard(ckpt_dir)  # an interrupted different scan: replaced as asked
-    if ckpt_dir.exists() and stored_fingerprint(ckpt_dir) == fp:
-        out.write(f"kvq: resuming from the checkpoint in {ckpt_dir}/\n")
-
-    verb = "scanning" if args.method == "exact" else f"estimating ({args.method})"
+    noise = problem.info.get("noise_pct", args.noise if args.noise is not None else 0)
+    split = problem.info.get("split", args.split or "interpolation")
+    n = len(problem.rules)
+    if isinstance(chosen, Sampled):
+        target = f", until every sampling se <= {chosen.target_se:g}" if chosen.target_se is not None else ""
+        target += f", adjusted by a {chosen.proxy} proxy" if chosen.proxy else ""
+        what = f"sampling {problem.name} ({n} rules -> at most {chosen.budget} of {2**n:,} coalitions"
+        what += f" x {config.seeds} seed(s), {chosen.sampler}{target}"
+    else:
+        verb = "scanning" if args.method == "exact" else f"estimating ({args.method})"
+        what = f"{verb} {problem.name} ({n} rules -> {2**n} subsets x {config.seeds} seed(s)"
     out.write(
-        f"kvq: {verb} {problem.name} ({len(problem.rules)} rules -> {2 ** len(problem.rules)} subsets "
-        f"x {config.seeds} seed(s), preset {args.preset}, {len(problem.train)} observations, "
-        f"noise {problem.info.get('noise_pct', 0):g}%, split {problem.info.get('split', '-')})\n"
+        f"kvq: {what}, preset {args.preset}, {len(problem.train)} observations, noise {float(noise):g}%, "
+        f"split {split})\n"
     )
     out.flush()
+    progress = ProgressPrinter()
+
+    def report(phase: str, done: int, total: int) -> None:
+        if phase == "loaded":
+            out.write(f"kvq: {outdir}/ holds this run already; nothing to train (--overwrite does not retrain it)\n")
+        elif phase == "resumed":
+            out.write(f"kvq: resuming from the checkpoint in {outdir}/.checkpoint/\n")
+        else:
+            progress(phase, done, total)
+
+    model = _model(args)
     result = _warned(
         lambda: estimate(
-            problem, config, args.method, progress=ProgressPrinter(), checkpoint=ckpt_dir, model=model, **settings
+            problem, config, args.method, progress=report, out=outdir, overwrite=args.overwrite, model=model, **options
         )
     )
-    save_result(result, outdir, overwrite=True)
-    discard(ckpt_dir)
     files = ["results.json", "table.npz", "table.csv"]
     if not args.no_plot:
         try:
@@ -503,7 +528,7 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
         f"time: {t['total_s']:.1f} s total ({t['compile_s']:.1f} s compiling, {t['train_s']:.1f} s training "
         f"{speed}, {t['programs']} program(s)) on {result.environment.get('device', '?')}\n"
     )
-    if result.estimator:
+    if result.estimator and result.method in ("finetune", "newton"):
         diag = result.estimator.get("diagnostics", {})
         cg = diag.get("cg_relative_residual_max")
         out.write(
@@ -512,48 +537,6 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
             + "\n"
         )
     out.write(f"wrote {', '.join(files)} to {outdir}/\n")
-    return 0
-
-
-def _sampled_scan(args: argparse.Namespace, out: TextIO) -> int:
-    """``kvq scan NAME --coalitions SAMPLER --budget B``: importances from sampled coalitions."""
-    from kvq.estimators import estimate
-    from kvq.io import discard, write_json
-
-    if args.method != "exact" or args.settings:
-        raise KvqError("--coalitions trains each sampled coalition from the warm start; leave out --method/--set")
-    if args.budget is None:
-        raise KvqError("--coalitions needs --budget B: at most B distinct coalitions are trained")
-    problem = _problem(args)
-    config = _config(args)
-    outdir = Path(args.out or f"results/{_folder_name(args.problem)}-{args.preset}-{args.coalitions}")
-    outdir.mkdir(parents=True, exist_ok=True)
-    target = f", until every sampling se <= {args.target_se:g}" if args.target_se is not None else ""
-    target += f", adjusted by a {args.proxy} proxy" if args.proxy else ""
-    out.write(
-        f"kvq: sampling {problem.name} ({len(problem.rules)} rules -> at most {args.budget} of "
-        f"{2 ** len(problem.rules):,} coalitions x {config.seeds} seed(s), {args.coalitions}{target})\n"
-    )
-    out.flush()
-    result = _warned(
-        lambda: estimate(
-            problem,
-            config,
-            coalitions=args.coalitions,
-            budget=args.budget,
-            target_se=args.target_se,
-            sample_seed=args.sample_seed,
-            proxy=args.proxy,
-            proxy_budget=args.proxy_budget,
-            progress=ProgressPrinter(),
-            checkpoint=outdir / CHECKPOINT_DIR,
-            model=_model(args),
-        )
-    )
-    write_json(outdir / "sampled.json", result.to_dict())
-    discard(outdir / CHECKPOINT_DIR)
-    out.write("\n" + result.table() + "\n")
-    out.write(f"time: {result.timing['total_s']:.1f} s; wrote sampled.json to {outdir}/\n")
     return 0
 
 

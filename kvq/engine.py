@@ -24,15 +24,14 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from kvq.checkpoint import Checkpoint, batch_key, fingerprint, item_keys
-from kvq.coalitions import all_masks, group_by_pattern
-from kvq.config import ScanConfig, config_identity
+from kvq.checkpoint import Checkpoint, batch_key, item_keys
+from kvq.coalitions import group_by_pattern
+from kvq.config import ScanConfig
 from kvq.devices import Placement, make_mesh, spread
 from kvq.errors import KvqError
 from kvq.models import resolve as resolve_model
 from kvq.nn import PointModel
 from kvq.rules import Dataset, Problem
-from kvq.table import ScanResult
 from kvq.train import LOOP_CHUNKS, ItemState, Objective, Programs, lockstep, start_state, take
 
 Progress = Callable[[str, int, int], None]
@@ -685,6 +684,8 @@ class Engine:
                 masks_done.append(m)
                 seeds_done.append(s)
                 on_block(len(m) * cfg.steps)
+            loaded = {k for m, s in zip(masks_done, seeds_done) for k in item_keys(masks[m], s)}
+            saved = {k: v for k, v in saved.items() if k in loaded}  # a damaged file's items train again
         for batch in self.batches(masks, starts, skip=saved):
             real = len(batch.mask_of)
             progress(phase, done, total)
@@ -739,8 +740,8 @@ class Engine:
         like = (start_state(*self.seed_starts(one, one)), np.zeros(0))
         for file, found in rows.items():
             loaded = None if self.checkpoint is None else self.checkpoint.load(file, like)
-            if loaded is None:
-                raise KvqError(f"checkpoint file {file}.npz vanished while resuming; run again")
+            if loaded is None:  # damaged (named in a warning) or gone: its items train again
+                continue
             (state, hist), _, _ = loaded
             r, m, s = (np.array(c) for c in zip(*found))
             yield take(state, r), np.asarray(hist)[:, r], m, s
@@ -789,209 +790,3 @@ class Engine:
 def _lbfgs_init(lbfgs: Any, params: Any) -> Any:
     """The L-BFGS state [B] of batched host ``params`` (one compiled call, host numpy)."""
     return jax.device_get(jax.jit(jax.vmap(lbfgs.init))(params))
-
-
-def result_config(config: ScanConfig, model: dict[str, Any]) -> dict[str, Any]:
-    """The config as a result records it: :meth:`ScanConfig.to_dict` plus the model's description."""
-    return {**config.to_dict(), "model": model}
-
-
-def scan_fingerprint(
-    problem: Problem, config: ScanConfig, method: str | dict[str, Any] = "exact", model: Any = None
-) -> str:
-    """What identifies a scan: the problem (its description, a hash of its arrays and its
-    rule functions' names, :meth:`Problem.identity`), the config without its memory-only
-    settings, the model (:mod:`kvq.models`) and the method (a name, or an estimator's settings)."""
-    described = resolve_model(model, config, problem.d_in, problem.d_out).description
-    return fingerprint(
-        problem.identity(config.seeds),
-        config_identity(result_config(config, described)),
-        list(problem.rule_names),
-        method,
-    )
-
-
-class Tabulated(NamedTuple):
-    """Trainings placed in the value table: per-output ``errors`` [2^n, S, d_out] (NaN where
-    diverged), ``steps_run``, ``diverged`` and ``stopped`` [2^n, S] (stopped by the
-    early-stopping check rather than at the step cap; None when nothing was trained) and,
-    for trained tables, ``history`` [checks, 2^n, S, d_out] with ``check_steps`` [checks]."""
-
-    errors: np.ndarray
-    steps_run: np.ndarray
-    diverged: np.ndarray
-    stopped: np.ndarray | None = None
-    history: np.ndarray | None = None
-    check_steps: np.ndarray | None = None
-
-    def without_seeds(self, bad: np.ndarray) -> Tabulated:
-        """The table with every training of the seed columns ``bad`` [S] (bool) marked
-        diverged: NaN errors, left out of every average."""
-        bad = np.asarray(bad, bool)
-        errors, history = self.errors.copy(), None if self.history is None else self.history.copy()
-        errors[:, bad] = np.nan
-        if history is not None:
-            history[:, :, bad] = np.nan
-        return self._replace(errors=errors, diverged=self.diverged | bad[None, :], history=history)
-
-    def columns(self, cols: slice) -> Tabulated:
-        """The seed columns ``cols`` of every array."""
-        return Tabulated(
-            self.errors[:, cols],
-            self.steps_run[:, cols],
-            self.diverged[:, cols],
-            None if self.stopped is None else self.stopped[:, cols],
-            None if self.history is None else self.history[:, :, cols],
-            self.check_steps,
-        )
-
-
-def _place(engine: Engine, mask_of: np.ndarray, seed_of: np.ndarray, *items: tuple[Any, Any]) -> list[np.ndarray]:
-    """Each ``(per-item values [B, ...], fill)`` placed at (mask_of, seed_of) of a [2^n, S, ...] array."""
-    n, S = len(engine.problem.rules), len(engine.seeds)
-    out = []
-    for vals, fill in items:
-        vals = np.asarray(vals)
-        a = np.full((2**n, S, *vals.shape[1:]), fill, vals.dtype)
-        a[mask_of, seed_of] = vals
-        out.append(a)
-    return out
-
-
-def tabulate(engine: Engine, trained: Trained) -> Tabulated:
-    """Place trained items in the value table; the errors are those of the last check."""
-    state = trained.state
-    history = np.moveaxis(trained.history, 0, 1)  # [B, checks, d_out]
-    steps, div, stopped, hist = _place(
-        engine,
-        trained.mask_of,
-        trained.seed_of,
-        (state.steps_run, 0),
-        (state.diverged, False),
-        (state.frozen & ~state.diverged, False),
-        (history, np.nan),
-    )
-    hist = np.moveaxis(hist, 2, 0)  # [checks, 2^n, S, d_out]
-    errors = hist[-1].copy()
-    div |= ~np.all(np.isfinite(errors), axis=-1)
-    errors[div] = np.nan
-    return Tabulated(errors, steps.astype(np.int64), div, stopped & ~div, hist, np.asarray(trained.check_steps))
-
-
-def tabulate_params(engine: Engine, params: Any, mask_of: np.ndarray, seed_of: np.ndarray) -> Tabulated:
-    """Score batched ``params`` (item ``b`` = mask ``mask_of[b]``, seed column ``seed_of[b]``)
-    that were not trained here (e.g. a Newton step) on the validation set."""
-    (errors,) = _place(engine, mask_of, seed_of, (engine.validation_errors(params), np.nan))
-    div = ~np.all(np.isfinite(errors), axis=-1)
-    errors[div] = np.nan
-    return Tabulated(errors, np.zeros(div.shape, np.int64), div)
-
-
-def make_result(
-    engine: Engine,
-    table: Tabulated,
-    t_start: float,
-    method: str = "exact",
-    estimator: dict[str, Any] | None = None,
-    timing: dict[str, Any] | None = None,
-    *,
-    problem: Problem | None = None,
-    seeds: Sequence[int] | None = None,
-) -> ScanResult:
-    """The :class:`ScanResult` of a finished scan or estimate (warns about diverged trainings).
-
-    ``problem``/``seeds``: what the table's seed columns are when they are a part of the
-    engine's (a sweep point among the points trained together); default the engine's."""
-    problem = engine.problem if problem is None else problem
-    seeds = tuple(engine.seeds if seeds is None else seeds)
-    config, clock = engine.config, engine.clock
-    masks = all_masks(len(problem.rules))
-    errors, diverged = table.errors, table.diverged
-    result = ScanResult(
-        rule_names=problem.rule_names,
-        errors=errors.mean(axis=-1),
-        errors_by_output=errors,
-        output_names=problem.outputs,
-        errors_by_check=None if table.history is None else table.history.mean(axis=-1),
-        errors_by_check_by_output=table.history,
-        check_steps=table.check_steps,
-        stopped=table.stopped,
-        steps_run=table.steps_run,
-        diverged=diverged,
-        seeds=seeds,
-        problem=problem.identity(len(seeds)),
-        config=result_config(config, engine.model),
-        timing={
-            "compile_s": clock.compile_s,
-            "pretrain_s": clock.pretrain_s,
-            "train_s": clock.train_s,
-            **(timing or {}),
-            "total_s": time.perf_counter() - t_start,
-            "subset_steps": clock.subset_steps,
-            "subset_steps_per_s": clock.subset_steps / clock.train_s if clock.train_s > 0 else None,
-            "programs": len(group_by_pattern(masks, engine.expensive)),
-            "devices": engine.n_devices,
-            "expensive_rules": [problem.rule_names[i] for i in engine.expensive],
-        },
-        environment=environment(),
-        method=method,
-        estimator=estimator or {},
-    )
-    if diverged.any():
-        bad = [f"{result.subset_label(k)} (seed {seeds[s]})" for k, s in zip(*np.nonzero(diverged))]
-        warnings.warn(
-            f"{len(bad)} training(s) diverged (NaN/inf loss) and are left out of the averages: {', '.join(bad)}",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-    return result
-
-
-EXACT_RULES = 20  # an exact scan trains 2^n subsets; beyond this, sample coalitions
-
-
-def too_many_rules(problem: Problem) -> str:
-    """What to say when ``problem`` has too many rules for an exact table."""
-    n = len(problem.rules)
-    return (
-        f"problem {problem.name!r} has {n} rules: an exact scan would train 2^{n} = {2**n:,} subsets per seed "
-        f"(at most {EXACT_RULES} rules); estimate the importances from sampled coalitions instead, "
-        "kvq.estimate(problem, config, coalitions='msr', budget=B) or --coalitions msr --budget B"
-    )
-
-
-def scan(
-    problem: Problem,
-    config: ScanConfig | None = None,
-    *,
-    progress: Progress | None = None,
-    checkpoint: str | Path | None = None,
-    checkpoint_every_s: float = 60.0,
-    model: Any = None,
-) -> ScanResult:
-    """Train every subset of ``problem``'s rules for every seed; return the value table.
-
-    ``config`` defaults to ``ScanConfig.preset("quick")``.  With ``checkpoint`` (a folder)
-    the training state is saved at most every ``checkpoint_every_s`` seconds and after
-    each batch; running the same scan again resumes from it and gives the same numbers
-    as an uninterrupted run.  The folder is left in place (delete it when done).  Each training is scored by
-    the validation MSE of the weights it ended with (docs/design.md §2); a training
-    whose loss became NaN/inf is marked diverged, its error is NaN and it is named in a
-    warning (the importance functions leave it out of their averages).  ``model``: the
-    network to train (:mod:`kvq.models`: a pure ``(init, apply)`` pair, a Flax Linen or NNX
-    module; default kvq's MLP from the config).
-    """
-    t_start = time.perf_counter()
-    config = ScanConfig.preset("quick") if config is None else config
-    progress = progress or (lambda phase, done, total: None)
-    if len(problem.rules) > EXACT_RULES:
-        raise KvqError(too_many_rules(problem))
-    check_inputs(problem, config)
-    ckpt = (
-        None
-        if checkpoint is None
-        else Checkpoint(checkpoint, scan_fingerprint(problem, config, model=model), checkpoint_every_s)
-    )
-    engine = Engine.prepare(problem, config, ckpt, model=model).pretrain(progress)
-    trained = engine.train(all_masks(len(problem.rules)), progress)
-    return make_result(engine, tabulate(engine, trained), t_start)

@@ -9,15 +9,16 @@ import datetime as _dt
 import json
 import os
 import shutil
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kvq.checkpoint import fingerprint
-from kvq.config import config_identity
 from kvq.devices import is_writer
 from kvq.errors import KvqError
+from kvq.identity import result_fingerprint
 from kvq.importance import (
     dependence_profile,
     full_importance,
@@ -26,19 +27,14 @@ from kvq.importance import (
     rule_importance,
     trajectory,
 )
-from kvq.table import ScanResult
+from kvq.sampling import WEIGHTING
+from kvq.table import SampledResult, Sampling, ScanResult
 from kvq.verdicts import assess
 
 FORMAT = 1
 RESULTS = "results.json"
 TABLE_NPZ = "table.npz"
 TABLE_CSV = "table.csv"
-
-
-def result_fingerprint(result: ScanResult) -> str:
-    """The fingerprint of the scan that produced ``result`` (see :func:`kvq.engine.scan_fingerprint`)."""
-    method = result.estimator.get("settings", result.method) if result.estimator else result.method
-    return fingerprint(result.problem, config_identity(result.config), list(result.rule_names), method)
 
 
 FOLDER_MARKERS = {"scan": RESULTS, "sweep": "sweep.json", "tuning": "tune.json"}
@@ -72,7 +68,8 @@ def check_output_dir(directory: str | Path, fp: str, overwrite: bool, kind: str 
                 f"{str(path)!r} holds a kvq {other} ({marker}), not a {kind}; choose another output "
                 f"folder (kvq does not replace a {other} with a {kind}, even with --overwrite)"
             )
-        if not overwrite and folder_fingerprint(path, kind) != fp:
+        stored = folder_fingerprint(path, kind)
+        if not overwrite and stored is not None and stored != fp:  # unreadable: damaged, replaced
             raise KvqError(
                 f"{str(path)!r} already holds a different {kind}; choose another output folder "
                 "or pass --overwrite (overwrite=True) to replace it"
@@ -81,8 +78,79 @@ def check_output_dir(directory: str | Path, fp: str, overwrite: bool, kind: str 
     return path
 
 
+def folder_kind(directory: str | Path) -> str | None:
+    """The kind of kvq run saved in ``directory`` (a key of ``FOLDER_MARKERS``), or None."""
+    path = Path(directory)
+    return next((kind for kind, marker in FOLDER_MARKERS.items() if (path / marker).exists()), None)
+
+
+def results_folder(directory: str | Path, fp: str, overwrite: bool, kind: str = "scan") -> Path:
+    """``directory`` made ready to hold the ``kind`` of run ``fp`` (:func:`check_output_dir`);
+    with ``overwrite``, a different run's result there is removed first."""
+    path = check_output_dir(directory, fp, overwrite, kind)
+    stored = folder_fingerprint(path, kind)
+    if kind == "scan" and (path / RESULTS).exists() and stored != fp:
+        if stored is None:
+            warnings.warn(
+                f"{path / RESULTS} is damaged (no readable fingerprint); the run is computed again",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        discard(path / RESULTS, path / TABLE_NPZ, path / TABLE_CSV)
+    return path
+
+
+def load_finished(directory: str | Path, fp: str) -> ScanResult | None:
+    """The finished run ``fp`` saved in ``directory``, or None where there is none (or another
+    run).  A result whose files cannot be read is named in a warning and None is returned: the
+    caller computes the run again."""
+    path = Path(directory)
+    if not (path / RESULTS).exists():
+        return None
+    stored = folder_fingerprint(path)
+    if stored is None:
+        warnings.warn(
+            f"{path / RESULTS} is damaged (no readable fingerprint); the run is computed again",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+    if stored != fp:
+        return None
+    try:
+        result = load_result(path)
+    except (KvqError, OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+        warnings.warn(
+            f"the saved result in {path} is damaged ({str(e).splitlines()[0][:200]}); the run is computed again",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+    if result_fingerprint(result) != fp:  # its files disagree with its index: damaged
+        warnings.warn(
+            f"the saved result in {path} does not match its own fingerprint; the run is computed again",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+    return result
+
+
 def summary(result: ScanResult) -> dict[str, Any]:
-    """Every importance of the table (both weightings), JSON-ready."""
+    """Every importance of the table (both weightings), JSON-ready.  A sampled table holds its
+    sampler's RI alone (the other weighting, the dependence profile and the interactions need
+    every coalition: None, with the reason under ``"not_available"``)."""
+    if result.sampling is not None:
+        own = WEIGHTING[result.sampling.sampler]
+        other = "shapley" if own == "uniform" else "uniform"
+        why = f"needs every coalition; this table holds {len(result.masks)} of {2**result.n_rules} (sampled)"
+        return {
+            f"ri_{own}": rule_importance(result, own).to_dict(),
+            f"ri_{other}": None,
+            "fi": full_importance(result).to_dict(),
+            "dependence": None,
+            "not_available": {f"ri_{other}": why, "dependence": why, "interactions": why},
+        }
     out: dict[str, Any] = {
         "ri_uniform": rule_importance(result, "uniform").to_dict(),
         "ri_shapley": rule_importance(result, "shapley").to_dict(),
@@ -138,8 +206,6 @@ def write_json(path: Path, meta: dict[str, Any]) -> None:
 
 def save_result(result: ScanResult, directory: str | Path, overwrite: bool = False) -> Path:
     """Write the result into ``directory`` (created if needed); return the folder."""
-    import warnings
-
     fp = result_fingerprint(result)
     path = check_output_dir(directory, fp, overwrite)
     n = result.n_rules
@@ -171,8 +237,9 @@ def save_result(result: ScanResult, directory: str | Path, overwrite: bool = Fal
         "environment": result.environment,
         "timing": result.timing,
         "value": "v(S) = -log10(validation MSE); RI uniform = Banzhaf (the paper's scripts), RI shapley = Shapley",
-        "mse_all_rules": json_ready(result.errors[-1]),
-        "mse_no_rules": json_ready(result.errors[0]),
+        "mse_all_rules": json_ready(result.errors[_row(result, np.ones(n, np.int8))]),
+        "mse_no_rules": json_ready(result.errors[_row(result, np.zeros(n, np.int8))]),
+        "sampling": None if result.sampling is None else result.sampling.to_json(),
         "diverged": diverged,
         "importance": importance,
         **verdicts,
@@ -192,10 +259,18 @@ def save_result(result: ScanResult, directory: str | Path, overwrite: bool = Fal
     for name in ("errors_by_check", "errors_by_check_by_output", "check_steps", "stopped"):
         if getattr(result, name) is not None:
             arrays[name] = getattr(result, name)
+    if result.sampling is not None:
+        arrays.update({f"sampling_{k}": v for k, v in result.sampling.arrays().items()})
     write_atomic(path / TABLE_NPZ, lambda p: _write_npz(p, arrays))
     write_atomic(path / TABLE_CSV, lambda p: _write_csv(result, p))
     write_json(path / RESULTS, meta)
     return path
+
+
+def _row(result: ScanResult, mask: np.ndarray) -> int:
+    """The row of ``mask`` in the table (every table holds no rules and all rules)."""
+    hit = np.flatnonzero(np.all(result.masks == mask[None, :], axis=1))
+    return int(hit[0])
 
 
 def _write_npz(path: Path, arrays: dict[str, Any]) -> None:
@@ -267,28 +342,32 @@ def load_result(directory: str | Path) -> ScanResult:
     if not meta_path.exists() or not npz_path.exists():
         raise KvqError(f"{str(path)!r} holds no kvq result ({RESULTS} and {TABLE_NPZ} are needed)")
     meta = read_meta(meta_path, "kvq.ScanResult", "kvq scan result")
-    with np.load(npz_path) as z:
+    with open(npz_path, "rb") as fh, np.load(fh) as z:  # our handle: closed even when the file is damaged
         arrays = {k: z[k] for k in z.files}
     names = tuple(meta["rule_names"])
     if "rule_names" in arrays and tuple(str(s) for s in arrays["rule_names"]) != names:
         raise KvqError(f"{str(path)!r}: the rule names in {RESULTS} and {TABLE_NPZ} disagree; the result is damaged")
-    return ScanResult(
-        rule_names=names,
-        errors=arrays["errors"],
-        errors_by_output=arrays.get("errors_by_output"),
-        output_names=tuple(meta.get("output_names", ())),
-        masks=arrays["masks"],
-        steps_run=arrays["steps_run"],
-        diverged=arrays["diverged"],
-        errors_by_check=arrays.get("errors_by_check"),
-        errors_by_check_by_output=arrays.get("errors_by_check_by_output"),
-        check_steps=arrays.get("check_steps"),
-        stopped=arrays.get("stopped"),
-        seeds=tuple(meta["seeds"]),
-        problem=meta["problem"],
-        config=meta["config"],
-        timing=meta.get("timing", {}),
-        environment=meta.get("environment", {}),
-        method=meta.get("method", "exact"),
-        estimator=meta.get("estimator", {}),
-    )
+    fields: dict[str, Any] = {
+        "rule_names": names,
+        "errors": arrays["errors"],
+        "errors_by_output": arrays.get("errors_by_output"),
+        "output_names": tuple(meta.get("output_names", ())),
+        "masks": arrays["masks"],
+        "steps_run": arrays["steps_run"],
+        "diverged": arrays["diverged"],
+        "errors_by_check": arrays.get("errors_by_check"),
+        "errors_by_check_by_output": arrays.get("errors_by_check_by_output"),
+        "check_steps": arrays.get("check_steps"),
+        "stopped": arrays.get("stopped"),
+        "seeds": tuple(meta["seeds"]),
+        "problem": meta["problem"],
+        "config": meta["config"],
+        "timing": meta.get("timing", {}),
+        "environment": meta.get("environment", {}),
+        "method": meta.get("method", "exact"),
+        "estimator": meta.get("estimator", {}),
+    }
+    if meta.get("sampling") is not None:
+        saved = {k.removeprefix("sampling_"): v for k, v in arrays.items() if k.startswith("sampling_")}
+        return SampledResult(sampling=Sampling.from_saved(meta["sampling"], saved), **fields)
+    return ScanResult(**fields)

@@ -31,12 +31,11 @@ from typing import Any
 import numpy as np
 
 from kvq import problems
-from kvq.checkpoint import Checkpoint, fingerprint
-from kvq.coalitions import all_masks
+from kvq.checkpoint import Checkpoint
 from kvq.config import ScanConfig, config_identity
-from kvq.engine import Engine, Progress, make_result, tabulate
+from kvq.engine import Progress
 from kvq.errors import KvqError
-from kvq.estimators import METHODS, estimate, estimate_fingerprint, settings_for
+from kvq.identity import digest
 from kvq.importance import full_importance, json_ready, rule_importance
 from kvq.io import (
     FOLDER_MARKERS,
@@ -50,6 +49,8 @@ from kvq.io import (
     write_atomic,
     write_json,
 )
+from kvq.methods import METHODS, Exact, method_for
+from kvq.pipeline import fingerprint, make_result, prepare, run
 from kvq.rules import Problem
 from kvq.table import ScanResult
 from kvq.text import function_name, rule_kinds
@@ -155,7 +156,7 @@ class SweepResult:
         return path
 
     def fingerprint(self) -> str:
-        return fingerprint(
+        return digest(
             "sweep",
             self.problem,
             self.problem_options,
@@ -431,9 +432,8 @@ def _train_group(
     """Exact scans of points that share validation and rules, trained as one batch of seed columns."""
     t_start = time.perf_counter()
     columns = [(p.seed + k, p.observations(k)) for p in built for k in range(config.seeds)]
-    engine = Engine.prepare(built[0], config, ckpt, columns=columns, model=model)
-    engine = engine.pretrain(progress)
-    table = tabulate(engine, engine.train(all_masks(len(built[0].rules)), progress))
+    engine = prepare(built[0], config, progress, ckpt, columns=columns, model=model)
+    table = Exact().run(engine, progress).table
     out = []
     S = config.seeds
     for j, problem in enumerate(built):
@@ -490,14 +490,16 @@ def sweep(
         raise KvqError(f"config must be a kvq.ScanConfig; got {type(config).__name__}")
     if method not in METHODS:
         raise KvqError(f"unknown method {method!r}; choose one of {METHODS}")
-    chosen = settings_for(method, **settings)
+    chosen = method_for(method, **settings)
     options = dict(problem_options or {})
     clash = sorted(set(options) & {"n_data", "noise", "split", "seed"})
     if clash:
         raise KvqError(f"problem_options may not set {clash}: they are the sweep's axes and seed arguments")
     progress = progress or (lambda phase, done, total: None)
     built = [build_point(problem, p, seed, options) for p in points]
-    fps = [estimate_fingerprint(b, config, method, chosen, model) for b in built]
+    for b in built:
+        chosen.check(b, config)
+    fps = [fingerprint(b, config, chosen, model) for b in built]
     name = problem if isinstance(problem, str) else factory_name(problem)
     shell = SweepResult(
         name,
@@ -506,10 +508,10 @@ def sweep(
         (),
         config.to_dict(),
         method,
-        {} if chosen is None else dataclasses.asdict(chosen),
+        {} if isinstance(chosen, Exact) else dataclasses.asdict(chosen),
         options,
         seed,
-        points_identity=fingerprint(*fps),
+        points_identity=digest(*fps),
     )
     path = None if out is None else _sweep_dir(out, shell.fingerprint(), overwrite)
     results: list[ScanResult | None] = [_finished(path, p, fp) for p, fp in zip(points, fps)]
@@ -527,13 +529,11 @@ def sweep(
             ckpt = (
                 None
                 if ckpt_dir is None
-                else Checkpoint(ckpt_dir, fingerprint("sweep-group", [fps[k] for k in group]), checkpoint_every_s)
+                else Checkpoint(ckpt_dir, digest("sweep-group", [fps[k] for k in group]), checkpoint_every_s)
             )
             trained = _train_group([built[k] for k in group], config, ckpt, step, model)
         else:
-            trained = [
-                estimate(built[group[0]], config, method, progress=step, checkpoint=ckpt_dir, model=model, **settings)
-            ]
+            trained = [run(built[group[0]], config, chosen, progress=step, checkpoint=ckpt_dir, model=model)]
         for k, result in zip(group, trained):
             results[k] = result
             done.add(points[k])

@@ -27,22 +27,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kvq.checkpoint import fingerprint
 from kvq.config import ScanConfig
-from kvq.engine import Engine, Progress
+from kvq.engine import Progress
 from kvq.errors import KvqError
-from kvq.estimators import estimate, estimate_fingerprint, settings_for
+from kvq.identity import digest
 from kvq.importance import json_ready, rule_importance
 from kvq.io import (
     FOLDER_MARKERS,
     check_output_dir,
     discard,
     folder_fingerprint,
-    load_if_same,
     read_meta,
-    save_result,
     write_json,
 )
+from kvq.methods import method_for
+from kvq.pipeline import fingerprint, prepare, run
 from kvq.rules import Problem
 from kvq.table import ScanResult
 
@@ -192,33 +191,23 @@ def tune_weights(
         raise KvqError(f"iterations must be a whole number >= 0; got {iterations!r}")
     if not (isinstance(mu, (int, float)) and np.isfinite(mu) and mu > 0):
         raise KvqError(f"mu must be a number > 0; got {mu!r}")
-    chosen = settings_for(method, **settings)
+    chosen = method_for(method, **settings)
     progress = progress or (lambda phase, done, total: None)
     weights = np.array([r.weight for r in problem.rules], float)
-    identity = ("tune", estimate_fingerprint(problem, config, method, chosen, model), method, settings, mu, weighting)
-    path = None if out is None else _tuning_dir(out, fingerprint(*identity), overwrite)
+    identity = ("tune", fingerprint(problem, config, chosen, model), method, settings, mu, weighting)
+    path = None if out is None else _tuning_dir(out, digest(*identity), overwrite)
     history: list[TuneStep] = []
     best: TuneStep | None = None
     step_mu = float(mu)
     for it in range(iterations + 1):
         current = with_weights(problem, weights)
         folder = None if path is None else path / f"iter-{it}"
-        result = (
-            None
-            if folder is None
-            else load_if_same(folder, estimate_fingerprint(current, config, method, chosen, model))
-        )
-        if result is None:
-            tag = f"[iter {it}/{iterations}]"
-            ckpt = None if path is None else path / ".checkpoint"
+        tag = f"[iter {it}/{iterations}]"
 
-            def step_progress(phase: str, done: int, total: int, tag: str = tag) -> None:
-                progress(f"{tag} {phase}", done, total)
+        def step_progress(phase: str, done: int, total: int, tag: str = tag) -> None:
+            progress(f"{tag} {phase}", done, total)
 
-            result = estimate(current, config, method, checkpoint=ckpt, model=model, progress=step_progress, **settings)
-            if folder is not None and ckpt is not None:
-                save_result(result, folder, overwrite=True)
-                discard(ckpt)
+        result = run(current, config, chosen, out=folder, overwrite=True, model=model, progress=step_progress)
         step = _step(it, weights, step_mu, result, weighting)
         accepted = best is None or step.mse_all <= best.mse_all
         step = dataclasses.replace(step, accepted=accepted)
@@ -236,7 +225,7 @@ def tune_weights(
                 path / TUNE_JSON,
                 {
                     **tuned.to_dict(),
-                    "fingerprint": fingerprint(*identity),
+                    "fingerprint": digest(*identity),
                     "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
                 },
             )
@@ -257,8 +246,7 @@ def evaluate_weights(
     """Validation MSE [S] of the all-rules training at ``weights`` (the scan's protocol:
     warm start, ``config.steps`` steps with early stopping), one entry per seed."""
     progress = progress or (lambda phase, done, total: None)
-    engine = Engine.prepare(with_weights(problem, weights), config, group=False)
-    engine = engine.pretrain(progress)
+    engine = prepare(with_weights(problem, weights), config, progress, group=False)
     trained = engine.train(np.ones((1, len(problem.rules)), np.int8), progress)
     state, seed_of = trained.state, trained.seed_of
     errors = trained.history[-1].mean(axis=-1)
@@ -297,8 +285,7 @@ def balance_weights(
         raise KvqError(f"update_every ({update_every}) must divide config.steps ({config.steps})")
     t0 = time.perf_counter()
     progress = progress or (lambda phase, done, total: None)
-    engine = Engine.prepare(problem, config, group=False)
-    engine = engine.pretrain(progress)
+    engine = prepare(problem, config, progress, group=False)
     obj, opt = engine.programs.objective, engine.programs.optimizer
     n = len(problem.rules)
     has_data = engine.rows() > 0

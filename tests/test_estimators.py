@@ -16,7 +16,8 @@ from kvq.derivatives import partials
 from kvq.importance import agreement, rank_correlation
 from kvq.nn import make_mlp
 from kvq.cli import parse_settings
-from kvq.estimators import Newton, curvature_matvec, newton_steps
+from kvq.methods import Newton
+from kvq.newton import curvature_matvec, newton_steps
 from kvq.train import Objective
 
 # ------------------------------------------------------------------ a quadratic problem

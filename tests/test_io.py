@@ -162,7 +162,7 @@ def _user_problem(y_shift: float = 0.0, version: str = "", weight: float = 1.0) 
 
 
 def test_a_scan_is_identified_by_what_changes_its_numbers_and_nothing_else():
-    from kvq.engine import scan_fingerprint
+    from kvq.identity import run_fingerprint as scan_fingerprint
 
     config = kvq.ScanConfig.preset("quick")
     base = scan_fingerprint(_user_problem(), config)

@@ -12,15 +12,17 @@ KVQ = Path(__file__).resolve().parents[1] / "kvq"
 LAYERS = [
     ("foundations", {"errors", "coalitions", "derivatives", "nn", "curvature", "checkpoint", "text", "table", "devices",
                      "optimizers"}),
-    ("objective and settings", {"train", "config"}),
+    ("objective and settings", {"train", "config", "newton"}),
     ("problems", {"rules", "problems"}),
-    ("engine", {"models", "engine"}),
+    ("engine", {"models", "engine", "identity"}),
     ("importance", {"importance", "trend", "verdicts", "sampling"}),
+    ("methods", {"methods"}),
     ("results on disk", {"io"}),
-    ("workflows", {"estimators", "sweeps", "tune", "bench"}),
+    ("pipeline", {"pipeline", "estimators"}),
+    ("workflows", {"sweeps", "tune", "bench"}),
     ("output", {"report", "plots", "document", "cli", "interop"}),
 ]
-PACKAGE = {"__init__", "__main__", "scan", "perturb"}  # the public face and the old import paths
+PACKAGE = {"__init__", "__main__"}  # the public face
 # conveniences on a result the user holds that import a layer above inside the method
 # (docs/design.md §8): (module, function) -> modules it may import there
 ON_REQUEST = {

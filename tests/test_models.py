@@ -10,7 +10,8 @@ import pytest
 from flax import nnx
 
 import kvq
-from kvq.engine import Engine, scan_fingerprint
+from kvq.engine import Engine
+from kvq.identity import run_fingerprint as scan_fingerprint
 from kvq.models import nnx_factory, resolve
 from kvq.nn import MLP
 

@@ -10,7 +10,7 @@ import optax
 import pytest
 
 import kvq
-from kvq.engine import scan_fingerprint
+from kvq.identity import run_fingerprint as scan_fingerprint
 
 
 def test_custom_optimizers_are_identified_by_what_they_do(tiny_burgers, tiny_config):

@@ -13,27 +13,51 @@ import kvq.tune as tune
 from kvq.coalitions import all_masks
 from kvq.nn import PointModel
 from kvq.report import importance_table
-from kvq.engine import Engine, result_config
+from kvq.engine import Engine
 from kvq.models import resolve
 from kvq.tune import balance_weights, evaluate_weights, tune_weights, with_weights
 
 
-def _fake_estimate(problem, config, method="exact", **_):
+def _fake_errors(problem, n_seeds):
     """An additive game whose rule effects depend on the weights: rule 0 helps most at
     log10 w = 0.4 (so a full RI step overshoots), rule 1 always helps a little."""
     logw = np.log10([r.weight for r in problem.rules])
     effect = np.array([0.5 - 3.0 * (logw[0] - 0.4) ** 2, 0.05 + 0.0 * logw[1]])
     masks = all_masks(2)
     errors = 0.1 * 10.0 ** -(masks @ effect)
-    seeds = 1.0 + 0.01 * np.arange(3)  # three seeds, slightly different
-    return kvq.ScanResult(rule_names=problem.rule_names, errors=errors[:, None] * seeds[None, :],
-                          problem=problem.identity(config.seeds),
-                          config=result_config(config, resolve(None, config, problem.d_in, problem.d_out).description))
+    seeds = 1.0 + 0.01 * np.arange(n_seeds)  # slightly different seeds
+    return errors[:, None] * seeds[None, :]
 
 
-def test_a_tuning_folder_resumes_only_the_same_tuning(monkeypatch, tiny_burgers, tiny_config, tmp_path):
+@pytest.fixture
+def fake_training(monkeypatch):
+    """The pipeline with its training replaced by :func:`_fake_errors` (no compiling): the
+    folders, identities and resume logic stay real.  Returns the list of trainings run."""
+    from types import SimpleNamespace
+
+    from kvq import pipeline
+    from kvq.engine import Clock
+    from kvq.methods import Exact, Outcome, Tabulated
+
     calls = []
-    monkeypatch.setattr(tune, "estimate", lambda problem, *a, **k: calls.append(1) or _fake_estimate(problem, *a, **k))
+
+    def prepare(problem, config, progress, checkpoint=None, **_):
+        model = resolve(None, config, problem.d_in, problem.d_out).description
+        return SimpleNamespace(problem=problem, seeds=tuple(range(config.seeds)), config=config, clock=Clock(),
+                               model=model, expensive=(), n_devices=1)
+
+    def run(self, engine, progress):
+        calls.append(1)
+        errors = _fake_errors(engine.problem, len(engine.seeds))
+        return Outcome(Tabulated(errors[..., None], np.zeros(errors.shape, int), np.zeros(errors.shape, bool)), {}, {})
+
+    monkeypatch.setattr(pipeline, "prepare", prepare)
+    monkeypatch.setattr(Exact, "run", run)
+    return calls
+
+
+def test_a_tuning_folder_resumes_only_the_same_tuning(fake_training, tiny_burgers, tiny_config, tmp_path):
+    calls = fake_training
     problem = kvq.Problem("toy", tiny_burgers.rules[1:3], tiny_burgers.train, tiny_burgers.valid)
     out = tmp_path / "tuning"
     first = tune_weights(problem, tiny_config, iterations=1, out=out)
@@ -50,10 +74,9 @@ def test_a_tuning_folder_resumes_only_the_same_tuning(monkeypatch, tiny_burgers,
         kvq.sweeps.sweep("burgers", tiny_config, data=[0, 8], out=out)
 
 
-def test_tuning_follows_the_update_rule_with_roll_back(monkeypatch, tiny_burgers, tiny_config):
+def test_tuning_follows_the_update_rule_with_roll_back(fake_training, tiny_burgers, tiny_config):
     problem = kvq.Problem("toy", tiny_burgers.rules[1:3], tiny_burgers.train, tiny_burgers.valid)
-    monkeypatch.setattr(tune, "estimate", _fake_estimate)
-    result = tune_weights(problem, tiny_config, iterations=5, mu=1.0)
+    result = tune_weights(problem, tiny_config.replace(seeds=3), iterations=5, mu=1.0)
     hist = result.history
     assert len(hist) == 6 and hist[0].weights == (1.0, 1.0) and hist[0].accepted
     assert any(not s.accepted for s in hist)  # mu = 1 overshoots rule 0's optimum

@@ -1,0 +1,281 @@
+"""The one pipeline every method and workflow runs through (docs/design.md §4, §6).
+
+validate -> identity -> results folder (load a finished run) -> checkpoint -> prepare ->
+warm start -> the method -> result -> save.  :func:`scan` and :func:`estimate` are its
+public faces; sweeps and tuning call :func:`run` (or, for points trained together,
+:func:`prepare` and :func:`make_result`).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kvq import io
+from kvq.checkpoint import Checkpoint, stored_fingerprint
+from kvq.coalitions import all_masks, group_by_pattern
+from kvq.config import ScanConfig
+from kvq.engine import Engine, Progress, environment
+from kvq.errors import KvqError
+from kvq.identity import recorded_config, run_fingerprint, training_fingerprint
+from kvq.methods import Method, Tabulated, method_for
+from kvq.rules import Dataset, Problem
+from kvq.table import SampledResult, ScanResult
+
+CHECKPOINT_DIR = ".checkpoint"
+"""Where a run saved into a folder keeps its training state until its result is written."""
+
+
+def _quiet(phase: str, done: int, total: int) -> None:
+    return None
+
+
+def check_inputs(problem: Any, config: Any) -> None:
+    """A clear error unless ``problem`` is a :class:`Problem` and ``config`` a :class:`ScanConfig`."""
+    if not isinstance(problem, Problem):
+        raise KvqError(f"scan needs a kvq.Problem; got {type(problem).__name__}")
+    if not isinstance(config, ScanConfig):
+        raise KvqError(f"config must be a kvq.ScanConfig; got {type(config).__name__}")
+
+
+def fingerprint(problem: Problem, config: ScanConfig, method: Method, model: Any = None) -> str:
+    """The identity of ``method``'s result on ``problem`` (:mod:`kvq.identity`)."""
+    return run_fingerprint(problem, config, method.record(config), model)
+
+
+def prepare(
+    problem: Problem,
+    config: ScanConfig,
+    progress: Progress,
+    checkpoint: Checkpoint | None = None,
+    *,
+    group: bool = True,
+    columns: Sequence[tuple[int, Dataset]] | None = None,
+    model: Any = None,
+) -> Engine:
+    """The engine of ``problem`` and ``config`` after every seed's data-only warm start
+    (:meth:`kvq.engine.Engine.prepare`, :meth:`~kvq.engine.Engine.pretrain`)."""
+    return Engine.prepare(problem, config, checkpoint, group=group, columns=columns, model=model).pretrain(progress)
+
+
+def make_result(
+    engine: Engine,
+    outcome_table: Tabulated,
+    t_start: float,
+    method: str = "exact",
+    estimator: dict[str, Any] | None = None,
+    timing: dict[str, Any] | None = None,
+    *,
+    sampling: Any = None,
+    problem: Problem | None = None,
+    seeds: Sequence[int] | None = None,
+) -> ScanResult:
+    """The :class:`ScanResult` of a finished run (warns about diverged trainings).
+
+    ``problem``/``seeds``: what the table's seed columns are when they are a part of the
+    engine's (a sweep point among the points trained together); default the engine's."""
+    problem = engine.problem if problem is None else problem
+    seeds = tuple(engine.seeds if seeds is None else seeds)
+    config, clock, table = engine.config, engine.clock, outcome_table
+    errors, diverged = table.errors, table.diverged
+    fields: dict[str, Any] = {
+        "rule_names": problem.rule_names,
+        "errors": errors.mean(axis=-1),
+        "errors_by_output": errors,
+        "output_names": problem.outputs,
+        "errors_by_check": None if table.history is None else table.history.mean(axis=-1),
+        "errors_by_check_by_output": table.history,
+        "check_steps": table.check_steps,
+        "stopped": table.stopped,
+        "steps_run": table.steps_run,
+        "diverged": diverged,
+        "seeds": seeds,
+        "problem": problem.identity(len(seeds)),
+        "config": recorded_config(config, engine.model),
+        "timing": {
+            "compile_s": clock.compile_s,
+            "pretrain_s": clock.pretrain_s,
+            "train_s": clock.train_s,
+            **(timing or {}),
+            "total_s": time.perf_counter() - t_start,
+            "subset_steps": clock.subset_steps,
+            "subset_steps_per_s": clock.subset_steps / clock.train_s if clock.train_s > 0 else None,
+            "programs": len(
+                group_by_pattern(
+                    all_masks(len(problem.rules)) if table.masks is None else table.masks, engine.expensive
+                )
+            ),
+            "devices": engine.n_devices,
+            "expensive_rules": [problem.rule_names[i] for i in engine.expensive],
+        },
+        "environment": environment(),
+        "method": method,
+        "estimator": estimator or {},
+    }
+    if sampling is not None and table.masks is not None:
+        result: ScanResult = SampledResult(masks=table.masks, sampling=sampling, **fields)
+    else:
+        result = ScanResult(**fields)
+    if diverged.any():
+        bad = [f"{result.subset_label(k)} (seed {seeds[s]})" for k, s in zip(*np.nonzero(diverged))]
+        warnings.warn(
+            f"{len(bad)} training(s) diverged (NaN/inf loss) and are left out of the averages: {', '.join(bad)}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return result
+
+
+def run(
+    problem: Problem,
+    config: ScanConfig,
+    method: Method,
+    *,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    checkpoint: str | Path | None = None,
+    checkpoint_every_s: float = 60.0,
+    model: Any = None,
+) -> ScanResult:
+    """``method``'s value table of ``problem`` (see :func:`estimate`); the one pipeline.
+
+    ``progress(phase, done, total)`` also receives two events: ``("loaded", 1, 1)`` when
+    ``out`` holds this run finished (nothing is trained) and ``("resumed", 1, 1)`` when a
+    checkpoint of it is found."""
+    t_start = time.perf_counter()
+    check_inputs(problem, config)
+    method.check(problem, config)
+    progress = progress or _quiet
+    fp = fingerprint(problem, config, method, model)
+    folder = None
+    if out is not None:
+        folder = io.results_folder(out, fp, overwrite, "scan")
+        finished = io.load_finished(folder, fp)
+        if finished is not None:
+            progress("loaded", 1, 1)
+            return finished
+        checkpoint = folder / CHECKPOINT_DIR
+    ckpt = None
+    if checkpoint is not None:
+        identity = training_fingerprint(problem, config, method.training(config), model)
+        if stored_fingerprint(checkpoint) == identity:
+            progress("resumed", 1, 1)
+        ckpt = Checkpoint(checkpoint, identity, checkpoint_every_s, replace=overwrite and folder is not None)
+    engine = prepare(problem, config, progress, ckpt, group=method.groups, model=model)
+    outcome = method.run(engine, progress)
+    result = make_result(
+        engine,
+        outcome.table,
+        t_start,
+        method=method.name,
+        estimator=outcome.estimator,
+        timing=outcome.timing,
+        sampling=outcome.sampling,
+    )
+    if folder is not None:
+        io.save_result(result, folder, overwrite=True)
+        io.discard(folder / CHECKPOINT_DIR)
+    return result
+
+
+def scan(
+    problem: Problem,
+    config: ScanConfig | None = None,
+    *,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    checkpoint: str | Path | None = None,
+    checkpoint_every_s: float = 60.0,
+    model: Any = None,
+) -> ScanResult:
+    """Train every subset of ``problem``'s rules for every seed; return the value table.
+
+    ``config`` defaults to ``ScanConfig.preset("quick")``.  With ``out`` (a folder) the
+    result is saved there (``results.json``, ``table.npz``, ``table.csv``) and the training
+    state kept in ``out/.checkpoint`` until it is: running the same scan again resumes an
+    interrupted run, and returns a finished one from the folder without training anything.
+    A folder holding a different run is refused unless ``overwrite``.  ``checkpoint`` (a
+    folder; without ``out``) keeps only the training state, saved at most every
+    ``checkpoint_every_s`` seconds and after each batch.  Each training is scored by the
+    validation MSE of the weights it ended with (docs/design.md §2); a training whose loss
+    became NaN/inf is marked diverged, its error is NaN and it is named in a warning (the
+    importance functions leave it out of their averages).  ``model``: the network to train
+    (:mod:`kvq.models`: a pure ``(init, apply)`` pair, a Flax Linen or NNX module; default
+    kvq's MLP from the config).
+    """
+    config = ScanConfig.preset("quick") if config is None else config
+    return run(
+        problem,
+        config,
+        method_for("exact"),
+        out=out,
+        overwrite=overwrite,
+        progress=progress,
+        checkpoint=checkpoint,
+        checkpoint_every_s=checkpoint_every_s,
+        model=model,
+    )
+
+
+def estimate(
+    problem: Problem,
+    config: ScanConfig | None = None,
+    method: str = "exact",
+    *,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    checkpoint: str | Path | None = None,
+    checkpoint_every_s: float = 60.0,
+    model: Any = None,
+    coalitions: str | None = None,
+    budget: int | None = None,
+    target_se: float | None = None,
+    sample_seed: int = 0,
+    proxy: str | None = None,
+    proxy_budget: int | None = None,
+    **settings: Any,
+) -> ScanResult:
+    """The value table of ``problem`` by ``method``: ``"exact"`` (:func:`scan`),
+    ``"finetune"`` (settings of :class:`kvq.methods.Finetune`) or ``"newton"``
+    (:class:`kvq.methods.Newton`); or with ``coalitions=`` one of ``"msr"``,
+    ``"permutation"``, ``"kernel"`` or ``"kernel-banzhaf"`` only sampled coalitions, at most
+    ``budget`` (:class:`kvq.methods.Sampled`: ``target_se``, ``sample_seed``, ``proxy``,
+    ``proxy_budget``).
+
+    Every method returns a :class:`~kvq.table.ScanResult` (a sampled one a
+    :class:`~kvq.table.SampledResult`, the same family, holding the coalitions it trained)
+    with ``method`` set and ``result.estimator = {"settings": {...}, "diagnostics": {...}}``
+    (anchor, CG iterations and relative residuals, ...); ``timing`` adds the phases
+    (``anchor_s``, ``solve_s``, ``finetune_s``, ``refine_s``, ``proxy_s``).  ``out``,
+    ``overwrite``, ``checkpoint`` and ``model`` work as in :func:`scan`.
+    """
+    config = ScanConfig.preset("quick") if config is None else config
+    chosen = method_for(
+        method,
+        coalitions=coalitions,
+        budget=budget,
+        target_se=target_se,
+        sample_seed=sample_seed,
+        proxy=proxy,
+        proxy_budget=proxy_budget,
+        **settings,
+    )
+    return run(
+        problem,
+        config,
+        chosen,
+        out=out,
+        overwrite=overwrite,
+        progress=progress,
+        checkpoint=checkpoint,
+        checkpoint_every_s=checkpoint_every_s,
+        model=model,
+    )
