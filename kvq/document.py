@@ -17,7 +17,6 @@ import json
 import math
 import os
 import re
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ from typing import Any
 import numpy as np
 
 from kvq.errors import KvqError
-from kvq.importance import full_importance, rule_importance
 from kvq.io import FOLDER_MARKERS, RESULTS, load_result
 from kvq.report import (
     best_set_lines,
@@ -34,15 +32,16 @@ from kvq.report import (
     mse_summary,
     pair_lines,
     rule_status,
+    sampled_lines,
     settledness_lines,
 )
+from kvq.summary import Summary, summarize
 from kvq.table import ScanResult
 from kvq.text import num as _num
 from kvq.text import pm as _pm
 from kvq.text import recipe_line, rule_kinds, score_label
 from kvq.text import seeds as _seeds
 from kvq.text import split_label as _split
-from kvq.verdicts import Assessment, assess
 
 FIGURES = "report_files"
 SWEEP = FOLDER_MARKERS["sweep"]
@@ -354,36 +353,41 @@ def _detect(directory: Path) -> tuple[str, dict[str, Any]]:
     raise KvqError(f"{str(directory)!r} holds no kvq results; {expected}")
 
 
-def _quiet(fn: Callable, *args: Any, **kwargs: Any) -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return fn(*args, **kwargs)
+RI_HEADS = {"uniform": "RI uniform (Banzhaf)", "shapley": "RI Shapley"}
 
 
-def _importance_rows(result: ScanResult, verdicts: Assessment) -> list[list[str]]:
-    ri_u = _quiet(rule_importance, result, "uniform")
-    ri_s = _quiet(rule_importance, result, "shapley")
-    fi = _quiet(full_importance, result)
+def _importance_rows(result: ScanResult, summary: Summary) -> tuple[list[str], list[list[str]]]:
+    """The importance table's head and rows: every RI the table gives, FI and each rule's status."""
+    ri = summary.overall.ri
     kinds = rule_kinds(result.problem)
-    return [
+    head = ["rule", "kind", *(RI_HEADS[w] + ("" if result.complete else ", sampled") for w in ri), "FI", "status"]
+    rows = [
         [
             name,
             kinds.get(name, ""),
-            _pm(ri_u.mean[i], ri_u.se[i]),
-            _pm(ri_s.mean[i], ri_s.se[i]),
-            _pm(fi.mean[i], fi.se[i]),
-            rule_status(verdicts, i, "settled", "n/a"),
+            *(_pm(imp.mean[i], imp.se[i]) for imp in ri.values()),
+            _pm(summary.fi.mean[i], summary.fi.se[i]),
+            rule_status(summary.assessment, i, "settled", "n/a"),
         ]
         for i, name in enumerate(result.rule_names)
     ]
+    return head, rows
 
 
-def _scan_notes(doc: _Doc, result: ScanResult, verdicts: Assessment) -> None:
+def _mse(result: ScanResult, on: int) -> str:
+    row = result.row_of([on] * result.n_rules)
+    return "not trained" if row is None else mse_summary(result.errors[row])
+
+
+def _scan_notes(doc: _Doc, result: ScanResult, summary: Summary) -> None:
+    verdicts = summary.assessment
     doc.para(
-        f"Validation {score_label(result)} with all rules: {mse_summary(result.errors[-1])}; "
-        f"with no rules: {mse_summary(result.errors[0])} "
-        f"({_seeds(result.n_seeds)}, mean ± se)."
+        f"Validation {score_label(result)} with all rules: {_mse(result, 1)}; "
+        f"with no rules: {_mse(result, 0)} ({_seeds(result.n_seeds)}, mean ± se)."
     )
+    if result.sampling is not None:
+        for line in sampled_lines(result, summary.ri, summary.plain):
+            doc.para(line)
     recipe = recipe_line(result)
     if recipe:
         doc.para(recipe[0].upper() + recipe[1:] + ".")
@@ -396,6 +400,8 @@ def _scan_notes(doc: _Doc, result: ScanResult, verdicts: Assessment) -> None:
         doc.para(f"No rule is flagged as improper ({IMPROPER}).")
     for line in [] if verdicts.pairs is None else pair_lines(verdicts.pairs):
         (doc.note if line.startswith("conflict") else doc.para)(line)
+    if verdicts.pairs is None and "pair_relations" in verdicts.notes:
+        doc.para(f"Pair relations: not available ({verdicts.notes['pair_relations']}).")
     doc.para(" ".join(best_set_lines(verdicts.best, score_label(result))))
     for line in caveats(result):
         doc.note(line)
@@ -463,23 +469,25 @@ def _scan(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
     doc.facts(_scan_provenance(result, meta))
     doc.heading(2, "Importance")
     doc.para(UNITS)
-    verdicts = assess(result)
-    doc.table(
-        ["rule", "kind", "RI uniform (Banzhaf)", "RI Shapley", "FI", "status"], _importance_rows(result, verdicts)
-    )
-    _scan_notes(doc, result, verdicts)
-    outputs = result.output_names if result.errors_by_output is not None else ()
-    if len(outputs) > 1:
-        per = [_quiet(rule_importance, result, "uniform", o) for o in outputs]
+    summary = summarize(result)
+    doc.table(*_importance_rows(result, summary))
+    _scan_notes(doc, result, summary)
+    if summary.per_output:
+        per = [m.ri[summary.weighting] for m in summary.per_output.values()]
         rows = [[n, *(_pm(ri.mean[i], ri.se[i]) for ri in per)] for i, n in enumerate(result.rule_names)]
         doc.table(
-            ["rule", *outputs], rows, caption="RI uniform per output: importance for each output's own validation MSE"
+            ["rule", *summary.per_output],
+            rows,
+            caption=f"{RI_HEADS[summary.weighting].split(' (')[0]} per output: importance for each output's own "
+            "validation MSE",
         )
     doc.heading(2, "Figures")
     doc.figure(
         "importance.png",
         lambda p: plot_importance(result, p),
-        "RI (Banzhaf and Shapley weighting) and FI per rule, ± 1 se over seeds.",
+        "RI (Banzhaf and Shapley weighting) and FI per rule, ± 1 se over seeds."
+        if result.complete
+        else "RI estimated from the sampled coalitions (± 1 se: sampling and seeds) and FI per rule.",
     )
     if result.check_steps is not None:
         doc.figure(
@@ -488,6 +496,11 @@ def _scan(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
             "RI and FI against training steps (the value table as it stood at each early-stopping check), "
             "± 1 se over seeds; the shaded half of the budget is where settledness is judged.",
         )
+    if not result.complete:
+        doc.para(f"Dependence profiles and pair interactions: not available ({summary.not_available['dependence']}).")
+        doc.heading(2, "Every trained coalition")
+        _subset_table(doc, result)
+        return
     doc.figure(
         "dependence.png",
         lambda p: plot_dependence(result, p),
@@ -501,7 +514,7 @@ def _scan(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
             "Pairwise interactions (Banzhaf): > 0 (blue) synergy, < 0 (red) substitution (one stands in for "
             "the other) or CONFLICT (together worse than either alone); mean ± 1 se.",
         )
-        for k, out in enumerate(outputs if len(outputs) > 1 else ()):
+        for k, out in enumerate(summary.per_output):
             doc.figure(
                 f"interactions-output{k}-{_slug(out)}.png",
                 functools.partial(plot_interactions, result, output=out),

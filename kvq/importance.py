@@ -15,7 +15,6 @@ interactions and dependence profiles need every coalition and refuse it.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field, replace
 from itertools import combinations
 from typing import Any
@@ -149,7 +148,7 @@ def _prepare(
 ) -> tuple[tuple[str, ...], np.ndarray, str | None, tuple[int, ...]]:
     """Validate a table; return names, values v [rows, S] (2**n rows in binary order, or a
     sampled table's M rows in its masks' order), output name, mask numbers with a missing
-    entry (sorted); warn once."""
+    entry (sorted): a value the result carries (``Importance.missing``), not a warning."""
     table = _at_step(table, step)
     names, errors, out = _select(table, output)
     sampled = _sampling(table) is not None
@@ -174,20 +173,6 @@ def _prepare(
     v = values(errors)
     bad = np.flatnonzero(~np.isfinite(v).all(axis=1))
     missing = tuple(sorted(mask_index(table.masks[k]) if sampled else int(k) for k in bad))
-    if missing:
-
-        def label(k: int) -> str:
-            return f"{k} ({'+'.join(nm for j, nm in enumerate(names) if k >> j & 1) or 'no rules'})"
-
-        shown = ", ".join(label(k) for k in missing[:20])
-        more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
-        warnings.warn(
-            f"{len(missing)} of {rows} masks have missing errors (NaN, inf or <= 0, e.g. "
-            f"a diverged training): masks {shown}{more}; terms involving them were left "
-            "out of the averages and the remaining weights renormalised",
-            RuntimeWarning,
-            stacklevel=3,
-        )
     return names, v, out, missing
 
 
@@ -410,10 +395,8 @@ def trajectory(table: Any, weighting: str | None = None) -> dict[str, Any] | Non
     steps = getattr(table, "check_steps", None)
     if steps is None:
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        ri = [rule_importance(table, weighting, step=int(t)) for t in steps]
-        fi = [full_importance(table, step=int(t)) for t in steps]
+    ri = [rule_importance(table, weighting, step=int(t)) for t in steps]
+    fi = [full_importance(table, step=int(t)) for t in steps]
     return {
         "names": list(table.rule_names),
         "weighting": weighting or own_weighting(table),
@@ -464,12 +447,10 @@ def agreement(estimate: Any, reference: Any, weighting: str | None = None) -> di
         raise KvqError(f"the tables have different rules: {list(estimate.rule_names)} vs {list(reference.rule_names)}")
     out: dict[str, float] = {}
     weighting = weighting or own_weighting(estimate)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        pairs = {
-            "ri": (rule_importance(estimate, weighting), rule_importance(reference, weighting)),
-            "fi": (full_importance(estimate), full_importance(reference)),
-        }
+    pairs = {
+        "ri": (rule_importance(estimate, weighting), rule_importance(reference, weighting)),
+        "fi": (full_importance(estimate), full_importance(reference)),
+    }
     for m, (est, ref) in pairs.items():
         same = np.sign(est.mean) == np.sign(ref.mean)
         decisive = np.abs(ref.mean) >= 2 * np.nan_to_num(ref.se, nan=np.inf)

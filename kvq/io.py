@@ -19,17 +19,9 @@ import numpy as np
 from kvq.devices import is_writer
 from kvq.errors import KvqError
 from kvq.identity import result_fingerprint
-from kvq.importance import (
-    dependence_profile,
-    full_importance,
-    interactions,
-    json_ready,
-    rule_importance,
-    trajectory,
-)
-from kvq.sampling import WEIGHTING
+from kvq.importance import json_ready
+from kvq.summary import json_summary, summarize
 from kvq.table import SampledResult, Sampling, ScanResult
-from kvq.verdicts import assess
 
 FORMAT = 1
 RESULTS = "results.json"
@@ -136,48 +128,6 @@ def load_finished(directory: str | Path, fp: str) -> ScanResult | None:
     return result
 
 
-def summary(result: ScanResult) -> dict[str, Any]:
-    """Every importance of the table (both weightings), JSON-ready.  A sampled table holds its
-    sampler's RI alone (the other weighting, the dependence profile and the interactions need
-    every coalition: None, with the reason under ``"not_available"``)."""
-    if result.sampling is not None:
-        own = WEIGHTING[result.sampling.sampler]
-        other = "shapley" if own == "uniform" else "uniform"
-        why = f"needs every coalition; this table holds {len(result.masks)} of {2**result.n_rules} (sampled)"
-        return {
-            f"ri_{own}": rule_importance(result, own).to_dict(),
-            f"ri_{other}": None,
-            "fi": full_importance(result).to_dict(),
-            "dependence": None,
-            "not_available": {f"ri_{other}": why, "dependence": why, "interactions": why},
-        }
-    out: dict[str, Any] = {
-        "ri_uniform": rule_importance(result, "uniform").to_dict(),
-        "ri_shapley": rule_importance(result, "shapley").to_dict(),
-        "fi": full_importance(result).to_dict(),
-        "dependence": dependence_profile(result).to_dict(),
-    }
-    if result.n_rules >= 2:
-        out["interactions_uniform"] = interactions(result, "uniform").to_dict()
-        out["interactions_shapley"] = interactions(result, "shapley").to_dict()
-    outputs = result.output_names if result.errors_by_output is not None else ()
-    if len(outputs) > 1:
-        out["per_output"] = {
-            o: {
-                "ri_uniform": rule_importance(result, "uniform", o).to_dict(),
-                "fi": full_importance(result, o).to_dict(),
-                "dependence": dependence_profile(result, o).to_dict(),
-                **(
-                    {"interactions_uniform": interactions(result, "uniform", o).to_dict()}
-                    if result.n_rules >= 2
-                    else {}
-                ),
-            }
-            for o in outputs
-        }
-    return out
-
-
 def write_atomic(path: Path, write) -> None:
     """``write(tmp)`` a temporary file next to ``path``, then move it into place (a reader
     never sees a half-written file, and an interruption leaves the old one)."""
@@ -209,11 +159,7 @@ def save_result(result: ScanResult, directory: str | Path, overwrite: bool = Fal
     fp = result_fingerprint(result)
     path = check_output_dir(directory, fp, overwrite)
     n = result.n_rules
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # diverged runs are listed below instead
-        importance = summary(result)
-        verdicts = assess(result).to_dict()
-        importance["improper"] = verdicts["improper"]
+    every, none = result.row_of([1] * n), result.row_of([0] * n)
     diverged = [
         {
             "mask": int(k),
@@ -237,13 +183,11 @@ def save_result(result: ScanResult, directory: str | Path, overwrite: bool = Fal
         "environment": result.environment,
         "timing": result.timing,
         "value": "v(S) = -log10(validation MSE); RI uniform = Banzhaf (the paper's scripts), RI shapley = Shapley",
-        "mse_all_rules": json_ready(result.errors[_row(result, np.ones(n, np.int8))]),
-        "mse_no_rules": json_ready(result.errors[_row(result, np.zeros(n, np.int8))]),
+        "mse_all_rules": None if every is None else json_ready(result.errors[every]),
+        "mse_no_rules": None if none is None else json_ready(result.errors[none]),
         "sampling": None if result.sampling is None else result.sampling.to_json(),
         "diverged": diverged,
-        "importance": importance,
-        **verdicts,
-        "trajectory": json_ready(trajectory(result)),
+        **json_summary(summarize(result)),
     }
     arrays = {
         "masks": result.masks,
@@ -265,12 +209,6 @@ def save_result(result: ScanResult, directory: str | Path, overwrite: bool = Fal
     write_atomic(path / TABLE_CSV, lambda p: _write_csv(result, p))
     write_json(path / RESULTS, meta)
     return path
-
-
-def _row(result: ScanResult, mask: np.ndarray) -> int:
-    """The row of ``mask`` in the table (every table holds no rules and all rules)."""
-    hit = np.flatnonzero(np.all(result.masks == mask[None, :], axis=1))
-    return int(hit[0])
 
 
 def _write_npz(path: Path, arrays: dict[str, Any]) -> None:

@@ -7,7 +7,6 @@ log10(MSE without / MSE with the rule); > 0 means the rule helps.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,14 +15,15 @@ import numpy as np
 
 from kvq.devices import is_writer
 from kvq.errors import KvqError
-from kvq.importance import dependence_profile, full_importance, interactions, rule_importance, trajectory
+from kvq.importance import dependence_profile, interactions
 from kvq.sampling import LABELS
+from kvq.summary import summarize
 from kvq.table import ScanResult, ValueTable
 from kvq.text import num as _num
 from kvq.text import score_label
 from kvq.text import seeds as _seeds
 from kvq.text import split_label as _split
-from kvq.verdicts import pair_relations, settledness
+from kvq.verdicts import pair_relations
 
 DPI = 120
 DECADES = "[decades]"
@@ -101,26 +101,20 @@ def _describe(table: Any) -> str:
     return ", ".join(bits)
 
 
-def _quiet(fn, *args, **kwargs):
-    """Call an importance function without its missing-entry warning (the report lists those)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return fn(*args, **kwargs)
-
-
 def plot_importance(table: ValueTable, path: str | Path) -> Path:
     """Bar chart of RI (uniform and Shapley; a sampled table: its sampler's estimate, whose se
     includes the sampling error) and FI per rule with ± 1 se error bars -> PNG."""
     plt = _pyplot()
+    summary = summarize(table)
     sampling = getattr(table, "sampling", None)
     if sampling is None:
         series = [
-            ("RI uniform (Banzhaf)", _quiet(rule_importance, table, "uniform")),
-            ("RI Shapley", _quiet(rule_importance, table, "shapley")),
+            ("RI uniform (Banzhaf)", summary.overall.ri["uniform"]),
+            ("RI Shapley", summary.overall.ri["shapley"]),
         ]
     else:
-        series = [(f"{LABELS[sampling.sampler]}, sampled", _quiet(rule_importance, table))]
-    series.append(("FI (all other rules on)", _quiet(full_importance, table)))
+        series = [(f"{LABELS[sampling.sampler]}, sampled", summary.ri)]
+    series.append(("FI (all other rules on)", summary.fi))
     names = table.rule_names
     xs = np.arange(len(names))
     width = 0.8 / len(series)
@@ -151,12 +145,13 @@ def plot_trajectory(table: ValueTable, path: str | Path, weighting: str | None =
     (the value table as it stood after each early-stopping check) -> PNG.  The shaded
     region is the last half of the budget over which settledness is judged; unsettled
     rules are marked in the legend."""
-    traj = trajectory(table, weighting)
+    summary = summarize(table, weighting)
+    traj = summary.trajectory
     if traj is None:
         raise KvqError("this table holds no errors over the training budget (an estimate or an older result)")
     plt = _pyplot()
     weighting = traj["weighting"]
-    settle = _quiet(settledness, table, weighting)
+    settle = summary.assessment.settledness
     steps = traj["steps"]
     fig, axes = plt.subplots(1, 2, figsize=(10.0, 4.2), dpi=DPI, sharex=True)
     for ax, key, label in (
@@ -195,7 +190,7 @@ def plot_dependence(table: ValueTable, path: str | Path, output: int | str | Non
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    prof = _quiet(dependence_profile, table, output)
+    prof = dependence_profile(table, output)
     n = len(prof.names)
     ncols = min(n, 4)
     nrows = math.ceil(n / ncols)
@@ -279,7 +274,7 @@ def plot_interactions(
     if n < 2:
         raise KvqError(f"an interaction heat map needs at least 2 rules; the table has {n}")
     plt = _pyplot()
-    imp = _quiet(interactions, table, weighting, output)
+    imp = interactions(table, weighting, output)
     pairs = pair_relations(table, weighting, output)
     assert pairs is not None  # interactions() refused a sampled table above
     relation = dict(zip(imp.names, pairs.relation))

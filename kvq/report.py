@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 
 from kvq import problems
 from kvq.errors import KvqError
-from kvq.importance import full_importance, rule_importance, sampled_estimates
+from kvq.importance import SampledImportance
 from kvq.sampling import DRAWN, FEW_DRAWS, LABELS
+from kvq.summary import Summary, summarize
 from kvq.table import ScanResult, ValueTable
 from kvq.text import pm as _pm
 from kvq.text import recipe_line, rule_kinds, score_label
-from kvq.verdicts import ATOL, RTOL, SAMPLED_ELIMINATION, Assessment, Elimination, PairRelations, Settledness, assess
+from kvq.verdicts import ATOL, RTOL, SAMPLED_ELIMINATION, Assessment, Elimination, PairRelations, Settledness
 
 
 def mse_summary(values: np.ndarray) -> str:
@@ -41,17 +41,14 @@ def importance_frame(table: ValueTable) -> Any:
         import pandas as pd
     except ImportError:
         raise KvqError("a DataFrame needs pandas: pip install pandas (or use result.table() for text)") from None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        fi, verdicts = full_importance(table), assess(table)
-        if table.complete:
-            ri_u, ri_s = rule_importance(table, "uniform"), rule_importance(table, "shapley")
-            ri = {"ri": ri_u.mean, "ri_se": ri_u.se, "ri_shapley": ri_s.mean, "ri_shapley_se": ri_s.se}
-        else:  # the sampler's weighting only, with the two parts of its se
-            est = rule_importance(table)
-            key = "ri" if est.weighting == "uniform" else "ri_shapley"
-            ri = {key: est.mean, f"{key}_se": est.se}
-            ri.update({f"{key}_se_sampling": est.se_sampling, f"{key}_se_seeds": est.se_seeds})  # type: ignore[attr-defined]
+    summary = summarize(table)
+    fi, verdicts = summary.fi, summary.assessment
+    ri: dict[str, Any] = {}
+    for weighting, est in summary.overall.ri.items():  # a sampled table: its sampler's weighting only
+        key = "ri" if weighting == "uniform" else "ri_shapley"
+        ri.update({key: est.mean, f"{key}_se": est.se})
+        if isinstance(est, SampledImportance):  # with the two parts of its se
+            ri.update({f"{key}_se_sampling": est.se_sampling, f"{key}_se_seeds": est.se_seeds})
     kinds = rule_kinds(table.problem) if isinstance(table, ScanResult) else {}
     return pd.DataFrame(
         {
@@ -65,13 +62,13 @@ def importance_frame(table: ValueTable) -> Any:
     )
 
 
-def importance_table(table: ValueTable, rerun: str | None = None, verdicts: Assessment | None = None) -> str:
+def importance_table(table: ValueTable, rerun: str | None = None, summary: Summary | None = None) -> str:
     """Rule, RI uniform ± se, RI Shapley ± se, FI ± se and each rule's status (UNSETTLED,
     IMPROPER); for several outputs also RI per output; then MSE with all rules vs none, the
     training caps and settledness, improper rules by backward elimination, conflicts and
     synergies between rules, and the best rule set.  ``rerun``: the command that re-runs
-    the scan with a longer budget (shown when a rule is unsettled); ``verdicts``: a
-    precomputed :func:`kvq.verdicts.assess` of ``table``.
+    the scan with a longer budget (shown when a rule is unsettled); ``summary``: the table's
+    :func:`kvq.summary.summarize` (computed here when not given).
 
     A sampled table (docs/design.md §6) shows its sampler's RI ± se with the se's sampling and
     seed parts, and under the table what was trained and drawn and what the proxy did.
@@ -79,14 +76,12 @@ def importance_table(table: ValueTable, rerun: str | None = None, verdicts: Asse
     Importances are in log10 units of validation MSE (0.30 = the rule halves the error).
     """
     sampling = table.sampling
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        fi = full_importance(table)
-        if sampling is None:
-            ri_u, ri_s = rule_importance(table, "uniform"), rule_importance(table, "shapley")
-        else:
-            ri, plain = sampled_estimates(table)
-    verdicts = verdicts or assess(table)
+    summary = summary or summarize(table)
+    fi, verdicts = summary.fi, summary.assessment
+    if sampling is None:
+        ri_u, ri_s = summary.overall.ri["uniform"], summary.overall.ri["shapley"]
+    else:
+        ri, plain = summary.ri, summary.plain
     settle, elim = verdicts.settledness, verdicts.elimination
     kinds = rule_kinds(table.problem) if isinstance(table, ScanResult) else {}
 
@@ -95,6 +90,7 @@ def importance_table(table: ValueTable, rerun: str | None = None, verdicts: Asse
         cells = [[_pm(ri_u.mean[i], ri_u.se[i]), _pm(ri_s.mean[i], ri_s.se[i])] for i in range(table.n_rules)]
     else:
         head = ["rule", "kind", f"{LABELS[sampling.sampler]} ± se", "se sampling", "se seeds", "FI ± se", "status"]
+        assert isinstance(ri, SampledImportance)  # a sampled table's estimate
         cells = [
             [_pm(ri.mean[i], ri.se[i]), f"{ri.se_sampling[i]:.3f}", f"{ri.se_seeds[i]:.3f}"]
             for i in range(table.n_rules)
@@ -109,10 +105,8 @@ def importance_table(table: ValueTable, rerun: str | None = None, verdicts: Asse
     if sampling is not None:
         out += [*sampled_lines(table, ri, plain), ""]
     outputs = tuple(getattr(table, "output_names", ()) or ())
-    if getattr(table, "errors_by_output", None) is not None and len(outputs) > 1:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            per = [rule_importance(table, output=o) for o in outputs]
+    if summary.per_output:
+        per = [summary.per_output[o].ri[summary.weighting] for o in outputs]
         label = "RI uniform" if sampling is None else LABELS[sampling.sampler]
         rows = [[name, *(_pm(ri.mean[i], ri.se[i]) for ri in per)] for i, name in enumerate(table.rule_names)]
         out += [

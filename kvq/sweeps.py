@@ -22,7 +22,6 @@ import datetime as _dt
 import hashlib
 import itertools
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ from kvq.config import ScanConfig, config_identity
 from kvq.engine import Progress
 from kvq.errors import KvqError
 from kvq.identity import digest
-from kvq.importance import full_importance, json_ready, rule_importance
+from kvq.importance import json_ready
 from kvq.io import (
     FOLDER_MARKERS,
     check_output_dir,
@@ -52,10 +51,10 @@ from kvq.io import (
 from kvq.methods import METHODS, Exact, method_for
 from kvq.pipeline import fingerprint, make_result, prepare, run
 from kvq.rules import Problem
+from kvq.summary import summarize
 from kvq.table import ScanResult
 from kvq.text import function_name, rule_kinds
 from kvq.trend import mann_kendall
-from kvq.verdicts import assess
 
 SWEEP_JSON = FOLDER_MARKERS["sweep"]
 SUMMARY_CSV = "summary.csv"
@@ -195,40 +194,44 @@ class SweepResult:
         )
 
 
+def _seed_mean(errors: np.ndarray) -> float:
+    """Mean of one mask's errors over the seeds that did not diverge (NaN where none)."""
+    ok = np.isfinite(errors)
+    return float(errors[ok].mean()) if ok.any() else float("nan")
+
+
 def summary_rows(points: Sequence[SweepPoint], results: Sequence[ScanResult]) -> list[dict[str, Any]]:
     """One JSON-ready row per (point, rule): RI uniform/Shapley, FI (± se), improper flag,
     settledness (None where unknown), share of capped trainings, MSEs."""
     rows = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        for point, result in zip(points, results):
-            ri, ri_s, fi = rule_importance(result), rule_importance(result, "shapley"), full_importance(result)
-            verdict = assess(result)
-            improper = set(verdict.elimination.removed)
-            settle = verdict.settledness
-            kinds = rule_kinds(result.problem)
-            mse_all, mse_none = np.nanmean(result.errors[-1]), np.nanmean(result.errors[0])
-            for i, name in enumerate(result.rule_names):
-                rows.append(
-                    {
-                        "n_data": point.n_data,
-                        "noise": point.noise,
-                        "split": point.split,
-                        "rule": name,
-                        "kind": kinds.get(name, ""),
-                        "ri": ri.mean[i],
-                        "ri_se": ri.se[i],
-                        "ri_shapley": ri_s.mean[i],
-                        "ri_shapley_se": ri_s.se[i],
-                        "fi": fi.mean[i],
-                        "fi_se": fi.se[i],
-                        "improper": name in improper,
-                        "settled": bool(settle.settled[i]) if settle.known else None,
-                        "capped_share": settle.capped_share,
-                        "mse_all": mse_all,
-                        "mse_none": mse_none,
-                    }
-                )
+    for point, result in zip(points, results):
+        summary = summarize(result)
+        ri, ri_s, fi = summary.overall.ri["uniform"], summary.overall.ri["shapley"], summary.fi
+        improper = set(summary.assessment.elimination.removed)
+        settle = summary.assessment.settledness
+        kinds = rule_kinds(result.problem)
+        mse_all, mse_none = _seed_mean(result.errors[-1]), _seed_mean(result.errors[0])
+        for i, name in enumerate(result.rule_names):
+            rows.append(
+                {
+                    "n_data": point.n_data,
+                    "noise": point.noise,
+                    "split": point.split,
+                    "rule": name,
+                    "kind": kinds.get(name, ""),
+                    "ri": ri.mean[i],
+                    "ri_se": ri.se[i],
+                    "ri_shapley": ri_s.mean[i],
+                    "ri_shapley_se": ri_s.se[i],
+                    "fi": fi.mean[i],
+                    "fi_se": fi.se[i],
+                    "improper": name in improper,
+                    "settled": bool(settle.settled[i]) if settle.known else None,
+                    "capped_share": settle.capped_share,
+                    "mse_all": mse_all,
+                    "mse_none": mse_none,
+                }
+            )
     return json_ready(rows)
 
 
@@ -241,12 +244,10 @@ def trend_rows(
     the points along the axis are pooled (x = the axis value of each seed's point).
     """
     rows = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        per_seed = {
-            "ri": [rule_importance(r).per_seed for r in results],  # [S, n] each
-            "fi": [full_importance(r).per_seed for r in results],
-        }
+    per_seed = {
+        "ri": [summarize(r).overall.ri["uniform"].per_seed for r in results],  # [S, n] each
+        "fi": [summarize(r).fi.per_seed for r in results],
+    }
     for axis in NUMERIC_AXES:
         if len(axes.get(axis, [])) < 3:
             continue

@@ -19,7 +19,6 @@ Units are decades of validation MSE throughout (see ``docs/design.md``, "Verdict
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
@@ -189,10 +188,8 @@ def settledness(
     stopped = getattr(table, "stopped", None)
     running = np.ones(end.shape, bool) if stopped is None else ~stopped
     before = np.where(running, table.errors_by_check[half], end)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        end_ri, mid_ri = (rule_importance(_with_errors(table, e), weighting) for e in (end, before))
-        end_fi, mid_fi = (full_importance(_with_errors(table, e)) for e in (end, before))
+    end_ri, mid_ri = (rule_importance(_with_errors(table, e), weighting) for e in (end, before))
+    end_fi, mid_fi = (full_importance(_with_errors(table, e)) for e in (end, before))
     ri_drift, ri_se = _mean_se(end_ri.per_seed - mid_ri.per_seed)
     fi_drift, fi_se = _mean_se(end_fi.per_seed - mid_fi.per_seed)
     tol_ri = np.maximum(atol, rtol * np.abs(end_ri.mean))
@@ -343,9 +340,7 @@ def eliminate(
 def _round(table: Any, weighting: str, min_effect: float, require_settled: bool) -> dict[str, Any]:
     """One round of elimination on ``table``'s game: RI, interval, settledness, and which rules
     meet the criterion (``meets``) and of those which have settled (``candidates``)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        ri = rule_importance(table, weighting)
+    ri = rule_importance(table, weighting)
     low, high = ri.ci95()
     settle = settledness(table, weighting)
     ok = settle.settled if (settle.known and require_settled) else np.ones(len(ri.names), bool)
@@ -440,9 +435,7 @@ def pair_relations(
     :data:`SAMPLED_PAIRS`)."""
     if _sampling(table) is not None:
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        names, v, _, _ = _prepare(table, output)
+    names, v, _, _ = _prepare(table, output)
     if len(names) < 2:
         raise KvqError(f"pair relations need at least 2 rules, the table has {len(names)}")
     joint, first, second, sizes = _pair_parts(v)
@@ -549,12 +542,10 @@ def assess(table: Any, weighting: str | None = None) -> Assessment:
     """Settledness, improper rules (backward elimination), pair relations and the best rule
     set of ``table`` (RI with ``weighting``; None: the table's own)."""
     weighting = weighting or own_weighting(table)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        settle = settledness(table, weighting)
-        elim = eliminate(table, weighting)
-        pairs = pair_relations(table, weighting) if len(table.rule_names) >= 2 else None
-        best = best_rule_set(table, elim.kept)
+    settle = settledness(table, weighting)
+    elim = eliminate(table, weighting)
+    pairs = pair_relations(table, weighting) if len(table.rule_names) >= 2 else None
+    best = best_rule_set(table, elim.kept)
     notes = {}
     if _sampling(table) is not None:
         notes = {

@@ -32,8 +32,8 @@ def die() -> None:
 def arm(when: str) -> None:
     init = kvq.checkpoint.Checkpoint.__init__
 
-    def every_check(self, directory, fingerprint, every_s=60.0):
-        init(self, directory, fingerprint, 0.0)
+    def every_check(self, directory, fingerprint, every_s=60.0, **options):
+        init(self, directory, fingerprint, 0.0, **options)
 
     kvq.checkpoint.Checkpoint.__init__ = every_check
 

@@ -15,7 +15,7 @@ LAYERS = [
     ("objective and settings", {"train", "config", "newton"}),
     ("problems", {"rules", "problems"}),
     ("engine", {"models", "engine", "identity"}),
-    ("importance", {"importance", "trend", "verdicts", "sampling"}),
+    ("importance", {"importance", "trend", "verdicts", "sampling", "summary"}),
     ("methods", {"methods"}),
     ("results on disk", {"io"}),
     ("pipeline", {"pipeline", "estimators"}),

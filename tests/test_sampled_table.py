@@ -267,6 +267,5 @@ def test_a_diverged_training_is_named_by_its_mask():
     k = t.row_of([1, 1, 1, 1, 0])
     errors[k, 1] = np.nan
     bad = ValueTable(NAMES, errors, masks=t.masks, sampling=t.sampling)
-    with pytest.warns(RuntimeWarning, match=f"of {len(t.masks)} masks.*15 \\(r0\\+r1\\+r2\\+r3\\)"):
-        ri = kvq.rule_importance(bad)
+    ri = kvq.rule_importance(bad)
     assert ri.missing == (15,) and np.all(np.isfinite(ri.mean))

@@ -278,7 +278,7 @@ def test_a_sampled_estimate_trains_the_same_coalitions_a_scan_trains(tiny_burger
     np.testing.assert_allclose(result.errors, tiny_scan.errors[rows], rtol=2e-5)
     np.testing.assert_allclose(result.fi.mean, kvq.full_importance(tiny_scan).mean, atol=1e-4)
     assert np.all(result.ri.se >= result.ri.se_sampling) and "se sampling" in result.table()
-    assert result.to_dict()["sampler"] == "msr"
+    assert result.sampling.sampler == "msr" and result.method == "sampled"
     # a target the first round meets: the rest of the budget is not spent
     early = kvq.estimate(tiny_burgers, tiny_config, coalitions="msr", budget=16, target_se=10.0)
     assert len(early.masks) < 16 and np.nanmax(early.ri.se_sampling) <= 10.0
@@ -293,17 +293,15 @@ def test_a_sampled_estimate_trains_the_same_coalitions_a_scan_trains(tiny_burger
 
 
 @pytest.mark.slow
-def test_a_newton_proxy_scores_every_coalition_as_the_newton_estimator_does(tiny_burgers, tiny_config):
+def test_a_newton_proxy_scores_every_coalition_as_the_newton_estimator_does(tiny_burgers, tiny_config, tmp_path):
     """The proxy's anchor is the sampled all-rules training and its steps are the Newton
     estimator's: the adjusted RI recomputed from ``kvq.estimate(method="newton")``'s table
     (trained apart) agrees; the plain estimate is the same draws' without it."""
-    import json
-
     r = kvq.estimate(tiny_burgers, tiny_config, coalitions="kernel-banzhaf", budget=16, proxy="newton")
     assert r.proxy["exact"] and r.proxy["coalitions"] == 16 and r.plain is not None
     assert "adjusted by a newton proxy" in r.table()
-    back = kvq.sampling.SampledResult.from_dict(json.loads(json.dumps(r.to_dict())))
-    assert back.table() == r.table() and back.proxy == r.proxy
+    back = kvq.ScanResult.load(r.save(tmp_path / "saved"))
+    assert isinstance(back, kvq.SampledResult) and back.table() == r.table() and back.proxy == r.proxy
     np.testing.assert_allclose(r.plain.mean, estimate_importance("kernel-banzhaf", r.rule_names, r.masks,
                                                                  -np.log10(r.errors), r.draws).mean)
     newton = kvq.estimate(tiny_burgers, tiny_config, "newton")
@@ -311,7 +309,7 @@ def test_a_newton_proxy_scores_every_coalition_as_the_newton_estimator_does(tiny
     rows = [int((m * (1 << np.arange(4))).sum()) for m in r.masks]
     # the two anchors differ in the last float32 bits (batches of other widths); the Newton
     # step amplifies that to a few 1e-3 decades
-    np.testing.assert_allclose(np.array(r.proxy["values"], float), f[rows], atol=1e-2)  # [M, S]
+    np.testing.assert_allclose(r.sampling.proxy_values, f[rows], atol=1e-2)  # [M, S]
     want, _ = adjusted_importance("kernel-banzhaf", r.rule_names, r.masks, -np.log10(r.errors), f[rows], r.draws,
                                   values_importance(f, "uniform"), np.zeros(4))
     np.testing.assert_allclose(r.ri.mean, want.mean, atol=1e-2)
@@ -322,12 +320,10 @@ def test_a_newton_proxy_scores_every_coalition_as_the_newton_estimator_does(tiny
 
 
 @pytest.mark.slow
-def test_a_kernel_estimate_enumerates_the_border_pairs_its_budget_affords(tiny_config):
+def test_a_kernel_estimate_enumerates_the_border_pairs_its_budget_affords(tiny_config, tmp_path):
     """Six rules, 40 of 64 coalitions: the pairs of sizes 1 and 5 are trained once each (FI
     trains the size-5 side anyway) and enter exactly; the saved result says so and reads
     back the same."""
-    import json
-
     import factory_problem
 
     base = factory_problem.make(n_data=6, noise=0.0, split="interpolation", seed=0)
@@ -340,7 +336,7 @@ def test_a_kernel_estimate_enumerates_the_border_pairs_its_budget_affords(tiny_c
     want = estimate_importance("kernel", r.rule_names, r.masks, -np.log10(r.errors), r.draws, r.enumerated)
     np.testing.assert_allclose(r.ri.mean, want.mean)
     assert "every pair of sizes 1 and 5 among them, exactly" in r.table()
-    back = kvq.sampling.SampledResult.from_dict(json.loads(json.dumps(r.to_dict())))
+    back = kvq.ScanResult.load(r.save(tmp_path / "saved"))
     assert back.enumerated == (1,) and back.table() == r.table()
 
 
@@ -374,18 +370,23 @@ def test_the_command_line_samples_coalitions(tmp_path, capsys):
     import json
 
     from kvq.cli import main
+    from kvq.io import load_result
 
     args = ["scan", "burgers", "--seeds", "2", "--steps", "20", "--check-every", "10", "--pretrain-steps", "20",
             "--collocation", "32", "--max-batch", "64", "--coalitions", "msr", "--budget", "12", "--out", str(tmp_path)]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "RI uniform (msr)" in printed and "of 16 coalitions trained" in printed
-    meta = json.loads((tmp_path / "sampled.json").read_text())
-    assert meta["sampler"] == "msr" and len(meta["masks"]) <= 12 and not (tmp_path / ".checkpoint").exists()
+    meta = json.loads((tmp_path / "results.json").read_text())
+    assert meta["sampling"]["sampler"] == "msr" and meta["method"] == "sampled"
+    assert len(load_result(tmp_path).masks) <= 12 and not (tmp_path / ".checkpoint").exists()
+    assert {"ri.png", "ri-steps.png"} <= {p.name for p in tmp_path.iterdir()}
     assert main(["show", str(tmp_path)]) == 0  # the saved estimate, read back: the same table
     shown = capsys.readouterr().out
-    table = printed[printed.index("rule "):printed.index("\ntime:")]
-    assert shown.startswith("sampled estimate: SampledResult(") and table in shown
+    table = printed[printed.index("rule "):printed.index("\nre-run")]
+    assert shown.startswith("scan: ") and table in shown
+    assert main(args) == 0 and "holds this run already" in capsys.readouterr().out  # loaded, not trained
+    assert main(["report", str(tmp_path)]) == 0 and (tmp_path / "report.html").exists()
     assert main([*args[:-4], "--budget", "12", "--method", "newton"]) == 2
     assert "--coalitions" in capsys.readouterr().err
     assert main([*args[:-6], "--proxy", "newton", "--out", str(tmp_path / "p")]) == 2
