@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import jax  # noqa: E402
 
 import kvq  # noqa: E402
-from kvq.bench import as_json, bench  # noqa: E402
+from kvq.workflows.bench import as_json, bench  # noqa: E402
 from results_md import machine, update_section  # noqa: E402
 
 PARTS = ("bench", "burgers-paper", "fourth-order-2d")

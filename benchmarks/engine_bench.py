@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import jax  # noqa: E402
 
-from kvq.bench import as_json, bench, bench_table  # noqa: E402
+from kvq.workflows.bench import as_json, bench, bench_table  # noqa: E402
 from results_md import machine, update_section, write_json  # noqa: E402
 
 

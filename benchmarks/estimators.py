@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import jax  # noqa: E402
 
 import kvq  # noqa: E402
-from kvq.importance import agreement  # noqa: E402
+from kvq.game.importance import agreement  # noqa: E402
 from results_md import HERE, machine, update_section, write_json  # noqa: E402
 
 TARGET = {"spearman": 0.9, "sign": 0.9, "speedup": 10.0}

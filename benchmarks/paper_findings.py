@@ -37,8 +37,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kvq  # noqa: E402
-from kvq.importance import json_ready  # noqa: E402
-from kvq.sweeps import sweep  # noqa: E402
+from kvq.game.importance import json_ready  # noqa: E402
+from kvq.workflows.sweeps import sweep  # noqa: E402
 from results_md import HERE, machine, update_section, write_json  # noqa: E402
 
 ALPHA = 0.05

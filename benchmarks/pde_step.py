@@ -29,11 +29,11 @@ import jax.numpy as jnp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kvq  # noqa: E402
 import kvq.nn as knn  # noqa: E402
-from kvq.coalitions import all_masks  # noqa: E402
-from kvq.derivatives import partials  # noqa: E402
+from kvq.core.coalitions import all_masks  # noqa: E402
+from kvq.core.derivatives import partials  # noqa: E402
 from kvq.problems import burgers, fourth_order_2d, kdv, klein_gordon  # noqa: E402
 from kvq.problems.burgers import NU  # noqa: E402
-from kvq.engine import Engine  # noqa: E402
+from kvq.engine.batched import Engine  # noqa: E402
 from results_md import machine, update_section, write_json  # noqa: E402
 
 STEPS = 10

@@ -40,11 +40,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kvq  # noqa: E402
-from kvq.coalitions import all_masks  # noqa: E402
-from kvq.importance import rank_correlation  # noqa: E402
-from kvq.interop import shapiq_game  # noqa: E402
-from kvq.importance import values_importance  # noqa: E402
-from kvq.sampling import WEIGHTING, adjusted_importance, estimate_importance, full_masks, plan_draws  # noqa: E402
+from kvq.core.coalitions import all_masks  # noqa: E402
+from kvq.game.importance import rank_correlation  # noqa: E402
+from kvq.present.interop import shapiq_game  # noqa: E402
+from kvq.game.importance import values_importance  # noqa: E402
+from kvq.game.sampling import WEIGHTING, adjusted_importance, estimate_importance, full_masks, plan_draws  # noqa: E402
 from results_md import HERE, machine, update_section, write_json  # noqa: E402
 
 SHARES = (0.05, 0.1, 0.25, 0.5)

@@ -29,10 +29,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kvq  # noqa: E402
-from kvq.bench import matmul_peak, step_flops  # noqa: E402  (kvq bench measures these too)
-from kvq.coalitions import all_masks  # noqa: E402
-from kvq.engine import Engine  # noqa: E402
-from kvq.train import take  # noqa: E402
+from kvq.workflows.bench import matmul_peak, step_flops  # noqa: E402  (kvq bench measures these too)
+from kvq.core.coalitions import all_masks  # noqa: E402
+from kvq.engine.batched import Engine  # noqa: E402
+from kvq.core.train import take  # noqa: E402
 from results_md import machine, update_section, write_json  # noqa: E402
 
 RULES = ("pde", "ic", "bc_left", "bc_right")

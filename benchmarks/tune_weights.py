@@ -32,8 +32,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kvq  # noqa: E402
-from kvq.io import load_result  # noqa: E402
-from kvq.tune import balance_weights, evaluate_weights, tune_weights  # noqa: E402
+from kvq.store.results import load_result  # noqa: E402
+from kvq.workflows.tune import balance_weights, evaluate_weights, tune_weights  # noqa: E402
 from results_md import HERE, machine, update_section, write_json  # noqa: E402
 
 EVAL_SEED = 100

@@ -5,10 +5,14 @@ jit-compiled program), score each on held-out data, and turn the table into Rule
 Importance (RI), Full Importance (FI) and rule interactions.
 """
 
-from kvq import methods, optimizers, problems, sampling
-from kvq.config import ScanConfig
+import kvq.present.report  # noqa: F401  (registers result.table() and the sweep/tuning tables)
+import kvq.store.results  # noqa: F401  (registers result.save() and ScanResult.load())
+from kvq import _aliases, methods, problems
+from kvq.core import optimizers
+from kvq.core.config import ScanConfig
 from kvq.errors import KvqError
-from kvq.importance import (
+from kvq.game import sampling
+from kvq.game.importance import (
     DependenceProfile,
     Importance,
     dependence_profile,
@@ -16,12 +20,20 @@ from kvq.importance import (
     interactions,
     rule_importance,
 )
-from kvq.pipeline import estimate, scan
-from kvq.rules import Dataset, Problem, Rule
-from kvq.sweeps import SweepResult, sweep
-from kvq.table import SampledResult, ScanResult, ValueTable
-from kvq.tune import TuneResult, tune_weights
-from kvq.verdicts import assess, best_rule_set, eliminate, improper_rules, pair_relations, settledness
+from kvq.game.table import SampledResult, ScanResult, ValueTable
+from kvq.game.verdicts import assess, best_rule_set, eliminate, improper_rules, pair_relations, settledness
+from kvq.problems.rules import Dataset, Problem, Rule
+from kvq.workflows.pipeline import estimate, scan
+from kvq.workflows.sweeps import SweepResult, sweep
+from kvq.workflows.tune import TuneResult, tune_weights
+
+_aliases.install()  # kvq.io, kvq.report, ... keep importing for a release
+
+
+def __getattr__(name: str) -> object:
+    """``kvq.importance``, ``kvq.report``, ...: the old module paths as attributes, for a release."""
+    return _aliases.attribute(name)
+
 
 __version__ = "0.1.0"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from kvq.errors import KvqError
-from kvq.sampling import SAMPLERS
+from kvq.game.sampling import SAMPLERS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,7 +40,7 @@ class ProgressPrinter:
 
     def __init__(self, stream: TextIO | None = None, every_s: float = 5.0) -> None:
         if stream is None:  # several processes: process 0 shows the progress
-            from kvq.devices import is_writer
+            from kvq.core.devices import is_writer
 
             stream = sys.stderr if is_writer() else io.StringIO()
         self.stream = stream
@@ -398,7 +398,7 @@ def _config(args: argparse.Namespace):
     """The ScanConfig of the preset with the command line's overrides (a problem factory
     gets the generic presets)."""
     from kvq import problems
-    from kvq.config import ScanConfig
+    from kvq.core.config import ScanConfig
 
     def preset(**overrides):
         if _is_factory(args.problem):
@@ -450,8 +450,8 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
     """``kvq scan``: an exact scan, an estimate (``--method``) or sampled coalitions
     (``--coalitions``), resumed from (or loaded from) its ``--out`` folder."""
     from kvq.methods import Sampled, method_for
-    from kvq.pipeline import estimate
-    from kvq.report import importance_table
+    from kvq.present.report import importance_table
+    from kvq.workflows.pipeline import estimate
 
     if args.coalitions is not None and (args.method != "exact" or args.settings):
         raise KvqError("--coalitions trains each sampled coalition from the warm start; leave out --method/--set")
@@ -509,12 +509,12 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
     files = ["results.json", "table.npz", "table.csv"]
     if not args.no_plot:
         try:
-            from kvq.plots import plot_importance
+            from kvq.present.plots import plot_importance
 
             plot_importance(result, outdir / "ri.png")
             files.append("ri.png")
             if result.check_steps is not None:
-                from kvq.plots import plot_trajectory
+                from kvq.present.plots import plot_trajectory
 
                 plot_trajectory(result, outdir / "ri-steps.png")
                 files.append("ri-steps.png")
@@ -587,8 +587,8 @@ def _list(text: str | None, cast, name: str) -> list | None:
 
 def _sweep(args: argparse.Namespace, out: TextIO) -> int:
     from kvq import problems
-    from kvq.report import sweep_table
-    from kvq.sweeps import CHECKPOINTS, plan, sweep
+    from kvq.present.report import sweep_table
+    from kvq.workflows.sweeps import CHECKPOINTS, plan, sweep
 
     config = _config(args)
     settings = parse_settings(args.settings)
@@ -652,7 +652,7 @@ def _sweep_figures(summary: list[dict], axes: dict[str, list], outdir: Path) -> 
     """RI against each swept numeric axis (one PNG per axis); a warning instead where matplotlib is missing."""
     written = []
     try:
-        from kvq.plots import plot_sweep
+        from kvq.present.plots import plot_sweep
 
         for axis in ("data", "noise"):
             if len(axes[axis]) >= 2:
@@ -665,7 +665,7 @@ def _sweep_figures(summary: list[dict], axes: dict[str, list], outdir: Path) -> 
 
 def _problem(args: argparse.Namespace):
     from kvq import problems
-    from kvq.sweeps import SweepPoint, build_point
+    from kvq.workflows.sweeps import SweepPoint, build_point
 
     if _is_factory(args.problem):
         if args.wrong is not None:
@@ -680,8 +680,8 @@ def _problem(args: argparse.Namespace):
 
 
 def _tune(args: argparse.Namespace, out: TextIO) -> int:
-    from kvq.report import tuning_table
-    from kvq.tune import tune_weights
+    from kvq.present.report import tuning_table
+    from kvq.workflows.tune import tune_weights
 
     problem = _problem(args)
     config = _config(args)
@@ -710,7 +710,7 @@ def _tune(args: argparse.Namespace, out: TextIO) -> int:
     files = ["tune.json", f"iter-0..{args.iterations}/"]
     if not args.no_plot:
         try:
-            from kvq.plots import plot_tuning
+            from kvq.present.plots import plot_tuning
 
             plot_tuning(result.to_dict()["history"], outdir / "tuning.png")
             files.append("tuning.png")
@@ -725,7 +725,7 @@ def _bench(args: argparse.Namespace, out: TextIO) -> int:
     import json
 
     from kvq import problems
-    from kvq.bench import as_json, bench, bench_table
+    from kvq.workflows.bench import as_json, bench, bench_table
 
     if args.problem not in problems.names():
         raise KvqError(f"unknown problem {args.problem!r}; known problems: {', '.join(problems.names())}")
@@ -757,7 +757,7 @@ def _bench(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _report(args: argparse.Namespace, out: TextIO) -> int:
-    from kvq.document import write_report
+    from kvq.present.document import write_report
 
     path = write_report(args.dir, fmt=args.format, out=args.out)
     out.write(f"wrote {path}\n")
@@ -794,7 +794,7 @@ def _nearest_preset(problem: str, config: dict) -> str | None:
     """``"preset standard"``, ``"preset quick with steps=8000"`` (at most three settings
     changed) or None: the built-in preset that a saved config is, or is closest to."""
     from kvq import problems
-    from kvq.config import MEMORY_ONLY, PRESETS
+    from kvq.core.config import MEMORY_ONLY, PRESETS
 
     if problem not in problems.names():
         return None
@@ -842,13 +842,13 @@ def _settings_line(meta: dict) -> str:
 def _show(args: argparse.Namespace, out: TextIO) -> int:
     import json
 
-    from kvq.io import FOLDER_MARKERS, load_result
-    from kvq.report import importance_table, sweep_table, tuning_table
+    from kvq.present.report import importance_table, sweep_table, tuning_table
+    from kvq.store.results import FOLDER_MARKERS, load_result
 
     folder = Path(args.dir)
     kind = next((k for k, marker in FOLDER_MARKERS.items() if (folder / marker).exists()), None)
     if kind is None and (folder / "sampled.json").exists():
-        from kvq.sampling import SampledResult
+        from kvq.game.sampling import SampledResult
 
         result = SampledResult.from_dict(json.loads((folder / "sampled.json").read_text()))
         out.write(f"sampled estimate: {result!r}\n\n{result.table()}\n")
@@ -883,7 +883,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out: TextIO = sys.stdout
     try:
         if getattr(args, "distributed", False) or getattr(args, "coordinator", None) is not None:
-            from kvq.devices import is_writer, start_processes
+            from kvq.core.devices import is_writer, start_processes
 
             start_processes(args.coordinator, args.num_processes, args.process_id)
             if not is_writer():

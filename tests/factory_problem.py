@@ -7,7 +7,7 @@ import jax
 import numpy as np
 
 import kvq
-from kvq.derivatives import partials
+from kvq.core.derivatives import partials
 
 
 def exact(x: np.ndarray, t: np.ndarray) -> np.ndarray:

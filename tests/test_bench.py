@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from kvq.bench import bench, bench_table, step_flops
+from kvq.workflows.bench import bench, bench_table, step_flops
 from kvq.cli import main
 
 pytestmark = pytest.mark.slow  # compiles and times tiny trainings
@@ -40,8 +40,8 @@ def test_bench_times_both_modes_and_scales(heat):
 
 
 def test_a_step_with_more_rules_costs_more_flops(heat):
-    from kvq.config import ScanConfig
-    from kvq.engine import Engine
+    from kvq.core.config import ScanConfig
+    from kvq.engine.batched import Engine
 
     engine = Engine.prepare(heat, ScanConfig.preset("quick", seeds=1, collocation=16, pretrain_steps=0,
                                                     warm_start=False, steps=4, check_every=4, grouping=heat.rule_names))

@@ -170,7 +170,7 @@ def test_sweep_tune_and_report_commands(tmp_path, capsys):
 
 
 def test_a_checkpoint_of_another_scan_is_refused_without_claiming_to_resume(tmp_path, capsys):
-    from kvq.checkpoint import Checkpoint
+    from kvq.engine.checkpoint import Checkpoint
 
     out = tmp_path / "run"
     Checkpoint(out / ".checkpoint", "0" * 16)  # left behind by a different scan

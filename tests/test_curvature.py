@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from kvq.curvature import conjugate_gradient, ggn_vp, hvp
-from kvq.nn import make_mlp
+from kvq.core.curvature import conjugate_gradient, ggn_vp, hvp
+from kvq.core.nn import make_mlp
 
 
 def _tiny():

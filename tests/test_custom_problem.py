@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import kvq
-from kvq.derivatives import partials
+from kvq.core.derivatives import partials
 
 pytestmark = pytest.mark.slow  # every test here trains (tiny) models
 

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kvq.derivatives import METHODS, along
+from kvq.core.derivatives import METHODS, along
 
 
 def u(p):  # u(x, t) = [sin(2x) exp(-t), x^3 t]
@@ -64,8 +64,8 @@ def test_bad_arguments():
 
 @pytest.mark.parametrize("activation", ["sin", "jnp_sin", "tanh", "relu"])
 def test_one_pass_taylor_equals_nested_jvp_on_networks(activation):
-    from kvq.derivatives import partials
-    from kvq.nn import PointModel, make_mlp
+    from kvq.core.derivatives import partials
+    from kvq.core.nn import PointModel, make_mlp
 
     init, apply = make_mlp(16, 3, 2, 3, activation)
     model = PointModel(apply, init(jax.random.PRNGKey(0)))
@@ -81,7 +81,7 @@ def test_one_pass_taylor_equals_nested_jvp_on_networks(activation):
 
 
 def test_partials_of_a_plain_function():
-    from kvq.derivatives import partials
+    from kvq.core.derivatives import partials
     from kvq.errors import KvqError
 
     pts = jnp.array([[0.3, 0.7], [-0.5, 0.1]])

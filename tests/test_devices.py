@@ -17,15 +17,15 @@ import numpy as np
 import pytest
 
 import kvq
-from kvq.devices import layout
+from kvq.core.devices import layout
 from kvq.errors import KvqError
-from kvq.train import lockstep
+from kvq.core.train import lockstep
 
 SCRIPT = """
 import json, sys
 import jax, numpy as np, kvq
 from kvq.cli import main
-from kvq.tune import balance_weights
+from kvq.workflows.tune import balance_weights
 tiny, scan, reference = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
 problem = kvq.problems.get("burgers", n_data=16, n_valid=128)
 out = {"devices": len(jax.local_devices())}

@@ -10,9 +10,9 @@ import optax
 import pytest
 
 import kvq
-from kvq.coalitions import all_masks, group_by_pattern, mask_index
-from kvq.engine import Engine
-from kvq.train import take
+from kvq.core.coalitions import all_masks, group_by_pattern, mask_index
+from kvq.engine.batched import Engine
+from kvq.core.train import take
 
 pytestmark = pytest.mark.slow  # every test here trains (tiny) models
 

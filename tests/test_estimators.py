@@ -11,14 +11,14 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import kvq
-from kvq.coalitions import all_masks
-from kvq.derivatives import partials
-from kvq.importance import agreement, rank_correlation
-from kvq.nn import make_mlp
+from kvq.core.coalitions import all_masks
+from kvq.core.derivatives import partials
+from kvq.game.importance import agreement, rank_correlation
+from kvq.core.nn import make_mlp
 from kvq.cli import parse_settings
 from kvq.methods import Newton
-from kvq.newton import curvature_matvec, newton_steps
-from kvq.train import Objective
+from kvq.core.newton import curvature_matvec, newton_steps
+from kvq.core.train import Objective
 
 # ------------------------------------------------------------------ a quadratic problem
 # u(p) = w . p + b (depth 0: affine), rules quadratic in (w, b): the objective of every

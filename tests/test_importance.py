@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from kvq.errors import KvqError
-from kvq.importance import (
+from kvq.game.importance import (
     dependence_profile,
     full_importance,
     interactions,
@@ -280,8 +280,8 @@ def test_bad_inputs():
 
 
 def test_report_shows_each_outputs_importance():
-    from kvq.report import importance_table
-    from kvq.table import ValueTable
+    from kvq.present.report import importance_table
+    from kvq.game.table import ValueTable
 
     rng = np.random.default_rng(5)
     by_output = 10.0 ** -rng.uniform(0.5, 4.0, size=(4, 3, 2))

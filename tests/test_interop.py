@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import kvq
-from kvq.interop import interaction_values, shapiq_game, value_frame
+from kvq.present.interop import interaction_values, shapiq_game, value_frame
 
 shapiq = pytest.importorskip("shapiq")
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import kvq
-from kvq.coalitions import all_masks
-from kvq.io import check_output_dir, load_result, save_result
+from kvq.core.coalitions import all_masks
+from kvq.store.results import check_output_dir, load_result, save_result
 
 
 def _result(seed: int = 0, n: int = 3, problem_name: str = "synthetic") -> kvq.ScanResult:
@@ -140,7 +140,7 @@ def test_table_over_the_budget_round_trips(tmp_path):
 
 
 def test_checkpoint_folders_survive_a_torn_index_and_refuse_another_scan(tmp_path):
-    from kvq.checkpoint import Checkpoint, stored_fingerprint
+    from kvq.engine.checkpoint import Checkpoint, stored_fingerprint
 
     folder = tmp_path / "ckpt"
     folder.mkdir()
@@ -161,7 +161,7 @@ def _user_problem(y_shift: float = 0.0, version: str = "", weight: float = 1.0) 
 
 
 def test_a_scan_is_identified_by_what_changes_its_numbers_and_nothing_else():
-    from kvq.identity import run_fingerprint as scan_fingerprint
+    from kvq.engine.identity import run_fingerprint as scan_fingerprint
 
     config = kvq.ScanConfig.preset("quick")
     base = scan_fingerprint(_user_problem(), config)
@@ -190,7 +190,7 @@ def test_a_result_saved_with_other_memory_settings_is_the_same_scan(tmp_path):
 
 
 def test_scan_sweep_and_tuning_folders_refuse_each_other(tmp_path):
-    from kvq.io import FOLDER_MARKERS
+    from kvq.store.results import FOLDER_MARKERS
 
     for kind, marker in FOLDER_MARKERS.items():
         folder = tmp_path / kind

@@ -1,5 +1,6 @@
 """Data flows one way (docs/design.md §8): a module imports only from its own layer and the
-layers below it.  Checked on the source, so a new upward import fails here, not in review."""
+layers below it.  Checked on the source, so a new upward import fails here, not in review.
+A layer is a subpackage of kvq (or a module at its top)."""
 
 from __future__ import annotations
 
@@ -10,31 +11,17 @@ KVQ = Path(__file__).resolve().parents[1] / "kvq"
 
 # lowest first; the same order and names as the module map in docs/design.md §8
 LAYERS = [
-    ("foundations", {"errors", "coalitions", "derivatives", "nn", "curvature", "checkpoint", "text", "table", "devices",
-                     "optimizers"}),
-    ("objective and settings", {"train", "config", "newton"}),
-    ("problems", {"rules", "problems"}),
-    ("engine", {"models", "engine", "identity"}),
-    ("importance", {"importance", "trend", "verdicts", "sampling", "summary"}),
+    ("foundations", {"errors", "core"}),
+    ("problems", {"problems"}),
+    ("game", {"game"}),
+    ("engine", {"engine"}),
     ("methods", {"methods"}),
-    ("results on disk", {"io"}),
-    ("pipeline", {"pipeline", "estimators"}),
-    ("workflows", {"sweeps", "tune", "bench"}),
-    ("output", {"report", "plots", "document", "cli", "interop"}),
+    ("store", {"store"}),
+    ("workflows", {"workflows"}),
+    ("present", {"present"}),
+    ("command line", {"cli"}),
 ]
-PACKAGE = {"__init__", "__main__"}  # the public face
-# conveniences on a result the user holds that import a layer above inside the method
-# (docs/design.md §8): (module, function) -> modules it may import there
-ON_REQUEST = {
-    ("table", "table"): {"report"},
-    ("table", "save"): {"io"},
-    ("table", "load"): {"io"},
-    ("table", "ri"): {"importance"},  # SampledResult.ri / .fi / .plain: the estimate of the table it is
-    ("table", "fi"): {"importance"},
-    ("table", "plain"): {"importance"},
-    ("sweeps", "table"): {"report"},
-    ("tune", "table"): {"report"},
-}
+PACKAGE = {"__init__", "__main__", "_aliases"}  # the public face and the old module paths
 
 
 def layer_of(module: str) -> int:
@@ -45,7 +32,7 @@ def layer_of(module: str) -> int:
 
 
 def kvq_imports(tree: ast.AST):
-    """(imported kvq module, enclosing function or None, line) for every import in ``tree``."""
+    """(imported kvq layer, enclosing function or None, line) for every import in ``tree``."""
 
     def visit(node, function):
         for child in ast.iter_child_nodes(node):
@@ -81,7 +68,7 @@ def test_every_module_imports_only_its_layer_and_below():
         for target, function, line in kvq_imports(ast.parse(path.read_text())):
             if target in PACKAGE or target == name:
                 continue
-            if layer_of(target) > own and target not in ON_REQUEST.get((name, function), set()):
+            if layer_of(target) > own:
                 where = f"in {function}()" if function else "at import time"
                 upward.append(f"{path.relative_to(KVQ.parent)}:{line} kvq.{name} ({LAYERS[own][0]}) imports "
                               f"kvq.{target} ({LAYERS[layer_of(target)][0]}) {where}")
@@ -89,7 +76,18 @@ def test_every_module_imports_only_its_layer_and_below():
 
 
 def test_the_check_sees_an_upward_import():
-    tree = ast.parse("def f():\n    from kvq.report import importance_table\nfrom kvq.io import save_result\n")
+    tree = ast.parse("def f():\n    from kvq.present.report import importance_table\nfrom kvq.store import results\n")
     found = sorted((t, f) for t, f, _ in kvq_imports(tree))
-    assert found == [("io", None), ("report", "f")]
-    assert layer_of("io") > layer_of("table") and layer_of("report") > layer_of("engine")
+    assert found == [("present", "f"), ("store", None)]
+    assert layer_of("store") > layer_of("game") and layer_of("present") > layer_of("engine")
+
+
+def test_the_old_module_paths_still_import():
+    import importlib
+
+    import kvq
+    from kvq._aliases import OLD_PATHS
+
+    for old, new in OLD_PATHS.items():
+        assert importlib.import_module(old) is importlib.import_module(new), old
+    assert kvq.sampling.SampledResult is kvq.SampledResult and kvq.optimizers.adam

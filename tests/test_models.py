@@ -10,10 +10,10 @@ import pytest
 from flax import nnx
 
 import kvq
-from kvq.engine import Engine
-from kvq.identity import run_fingerprint as scan_fingerprint
-from kvq.models import nnx_factory, resolve
-from kvq.nn import MLP
+from kvq.engine.batched import Engine
+from kvq.engine.identity import run_fingerprint as scan_fingerprint
+from kvq.core.models import nnx_factory, resolve
+from kvq.core.nn import MLP
 
 
 class FourierFeatures(nnx.Module):

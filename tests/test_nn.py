@@ -8,9 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kvq.derivatives import along
+from kvq.core.derivatives import along
 from kvq.errors import KvqError
-from kvq.nn import fast_cos, fast_sin, make_mlp
+from kvq.core.nn import fast_cos, fast_sin, make_mlp
 
 
 def test_fast_sin_matches_numpy_to_float32_accuracy():

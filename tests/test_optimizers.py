@@ -10,7 +10,7 @@ import optax
 import pytest
 
 import kvq
-from kvq.identity import run_fingerprint as scan_fingerprint
+from kvq.engine.identity import run_fingerprint as scan_fingerprint
 
 
 def test_custom_optimizers_are_identified_by_what_they_do(tiny_burgers, tiny_config):
@@ -46,7 +46,7 @@ def test_kvq_adam_is_optax_adam_up_to_float32_rounding(name):
     """Same moments, same bias correction (as a multiplication by its reciprocal, so that
     partitioned programs compute the same bits): 200 updates under gradients from 1e-3 to 10
     agree with optax's to a few float32 ulps, and the state is optax's."""
-    from kvq import optimizers
+    from kvq.core import optimizers
 
     rng = np.random.default_rng(0)
     params = {"w": jnp.asarray(rng.normal(size=(5, 3)), jnp.float32), "b": jnp.asarray(rng.normal(size=3), jnp.float32)}
@@ -63,7 +63,7 @@ def test_kvq_adam_is_optax_adam_up_to_float32_rounding(name):
 
 
 def test_validation_scores_match_their_formulas():
-    from kvq.train import SCORES
+    from kvq.core.train import SCORES
 
     rng = np.random.default_rng(0)
     pred, y = rng.standard_normal((50, 2)), rng.standard_normal((50, 2))
@@ -90,7 +90,7 @@ def test_a_scan_scored_by_relative_l2_scores_the_same_trainings(tiny_burgers, ti
 
 
 def test_data_losses_match_their_formulas_and_ignore_padded_rows():
-    from kvq.train import DATA_LOSSES, HUBER_DELTA, Objective
+    from kvq.core.train import DATA_LOSSES, HUBER_DELTA, Objective
 
     rng = np.random.default_rng(1)
     x, y = rng.uniform(-1, 1, (30, 2)).astype(np.float32), rng.standard_normal((30, 2)).astype(np.float32)

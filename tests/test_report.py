@@ -17,12 +17,12 @@ import pytest
 pytest.importorskip("matplotlib")
 
 import kvq  # noqa: E402
-from kvq.coalitions import all_masks  # noqa: E402
-from kvq.document import write_report  # noqa: E402
+from kvq.core.coalitions import all_masks  # noqa: E402
+from kvq.present.document import write_report  # noqa: E402
 from kvq.errors import KvqError  # noqa: E402
-from kvq.importance import full_importance, rule_importance  # noqa: E402
-from kvq.plots import plot_dependence, plot_interactions, plot_sweep, plot_tuning  # noqa: E402
-from kvq.table import ScanResult  # noqa: E402
+from kvq.game.importance import full_importance, rule_importance  # noqa: E402
+from kvq.present.plots import plot_dependence, plot_interactions, plot_sweep, plot_tuning  # noqa: E402
+from kvq.game.table import ScanResult  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
 RULES = ("pde", "ic", "bc")
@@ -250,8 +250,8 @@ def test_unknown_folder(tmp_path):
 
 
 def test_results_print_short_and_readable():
-    from kvq.sweeps import SweepPoint, SweepResult
-    from kvq.tune import TuneResult, TuneStep
+    from kvq.workflows.sweeps import SweepPoint, SweepResult
+    from kvq.workflows.tune import TuneResult, TuneStep
 
     result = scan_result(history=True)
     assert repr(result) == "ScanResult(problem='toy', rules=['pde', 'ic', 'bc'], 8 masks x 3 seeds [0, 1, 2], " \
@@ -280,8 +280,8 @@ def test_results_print_short_and_readable():
 def test_every_figure_keeps_its_text_inside_and_has_a_sane_size(folders, tmp_path, monkeypatch):
     """Each figure as the layout leaves it: no title, label, tick label or legend beyond the
     edges (where kvq would have to grow the image), and a size a page can show."""
-    from kvq import plots
-    from kvq.plots import plot_importance, plot_trajectory, text_outside
+    from kvq.present import plots
+    from kvq.present.plots import plot_importance, plot_trajectory, text_outside
 
     outside, save = {}, plots._save
 
@@ -319,7 +319,7 @@ def test_every_figure_keeps_its_text_inside_and_has_a_sane_size(folders, tmp_pat
 def test_a_title_beyond_the_edges_is_seen_and_the_saved_image_grows_to_hold_it(tmp_path):
     from matplotlib.image import imread
 
-    from kvq.plots import DPI, _pyplot, _save, text_outside
+    from kvq.present.plots import DPI, _pyplot, _save, text_outside
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4, 3), dpi=DPI)
@@ -348,7 +348,7 @@ def _laid_out_width(page: Path) -> tuple[int, list[int]]:
 def test_report_pages_fit_a_1200_pixel_window(folders, tmp_path):
     """Laid out by a real browser at 1 200 px: no page and no table is wider than the window,
     also a sweep table with many rules (each cell 'mean ± se (unsettled)')."""
-    from kvq.document import _Doc
+    from kvq.present.document import _Doc
 
     for kind in ("scan", "sweep", "tune"):
         page = write_report(folders[kind], out=tmp_path / f"{kind}.html")

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import kvq
-from kvq.coalitions import all_masks, mask_index
-from kvq.importance import adjusted_importance, estimate_importance, values_importance
-from kvq.sampling import SampledResult, coalitions_of, draw, full_masks
-from kvq.table import Sampling, ValueTable
+from kvq.core.coalitions import all_masks, mask_index
+from kvq.game.importance import adjusted_importance, estimate_importance, values_importance
+from kvq.game.sampling import SampledResult, coalitions_of, draw, full_masks
+from kvq.game.table import Sampling, ValueTable
 
 N, SEEDS = 5, 3
 NAMES = tuple(f"r{i}" for i in range(N))
@@ -148,7 +148,7 @@ def sampled_result(v_history: np.ndarray, sampler: str = "msr", count: int = 16,
 
 def test_verdicts_report_and_figures_take_a_sampled_table(tmp_path):
     pytest.importorskip("matplotlib")
-    from kvq.plots import plot_importance, plot_trajectory
+    from kvq.present.plots import plot_importance, plot_trajectory
 
     v = game(weights=(0.4, -0.8, 0.1, 0.0, 0.25), noise=0.01)
     r = sampled_result(np.stack([v, v, v, v]), count=300)  # msr: enough draws for a sure verdict

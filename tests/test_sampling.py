@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import kvq
-from kvq.coalitions import all_masks
+from kvq.core.coalitions import all_masks
 from kvq.errors import KvqError
-from kvq.importance import values_importance
-from kvq.sampling import (
+from kvq.game.importance import values_importance
+from kvq.game.sampling import (
     SAMPLERS,
     WEIGHTING,
     adjusted_importance,
@@ -370,7 +370,7 @@ def test_the_command_line_samples_coalitions(tmp_path, capsys):
     import json
 
     from kvq.cli import main
-    from kvq.io import load_result
+    from kvq.store.results import load_result
 
     args = ["scan", "burgers", "--seeds", "2", "--steps", "20", "--check-every", "10", "--pretrain-steps", "20",
             "--collocation", "32", "--max-batch", "64", "--coalitions", "msr", "--budget", "12", "--out", str(tmp_path)]

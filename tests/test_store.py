@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import kvq
-from kvq.identity import result_fingerprint
-from kvq.io import load_result
-from kvq.pipeline import CHECKPOINT_DIR, fingerprint
+from kvq.engine.identity import result_fingerprint
+from kvq.store.results import load_result
+from kvq.workflows.pipeline import CHECKPOINT_DIR, fingerprint
 from kvq.methods import method_for
 
 pytestmark = pytest.mark.slow  # every test here trains (tiny) models

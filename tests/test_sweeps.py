@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import kvq
-from kvq.sweeps import SweepResult, plan, sweep
+from kvq.workflows.sweeps import SweepResult, plan, sweep
 
 pytestmark = pytest.mark.slow  # every test here trains (tiny) models
 

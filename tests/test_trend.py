@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from kvq.trend import mann_kendall, t975
+from kvq.game.trend import mann_kendall, t975
 
 
 def test_t975_matches_scipy():

@@ -10,12 +10,12 @@ from scipy import stats
 
 import kvq
 import kvq.tune as tune
-from kvq.coalitions import all_masks
-from kvq.nn import PointModel
-from kvq.report import importance_table
-from kvq.engine import Engine
-from kvq.models import resolve
-from kvq.tune import balance_weights, evaluate_weights, tune_weights, with_weights
+from kvq.core.coalitions import all_masks
+from kvq.core.nn import PointModel
+from kvq.present.report import importance_table
+from kvq.engine.batched import Engine
+from kvq.core.models import resolve
+from kvq.workflows.tune import balance_weights, evaluate_weights, tune_weights, with_weights
 
 
 def _fake_errors(problem, n_seeds):
@@ -35,8 +35,8 @@ def fake_training(monkeypatch):
     folders, identities and resume logic stay real.  Returns the list of trainings run."""
     from types import SimpleNamespace
 
-    from kvq import pipeline
-    from kvq.engine import Clock
+    from kvq.workflows import pipeline
+    from kvq.engine.batched import Clock
     from kvq.methods import Exact, Outcome, Tabulated
 
     calls = []

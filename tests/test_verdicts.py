@@ -11,8 +11,8 @@ import pytest
 from scipy import stats
 
 import kvq
-from kvq.coalitions import all_masks
-from kvq.verdicts import ATOL, classify_pair
+from kvq.core.coalitions import all_masks
+from kvq.game.verdicts import ATOL, classify_pair
 
 RULES = ("a", "b", "c")
 

@@ -6,11 +6,11 @@ import inspect
 from types import ModuleType
 from typing import Any
 
-from kvq.config import ScanConfig
+from kvq.core.config import ScanConfig
 from kvq.errors import KvqError
 from kvq.problems import burgers, convection_diffusion, equations, fourth_order_2d, kdv, klein_gordon, kovasznay
+from kvq.problems.rules import Problem
 from kvq.problems.spec import Spec
-from kvq.rules import Problem
 
 _MODULES: dict[str, ModuleType] = {
     m.SPEC.name: m for m in (burgers, convection_diffusion, kdv, klein_gordon, fourth_order_2d, equations, kovasznay)

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from kvq.errors import KvqError
+from kvq.problems.rules import Problem, Rule
 from kvq.problems.sampling import Pools, assemble, check_options
 from kvq.problems.spec import Spec
-from kvq.rules import Problem, Rule
 
 # (name, default, annotation) of every built-in make's options, in order; ``n_data`` and
 # ``n_valid`` take their defaults from the problem

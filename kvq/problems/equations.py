@@ -17,9 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from kvq.problems.assembly import builtin
+from kvq.problems.rules import Rule, mean_square
 from kvq.problems.sampling import VALIDATION_SEED, Pools
 from kvq.problems.spec import Spec
-from kvq.rules import Rule, mean_square
 
 IN_BOX = ((0.0, np.pi), (-np.pi, 0.0))
 OUT_BOX = ((np.pi, 2 * np.pi), (np.pi, 2 * np.pi))

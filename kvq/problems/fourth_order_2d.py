@@ -13,12 +13,12 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from kvq.derivatives import partials
+from kvq.core.derivatives import partials
 from kvq.problems import pde
 from kvq.problems.assembly import builtin
+from kvq.problems.rules import Rule, mean_square
 from kvq.problems.sampling import Pools, extrapolating
 from kvq.problems.spec import Spec
-from kvq.rules import Rule, mean_square
 
 RANGE = (0.0, 1.0)
 INNER = (0.2, 0.8)

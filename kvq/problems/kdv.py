@@ -12,11 +12,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kvq.derivatives import partials
+from kvq.core.derivatives import partials
 from kvq.problems import pde
 from kvq.problems.assembly import builtin
+from kvq.problems.rules import Rule, mean_square
 from kvq.problems.spec import Spec
-from kvq.rules import Rule, mean_square
 
 BETA = 0.0025
 X_RANGE = (-1.0, 1.0)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from kvq.derivatives import partials
+from kvq.core.derivatives import partials
 from kvq.problems import pde
 from kvq.problems.assembly import builtin
+from kvq.problems.rules import Rule, mean_square
 from kvq.problems.spec import Spec
-from kvq.rules import Rule, mean_square
 
 MASS2 = 5.0
 C2 = 0.5

@@ -18,12 +18,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kvq.derivatives import partials
+from kvq.core.derivatives import partials
 from kvq.problems import pde
 from kvq.problems.assembly import builtin
+from kvq.problems.rules import Rule
 from kvq.problems.sampling import Pools, extrapolating
 from kvq.problems.spec import Spec
-from kvq.rules import Rule
 
 RE = 20.0
 LAMBDA = RE / 2.0 - np.sqrt(RE**2 / 4.0 + 4.0 * np.pi**2)

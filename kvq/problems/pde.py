@@ -12,9 +12,9 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from kvq.derivatives import partials
+from kvq.core.derivatives import partials
+from kvq.problems.rules import mean_square
 from kvq.problems.sampling import Pools, extrapolating
-from kvq.rules import mean_square
 
 SPLITS = {
     "interpolation": "observations and validation points both from the whole reference grid (disjoint)",

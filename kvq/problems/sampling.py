@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from kvq.errors import KvqError
+from kvq.problems.rules import Dataset, ObservationSampler, Problem, Rule
 from kvq.problems.spec import Spec
-from kvq.rules import Dataset, ObservationSampler, Problem, Rule
 
 VALIDATION_SEED = 20240101  # fixed: the validation set never depends on the scan's seed
 Pools = Mapping[str, tuple[np.ndarray, np.ndarray]]  # split -> (train_pool, valid_pool), boolean [G] each

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from kvq.core.text import function_name
 from kvq.errors import KvqError
-from kvq.text import function_name
 
 PointFn = Callable[[Any], Any]
 RuleLoss = Callable[[PointFn, Any], Any]

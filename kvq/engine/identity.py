@@ -23,9 +23,9 @@ import hashlib
 import json
 from typing import Any
 
-from kvq.config import ScanConfig, config_identity
-from kvq.models import resolve as resolve_model
-from kvq.rules import Problem
+from kvq.core.config import ScanConfig, config_identity
+from kvq.core.models import resolve as resolve_model
+from kvq.problems.rules import Problem
 
 
 def digest(*parts: Any) -> str:

@@ -15,7 +15,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from kvq.importance import (
+from kvq.game.importance import (
     DependenceProfile,
     Importance,
     dependence_profile,
@@ -27,7 +27,7 @@ from kvq.importance import (
     sampled_estimates,
     trajectory,
 )
-from kvq.verdicts import Assessment, assess
+from kvq.game.verdicts import Assessment, assess
 
 WEIGHTINGS = ("uniform", "shapley")
 

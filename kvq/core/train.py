@@ -23,8 +23,8 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike
 
-from kvq.devices import spread
-from kvq.nn import OptState, Params, PointModel
+from kvq.core.devices import spread
+from kvq.core.nn import OptState, Params, PointModel
 
 Apply = Callable[[Params, jax.Array], jax.Array]
 

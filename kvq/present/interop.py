@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from kvq.errors import KvqError
-from kvq.importance import Importance
+from kvq.game.importance import Importance
 
 SHAPIQ_INDEX = {("uniform", 1): "BV", ("shapley", 1): "SV", ("uniform", 2): "BII", ("shapley", 2): "SII"}
 

@@ -14,9 +14,9 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from kvq.curvature import conjugate_gradient, ggn_vp, hvp
-from kvq.nn import PointModel
-from kvq.train import Objective
+from kvq.core.curvature import conjugate_gradient, ggn_vp, hvp
+from kvq.core.nn import PointModel
+from kvq.core.train import Objective
 
 
 def curvature_matvec(

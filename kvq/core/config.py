@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import optax
 
-from kvq import optimizers
+from kvq.core import optimizers
+from kvq.core.nn import ACTIVATIONS
+from kvq.core.text import function_name
+from kvq.core.train import DATA_LOSSES, SCORES
 from kvq.errors import KvqError
-from kvq.nn import ACTIVATIONS
-from kvq.text import function_name
-from kvq.train import DATA_LOSSES, SCORES
 
 GROUPINGS = ("auto", "none")
 OPTIMIZERS = ("adam", "adamw", "sgd")

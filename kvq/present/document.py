@@ -23,9 +23,15 @@ from typing import Any
 
 import numpy as np
 
+from kvq.core.text import num as _num
+from kvq.core.text import pm as _pm
+from kvq.core.text import recipe_line, rule_kinds, score_label
+from kvq.core.text import seeds as _seeds
+from kvq.core.text import split_label as _split
 from kvq.errors import KvqError
-from kvq.io import FOLDER_MARKERS, RESULTS, load_result
-from kvq.report import (
+from kvq.game.summary import Summary, summarize
+from kvq.game.table import ScanResult
+from kvq.present.report import (
     best_set_lines,
     caveats,
     elimination_lines,
@@ -35,13 +41,7 @@ from kvq.report import (
     sampled_lines,
     settledness_lines,
 )
-from kvq.summary import Summary, summarize
-from kvq.table import ScanResult
-from kvq.text import num as _num
-from kvq.text import pm as _pm
-from kvq.text import recipe_line, rule_kinds, score_label
-from kvq.text import seeds as _seeds
-from kvq.text import split_label as _split
+from kvq.store.results import FOLDER_MARKERS, RESULTS, load_result
 
 FIGURES = "report_files"
 SWEEP = FOLDER_MARKERS["sweep"]
@@ -460,7 +460,7 @@ def _subset_table(doc: _Doc, result: ScanResult, where: str = "") -> None:
 
 
 def _scan(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
-    from kvq.plots import plot_dependence, plot_importance, plot_interactions, plot_trajectory
+    from kvq.present.plots import plot_dependence, plot_importance, plot_interactions, plot_trajectory
 
     result = load_result(directory)
     name = result.problem.get("name") or "value table"
@@ -556,7 +556,7 @@ def _pivot(summary: list[dict[str, Any]], measure: str) -> tuple[list[str], list
 
 
 def _sweep(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
-    from kvq.plots import plot_dependence, plot_importance, plot_interactions, plot_sweep
+    from kvq.present.plots import plot_dependence, plot_importance, plot_interactions, plot_sweep
 
     summary = [r for r in meta.get("summary") or [] if isinstance(r, dict)]
     points = [p for p in meta.get("points") or [] if isinstance(p, dict)]
@@ -734,7 +734,7 @@ def _sweep(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
 
 
 def _tune(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
-    from kvq.plots import plot_tuning
+    from kvq.present.plots import plot_tuning
 
     names = [str(n) for n in meta.get("rule_names") or []]
     history = [h for h in meta.get("history") or [] if isinstance(h, dict)]

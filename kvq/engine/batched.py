@@ -24,15 +24,15 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from kvq.checkpoint import Checkpoint, batch_key, item_keys
-from kvq.coalitions import group_by_pattern
-from kvq.config import ScanConfig
-from kvq.devices import Placement, make_mesh, spread
+from kvq.core.coalitions import group_by_pattern
+from kvq.core.config import ScanConfig
+from kvq.core.devices import Placement, make_mesh, spread
+from kvq.core.models import resolve as resolve_model
+from kvq.core.nn import PointModel
+from kvq.core.train import LOOP_CHUNKS, ItemState, Objective, Programs, lockstep, start_state, take
+from kvq.engine.checkpoint import Checkpoint, batch_key, item_keys
 from kvq.errors import KvqError
-from kvq.models import resolve as resolve_model
-from kvq.nn import PointModel
-from kvq.rules import Dataset, Problem
-from kvq.train import LOOP_CHUNKS, ItemState, Objective, Programs, lockstep, start_state, take
+from kvq.problems.rules import Dataset, Problem
 
 Progress = Callable[[str, int, int], None]
 """``progress(phase, done, total)``: phase ``"pretrain"`` (seed-steps) or ``"train"`` (subset-steps)

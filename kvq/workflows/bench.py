@@ -31,12 +31,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from kvq import problems
-from kvq.coalitions import all_masks
-from kvq.config import ScanConfig
-from kvq.engine import Engine, environment
+from kvq.core.coalitions import all_masks
+from kvq.core.config import ScanConfig
+from kvq.core.train import take
+from kvq.engine.batched import Engine, environment
 from kvq.errors import KvqError
-from kvq.rules import Problem
-from kvq.train import take
+from kvq.problems.rules import Problem
 
 Progress = Callable[[str], None]
 

@@ -27,12 +27,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kvq.config import ScanConfig
-from kvq.engine import Progress
+from kvq.core.config import ScanConfig
+from kvq.engine.batched import Progress
+from kvq.engine.identity import digest
 from kvq.errors import KvqError
-from kvq.identity import digest
-from kvq.importance import json_ready, rule_importance
-from kvq.io import (
+from kvq.game.importance import json_ready, rule_importance
+from kvq.game.table import ScanResult, provided
+from kvq.methods import method_for
+from kvq.problems.rules import Problem
+from kvq.store.results import (
     FOLDER_MARKERS,
     check_output_dir,
     discard,
@@ -40,10 +43,7 @@ from kvq.io import (
     read_meta,
     write_json,
 )
-from kvq.methods import method_for
-from kvq.pipeline import fingerprint, prepare, run
-from kvq.rules import Problem
-from kvq.table import ScanResult
+from kvq.workflows.pipeline import fingerprint, prepare, run
 
 TUNE_JSON = FOLDER_MARKERS["tuning"]
 INACTIVE = 1e-6  # balance_weights: a rule gradient below this share of the reference's is left alone
@@ -101,9 +101,7 @@ class TuneResult:
     def table(self) -> str:
         """The tuning as text: weights, RI and validation MSE per iteration (as ``kvq tune``
         prints it)."""
-        from kvq.report import tuning_table  # the output layer, on request
-
-        return tuning_table(self.to_dict())
+        return provided("tuning_text")(self.to_dict())
 
     @property
     def best(self) -> TuneStep:

@@ -30,13 +30,19 @@ from typing import Any
 import numpy as np
 
 from kvq import problems
-from kvq.checkpoint import Checkpoint
-from kvq.config import ScanConfig, config_identity
-from kvq.engine import Progress
+from kvq.core.config import ScanConfig, config_identity
+from kvq.core.text import function_name, rule_kinds
+from kvq.engine.batched import Progress
+from kvq.engine.checkpoint import Checkpoint
+from kvq.engine.identity import digest
 from kvq.errors import KvqError
-from kvq.identity import digest
-from kvq.importance import json_ready
-from kvq.io import (
+from kvq.game.importance import json_ready
+from kvq.game.summary import summarize
+from kvq.game.table import ScanResult, provided
+from kvq.game.trend import mann_kendall
+from kvq.methods import METHODS, Exact, method_for
+from kvq.problems.rules import Problem
+from kvq.store.results import (
     FOLDER_MARKERS,
     check_output_dir,
     discard,
@@ -48,13 +54,7 @@ from kvq.io import (
     write_atomic,
     write_json,
 )
-from kvq.methods import METHODS, Exact, method_for
-from kvq.pipeline import fingerprint, make_result, prepare, run
-from kvq.rules import Problem
-from kvq.summary import summarize
-from kvq.table import ScanResult
-from kvq.text import function_name, rule_kinds
-from kvq.trend import mann_kendall
+from kvq.workflows.pipeline import fingerprint, make_result, prepare, run
 
 SWEEP_JSON = FOLDER_MARKERS["sweep"]
 SUMMARY_CSV = "summary.csv"
@@ -118,9 +118,7 @@ class SweepResult:
     def table(self, measure: str = "ri") -> str:
         """The sweep as text: one row per point, ``measure`` (``"ri"`` or ``"fi"``) ± se per
         rule, then the trend tests (as ``kvq sweep`` prints it)."""
-        from kvq.report import sweep_table  # the output layer, on request
-
-        return sweep_table(self.summary, self.trends, measure)
+        return provided("sweep_text")(self.summary, self.trends, measure)
 
     def result(self, n_data: int | None = None, noise: float | None = None, split: str | None = None) -> ScanResult:
         """The scan of the one point matching the given values (omitted ones must be unambiguous)."""

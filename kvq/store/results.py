@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from kvq.devices import is_writer
+from kvq.core.devices import is_writer
+from kvq.engine.identity import result_fingerprint
 from kvq.errors import KvqError
-from kvq.identity import result_fingerprint
-from kvq.importance import json_ready
-from kvq.summary import json_summary, summarize
-from kvq.table import SampledResult, Sampling, ScanResult
+from kvq.game.importance import json_ready
+from kvq.game.summary import json_summary, summarize
+from kvq.game.table import PROVIDED, SampledResult, Sampling, ScanResult
 
 FORMAT = 1
 RESULTS = "results.json"
@@ -309,3 +309,6 @@ def load_result(directory: str | Path) -> ScanResult:
         saved = {k.removeprefix("sampling_"): v for k, v in arrays.items() if k.startswith("sampling_")}
         return SampledResult(sampling=Sampling.from_saved(meta["sampling"], saved), **fields)
     return ScanResult(**fields)
+
+
+PROVIDED.update(save=save_result, load=load_result)

@@ -16,16 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from kvq import io
-from kvq.checkpoint import Checkpoint, stored_fingerprint
-from kvq.coalitions import all_masks, group_by_pattern
-from kvq.config import ScanConfig
-from kvq.engine import Engine, Progress, environment
+from kvq.core.coalitions import all_masks, group_by_pattern
+from kvq.core.config import ScanConfig
+from kvq.engine.batched import Engine, Progress, environment
+from kvq.engine.checkpoint import Checkpoint, stored_fingerprint
+from kvq.engine.identity import recorded_config, run_fingerprint, training_fingerprint
 from kvq.errors import KvqError
-from kvq.identity import recorded_config, run_fingerprint, training_fingerprint
+from kvq.game.table import SampledResult, ScanResult
 from kvq.methods import Method, Tabulated, method_for
-from kvq.rules import Dataset, Problem
-from kvq.table import SampledResult, ScanResult
+from kvq.problems.rules import Dataset, Problem
+from kvq.store import results as io
 
 CHECKPOINT_DIR = ".checkpoint"
 """Where a run saved into a folder keeps its training state until its result is written."""

@@ -7,14 +7,14 @@ from typing import Any
 import numpy as np
 
 from kvq import problems
+from kvq.core.text import pm as _pm
+from kvq.core.text import recipe_line, rule_kinds, score_label
 from kvq.errors import KvqError
-from kvq.importance import SampledImportance
-from kvq.sampling import DRAWN, FEW_DRAWS, LABELS
-from kvq.summary import Summary, summarize
-from kvq.table import ScanResult, ValueTable
-from kvq.text import pm as _pm
-from kvq.text import recipe_line, rule_kinds, score_label
-from kvq.verdicts import ATOL, RTOL, SAMPLED_ELIMINATION, Assessment, Elimination, PairRelations, Settledness
+from kvq.game.importance import SampledImportance
+from kvq.game.sampling import DRAWN, FEW_DRAWS, LABELS
+from kvq.game.summary import Summary, summarize
+from kvq.game.table import PROVIDED, ScanResult, ValueTable
+from kvq.game.verdicts import ATOL, RTOL, SAMPLED_ELIMINATION, Assessment, Elimination, PairRelations, Settledness
 
 
 def mse_summary(values: np.ndarray) -> str:
@@ -408,3 +408,6 @@ def tuning_table(tune: dict) -> str:
             + f", validation MSE {best['mse_all']:.3e} (all rules on, mean over seeds)",
         ]
     )
+
+
+PROVIDED.update(text=importance_table, frame=importance_frame, sweep_text=sweep_table, tuning_text=tuning_table)

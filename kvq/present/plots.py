@@ -13,17 +13,17 @@ from typing import Any
 
 import numpy as np
 
-from kvq.devices import is_writer
+from kvq.core.devices import is_writer
+from kvq.core.text import num as _num
+from kvq.core.text import score_label
+from kvq.core.text import seeds as _seeds
+from kvq.core.text import split_label as _split
 from kvq.errors import KvqError
-from kvq.importance import dependence_profile, interactions
-from kvq.sampling import LABELS
-from kvq.summary import summarize
-from kvq.table import ScanResult, ValueTable
-from kvq.text import num as _num
-from kvq.text import score_label
-from kvq.text import seeds as _seeds
-from kvq.text import split_label as _split
-from kvq.verdicts import pair_relations
+from kvq.game.importance import dependence_profile, interactions
+from kvq.game.sampling import LABELS
+from kvq.game.summary import summarize
+from kvq.game.table import ScanResult, ValueTable
+from kvq.game.verdicts import pair_relations
 
 DPI = 120
 DECADES = "[decades]"

@@ -26,14 +26,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from kvq.coalitions import all_masks, mask_index
-from kvq.config import ScanConfig
-from kvq.engine import Engine, Progress, Trained
+from kvq.core.coalitions import all_masks, mask_index
+from kvq.core.config import ScanConfig
+from kvq.core.newton import newton_directions, newton_steps, shift_coefficients
+from kvq.core.train import take
+from kvq.engine.batched import Engine, Progress, Trained
 from kvq.errors import KvqError
-from kvq.importance import values_importance
-from kvq.newton import newton_directions, newton_steps, shift_coefficients
-from kvq.rules import Problem
-from kvq.sampling import (
+from kvq.game.importance import values_importance
+from kvq.game.sampling import (
     SAMPLERS,
     WEIGHTING,
     coalitions_of,
@@ -43,8 +43,8 @@ from kvq.sampling import (
     no_draws,
     plan_draws,
 )
-from kvq.table import Sampling
-from kvq.train import take
+from kvq.game.table import Sampling
+from kvq.problems.rules import Problem
 
 EXACT_RULES = 20  # an exact scan trains 2^n subsets; beyond this, sample coalitions
 PROXIES = ("newton",)

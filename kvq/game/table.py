@@ -4,14 +4,14 @@ sampler drew (:class:`Sampling`), with provenance."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kvq.coalitions import all_masks, mask_index
+from kvq.core.coalitions import all_masks, mask_index
 from kvq.errors import KvqError
 
 SAMPLERS = ("msr", "permutation", "kernel", "kernel-banzhaf")
@@ -72,6 +72,21 @@ def coalitions_of(sampler: str, draws: np.ndarray) -> np.ndarray:
 
 
 PROXY_ARRAYS = ("proxy_values", "proxy_per_seed", "proxy_se")
+
+
+PROVIDED: dict[str, Callable[..., Any]] = {}
+"""What a result's conveniences call in the layers above, registered by those modules when they
+are imported (``import kvq`` imports them all), so that no import goes upward
+(docs/design.md §8): ``"text"``, ``"frame"``, ``"sweep_text"`` and ``"tuning_text"``
+(:mod:`kvq.present.report`), ``"save"`` and ``"load"`` (:mod:`kvq.store.results`)."""
+
+
+def provided(name: str) -> Callable[..., Any]:
+    """The function registered as ``name`` in :data:`PROVIDED`."""
+    try:
+        return PROVIDED[name]
+    except KeyError:
+        raise KvqError(f"this needs the rest of kvq ({name!r} is not registered): import kvq first") from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -297,9 +312,7 @@ class ValueTable:
         """The importance table: RI (uniform, Shapley) and FI ± se and each rule's status, as
         text (what ``kvq show`` prints, with the verdicts under it), or with ``as_frame`` a
         pandas DataFrame (one row per rule; needs pandas)."""
-        from kvq.report import importance_frame, importance_table  # the output layer, on request
-
-        return importance_frame(self) if as_frame else importance_table(self)
+        return provided("frame" if as_frame else "text")(self)
 
     def _check_history(self) -> None:
         shape = self.errors.shape
@@ -485,16 +498,12 @@ class ScanResult(ValueTable):
 
     def save(self, directory: str | Path, overwrite: bool = False) -> Path:
         """Write ``results.json``, ``table.npz`` and ``table.csv`` into ``directory``."""
-        from kvq.io import save_result
-
-        return save_result(self, directory, overwrite=overwrite)
+        return provided("save")(self, directory, overwrite=overwrite)
 
     @classmethod
     def load(cls, directory: str | Path) -> ScanResult:
         """Read a result written by :meth:`save`."""
-        from kvq.io import load_result
-
-        return load_result(directory)
+        return provided("load")(directory)
 
 
 @dataclass(frozen=True, eq=False)
@@ -544,21 +553,21 @@ class SampledResult(ScanResult):
     @property
     def ri(self) -> Any:
         """The RI estimate (a :class:`kvq.importance.SampledImportance`)."""
-        from kvq.importance import rule_importance
+        from kvq.game.importance import rule_importance
 
         return rule_importance(self)
 
     @property
     def fi(self) -> Any:
         """FI from the ``n + 1`` coalitions it needs (a :class:`kvq.importance.Importance`)."""
-        from kvq.importance import full_importance
+        from kvq.game.importance import full_importance
 
         return full_importance(self)
 
     @property
     def plain(self) -> Any:
         """The estimate of the same draws without the proxy; None without a proxy."""
-        from kvq.importance import sampled_estimates
+        from kvq.game.importance import sampled_estimates
 
         return sampled_estimates(self)[1]
 

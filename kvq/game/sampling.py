@@ -42,7 +42,7 @@ import math
 import numpy as np
 
 from kvq.errors import KvqError
-from kvq.importance import (  # the estimators live with the other importances (one-way dependency)
+from kvq.game.importance import (  # the estimators live with the other importances (one-way dependency)
     MIN_PROXY_DRAWS,
     SampledImportance,
     adjusted_importance,
@@ -53,7 +53,7 @@ from kvq.importance import (  # the estimators live with the other importances (
     sampled_estimates,
     stratum_of,
 )
-from kvq.table import (  # what a sampled table records and checks
+from kvq.game.table import (  # what a sampled table records and checks
     SAMPLERS,
     WEIGHTING,
     SampledResult,

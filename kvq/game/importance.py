@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from kvq.coalitions import mask_index
+from kvq.core.coalitions import mask_index
 from kvq.errors import KvqError
-from kvq.table import WEIGHTING, chain_masks, full_masks, json_ready, known_sampler
-from kvq.trend import t975
+from kvq.game.table import WEIGHTING, chain_masks, full_masks, json_ready, known_sampler
+from kvq.game.trend import t975
 
 WEIGHTINGS = ("uniform", "shapley")
 

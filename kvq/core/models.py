@@ -33,10 +33,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kvq.config import ScanConfig
+from kvq.core.config import ScanConfig
+from kvq.core.nn import Params, make_mlp
+from kvq.core.text import function_name
 from kvq.errors import KvqError
-from kvq.nn import Params, make_mlp
-from kvq.text import function_name
 
 
 @dataclass(frozen=True, eq=False)

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from kvq.coalitions import mask_index
+from kvq.core.coalitions import mask_index
 from kvq.errors import KvqError
-from kvq.importance import (
+from kvq.game.importance import (
     Importance,
     _mean_se,
     _pair_parts,
@@ -40,8 +40,8 @@ from kvq.importance import (
     rule_importance,
     values,
 )
-from kvq.table import ValueTable
-from kvq.trend import t975
+from kvq.game.table import ValueTable
+from kvq.game.trend import t975
 
 ATOL = 0.05
 """Smallest change and smallest effect (decades) kvq acts on: 0.05 decades is a 12 % change of
