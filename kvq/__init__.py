@@ -5,8 +5,8 @@ jit-compiled program), score each on held-out data, and turn the table into Rule
 Importance (RI), Full Importance (FI) and rule interactions.
 """
 
-import kvq.present.report  # noqa: F401  (registers result.table() and the sweep/tuning tables)
-import kvq.store.results  # noqa: F401  (registers result.save() and ScanResult.load())
+import kvq.present.report  # registers result.table() and the sweep/tuning tables
+import kvq.store.results  # noqa: F401  registers result.save() and ScanResult.load()
 from kvq import _aliases, methods, problems
 from kvq.core import optimizers
 from kvq.core.config import ScanConfig
