@@ -204,7 +204,7 @@ def test_automatic_vectorize_on_cpu(tiny_burgers, tiny_config):
 def test_chunking_the_mask_axis_gives_identical_results(tiny_burgers, tiny_config, monkeypatch):
     import importlib
 
-    scan_module = importlib.import_module("kvq.engine")
+    scan_module = importlib.import_module("kvq.engine.batched")
 
     config = tiny_config.replace(vectorize=1)
     whole = kvq.scan(tiny_burgers, config)
@@ -246,7 +246,7 @@ def test_the_table_over_the_budget_is_what_shorter_scans_give(tiny_burgers, tiny
 
 @pytest.mark.slow
 def test_batches_of_other_sizes_reuse_the_compiled_program_and_its_numbers(tiny_burgers, tiny_config, monkeypatch):
-    import kvq.engine as engine_module
+    import kvq.engine.batched as engine_module
 
     config = tiny_config.replace(vectorize=1, grouping="none")
     engine = Engine.prepare(tiny_burgers, config)

@@ -36,7 +36,7 @@ def fake_training(monkeypatch):
     from types import SimpleNamespace
 
     from kvq.workflows import pipeline
-    from kvq.engine.batched import Clock
+    from kvq.engine.runner import Clock
     from kvq.methods import Exact, Outcome, Tabulated
 
     calls = []

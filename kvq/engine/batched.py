@@ -1,20 +1,20 @@
-"""Exact enumeration: train every rule subset (x every seed) in batched programs.
+"""The batched engine: any list of rule masks x every seed, trained in compiled programs.
 
-``scan(problem, config)`` wires a problem to :mod:`kvq.train` and returns a
-:class:`~kvq.table.ScanResult`.  Masks are grouped by the on/off pattern of the
-*expensive* rules (docs/design.md §5) so an expensive rule is never computed for a mask that
-excludes it; within a group all masks x seeds train as one vmapped batch.
+:class:`Engine` wires a problem and a config to :mod:`kvq.core.train`: the network, points and
+observations of every seed, the data-only warm start, and :meth:`Engine.train`, which runs masks
+as batches (resuming from a :class:`~kvq.engine.checkpoint.Checkpoint`).  Masks are grouped by
+the on/off pattern of the *expensive* rules (docs/design.md §5) so an expensive rule is never
+computed for a mask that excludes it; within a group all masks x seeds train as one vmapped
+batch.  The methods (:mod:`kvq.methods`) decide which masks to train.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import platform
 import time
 import warnings
 from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import chex
@@ -28,9 +28,19 @@ from kvq.core.coalitions import group_by_pattern
 from kvq.core.config import ScanConfig
 from kvq.core.devices import Placement, make_mesh, spread
 from kvq.core.models import resolve as resolve_model
-from kvq.core.nn import PointModel
 from kvq.core.train import LOOP_CHUNKS, ItemState, Objective, Programs, lockstep, start_state, take
 from kvq.engine.checkpoint import Checkpoint, batch_key, item_keys
+from kvq.engine.plan import (
+    ALWAYS_FITS,
+    MEMORY_SHARE,
+    available_memory,
+    check_inputs,
+    check_rule_outputs,
+    choose_expensive,
+    rule_costs,
+    rule_points,
+)
+from kvq.engine.runner import Clock, compile_timed, run_blocks
 from kvq.errors import KvqError
 from kvq.problems.rules import Dataset, Problem
 
@@ -40,226 +50,8 @@ Progress = Callable[[str, int, int], None]
 Starts = Callable[[np.ndarray, np.ndarray], tuple[Any, Any]]
 """``starts(mask_of [B], seed_of [B]) -> (params [B], opt_state [B])``: where items begin training."""
 
-EXPENSIVE_SHARE = 0.25  # a rule costing at least this share of all rules' FLOPs is "expensive"
-MAX_EXPENSIVE = 3  # at most 2^3 = 8 compiled programs per scan
-COLLOCATION_SEED = 7
 CPU_POINTS_PER_VECTOR = 4096  # see Engine.vectorize
-MEMORY_SHARE = 0.5  # an automatic max_batch plans for at most this share of the free memory
-ALWAYS_FITS = 8  # a batch this small is never split (skips the memory estimate's compile)
 VALIDATION_CHUNK = 64  # models scored per compiled validation call
-
-
-def available_memory() -> int | None:
-    """Free memory (bytes) of the default device: the accelerator's free memory, or on
-    a CPU the host's available memory (Linux ``MemAvailable``, capped by a cgroup limit).
-    ``None`` where it cannot be read."""
-    dev = jax.devices()[0]
-    if dev.platform != "cpu":
-        stats = dev.memory_stats() or {}
-        if "bytes_limit" in stats:
-            return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
-        return None
-    free = []
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                free.append(int(line.split()[1]) * 1024)
-    except OSError:
-        pass
-    try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
-        if limit != "max":
-            free.append(int(limit) - used)
-    except (OSError, ValueError):
-        pass
-    return max(min(free), 0) if free else None
-
-
-def rule_points(problem: Problem, cap: int | None) -> tuple[jax.Array, ...]:
-    """Each rule's points as float32, subsampled (fixed draw) to at most ``cap`` rows."""
-    rng = np.random.default_rng(COLLOCATION_SEED)
-    out = []
-    for rule in problem.rules:
-        pts = rule.points
-        if cap is not None and len(pts) > cap:
-            pts = pts[np.sort(rng.choice(len(pts), size=cap, replace=False))]
-        out.append(jnp.asarray(pts, jnp.float32))
-    return tuple(out)
-
-
-def rule_costs(objective: Objective, params: Any, points: tuple[jax.Array, ...]) -> np.ndarray:
-    """FLOPs of one gradient step of each rule's loss (XLA cost analysis), shape [n]."""
-    costs = []
-    for loss, pts in zip(objective.losses, points):
-        f = jax.jit(jax.grad(lambda p, q, loss=loss: loss(lambda z: objective.apply(p, z), q)))
-        analysis = f.lower(params, pts).cost_analysis()
-        if isinstance(analysis, list):  # older jax returns one dict per computation
-            analysis = analysis[0]
-        costs.append(float((analysis or {}).get("flops", 0.0)))
-    return np.asarray(costs)
-
-
-def choose_expensive(
-    problem: Problem, grouping: str | tuple[str, ...], costs: Callable[[], np.ndarray]
-) -> tuple[int, ...]:
-    """Indices of the rules whose on/off pattern splits the masks into programs."""
-    names = problem.rule_names
-    if grouping == "none":
-        return ()
-    if grouping != "auto":
-        unknown = sorted(set(grouping) - set(names))
-        if unknown:
-            raise KvqError(f"grouping names unknown rule(s) {unknown}; the rules are {list(names)}")
-        return tuple(i for i, n in enumerate(names) if n in grouping)
-    c = costs()
-    share = c / max(c.sum(), 1.0)
-    order = [int(i) for i in np.argsort(-c) if share[i] >= EXPENSIVE_SHARE]
-    return tuple(sorted(order[:MAX_EXPENSIVE]))
-
-
-def _check_rule_outputs(problem: Problem, apply: Callable, params: Any, points: tuple[jax.Array, ...]) -> None:
-    """Every rule's loss must be a finite scalar at the initial weights ``params`` (one
-    model): the shapes are checked first (nothing compiled), then every loss is evaluated
-    once (one small compiled call), so a rule written wrongly fails here with its name
-    instead of deep inside training."""
-    for rule, pts in zip(problem.rules, points):
-        try:
-            out = jax.eval_shape(lambda p, q, loss=rule.loss: loss(PointModel(apply, p), q), params, pts)
-        except Exception as e:
-            raise KvqError(
-                f"rule {rule.name!r} failed on its {pts.shape[0]} points: {type(e).__name__}: "
-                f"{str(e).splitlines()[0][:300]}"
-            ) from e
-        if getattr(out, "shape", None) != ():
-            raise KvqError(
-                f"rule {rule.name!r}: its loss must return a scalar, but returned shape "
-                f"{getattr(out, 'shape', type(out).__name__)}; return a mean (e.g. jnp.mean(r ** 2)), or give "
-                f"the per-point values as kvq.Rule({rule.name!r}, points=..., residual=f) and kvq takes their mean square"
-            )
-    losses = jax.jit(
-        lambda p: jnp.stack(
-            [
-                r.loss(PointModel(apply, p), q)  # type: ignore[misc]
-                for r, q in zip(problem.rules, points)
-            ]
-        )
-    )
-    values = np.asarray(losses(params))
-    bad = [f"{r.name!r} ({v})" for r, v in zip(problem.rules, values) if not np.isfinite(v)]
-    if bad:
-        raise KvqError(
-            f"rule loss(es) not finite at the initial weights: {', '.join(bad)}; a loss must be a finite "
-            "number for any weights (look for a log or sqrt of a negative, a division by zero, or NaN "
-            "in the rule's points or constants)"
-        )
-
-
-def check_inputs(problem: Any, config: Any) -> None:
-    """A clear error unless ``problem`` is a :class:`Problem` and ``config`` a :class:`ScanConfig`."""
-    if not isinstance(problem, Problem):
-        raise KvqError(f"scan needs a kvq.Problem; got {type(problem).__name__}")
-    if not isinstance(config, ScanConfig):
-        raise KvqError(f"config must be a kvq.ScanConfig; got {type(config).__name__}")
-
-
-@dataclass
-class Clock:
-    """Seconds spent compiling, pre-training and training, and subset-steps trained (accumulated)."""
-
-    compile_s: float = 0.0
-    pretrain_s: float = 0.0
-    train_s: float = 0.0
-    subset_steps: int = 0
-
-
-def compile_timed(fn: Any, clock: Clock, *args: Any) -> Any:
-    """``fn`` (a jitted function) compiled for ``args``; the time it took is added to ``clock``."""
-    t0 = time.perf_counter()
-    compiled = fn.lower(*args).compile()
-    clock.compile_s += time.perf_counter() - t0
-    return compiled
-
-
-ONE_PROCESS = Placement(None)  # one device of one process: arrays go in and come back as they are
-
-
-def _run_blocks(
-    block,
-    state: ItemState,
-    args: tuple,
-    n_blocks: int,
-    n_real: int,
-    check_every: int,
-    on_block: Callable[[int], None],
-    checkpoint: Checkpoint | None,
-    key: str,
-    history: np.ndarray | None = None,
-    items: tuple[np.ndarray, np.ndarray] | None = None,
-    placement: Placement = ONE_PROCESS,
-    order: np.ndarray | None = None,
-) -> tuple[ItemState, Any, int, int]:
-    """Run up to ``n_blocks`` check intervals; stop early once every item is frozen.
-
-    ``state`` (host arrays) holds the ``n_real`` items in its first rows, then padding.
-    With ``history`` ([n_blocks, B, d_out], NaN-filled) ``block`` returns ``(state, errors
-    [B, d_out])`` and row ``t`` receives the errors after check ``t``; rows after an early
-    end (every item frozen) carry the last check's errors, which a frozen item keeps.
-    Resumes from (and saves to) ``checkpoint[key]``, recording ``items`` (see
-    :meth:`Checkpoint.save`).  ``placement`` puts the state on the devices that share the
-    batch, in the device row order ``order`` (:meth:`~kvq.devices.Placement.layout`; None:
-    as it is), and fetches what every process must see (errors, frozen flags, checkpoints).
-    Returns the state (host arrays, host row order), the history, the check intervals done
-    in total and those run by this call.
-    """
-    rows = jax.tree.leaves(state)[0].shape[0]
-    order = np.arange(rows) if order is None else order
-    done, finished, ran = 0, False, 0
-    carry = (state, history)
-    saved = checkpoint.load(key, carry) if checkpoint is not None else None
-    if saved is not None:
-        (state, history), done, finished = saved
-        history = None if history is None else np.array(history)
-        on_block(n_real * check_every * done)
-    state = placement.put(take(state, order), split=True)
-    while not finished and done < n_blocks:
-        if history is None:
-            state = block(state, *args)
-        else:
-            state, errors = block(state, *args)
-            history[done] = placement.to_host(errors, order)
-        done, ran = done + 1, ran + 1
-        finished = done == n_blocks or bool(np.all(placement.to_host(state.frozen, order)[:n_real]))
-        if finished and history is not None:
-            history[done:] = history[done - 1]
-        # several processes: every one takes part in the gather, process 0 writes
-        if checkpoint is not None and (placement.global_arrays or checkpoint.due(key, finished)):
-            checkpoint.save(key, (placement.to_host(state, order), history), done, finished, items)
-        on_block(n_real * check_every)
-    if history is not None and 0 < done < n_blocks:
-        history[done:] = history[done - 1]
-    return placement.to_host(state, order), history, done, ran
-
-
-def environment() -> dict[str, Any]:
-    """Package versions and the device the scan ran on (JSON-ready)."""
-    from importlib import metadata
-
-    versions: dict[str, str | None] = {}
-    for pkg in ("kvq", "jax", "jaxlib", "flax", "optax", "numpy", "chex"):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    dev = jax.devices()[0]
-    return {
-        "versions": versions,
-        "python": platform.python_version(),
-        "platform": dev.platform,
-        "device": getattr(dev, "device_kind", str(dev)),
-        "device_count": jax.device_count(),
-        "machine": platform.machine(),
-    }
 
 
 @dataclass(frozen=True, eq=False)
@@ -362,7 +154,7 @@ class Engine:
         chex.assert_shape(ys, (len(seeds), N, problem.d_out))
         losses = tuple(r.loss for r in problem.rules if r.loss is not None)  # Rule sets every loss
         weights = tuple(r.weight for r in problem.rules)
-        _check_rule_outputs(problem, apply, take(params0, 0), points)
+        check_rule_outputs(problem, apply, take(params0, 0), points)
         probe = Objective(apply, losses, weights, frozenset())  # the rules' costs only
         grouping = config.grouping if group else "none"
         expensive = choose_expensive(problem, grouping, lambda: rule_costs(probe, take(params0, 0), points))
@@ -445,7 +237,7 @@ class Engine:
         block = compile_timed(self.programs.pretrain_block(self.mesh), self.clock, first, data, counts)
         progress("pretrain", 0, total)
         t0 = time.perf_counter()
-        state, _, _, _ = _run_blocks(
+        state, _, _, _ = run_blocks(
             block,
             state,
             (data, counts),
@@ -692,7 +484,7 @@ class Engine:
             t0 = time.perf_counter()
             padded = jax.tree.leaves(batch.state)[0].shape[0]
             items = (masks[batch.mask_of], batch.seed_of)
-            state, hist, blocks, ran = _run_blocks(
+            state, hist, blocks, ran = run_blocks(
                 batch.block,
                 batch.state,
                 batch.args,

@@ -34,7 +34,8 @@ from kvq import problems
 from kvq.core.coalitions import all_masks
 from kvq.core.config import ScanConfig
 from kvq.core.train import take
-from kvq.engine.batched import Engine, environment
+from kvq.engine.batched import Engine
+from kvq.engine.runner import environment
 from kvq.errors import KvqError
 from kvq.problems.rules import Problem
 

@@ -18,10 +18,11 @@ import numpy as np
 
 from kvq.core.coalitions import all_masks, group_by_pattern
 from kvq.core.config import ScanConfig
-from kvq.engine.batched import Engine, Progress, environment
+from kvq.engine.batched import Engine, Progress
 from kvq.engine.checkpoint import Checkpoint, stored_fingerprint
 from kvq.engine.identity import recorded_config, run_fingerprint, training_fingerprint
-from kvq.errors import KvqError
+from kvq.engine.plan import check_inputs
+from kvq.engine.runner import environment
 from kvq.game.table import SampledResult, ScanResult
 from kvq.methods import Method, Tabulated, method_for
 from kvq.problems.rules import Dataset, Problem
@@ -33,14 +34,6 @@ CHECKPOINT_DIR = ".checkpoint"
 
 def _quiet(phase: str, done: int, total: int) -> None:
     return None
-
-
-def check_inputs(problem: Any, config: Any) -> None:
-    """A clear error unless ``problem`` is a :class:`Problem` and ``config`` a :class:`ScanConfig`."""
-    if not isinstance(problem, Problem):
-        raise KvqError(f"scan needs a kvq.Problem; got {type(problem).__name__}")
-    if not isinstance(config, ScanConfig):
-        raise KvqError(f"config must be a kvq.ScanConfig; got {type(config).__name__}")
 
 
 def fingerprint(problem: Problem, config: ScanConfig, method: Method, model: Any = None) -> str:

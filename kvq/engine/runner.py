@@ -1,0 +1,117 @@
+"""The host side of a training run: the clock of compile and training seconds, and the loop that
+runs a batch's compiled block check interval after check interval, stops it once every item is
+frozen, and saves and resumes it through a checkpoint."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import numpy as np
+
+from kvq.core.devices import Placement
+from kvq.core.train import ItemState, take
+from kvq.engine.checkpoint import Checkpoint
+
+
+@dataclass
+class Clock:
+    """Seconds spent compiling, pre-training and training, and subset-steps trained (accumulated)."""
+
+    compile_s: float = 0.0
+    pretrain_s: float = 0.0
+    train_s: float = 0.0
+    subset_steps: int = 0
+
+
+def compile_timed(fn: Any, clock: Clock, *args: Any) -> Any:
+    """``fn`` (a jitted function) compiled for ``args``; the time it took is added to ``clock``."""
+    t0 = time.perf_counter()
+    compiled = fn.lower(*args).compile()
+    clock.compile_s += time.perf_counter() - t0
+    return compiled
+
+
+ONE_PROCESS = Placement(None)  # one device of one process: arrays go in and come back as they are
+
+
+def run_blocks(
+    block,
+    state: ItemState,
+    args: tuple,
+    n_blocks: int,
+    n_real: int,
+    check_every: int,
+    on_block: Callable[[int], None],
+    checkpoint: Checkpoint | None,
+    key: str,
+    history: np.ndarray | None = None,
+    items: tuple[np.ndarray, np.ndarray] | None = None,
+    placement: Placement = ONE_PROCESS,
+    order: np.ndarray | None = None,
+) -> tuple[ItemState, Any, int, int]:
+    """Run up to ``n_blocks`` check intervals; stop early once every item is frozen.
+
+    ``state`` (host arrays) holds the ``n_real`` items in its first rows, then padding.
+    With ``history`` ([n_blocks, B, d_out], NaN-filled) ``block`` returns ``(state, errors
+    [B, d_out])`` and row ``t`` receives the errors after check ``t``; rows after an early
+    end (every item frozen) carry the last check's errors, which a frozen item keeps.
+    Resumes from (and saves to) ``checkpoint[key]``, recording ``items`` (see
+    :meth:`Checkpoint.save`).  ``placement`` puts the state on the devices that share the
+    batch, in the device row order ``order`` (:meth:`~kvq.devices.Placement.layout`; None:
+    as it is), and fetches what every process must see (errors, frozen flags, checkpoints).
+    Returns the state (host arrays, host row order), the history, the check intervals done
+    in total and those run by this call.
+    """
+    rows = jax.tree.leaves(state)[0].shape[0]
+    order = np.arange(rows) if order is None else order
+    done, finished, ran = 0, False, 0
+    carry = (state, history)
+    saved = checkpoint.load(key, carry) if checkpoint is not None else None
+    if saved is not None:
+        (state, history), done, finished = saved
+        history = None if history is None else np.array(history)
+        on_block(n_real * check_every * done)
+    state = placement.put(take(state, order), split=True)
+    while not finished and done < n_blocks:
+        if history is None:
+            state = block(state, *args)
+        else:
+            state, errors = block(state, *args)
+            history[done] = placement.to_host(errors, order)
+        done, ran = done + 1, ran + 1
+        finished = done == n_blocks or bool(np.all(placement.to_host(state.frozen, order)[:n_real]))
+        if finished and history is not None:
+            history[done:] = history[done - 1]
+        # several processes: every one takes part in the gather, process 0 writes
+        if checkpoint is not None and (placement.global_arrays or checkpoint.due(key, finished)):
+            checkpoint.save(key, (placement.to_host(state, order), history), done, finished, items)
+        on_block(n_real * check_every)
+    if history is not None and 0 < done < n_blocks:
+        history[done:] = history[done - 1]
+    return placement.to_host(state, order), history, done, ran
+
+
+def environment() -> dict[str, Any]:
+    """Package versions and the device the scan ran on (JSON-ready)."""
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {}
+    for pkg in ("kvq", "jax", "jaxlib", "flax", "optax", "numpy", "chex"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    dev = jax.devices()[0]
+    return {
+        "versions": versions,
+        "python": platform.python_version(),
+        "platform": dev.platform,
+        "device": getattr(dev, "device_kind", str(dev)),
+        "device_count": jax.device_count(),
+        "machine": platform.machine(),
+    }
