@@ -42,7 +42,7 @@ import math
 import numpy as np
 
 from kvq.errors import KvqError
-from kvq.game.importance import (  # the estimators live with the other importances (one-way dependency)
+from kvq.game.estimators import (  # the estimators live beside the importances (one-way dependency)
     MIN_PROXY_DRAWS,
     SampledImportance,
     adjusted_importance,
@@ -50,9 +50,9 @@ from kvq.game.importance import (  # the estimators live with the other importan
     full_importance_from,
     kernel_sizes,
     pair_strata,
-    sampled_estimates,
     stratum_of,
 )
+from kvq.game.importance import sampled_estimates
 from kvq.game.table import (  # what a sampled table records and checks
     SAMPLERS,
     WEIGHTING,

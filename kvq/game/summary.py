@@ -21,15 +21,14 @@ from kvq.game.importance import (
     dependence_profile,
     full_importance,
     interactions,
-    json_ready,
     own_weighting,
     rule_importance,
     sampled_estimates,
     trajectory,
 )
+from kvq.game.measures import WEIGHTINGS
+from kvq.game.table import json_ready
 from kvq.game.verdicts import Assessment, assess
-
-WEIGHTINGS = ("uniform", "shapley")
 
 
 @dataclass(frozen=True, eq=False)

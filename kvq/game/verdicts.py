@@ -29,18 +29,17 @@ from kvq.core.coalitions import mask_index
 from kvq.errors import KvqError
 from kvq.game.importance import (
     Importance,
-    _mean_se,
     _pair_parts,
     _prepare,
     _sampling,
     _weighted,
     full_importance,
-    json_ready,
     own_weighting,
     rule_importance,
     values,
 )
-from kvq.game.table import ValueTable
+from kvq.game.measures import mean_se
+from kvq.game.table import ValueTable, json_ready
 from kvq.game.trend import t975
 
 ATOL = 0.05
@@ -190,8 +189,8 @@ def settledness(
     before = np.where(running, table.errors_by_check[half], end)
     end_ri, mid_ri = (rule_importance(_with_errors(table, e), weighting) for e in (end, before))
     end_fi, mid_fi = (full_importance(_with_errors(table, e)) for e in (end, before))
-    ri_drift, ri_se = _mean_se(end_ri.per_seed - mid_ri.per_seed)
-    fi_drift, fi_se = _mean_se(end_fi.per_seed - mid_fi.per_seed)
+    ri_drift, ri_se = mean_se(end_ri.per_seed - mid_ri.per_seed)
+    fi_drift, fi_se = mean_se(end_fi.per_seed - mid_fi.per_seed)
     tol_ri = np.maximum(atol, rtol * np.abs(end_ri.mean))
     tol_fi = np.maximum(atol, rtol * np.abs(end_fi.mean))
     flat_ri, flat_fi = _flat(ri_drift, ri_se, tol_ri), _flat(fi_drift, fi_se, tol_fi)
@@ -440,7 +439,7 @@ def pair_relations(
         raise KvqError(f"pair relations need at least 2 rules, the table has {len(names)}")
     joint, first, second, sizes = _pair_parts(v)
     per_seed = [_weighted(t, sizes, weighting) for t in (joint, first, second, joint - first - second)]
-    (j, _), (a, _), (b, _), (inter, inter_se) = (_mean_se(p) for p in per_seed)
+    (j, _), (a, _), (b, _), (inter, inter_se) = (mean_se(p) for p in per_seed)
     pairs = tuple(combinations(names, 2))
     relation = tuple(classify_pair(j[k], a[k], b[k], inter[k], inter_se[k], min_effect) for k in range(len(pairs)))
     return PairRelations(

@@ -19,9 +19,8 @@ import numpy as np
 from kvq.core.devices import is_writer
 from kvq.engine.identity import result_fingerprint
 from kvq.errors import KvqError
-from kvq.game.importance import json_ready
 from kvq.game.summary import json_summary, summarize
-from kvq.game.table import PROVIDED, SampledResult, Sampling, ScanResult
+from kvq.game.table import PROVIDED, SampledResult, Sampling, ScanResult, json_ready
 
 FORMAT = 1
 RESULTS = "results.json"

@@ -36,9 +36,8 @@ from kvq.engine.batched import Progress
 from kvq.engine.checkpoint import Checkpoint
 from kvq.engine.identity import digest
 from kvq.errors import KvqError
-from kvq.game.importance import json_ready
 from kvq.game.summary import summarize
-from kvq.game.table import ScanResult, provided
+from kvq.game.table import ScanResult, json_ready, provided
 from kvq.game.trend import mann_kendall
 from kvq.methods import METHODS, Exact, method_for
 from kvq.problems.rules import Problem
