@@ -5,6 +5,10 @@ jit-compiled program), score each on held-out data, and turn the table into Rule
 Importance (RI), Full Importance (FI) and rule interactions.
 """
 
+from kvq.core import cache as _cache
+
+COMPILE_CACHE = _cache.enable()  # before anything compiles: a second run loads its programs (KVQ_CACHE=0: off)
+
 import kvq.present.report  # registers result.table() and the sweep/tuning tables
 import kvq.store.results  # noqa: F401  registers result.save() and ScanResult.load()
 from kvq import _aliases, methods, problems
