@@ -1,7 +1,8 @@
 """How far the ``problem`` argument travels through kvq's files in one ``kvq.scan``.
 
 Every call of a kvq function that receives the problem object (as an argument, or as the
-``problem`` field of the engine it is handed) is a *stop*.  A stop whose function lives in
+``problem`` field of the engine it is handed; the problem's own accessors such as
+``problem.rule_names`` are not counted) is a *stop*.  A stop whose function lives in
 another file than its caller's is a *move*; a move into a higher layer than the caller's
 (docs/design.md §8: a lower layer calling back up, through a callback or a method object) is a
 *climb*.  The tally is printed and written as JSON.
@@ -18,12 +19,28 @@ from pathlib import Path
 
 import kvq
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_md import machine, update_section  # noqa: E402
+
 KVQ = Path(kvq.__file__).resolve().parent
 LAYERS = ["errors", "core", "problems", "game", "engine", "methods", "store", "workflows", "present", "cli"]
 
 
+_SEEN: dict = {}
+
+
 def _where(code) -> tuple[str, int] | None:
-    """(file relative to kvq/, layer) of a code object in kvq, else None."""
+    """(file relative to kvq/, layer) of a code object in kvq, else None (kept per code object:
+    the profiler sees every call JAX makes while tracing)."""
+    if code in _SEEN:
+        return _SEEN[code]
+    _SEEN[code] = found = _locate(code)
+    return found
+
+
+def _locate(code) -> tuple[str, int] | None:
+    if not code.co_filename.startswith(str(KVQ)):
+        return None
     try:
         rel = Path(code.co_filename).resolve().relative_to(KVQ)
     except ValueError:
@@ -38,6 +55,8 @@ def walk(problem: kvq.Problem, config: kvq.ScanConfig) -> dict:
     def holds(frame) -> bool:
         code = frame.f_code
         names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+        if names and names[0] == "self" and frame.f_locals.get("self") is problem:
+            return False  # the problem's own accessors (problem.rule_names, ...): not a move of the argument
         for name in names:
             value = frame.f_locals.get(name)
             if value is problem or getattr(value, "problem", None) is problem:
@@ -93,6 +112,15 @@ def main() -> None:
     for line in result["path"]:
         print("  " + line)
     print(f"wrote {args.out}")
+    where = machine()
+    update_section(
+        "walk",
+        "## How far `problem` travels in one `kvq.scan`\n\n"
+        f"`python benchmarks/walk.py` ({where['date']}): {result['stops']} stops, {result['moves']} moves between "
+        f"files, {result['climbs']} climbs into a higher layer (definitions in the script's docstring).\n\n"
+        + "\n".join(f"- {line}" for line in result["path"])
+        + "\n",
+    )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def enable() -> Path | None:
     use, or None when off."""
     if os.environ.get("KVQ_CACHE", "1").strip().lower() in ("0", "false", "no", "off"):
         return None
-    configured = jax.config.jax_compilation_cache_dir
+    configured = getattr(jax.config, "jax_compilation_cache_dir", None)  # set by the user or JAX_COMPILATION_CACHE_DIR
     if configured:
         return Path(configured)
     path = default_dir()

@@ -30,16 +30,7 @@ from kvq.core.devices import Placement, make_mesh, spread
 from kvq.core.models import resolve as resolve_model
 from kvq.core.train import LOOP_CHUNKS, ItemState, Objective, Programs, lockstep, start_state, take
 from kvq.engine.checkpoint import Checkpoint, batch_key, item_keys
-from kvq.engine.plan import (
-    ALWAYS_FITS,
-    MEMORY_SHARE,
-    available_memory,
-    check_inputs,
-    check_rule_outputs,
-    choose_expensive,
-    rule_costs,
-    rule_points,
-)
+from kvq.engine.plan import ALWAYS_FITS, MEMORY_SHARE, available_memory, plan_rules
 from kvq.engine.runner import Clock, compile_timed, run_blocks
 from kvq.errors import KvqError
 from kvq.problems.rules import Dataset, Problem
@@ -129,10 +120,8 @@ class Engine:
         to the largest with 0/1 row weights, which leave every loss unchanged.
         ``model``: the network (:mod:`kvq.models`; default kvq's MLP from the config).
         """
-        check_inputs(problem, config)
         network = resolve_model(model, config, problem.d_in, problem.d_out)
         init, apply = network.init, network.apply
-        points = rule_points(problem, config.collocation)
         if columns is None:
             columns = [(problem.seed + k, problem.observations(k)) for k in range(config.seeds)]
         seeds = tuple(int(s) for s, _ in columns)
@@ -154,10 +143,7 @@ class Engine:
         chex.assert_shape(ys, (len(seeds), N, problem.d_out))
         losses = tuple(r.loss for r in problem.rules if r.loss is not None)  # Rule sets every loss
         weights = tuple(r.weight for r in problem.rules)
-        check_rule_outputs(problem, apply, take(params0, 0), points)
-        probe = Objective(apply, losses, weights, frozenset())  # the rules' costs only
-        grouping = config.grouping if group else "none"
-        expensive = choose_expensive(problem, grouping, lambda: rule_costs(probe, take(params0, 0), points))
+        points, expensive = plan_rules(problem, config, apply, take(params0, 0), group)
         if config.output_weights is not None and len(config.output_weights) != problem.d_out:
             raise KvqError(
                 f"output_weights has {len(config.output_weights)} value(s); problem {problem.name!r} has "

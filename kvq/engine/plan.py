@@ -137,3 +137,18 @@ def check_inputs(problem: Any, config: Any) -> None:
         raise KvqError(f"scan needs a kvq.Problem; got {type(problem).__name__}")
     if not isinstance(config, ScanConfig):
         raise KvqError(f"config must be a kvq.ScanConfig; got {type(config).__name__}")
+
+
+def plan_rules(
+    problem: Problem, config: ScanConfig, apply: Callable, params: Any, group: bool = True
+) -> tuple[tuple[jax.Array, ...], tuple[int, ...]]:
+    """Every rule's points (:func:`rule_points`), checked to give a finite scalar loss at the
+    initial weights ``params`` of one model (:func:`check_rule_outputs`), and the expensive
+    rules whose on/off pattern splits the masks into programs (:func:`choose_expensive`;
+    none with ``group=False``, for runs that train one mask)."""
+    points = rule_points(problem, config.collocation)
+    check_rule_outputs(problem, apply, params, points)
+    losses = tuple(r.loss for r in problem.rules if r.loss is not None)  # Rule sets every loss
+    probe = Objective(apply, losses, tuple(r.weight for r in problem.rules), frozenset())  # the rules' costs only
+    grouping = config.grouping if group else "none"
+    return points, choose_expensive(problem, grouping, lambda: rule_costs(probe, params, points))

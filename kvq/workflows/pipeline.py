@@ -52,7 +52,8 @@ def prepare(
     model: Any = None,
 ) -> Engine:
     """The engine of ``problem`` and ``config`` after every seed's data-only warm start
-    (:meth:`kvq.engine.Engine.prepare`, :meth:`~kvq.engine.Engine.pretrain`)."""
+    (:meth:`kvq.engine.Engine.prepare`, :meth:`~kvq.engine.Engine.pretrain`).  The caller has
+    checked the inputs (:func:`kvq.engine.plan.check_inputs`)."""
     return Engine.prepare(problem, config, checkpoint, group=group, columns=columns, model=model).pretrain(progress)
 
 

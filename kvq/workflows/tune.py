@@ -30,6 +30,7 @@ import numpy as np
 from kvq.core.config import ScanConfig
 from kvq.engine.batched import Progress
 from kvq.engine.identity import digest
+from kvq.engine.plan import check_inputs
 from kvq.errors import KvqError
 from kvq.game.importance import json_ready, rule_importance
 from kvq.game.table import ScanResult, provided
@@ -243,6 +244,7 @@ def evaluate_weights(
 ) -> np.ndarray:
     """Validation MSE [S] of the all-rules training at ``weights`` (the scan's protocol:
     warm start, ``config.steps`` steps with early stopping), one entry per seed."""
+    check_inputs(problem, config)
     progress = progress or (lambda phase, done, total: None)
     engine = prepare(with_weights(problem, weights), config, progress, group=False)
     trained = engine.train(np.ones((1, len(problem.rules)), np.int8), progress)
@@ -281,6 +283,7 @@ def balance_weights(
         raise KvqError(f"alpha must be in (0, 1]; got {alpha}")
     if update_every < 1 or config.steps % update_every:
         raise KvqError(f"update_every ({update_every}) must divide config.steps ({config.steps})")
+    check_inputs(problem, config)
     t0 = time.perf_counter()
     progress = progress or (lambda phase, done, total: None)
     engine = prepare(problem, config, progress, group=False)
