@@ -31,11 +31,11 @@ from kvq.workflows.pipeline import estimate, scan
 from kvq.workflows.sweeps import SweepResult, sweep
 from kvq.workflows.tune import TuneResult, tune_weights
 
-_aliases.install()  # kvq.io, kvq.report, ... keep importing for a release
+_aliases.install()  # kvq.store.results, kvq.present.report, ... keep importing for a release
 
 
 def __getattr__(name: str) -> object:
-    """``kvq.importance``, ``kvq.report``, ...: the old module paths as attributes, for a release."""
+    """``kvq.game.importance``, ``kvq.present.report``, ...: the old module paths as attributes, for a release."""
     return _aliases.attribute(name)
 
 

@@ -27,10 +27,6 @@ class _Parser(argparse.ArgumentParser):
         )
 
 
-EVENTS = ("loaded", "resumed")
-"""Progress phases that are events, not counts (:func:`kvq.pipeline.run`): the command says them."""
-
-
 class ProgressPrinter:
     """Progress of a scan on ``stream``: steps done of total, elapsed, subset-steps/s.
 
@@ -52,6 +48,8 @@ class ProgressPrinter:
         self.last = 0.0
 
     def __call__(self, phase: str, done: int, total: int) -> None:
+        from kvq.workflows.pipeline import EVENTS  # the command says them in words
+
         if phase in EVENTS:
             return
         now = time.perf_counter()
@@ -211,7 +209,7 @@ def _training_options(s: argparse.ArgumentParser) -> None:
         "--model",
         default=None,
         metavar="MODULE:FUNCTION",
-        help="your own network: FUNCTION() returns a Flax Linen or NNX module, kvq.models.nnx_factory(...) "
+        help="your own network: FUNCTION() returns a Flax Linen or NNX module, kvq.core.models.nnx_factory(...) "
         "or a pair (init, apply) (default: the preset's MLP)",
     )
     s.add_argument("--problem-seed", type=int, default=0, metavar="SEED", help="first seed (default 0)")
@@ -451,7 +449,7 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
     (``--coalitions``), resumed from (or loaded from) its ``--out`` folder."""
     from kvq.methods import Sampled, method_for
     from kvq.present.report import importance_table
-    from kvq.workflows.pipeline import estimate
+    from kvq.workflows.pipeline import run
 
     if args.coalitions is not None and (args.method != "exact" or args.settings):
         raise KvqError("--coalitions trains each sampled coalition from the warm start; leave out --method/--set")
@@ -502,9 +500,7 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
 
     model = _model(args)
     result = _warned(
-        lambda: estimate(
-            problem, config, args.method, progress=report, out=outdir, overwrite=args.overwrite, model=model, **options
-        )
+        lambda: run(problem, config, chosen, progress=report, out=outdir, overwrite=args.overwrite, model=model)
     )
     files = ["results.json", "table.npz", "table.csv"]
     if not args.no_plot:
@@ -843,22 +839,16 @@ def _show(args: argparse.Namespace, out: TextIO) -> int:
     import json
 
     from kvq.present.report import importance_table, sweep_table, tuning_table
-    from kvq.store.results import FOLDER_MARKERS, load_result
+    from kvq.store.results import folder_kind, load_result, read_folder
 
     folder = Path(args.dir)
-    kind = next((k for k, marker in FOLDER_MARKERS.items() if (folder / marker).exists()), None)
-    if kind is None and (folder / "sampled.json").exists():
-        from kvq.game.sampling import SampledResult
+    if folder_kind(folder) is None and (folder / "sampled.json").exists():  # written by an older kvq
+        from kvq.game.table import SampledResult
 
         result = SampledResult.from_dict(json.loads((folder / "sampled.json").read_text()))
         out.write(f"sampled estimate: {result!r}\n\n{result.table()}\n")
         return 0
-    if kind is None:
-        raise KvqError(
-            f"{str(folder)!r} holds no kvq scan, sweep, tuning run or sampled estimate "
-            f"(no {', '.join(FOLDER_MARKERS.values())} or sampled.json)"
-        )
-    meta = json.loads((folder / FOLDER_MARKERS[kind]).read_text())
+    kind, meta = read_folder(folder)
     if kind == "scan":
         out.write(f"scan: {_settings_line(meta)}\n\n{importance_table(load_result(folder))}\n")
     elif kind == "sweep":

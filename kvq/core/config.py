@@ -62,7 +62,7 @@ class ScanConfig:
     paper's), ``"relative_l2"`` or ``"max_error"``; the value of a rule subset is
     ``-log10(score)``, so importances stay in decades of that score.
     ``data_loss``: the loss on the observations, ``"mse"`` (the paper's), ``"relative_l2"``,
-    ``"huber"`` (:data:`kvq.train.DATA_LOSSES`) or your own ``loss(pred [N, d_out], y [N, d_out],
+    ``"huber"`` (:data:`kvq.core.train.DATA_LOSSES`) or your own ``loss(pred [N, d_out], y [N, d_out],
     w [N]) -> scalar`` (``w``: 0/1 real rows; identified by its module-qualified name);
     ``output_weights`` [d_out] weight the outputs in a built-in data loss (None: equal).
     ``polish_steps``: after its first optimizer, every training takes up to this many
@@ -86,7 +86,7 @@ class ScanConfig:
     max_batch: int | None = None
     vectorize: int | None = None
     score: str = "mse"
-    data_loss: Any = "mse"  # str | kvq.train.DataLossFn
+    data_loss: Any = "mse"  # str | kvq.core.train.DataLossFn
     output_weights: tuple[float, ...] | None = None
     polish_steps: int = 0
     devices: int | None = None

@@ -4,7 +4,7 @@ Three interchangeable implementations:
 
 - ``"jvp"`` (default): nested ``jax.jvp`` (forward over forward); every order up to
   ``order`` comes out of one nested pass.  With kvq's ``sin`` activation (a custom-JVP
-  polynomial kernel, :func:`kvq.nn.fast_sin`) about twice as fast as ``jet`` with
+  polynomial kernel, :func:`kvq.core.nn.fast_sin`) about twice as fast as ``jet`` with
   ``jnp.sin`` or nested ``grad`` for the Burgers residual (``benchmarks/pde_step.py``);
 - ``"jet"``: ``jax.experimental.jet`` Taylor propagation, any order in one pass; it does
   not support functions with custom JVP rules, so it cannot differentiate kvq's ``sin``
@@ -73,7 +73,7 @@ def partials(u: PointFn, points: jax.Array, orders: Sequence[int], method: str =
     """For each input axis ``j``: ``[u, d_j u, ..., d_j^orders[j] u]`` at ``points`` [P, d_in].
 
     Every array is [P, d_out].  ``method="auto"`` uses the network's one-pass Taylor
-    propagation when ``u`` is a kvq model (:class:`kvq.nn.PointModel`: value and all
+    propagation when ``u`` is a kvq model (:class:`kvq.core.nn.PointModel`: value and all
     derivatives stacked through each layer's matmul; for the Burgers residual 1.4x nested
     ``jvp`` at 1 000 points, level at 4 000, ``benchmarks/pde_step.py``) and nested ``jvp``
     vmapped over the points otherwise.
@@ -84,7 +84,7 @@ def partials(u: PointFn, points: jax.Array, orders: Sequence[int], method: str =
         raise KvqError(f"give one derivative order per input axis ({points.shape[-1]}); got {tuple(orders)}")
     has_taylor = getattr(u, "has_taylor", False)
     if method == "taylor" and not has_taylor:
-        raise KvqError("method='taylor' needs a kvq model (kvq.nn.PointModel); use 'jvp' for other functions")
+        raise KvqError("method='taylor' needs a kvq model (kvq.core.nn.PointModel); use 'jvp' for other functions")
     if method in ("auto", "taylor") and has_taylor:
         return u.taylor(points, tuple(orders))  # type: ignore[attr-defined]
     base = "jvp" if method == "auto" else method

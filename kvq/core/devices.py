@@ -91,7 +91,7 @@ def layout(devices: int, n: int, per: int, rows: int, chunk: int = 1) -> tuple[n
     padding; each device holds ``rows`` rows, at most ``per`` of them items (in order), then
     padding.  Returns the host row of every device row [devices * rows] and how many chunks
     of ``chunk`` rows hold items on each device [devices] int32 (the loop trips of
-    :func:`kvq.train.lockstep`, which skips the padding chunks after them)."""
+    :func:`kvq.core.train.lockstep`, which skips the padding chunks after them)."""
     if not (0 < n <= devices * per and per <= rows):
         raise ValueError(f"{n} items do not fit {devices} devices x {per} items (of {rows} rows)")
     pads = iter(range(n, devices * rows))

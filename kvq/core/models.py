@@ -12,11 +12,11 @@
 - a Flax NNX module instance: split into its graph definition, its ``nnx.Param`` state
   (what is trained) and the rest (kept fixed).  An instance holds one set of initial
   weights, so every seed starts from them (the seeds still vary the observations); to
-  vary the initialisation too, pass ``kvq.models.nnx_factory(make)`` with
+  vary the initialisation too, pass ``kvq.core.models.nnx_factory(make)`` with
   ``make(rngs) -> module``.
 
 Derivatives of other models than kvq's MLP use nested ``jax.jvp`` (see
-:func:`kvq.derivatives.partials`).  The model's description (kind, function names, number
+:func:`kvq.core.derivatives.partials`).  The model's description (kind, function names, number
 of parameters and a hash of the seed-0 initial weights) enters the scan's fingerprint and
 ``results.json``; kvq cannot compare code, so rename a function or set
 ``Problem(version=...)`` when you change what a model computes but not its shapes.

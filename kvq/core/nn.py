@@ -206,7 +206,7 @@ def make_mlp(width: int, depth: int, d_in: int, d_out: int, activation: str):
 class PointModel:
     """The model with fixed parameters as a function of ONE point: ``u(p [d_in]) -> [d_out]``.
 
-    This is the ``u`` a rule's loss receives.  :func:`kvq.derivatives.partials` uses its
+    This is the ``u`` a rule's loss receives.  :func:`kvq.core.derivatives.partials` uses its
     :meth:`taylor` (when the network offers one) for whole-batch derivatives.
     """
 

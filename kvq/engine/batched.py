@@ -57,7 +57,7 @@ class Batch:
     args: tuple
     mask_of: np.ndarray
     seed_of: np.ndarray
-    order: np.ndarray  # the host row of every device row (kvq.devices.Placement.layout)
+    order: np.ndarray  # the host row of every device row (kvq.core.devices.Placement.layout)
 
 
 class Trained(NamedTuple):
@@ -97,7 +97,7 @@ class Engine:
     checkpoint: Checkpoint | None = None
     ws: np.ndarray | None = None  # [S, N] 0/1 real rows where the observation sets were padded
     valid: tuple[jax.Array, ...] = ()  # (vx [V, d_in], vy [V, d_out]) float32: the validation set
-    model: dict[str, Any] = dataclasses.field(default_factory=dict)  # what network trains (kvq.models)
+    model: dict[str, Any] = dataclasses.field(default_factory=dict)  # what network trains (kvq.core.models)
     mesh: Mesh | None = None  # the devices that share every batch (None: one device)
 
     @classmethod
@@ -118,7 +118,7 @@ class Engine:
         ``problem.observations(k)``).  A sweep passes several observation sets (sizes,
         noise levels) here so they train in one batch; sets of different sizes are padded
         to the largest with 0/1 row weights, which leave every loss unchanged.
-        ``model``: the network (:mod:`kvq.models`; default kvq's MLP from the config).
+        ``model``: the network (:mod:`kvq.core.models`; default kvq's MLP from the config).
         """
         network = resolve_model(model, config, problem.d_in, problem.d_out)
         init, apply = network.init, network.apply
@@ -185,7 +185,7 @@ class Engine:
 
     @property
     def placement(self) -> Placement:
-        """How a batch's host arrays reach the devices and come back (:mod:`kvq.devices`)."""
+        """How a batch's host arrays reach the devices and come back (:mod:`kvq.core.devices`)."""
         return Placement(self.mesh)
 
     def rows(self) -> np.ndarray:
@@ -381,7 +381,7 @@ class Engine:
         batch is reached); a group larger than ``max_batch`` is cut into chunks padded
         to one shape so they share the program (:meth:`max_batch`).  ``starts``
         (default :meth:`seed_starts`) gives each item's starting weights and optimizer
-        state.  Items whose :func:`~kvq.checkpoint.item_keys` are in ``skip`` are left out.
+        state.  Items whose :func:`~kvq.engine.checkpoint.item_keys` are in ``skip`` are left out.
         """
         starts = starts or self.seed_starts
         masks = np.asarray(masks)
@@ -542,7 +542,7 @@ class Engine:
     def per_seed(self, fn: Callable[..., Any], seeded: tuple[Any, ...], shared: tuple[Any, ...] = ()) -> Any:
         """``fn(*seeded_s, *shared)`` for every seed column ``s`` (``seeded``: arrays with a
         leading [S] axis), the seeds split between the devices, each device's one after
-        another (:func:`~kvq.train.lockstep`); host numpy outputs, leading [S] axis.
+        another (:func:`~kvq.core.train.lockstep`); host numpy outputs, leading [S] axis.
         For one-shot programs of a seed (weight balancing, Newton solves); the program's
         compile time is added to the clock."""
         place = self.placement
@@ -557,7 +557,7 @@ class Engine:
     def seed_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For programs that run each device's seeds one after another: the seed column of
         every host row (the seeds, then copies of the last as padding), the device row
-        order and each device's loop trips (:meth:`~kvq.devices.Placement.layout`)."""
+        order and each device's loop trips (:meth:`~kvq.core.devices.Placement.layout`)."""
         S, place = len(self.seeds), self.placement
         per = -(-S // place.size)
         rows = max(per, LOOP_CHUNKS)

@@ -72,12 +72,15 @@ class Checkpoint:
         self.every_s = every_s
         self._last: dict[str, float] = {}
         self._named: set[Path] = set()  # damaged files already named in a warning
-        # several processes (kvq.devices) read the same folder; only process 0 writes or removes
+        # several processes (kvq.core.devices) read the same folder; only process 0 writes or removes
         self.writer = jax.process_index() == 0
         meta = self.path / "checkpoint.json"
         stored = stored_fingerprint(self.path)
-        if stored is not None and stored != scan_fingerprint and replace and self.writer:
-            shutil.rmtree(self.path, ignore_errors=True)  # a different run's state, replaced as asked
+        self._fresh = False  # True: what the folder holds is another run's, never read
+        if stored is not None and stored != scan_fingerprint and replace:
+            if self.writer:
+                shutil.rmtree(self.path, ignore_errors=True)  # a different run's state, replaced as asked
+            self._fresh = True  # the other processes ignore it, whether or not it is gone yet
             stored = None
         if stored is not None and stored != scan_fingerprint:
             raise KvqError(
@@ -97,7 +100,7 @@ class Checkpoint:
     def load(self, key: str, like: Any) -> tuple[Any, int, bool] | None:
         """``(state, blocks_done, finished)`` saved under ``key`` (structured like ``like``), or None."""
         file = self.path / f"{key}.npz"
-        if not file.exists():
+        if self._fresh or not file.exists():
             return None
         try:
             with open(file, "rb") as fh, np.load(fh) as z:  # our handle: closed even when the file is damaged
@@ -158,6 +161,8 @@ class Checkpoint:
         """Every item that a finished batch saved under ``tag`` holds: ``{(mask bytes,
         seed column): (key, row)}`` (see :func:`item_keys`)."""
         found: dict[tuple[bytes, int], tuple[str, int]] = {}
+        if self._fresh:
+            return found
         for file in sorted(self.path.glob(f"{tag}-*.npz")):
             try:
                 with open(file, "rb") as fh, np.load(fh) as z:
@@ -170,8 +175,3 @@ class Checkpoint:
             for row, k in enumerate(keys):
                 found.setdefault(k, (file.stem, row))
         return found
-
-    def remove(self) -> None:
-        """Delete the checkpoint folder (after the results are safely written)."""
-        if self.writer:
-            shutil.rmtree(self.path, ignore_errors=True)

@@ -7,7 +7,7 @@ of four records, and the live run and its saved folder build them the same way:
 - the problem: :meth:`kvq.Problem.identity` (description, a hash of every array, the rule
   functions' names), as the result records it in ``result.problem``;
 - the config as the result records it (:func:`recorded_config`: the settings plus the
-  network's description) without its memory-only settings (:func:`kvq.config.config_identity`);
+  network's description) without its memory-only settings (:func:`kvq.core.config.config_identity`);
 - the rule names;
 - the method: ``"exact"``, or a method's settings as a dict (``{"method": ..., ...}``), as
   the result records it in ``result.estimator["settings"]``.
@@ -52,7 +52,7 @@ def run_fingerprint(
     problem: Problem, config: ScanConfig, method: str | dict[str, Any] = "exact", model: Any = None
 ) -> str:
     """The fingerprint of the result of running ``method`` (``"exact"`` or a method's settings
-    dict) on ``problem`` with ``config`` and ``model`` (:mod:`kvq.models`)."""
+    dict) on ``problem`` with ``config`` and ``model`` (:mod:`kvq.core.models`)."""
     described = resolve_model(model, config, problem.d_in, problem.d_out).description
     return _of(problem.identity(config.seeds), recorded_config(config, described), problem.rule_names, method)
 

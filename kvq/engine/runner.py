@@ -62,7 +62,7 @@ def run_blocks(
     end (every item frozen) carry the last check's errors, which a frozen item keeps.
     Resumes from (and saves to) ``checkpoint[key]``, recording ``items`` (see
     :meth:`Checkpoint.save`).  ``placement`` puts the state on the devices that share the
-    batch, in the device row order ``order`` (:meth:`~kvq.devices.Placement.layout`; None:
+    batch, in the device row order ``order`` (:meth:`~kvq.core.devices.Placement.layout`; None:
     as it is), and fetches what every process must see (errors, frozen flags, checkpoints).
     Returns the state (host arrays, host row order), the history, the check intervals done
     in total and those run by this call.

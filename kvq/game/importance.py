@@ -105,7 +105,7 @@ def _at_step(table: Any, step: int | None) -> Any:
     return table.at_step(step)
 
 
-def _prepare(
+def prepare_values(
     table: Any, output: int | str | None, step: int | None = None
 ) -> tuple[tuple[str, ...], np.ndarray, str | None, tuple[int, ...]]:
     """Validate a table; return names, values v [rows, S] (2**n rows in binary order, or a
@@ -113,7 +113,7 @@ def _prepare(
     entry (sorted): a value the result carries (``Importance.missing``), not a warning."""
     table = _at_step(table, step)
     names, errors, out = _select(table, output)
-    sampled = _sampling(table) is not None
+    sampled = sampling_of(table) is not None
     n = len(names)
     if n == 0:
         raise KvqError("the value table has zero rules; give at least one rule name")
@@ -138,21 +138,21 @@ def _prepare(
     return names, v, out, missing
 
 
-def _sampling(table: Any) -> Any:
-    """The table's :class:`kvq.table.Sampling` record; None for a complete table (or a tuple)."""
+def sampling_of(table: Any) -> Any:
+    """The table's :class:`kvq.game.table.Sampling` record; None for a complete table (or a tuple)."""
     return getattr(table, "sampling", None)
 
 
 def own_weighting(table: Any) -> str:
     """The RI weighting a table gives without asking: ``"uniform"`` for a complete table, the
-    sampler's (:data:`kvq.table.WEIGHTING`) for a sampled one."""
-    sampling = _sampling(table)
+    sampler's (:data:`kvq.game.table.WEIGHTING`) for a sampled one."""
+    sampling = sampling_of(table)
     return "uniform" if sampling is None else WEIGHTING[sampling.sampler]
 
 
 def _every_coalition(table: Any, what: str, instead: str) -> None:
     """Refuse a sampled table for a measure that needs every coalition."""
-    sampling = _sampling(table)
+    sampling = sampling_of(table)
     if sampling is not None:
         raise KvqError(
             f"{what} need every coalition, and this table was sampled ({len(table.masks)} of "
@@ -178,7 +178,7 @@ def _marginals(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return v[lo | (1 << i)] - v[lo], _popcount(lo, n)
 
 
-def _pair_parts(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def pair_parts(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """For pairs i<j (combinations order) and S without i, j: the joint contribution
     v(S+i+j) - v(S) and the single ones v(S+i) - v(S), v(S+j) - v(S), each
     [P, 2**(n-2), seeds], and the coalition sizes [P, 2**(n-2)]."""
@@ -191,11 +191,11 @@ def _pair_parts(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
 
 def _pair_terms(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Delta_ij(S) for pairs i<j (combinations order): [P, 2**(n-2), seeds], sizes [P, 2**(n-2)]."""
-    joint, a, b, sizes = _pair_parts(v)
+    joint, a, b, sizes = pair_parts(v)
     return joint - a - b, sizes
 
 
-def _weighted(terms: np.ndarray, sizes: np.ndarray, weighting: str) -> np.ndarray:
+def weighted_mean(terms: np.ndarray, sizes: np.ndarray, weighting: str) -> np.ndarray:
     """Weighted mean over coalitions of terms [k, 2**others, S] -> [S, k]; NaN terms dropped.
 
     Weights: 2**-others (uniform) or 1/((others+1) C(others, |S|)) (shapley), renormalised per seed
@@ -215,9 +215,9 @@ def _weighted(terms: np.ndarray, sizes: np.ndarray, weighting: str) -> np.ndarra
 
 def values_importance(v: np.ndarray, weighting: str = "uniform") -> np.ndarray:
     """RI per seed [S, n] of a complete game: ``v`` [2^n, S] the value of every coalition in
-    :func:`kvq.coalitions.all_masks` order (e.g. a cheap proxy's), in its units."""
+    :func:`kvq.core.coalitions.all_masks` order (e.g. a cheap proxy's), in its units."""
     _check_weighting(weighting)
-    return _weighted(*_marginals(v), weighting)
+    return weighted_mean(*_marginals(v), weighting)
 
 
 def _check_weighting(weighting: str) -> None:
@@ -254,7 +254,7 @@ def rule_importance(
     """
     if weighting is not None:
         _check_weighting(weighting)
-    sampling = _sampling(table)
+    sampling = sampling_of(table)
     if sampling is not None:
         own = WEIGHTING[sampling.sampler]
         if weighting not in (None, own):
@@ -265,23 +265,23 @@ def rule_importance(
             )
         return sampled_estimates(table, output, step=step)[0]
     weighting = weighting or "uniform"
-    names, v, out, missing = _prepare(table, output, step)
-    return _result("RI", weighting, names, _weighted(*_marginals(v), weighting), out, missing)
+    names, v, out, missing = prepare_values(table, output, step)
+    return _result("RI", weighting, names, weighted_mean(*_marginals(v), weighting), out, missing)
 
 
 def sampled_estimates(
     table: Any, output: int | str | None = None, *, step: int | None = None
 ) -> tuple[SampledImportance, SampledImportance | None]:
     """A sampled table's RI estimate from its draws (docs/design.md §6) and, when its
-    :class:`~kvq.table.Sampling` holds a proxy's arrays, the same draws' plain estimate:
+    :class:`~kvq.game.table.Sampling` holds a proxy's arrays, the same draws' plain estimate:
     ``(adjusted, plain)``; ``(plain, None)`` without a proxy.  ``output``/``step`` as in
     :func:`rule_importance` (the proxy, scored once on the overall error, corrects any of them:
     a control variate stays unbiased whatever it is)."""
     table = _at_step(table, step)
-    sampling = _sampling(table)
+    sampling = sampling_of(table)
     if sampling is None:
-        raise KvqError("sampled_estimates needs a sampled table (with a kvq.table.Sampling record)")
-    names, v, out, missing = _prepare(table, output)
+        raise KvqError("sampled_estimates needs a sampled table (with a kvq.game.table.Sampling record)")
+    names, v, out, missing = prepare_values(table, output)
     masks, s = table.masks, sampling
     plain = estimate_importance(s.sampler, names, masks, v, s.draws, s.enumerated)
     plain = replace(plain, output=out, missing=missing)
@@ -297,9 +297,9 @@ def full_importance(table: Any, output: int | str | None = None, *, step: int | 
     """Full Importance FI_i = v(R) - v(R minus i) per seed, in decades (``step`` as in
     :func:`rule_importance`).  A sampled table holds the ``n + 1`` coalitions it needs."""
     table = _at_step(table, step)
-    names, v, out, missing = _prepare(table, output)
+    names, v, out, missing = prepare_values(table, output)
     n = len(names)
-    if _sampling(table) is None:
+    if sampling_of(table) is None:
         full = v.shape[0] - 1
         per_seed = (v[full] - v[full ^ (1 << np.arange(n))]).T
     else:
@@ -314,18 +314,18 @@ def interactions(
     table: Any, weighting: str = "uniform", output: int | str | None = None, *, step: int | None = None
 ) -> Importance:
     """Pairwise interactions of rules i<j (names "a & b"), per seed, in decades; > 0 = synergy
-    (see :func:`kvq.verdicts.pair_relations` for synergy / substitution / conflict).
+    (see :func:`kvq.game.verdicts.pair_relations` for synergy / substitution / conflict).
 
     ``weighting="shapley"`` is the Shapley interaction index, ``"uniform"`` the Banzhaf interaction.
     Needs a complete table.
     """
     _check_weighting(weighting)
     _every_coalition(table, "pair interactions", "run an exact scan (kvq.scan) of these rules for them")
-    names, v, out, missing = _prepare(table, output, step)
+    names, v, out, missing = prepare_values(table, output, step)
     if len(names) < 2:
         raise KvqError(f"interactions need at least 2 rules, the table has {len(names)}")
     pairs = tuple(f"{a} & {b}" for a, b in combinations(names, 2))
-    per_seed = _weighted(*_pair_terms(v), weighting)
+    per_seed = weighted_mean(*_pair_terms(v), weighting)
     return _result("interaction", weighting, pairs, per_seed, out, missing)
 
 
@@ -333,7 +333,7 @@ def dependence_profile(table: Any, output: int | str | None = None, *, step: int
     """Delta_i(S) of each rule grouped by coalition size |S| = 0..n-1 (mean, se, raw samples).
     Needs a complete table."""
     _every_coalition(table, "dependence profiles", "run an exact scan (kvq.scan) of these rules for them")
-    names, v, out, missing = _prepare(table, output, step)
+    names, v, out, missing = prepare_values(table, output, step)
     n = len(names)
     delta, sizes = _marginals(v)
     mean, se = np.full((n, n), np.nan), np.full((n, n), np.nan)

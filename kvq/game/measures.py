@@ -86,7 +86,7 @@ class DependenceProfile:
 
 @dataclass(frozen=True, eq=False)
 class SampledImportance(Importance):
-    """An :class:`~kvq.importance.Importance` estimated from sampled coalitions; ``se`` is
+    """An :class:`~kvq.game.importance.Importance` estimated from sampled coalitions; ``se`` is
     the total standard error, ``se_sampling`` and ``se_seeds`` its parts [k]; ``samples``
     how many draws (msr: coalitions; permutation: antithetic pairs of orders; kernel samplers:
     coalition-complement pairs) it rests on."""

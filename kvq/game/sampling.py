@@ -29,8 +29,8 @@ coalitions were drawn: the spread of the seed-averaged values over the draws) an
 which are always trained.  docs/design.md §6.
 
 This module plans the draws.  A table of the trained coalitions is a :class:`kvq.ValueTable`
-with a :class:`~kvq.table.Sampling` record (:class:`SampledResult` for a run); the estimators
-(:func:`estimate_importance`, :func:`adjusted_importance`) live in :mod:`kvq.importance`,
+with a :class:`~kvq.game.table.Sampling` record (:class:`SampledResult` for a run); the estimators
+(:func:`estimate_importance`, :func:`adjusted_importance`) live in :mod:`kvq.game.importance`,
 where :func:`kvq.rule_importance` calls them, and are re-exported here.
 """
 

@@ -2,7 +2,7 @@
 
 :func:`summarize` computes the importances (RI in each weighting the table supports, FI, the
 dependence profile and pair interactions, per output too), the verdicts
-(:func:`kvq.verdicts.assess`) and the trajectory over the budget.  ``results.json``, the
+(:func:`kvq.game.verdicts.assess`) and the trajectory over the budget.  ``results.json``, the
 printed table, the HTML/Markdown report, the figures and sweep summaries all read this one
 :class:`Summary`.  What a table cannot give is a value, not a warning: ``not_available``
 says what is missing and why (a sampled table has its sampler's RI alone), and ``missing``

@@ -257,7 +257,7 @@ class ValueTable:
         names, errors = self.rule_names, self.errors
         n = len(names)
         if not isinstance(self.sampling, Sampling):
-            raise KvqError(f"sampling must be a kvq.table.Sampling; got {type(self.sampling).__name__}")
+            raise KvqError(f"sampling must be a kvq.game.table.Sampling; got {type(self.sampling).__name__}")
         if self.masks is None:
             raise KvqError("a sampled table needs its masks [M, n]: which coalition each row of errors holds")
         masks = np.asarray(self.masks)
@@ -518,7 +518,7 @@ class SampledResult(ScanResult):
 
     def __post_init__(self) -> None:
         if self.sampling is None:
-            raise KvqError("a SampledResult needs its sampling record (kvq.table.Sampling)")
+            raise KvqError("a SampledResult needs its sampling record (kvq.game.table.Sampling)")
         super().__post_init__()
 
     @property
@@ -552,14 +552,14 @@ class SampledResult(ScanResult):
 
     @property
     def ri(self) -> Any:
-        """The RI estimate (a :class:`kvq.importance.SampledImportance`)."""
+        """The RI estimate (a :class:`kvq.game.importance.SampledImportance`)."""
         from kvq.game.importance import rule_importance
 
         return rule_importance(self)
 
     @property
     def fi(self) -> Any:
-        """FI from the ``n + 1`` coalitions it needs (a :class:`kvq.importance.Importance`)."""
+        """FI from the ``n + 1`` coalitions it needs (a :class:`kvq.game.importance.Importance`)."""
         from kvq.game.importance import full_importance
 
         return full_importance(self)
@@ -585,7 +585,7 @@ class SampledResult(ScanResult):
         own RI, so an estimate it adjusted reads back as the plain estimate of the same draws
         (the report says so)."""
         if d.get("kind") != "kvq.SampledResult":
-            raise KvqError(f"not a sampled estimate (kind {d.get('kind')!r}); kvq writes these as sampled.json")
+            raise KvqError(f"not a sampled estimate (kind {d.get('kind')!r}); older kvq wrote these as sampled.json")
         errors = np.array(d["errors"], float)
         proxy = {k: v for k, v in (d.get("proxy") or {}).items() if k != "values"}
         if proxy:

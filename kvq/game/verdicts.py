@@ -29,14 +29,14 @@ from kvq.core.coalitions import mask_index
 from kvq.errors import KvqError
 from kvq.game.importance import (
     Importance,
-    _pair_parts,
-    _prepare,
-    _sampling,
-    _weighted,
     full_importance,
     own_weighting,
+    pair_parts,
+    prepare_values,
     rule_importance,
+    sampling_of,
     values,
+    weighted_mean,
 )
 from kvq.game.measures import mean_se
 from kvq.game.table import ValueTable, json_ready
@@ -125,9 +125,9 @@ def capped_share(table: Any) -> float:
 
 def _with_errors(table: Any, errors: np.ndarray) -> Any:
     """``table``'s game with other ``errors`` (same rows): a (names, errors) pair, or for a
-    sampled table a :class:`~kvq.table.ValueTable` with its masks and sampling record."""
+    sampled table a :class:`~kvq.game.table.ValueTable` with its masks and sampling record."""
     names = tuple(table.rule_names)
-    if _sampling(table) is None:
+    if sampling_of(table) is None:
         return names, errors
     return ValueTable(names, errors, masks=table.masks, sampling=table.sampling)
 
@@ -150,7 +150,7 @@ def settledness(
     (stopped ones keep their final errors), per seed.  The rule is settled when the drift of
     its RI and of its FI is below ``max(atol, rtol * |final value|)`` decades, counting two
     standard errors of the drift against it, and at most ``max_capped`` of the trainings
-    ran into the cap.  ``weighting`` None: the table's own (:func:`kvq.importance.own_weighting`).
+    ran into the cap.  ``weighting`` None: the table's own (:func:`kvq.game.importance.own_weighting`).
     Criterion and constants: ``docs/design.md``.
     """
     weighting = weighting or own_weighting(table)
@@ -301,7 +301,7 @@ def eliminate(
     if not hasattr(table, "restrict"):
         raise KvqError(f"eliminate needs a kvq.ValueTable or ScanResult; got {type(table).__name__}")
     weighting = weighting or own_weighting(table)
-    if _sampling(table) is not None:
+    if sampling_of(table) is not None:
         return _eliminate_sampled(table, weighting, min_effect, require_settled)
     active = list(table.rule_names)
     removed: list[str] = []
@@ -432,13 +432,13 @@ def pair_relations(
     """Synergy, substitution or conflict for every pair of rules (see :class:`PairRelations`);
     None for a sampled table, which lacks the coalitions they average over (why:
     :data:`SAMPLED_PAIRS`)."""
-    if _sampling(table) is not None:
+    if sampling_of(table) is not None:
         return None
-    names, v, _, _ = _prepare(table, output)
+    names, v, _, _ = prepare_values(table, output)
     if len(names) < 2:
         raise KvqError(f"pair relations need at least 2 rules, the table has {len(names)}")
-    joint, first, second, sizes = _pair_parts(v)
-    per_seed = [_weighted(t, sizes, weighting) for t in (joint, first, second, joint - first - second)]
+    joint, first, second, sizes = pair_parts(v)
+    per_seed = [weighted_mean(t, sizes, weighting) for t in (joint, first, second, joint - first - second)]
     (j, _), (a, _), (b, _), (inter, inter_se) = (mean_se(p) for p in per_seed)
     pairs = tuple(combinations(names, 2))
     relation = tuple(classify_pair(j[k], a[k], b[k], inter[k], inter_se[k], min_effect) for k in range(len(pairs)))
@@ -471,7 +471,7 @@ def best_rule_set(table: Any, kept: tuple[str, ...] | None = None) -> dict[str, 
     """
     names = tuple(table.rule_names)
     n = len(names)
-    sampled = _sampling(table) is not None
+    sampled = sampling_of(table) is not None
     v = values(table.errors)  # [rows, S]
     complete = np.isfinite(v).all(axis=1)
     if not complete.any():
@@ -546,7 +546,7 @@ def assess(table: Any, weighting: str | None = None) -> Assessment:
     pairs = pair_relations(table, weighting) if len(table.rule_names) >= 2 else None
     best = best_rule_set(table, elim.kept)
     notes = {}
-    if _sampling(table) is not None:
+    if sampling_of(table) is not None:
         notes = {
             "pair_relations": SAMPLED_PAIRS,
             "elimination": f"{SAMPLED_ELIMINATION}: one round only (docs/design.md §3)",

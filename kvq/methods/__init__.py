@@ -8,7 +8,7 @@
 A method states what identifies its result (:meth:`record`) and its trainings
 (:meth:`training`), checks that it applies (:meth:`check`) and, given a prepared engine
 (:class:`kvq.engine.Engine`, warm start done), returns an :class:`Outcome`: the trained
-table and what the result records about it.  :mod:`kvq.pipeline` does everything around
+table and what the result records about it.  :mod:`kvq.workflows.pipeline` does everything around
 that, once for every method.
 """
 

@@ -118,7 +118,7 @@ def stack_tables(parts: list[Tabulated]) -> Tabulated:
 class Outcome(NamedTuple):
     """What a method hands the pipeline: the ``table``, the ``estimator`` record
     (``{"settings": ..., "diagnostics": ...}``; empty for an exact scan), the method's own
-    ``timing`` phases (seconds), and for a sampled table its :class:`~kvq.table.Sampling`."""
+    ``timing`` phases (seconds), and for a sampled table its :class:`~kvq.game.table.Sampling`."""
 
     table: Tabulated
     estimator: dict[str, Any]

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import re
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,11 +42,10 @@ from kvq.present.report import (
     sampled_lines,
     settledness_lines,
 )
-from kvq.store.results import FOLDER_MARKERS, RESULTS, load_result
+from kvq.store.results import FOLDER_MARKERS, load_result, read_folder
 
 FIGURES = "report_files"
-SWEEP = FOLDER_MARKERS["sweep"]
-TUNE = FOLDER_MARKERS["tuning"]
+RESULTS = FOLDER_MARKERS["scan"]
 FORMATS = ("html", "md")
 UNITS = (
     "Importances are in decades: log10(MSE without the rule / MSE with it), mean ± 1 standard error "
@@ -329,28 +329,6 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise KvqError(f"{str(path)!r} does not hold a JSON object; the results folder is damaged")
     return data
-
-
-def _detect(directory: Path) -> tuple[str, dict[str, Any]]:
-    expected = (
-        f"a kvq results folder must contain {RESULTS} (kind kvq.ScanResult, written by `kvq scan` or "
-        f"ScanResult.save), {SWEEP} (kind kvq.SweepResult, a sweep) or {TUNE} (kind kvq.TuneResult, "
-        "a weight tuning)"
-    )
-    if not directory.is_dir():
-        raise KvqError(f"{str(directory)!r} is not a folder; {expected}")
-    for name, kind, label in (
-        (SWEEP, "kvq.SweepResult", "sweep"),
-        (TUNE, "kvq.TuneResult", "tune"),
-        (RESULTS, "kvq.ScanResult", "scan"),
-    ):
-        path = directory / name
-        if path.exists():
-            meta = _read_json(path)
-            if meta.get("kind") != kind:
-                raise KvqError(f"{str(path)!r} has kind {meta.get('kind')!r}, not {kind!r}; {expected}")
-            return label, meta
-    raise KvqError(f"{str(directory)!r} holds no kvq results; {expected}")
 
 
 RI_HEADS = {"uniform": "RI uniform (Banzhaf)", "shapley": "RI Shapley"}
@@ -674,8 +652,7 @@ def _sweep(doc: _Doc, directory: Path, meta: dict[str, Any]) -> None:
             continue
         doc.para(
             f"Folder: {rel} (a scan folder: `kvq report {rel}` writes its full report). "
-            f"Validation MSE with all rules: {mse_summary(result.errors[-1])}; with no rules: "
-            f"{mse_summary(result.errors[0])}."
+            f"Validation MSE with all rules: {_mse(result, 1)}; with no rules: {_mse(result, 0)}."
         )
         doc.figure(
             f"point-{_slug(rel)}-importance.png",
@@ -808,25 +785,26 @@ def write_report(directory: str | Path, fmt: str = "html", out: str | Path | Non
 
     The folder is a scan (``results.json``), a sweep (``sweep.json``) or a weight tuning
     (``tune.json``).  ``fmt="html"``: one self-contained file (figures embedded, no external
-    links); ``fmt="md"``: Markdown linking the figures by relative path.  Figures go to
-    ``directory/report_files/``; the report to ``out`` (default ``directory/report.html`` or
+    links; nothing is written beside it); ``fmt="md"``: Markdown linking the figures by relative
+    path, which go to ``directory/report_files/``; the report to ``out`` (default ``directory/report.html`` or
     ``report.md``).  Without matplotlib the report has the tables only.
     """
     if fmt not in FORMATS:
         raise KvqError(f"unknown report format {fmt!r}; choose 'html' or 'md'")
     directory = Path(directory)
-    kind, meta = _detect(directory)
+    kind, meta = read_folder(directory)
     target = Path(out) if out is not None else directory / f"report.{fmt}"
     plotting = importlib.util.find_spec("matplotlib") is not None
-    figdir = directory / FIGURES
-    if plotting:
-        figdir.mkdir(parents=True, exist_ok=True)
-    doc = _Doc(figdir, plotting)
-    {"scan": _scan, "sweep": _sweep, "tune": _tune}[kind](doc, directory, meta)
-    if not plotting:
-        doc.note("Figures omitted: plotting needs matplotlib (pip install 'kvq[plot]').")
-    doc.para("Written by `kvq report` from the files in this folder (nothing was retrained).")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    text = doc.html() if fmt == "html" else doc.markdown(target.parent.resolve())
+    with tempfile.TemporaryDirectory() as scratch:  # an HTML report embeds its figures: no folder beside it
+        figdir = directory / FIGURES if fmt == "md" else Path(scratch)
+        if plotting:
+            figdir.mkdir(parents=True, exist_ok=True)
+        doc = _Doc(figdir, plotting)
+        {"scan": _scan, "sweep": _sweep, "tuning": _tune}[kind](doc, directory, meta)
+        if not plotting:
+            doc.note("Figures omitted: plotting needs matplotlib (pip install 'kvq[plot]').")
+        doc.para("Written by `kvq report` from the files in this folder (nothing was retrained).")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        text = doc.html() if fmt == "html" else doc.markdown(target.parent.resolve())
     target.write_text(text, encoding="utf-8")
     return target

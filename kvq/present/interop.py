@@ -34,6 +34,11 @@ def shapiq_game(table: Any, seed: int | None = None) -> Any:
     """A ``shapiq.Game`` over ``table``'s rules (player ``i`` = rule ``i``) whose value of a
     coalition is ``-log10(error)``: the mean over the seeds that trained it, or seed column
     ``seed``.  Not normalised (the empty coalition keeps its value)."""
+    if getattr(table, "sampling", None) is not None:
+        raise KvqError(
+            "a shapiq Game needs the value of every coalition, and this table was sampled; run an exact scan, "
+            "or give shapiq's approximators a game of your own"
+        )
     shapiq = _shapiq()
     names, errors = tuple(table.rule_names), np.asarray(table.errors, float)
     if seed is not None and not 0 <= seed < errors.shape[1]:

@@ -268,7 +268,7 @@ def plot_interactions(
     (Banzhaf weights, or Shapley interaction weights with ``weighting="shapley"``), mean ± 1 se
     over seeds; blue (> 0): synergy, the pair is worth more together; red (< 0): substitution
     (one stands in for the other) or conflict (together worse than either alone); each cell
-    names the relation :func:`kvq.verdicts.pair_relations` gives it.
+    names the relation :func:`kvq.game.verdicts.pair_relations` gives it.
     """
     n = len(getattr(table, "rule_names", ()) or ())
     if n < 2:

@@ -68,7 +68,7 @@ def importance_table(table: ValueTable, rerun: str | None = None, summary: Summa
     training caps and settledness, improper rules by backward elimination, conflicts and
     synergies between rules, and the best rule set.  ``rerun``: the command that re-runs
     the scan with a longer budget (shown when a rule is unsettled); ``summary``: the table's
-    :func:`kvq.summary.summarize` (computed here when not given).
+    :func:`kvq.game.summary.summarize` (computed here when not given).
 
     A sampled table (docs/design.md §6) shows its sampler's RI ± se with the se's sampling and
     seed parts, and under the table what was trained and drawn and what the proxy did.

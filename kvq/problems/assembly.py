@@ -4,7 +4,7 @@ A problem module states its :class:`~kvq.problems.spec.Spec`, its rules, its ref
 solution, the points observations and validation points come from and its splits;
 :func:`builtin` turns those into ``make(n_data, noise, split, seed, n_valid,
 noisy_validation[, wrong]) -> Problem``: option checks, the wrong-rule option, the data
-and the :class:`~kvq.rules.Problem` are written here once.
+and the :class:`~kvq.problems.rules.Problem` are written here once.
 """
 
 from __future__ import annotations

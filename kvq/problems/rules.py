@@ -3,7 +3,7 @@
 A *rule* is a loss term that encodes prior knowledge.  Its loss receives the model as a
 function of ONE input point, ``u(p: [d_in]) -> [d_out]``, and a batch of points
 ``[P, d_in]``, so any derivative can be taken with ``jax.grad``/``jax.jvp`` (or the
-helpers in :mod:`kvq.derivatives`) on the point function and ``vmap``-ped over the batch.
+helpers in :mod:`kvq.core.derivatives`) on the point function and ``vmap``-ped over the batch.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from kvq.core.coalitions import mask_index
 from kvq.core.devices import is_writer
 from kvq.engine.identity import result_fingerprint
 from kvq.errors import KvqError
@@ -69,10 +70,30 @@ def check_output_dir(directory: str | Path, fp: str, overwrite: bool, kind: str 
     return path
 
 
+FOLDER_KINDS = {"scan": "kvq.ScanResult", "sweep": "kvq.SweepResult", "tuning": "kvq.TuneResult"}
+"""The ``kind`` each folder kind's index file records."""
+EXPECTED = (
+    f"a kvq results folder holds {RESULTS} (a scan or estimate: `kvq scan`, ScanResult.save), "
+    f"{FOLDER_MARKERS['sweep']} (`kvq sweep`) or {FOLDER_MARKERS['tuning']} (`kvq tune`)"
+)
+
+
 def folder_kind(directory: str | Path) -> str | None:
     """The kind of kvq run saved in ``directory`` (a key of ``FOLDER_MARKERS``), or None."""
     path = Path(directory)
     return next((kind for kind, marker in FOLDER_MARKERS.items() if (path / marker).exists()), None)
+
+
+def read_folder(directory: str | Path) -> tuple[str, dict[str, Any]]:
+    """``(kind, index)`` of the kvq run saved in ``directory`` (its index file read and checked);
+    a KvqError that says what a results folder holds when it is none, or a damaged one."""
+    path = Path(directory)
+    if not path.is_dir():
+        raise KvqError(f"{str(path)!r} is not a folder; {EXPECTED}")
+    kind = folder_kind(path)
+    if kind is None:
+        raise KvqError(f"{str(path)!r} holds no kvq results; {EXPECTED}")
+    return kind, read_meta(path / FOLDER_MARKERS[kind], FOLDER_KINDS[kind], f"kvq {kind}")
 
 
 def results_folder(directory: str | Path, fp: str, overwrite: bool, kind: str = "scan") -> Path:
@@ -110,7 +131,7 @@ def load_finished(directory: str | Path, fp: str) -> ScanResult | None:
         return None
     try:
         result = load_result(path)
-    except (KvqError, OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+    except (KvqError, KeyError) as e:  # a missing key: a results.json that is not what kvq wrote
         warnings.warn(
             f"the saved result in {path} is damaged ({str(e).splitlines()[0][:200]}); the run is computed again",
             RuntimeWarning,
@@ -161,7 +182,7 @@ def save_result(result: ScanResult, directory: str | Path, overwrite: bool = Fal
     every, none = result.row_of([1] * n), result.row_of([0] * n)
     diverged = [
         {
-            "mask": int(k),
+            "mask": mask_index(result.masks[k]),
             "rules_on": [result.rule_names[j] for j in range(n) if result.masks[k, j]],
             "seed": int(result.seeds[s]),
         }
@@ -237,7 +258,7 @@ def _write_csv(result: ScanResult, path: Path) -> None:
                 per_out = [repr(float(e)) for e in by_output[k, s]] if by_output is not None else []
                 w.writerow(
                     [
-                        k,
+                        mask_index(result.masks[k]),
                         *map(int, result.masks[k]),
                         seed,
                         repr(float(result.errors[k, s])),
@@ -259,17 +280,9 @@ def read_meta(path: Path, kind: str, what: str) -> dict[str, Any]:
     except ValueError as e:
         raise KvqError(f"{str(path)!r} is not valid JSON ({e}); the {what} is damaged") from None
     if not isinstance(meta, dict) or meta.get("kind") != kind:
-        raise KvqError(f"{str(path)!r} is not a {what}")
+        found = meta.get("kind") if isinstance(meta, dict) else type(meta).__name__
+        raise KvqError(f"{str(path)!r} is not a {what} (its kind is {found!r}, not {kind!r})")
     return meta
-
-
-def load_if_same(directory: str | Path, fp: str) -> ScanResult | None:
-    """The result saved in ``directory`` if it is the scan ``fp`` (None: absent, damaged or different)."""
-    try:
-        result = load_result(directory)
-    except KvqError:
-        return None
-    return result if result_fingerprint(result) == fp else None
 
 
 def load_result(directory: str | Path) -> ScanResult:
@@ -279,8 +292,11 @@ def load_result(directory: str | Path) -> ScanResult:
     if not meta_path.exists() or not npz_path.exists():
         raise KvqError(f"{str(path)!r} holds no kvq result ({RESULTS} and {TABLE_NPZ} are needed)")
     meta = read_meta(meta_path, "kvq.ScanResult", "kvq scan result")
-    with open(npz_path, "rb") as fh, np.load(fh) as z:  # our handle: closed even when the file is damaged
-        arrays = {k: z[k] for k in z.files}
+    try:
+        with open(npz_path, "rb") as fh, np.load(fh) as z:  # our handle: closed even when the file is damaged
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise KvqError(f"{str(npz_path)!r} cannot be read ({type(e).__name__}: {e}); the result is damaged") from None
     names = tuple(meta["rule_names"])
     if "rule_names" in arrays and tuple(str(s) for s in arrays["rule_names"]) != names:
         raise KvqError(f"{str(path)!r}: the rule names in {RESULTS} and {TABLE_NPZ} disagree; the result is damaged")

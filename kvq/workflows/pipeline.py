@@ -23,6 +23,7 @@ from kvq.engine.checkpoint import Checkpoint, stored_fingerprint
 from kvq.engine.identity import recorded_config, run_fingerprint, training_fingerprint
 from kvq.engine.plan import check_inputs
 from kvq.engine.runner import environment
+from kvq.errors import KvqError
 from kvq.game.table import SampledResult, ScanResult
 from kvq.methods import Method, Tabulated, method_for
 from kvq.problems.rules import Dataset, Problem
@@ -30,6 +31,13 @@ from kvq.store import results as io
 
 CHECKPOINT_DIR = ".checkpoint"
 """Where a run saved into a folder keeps its training state until its result is written."""
+EVENTS = ("loaded", "resumed")
+"""Progress phases that are events, not counts (see :func:`run`)."""
+
+
+def tagged(progress: Progress, tag: str) -> Progress:
+    """``progress`` with ``tag`` before every counted phase (``"[1/2] train"``); events pass as they are."""
+    return lambda phase, done, total: progress(phase if phase in EVENTS else f"{tag} {phase}", done, total)
 
 
 def _quiet(phase: str, done: int, total: int) -> None:
@@ -37,7 +45,7 @@ def _quiet(phase: str, done: int, total: int) -> None:
 
 
 def fingerprint(problem: Problem, config: ScanConfig, method: Method, model: Any = None) -> str:
-    """The identity of ``method``'s result on ``problem`` (:mod:`kvq.identity`)."""
+    """The identity of ``method``'s result on ``problem`` (:mod:`kvq.engine.identity`)."""
     return run_fingerprint(problem, config, method.record(config), model)
 
 
@@ -148,6 +156,8 @@ def run(
     progress = progress or _quiet
     fp = fingerprint(problem, config, method, model)
     folder = None
+    if out is not None and checkpoint is not None:
+        raise KvqError("give out= (a results folder, which keeps its own checkpoint) or checkpoint=, not both")
     if out is not None:
         folder = io.results_folder(out, fp, overwrite, "scan")
         finished = io.load_finished(folder, fp)
@@ -201,7 +211,7 @@ def scan(
     validation MSE of the weights it ended with (docs/design.md §2); a training whose loss
     became NaN/inf is marked diverged, its error is NaN and it is named in a warning (the
     importance functions leave it out of their averages).  ``model``: the network to train
-    (:mod:`kvq.models`: a pure ``(init, apply)`` pair, a Flax Linen or NNX module; default
+    (:mod:`kvq.core.models`: a pure ``(init, apply)`` pair, a Flax Linen or NNX module; default
     kvq's MLP from the config).
     """
     config = ScanConfig.preset("quick") if config is None else config
@@ -244,8 +254,8 @@ def estimate(
     ``budget`` (:class:`kvq.methods.Sampled`: ``target_se``, ``sample_seed``, ``proxy``,
     ``proxy_budget``).
 
-    Every method returns a :class:`~kvq.table.ScanResult` (a sampled one a
-    :class:`~kvq.table.SampledResult`, the same family, holding the coalitions it trained)
+    Every method returns a :class:`~kvq.game.table.ScanResult` (a sampled one a
+    :class:`~kvq.game.table.SampledResult`, the same family, holding the coalitions it trained)
     with ``method`` set and ``result.estimator = {"settings": {...}, "diagnostics": {...}}``
     (anchor, CG iterations and relative residuals, ...); ``timing`` adds the phases
     (``anchor_s``, ``solve_s``, ``finetune_s``, ``refine_s``, ``proxy_s``).  ``out``,

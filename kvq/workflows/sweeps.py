@@ -39,21 +39,21 @@ from kvq.errors import KvqError
 from kvq.game.summary import summarize
 from kvq.game.table import ScanResult, json_ready, provided
 from kvq.game.trend import mann_kendall
-from kvq.methods import METHODS, Exact, method_for
+from kvq.methods import METHODS, Exact, Sampled, method_for
 from kvq.problems.rules import Problem
 from kvq.store.results import (
     FOLDER_MARKERS,
     check_output_dir,
     discard,
     folder_fingerprint,
-    load_if_same,
+    load_finished,
     load_result,
     read_meta,
     save_result,
     write_atomic,
     write_json,
 )
-from kvq.workflows.pipeline import fingerprint, make_result, prepare, run
+from kvq.workflows.pipeline import fingerprint, make_result, prepare, run, tagged
 
 SWEEP_JSON = FOLDER_MARKERS["sweep"]
 SUMMARY_CSV = "summary.csv"
@@ -207,7 +207,9 @@ def summary_rows(points: Sequence[SweepPoint], results: Sequence[ScanResult]) ->
         improper = set(summary.assessment.elimination.removed)
         settle = summary.assessment.settledness
         kinds = rule_kinds(result.problem)
-        mse_all, mse_none = _seed_mean(result.errors[-1]), _seed_mean(result.errors[0])
+        every, none = result.row_of([1] * result.n_rules), result.row_of([0] * result.n_rules)
+        mse_all = _seed_mean(result.errors[every]) if every is not None else float("nan")
+        mse_none = _seed_mean(result.errors[none]) if none is not None else float("nan")
         for i, name in enumerate(result.rule_names):
             rows.append(
                 {
@@ -421,7 +423,7 @@ def _sweep_dir(directory: str | Path, fp: str, overwrite: bool) -> Path:
 
 def _finished(path: Path | None, point: SweepPoint, fp: str) -> ScanResult | None:
     """The saved result of ``point`` if its folder holds the scan ``fp``."""
-    return None if path is None else load_if_same(path / "points" / point.label, fp)
+    return None if path is None else load_finished(path / "points" / point.label, fp)
 
 
 def _train_group(
@@ -489,6 +491,11 @@ def sweep(
     if method not in METHODS:
         raise KvqError(f"unknown method {method!r}; choose one of {METHODS}")
     chosen = method_for(method, **settings)
+    if isinstance(chosen, Sampled):
+        raise KvqError(
+            "a sweep trains exact scans or finetune/newton estimates; sample coalitions point by point with "
+            "kvq.estimate(problem, config, coalitions=..., budget=...)"
+        )
     options = dict(problem_options or {})
     clash = sorted(set(options) & {"n_data", "noise", "split", "seed"})
     if clash:
@@ -521,7 +528,7 @@ def sweep(
     todo = [g for g in groups if any(results[k] is None for k in g)]  # a group reruns whole: the same batch
     for gi, group in enumerate(todo):
         tag = f"[{gi + 1}/{len(todo)}]"
-        step = lambda phase, d, t, tag=tag: progress(f"{tag} {phase}", d, t)
+        step = tagged(progress, tag)
         ckpt_dir = None if path is None else path / CHECKPOINTS / f"{points[group[0]].label}-{len(group)}"
         if method == "exact":
             ckpt = (

@@ -11,7 +11,7 @@
 - :func:`evaluate_weights`: the all-rules training at given weights, scored on the
   validation set (the comparison in ``benchmarks/tune_weights.py``).
 
-Improper knowledge is flagged by :func:`kvq.importance.improper_rules`.
+Improper knowledge is flagged by :func:`kvq.game.importance.improper_rules`.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from kvq.store.results import (
     read_meta,
     write_json,
 )
-from kvq.workflows.pipeline import fingerprint, prepare, run
+from kvq.workflows.pipeline import fingerprint, prepare, run, tagged
 
 TUNE_JSON = FOLDER_MARKERS["tuning"]
 INACTIVE = 1e-6  # balance_weights: a rule gradient below this share of the reference's is left alone
@@ -137,7 +137,8 @@ class TuneResult:
 
 def _step(iteration: int, weights: np.ndarray, mu: float, result: ScanResult, weighting: str) -> TuneStep:
     ri = rule_importance(result, weighting)
-    full = result.errors[-1][np.isfinite(result.errors[-1])]
+    every = result.errors[result.row_of([1] * result.n_rules)]  # every table holds the all-rules coalition
+    full = every[np.isfinite(every)]
     se = full.std(ddof=1) / np.sqrt(full.size) if full.size > 1 else float("nan")
     mse = float(full.mean()) if full.size else float("inf")
     return TuneStep(
@@ -157,7 +158,7 @@ def _tuning_dir(directory: str | Path, fp: str, overwrite: bool) -> Path:
     a folder that holds a different tuning; refuse a scan's or a sweep's folder."""
     path = check_output_dir(directory, fp, overwrite, "tuning")
     if (path / TUNE_JSON).exists() and folder_fingerprint(path, "tuning") != fp:  # overwrite was given
-        discard(*path.glob("iter-*"), path / ".checkpoint", path / TUNE_JSON)
+        discard(*path.glob("iter-*"), path / TUNE_JSON)
     return path
 
 
@@ -201,11 +202,7 @@ def tune_weights(
     for it in range(iterations + 1):
         current = with_weights(problem, weights)
         folder = None if path is None else path / f"iter-{it}"
-        tag = f"[iter {it}/{iterations}]"
-
-        def step_progress(phase: str, done: int, total: int, tag: str = tag) -> None:
-            progress(f"{tag} {phase}", done, total)
-
+        step_progress = tagged(progress, f"[iter {it}/{iterations}]")
         result = run(current, config, chosen, out=folder, overwrite=True, model=model, progress=step_progress)
         step = _step(it, weights, step_mu, result, weighting)
         accepted = best is None or step.mse_all <= best.mse_all
