@@ -490,7 +490,10 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
     out.flush()
     progress = ProgressPrinter()
 
+    events: list[str] = []
+
     def report(phase: str, done: int, total: int) -> None:
+        events.append(phase)
         if phase == "loaded":
             out.write(f"kvq: {outdir}/ holds this run already; nothing to train (--overwrite does not retrain it)\n")
         elif phase == "resumed":
@@ -499,6 +502,7 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
             progress(phase, done, total)
 
     model = _model(args)
+    started = time.perf_counter()
     result = _warned(
         lambda: run(problem, config, chosen, progress=report, out=outdir, overwrite=args.overwrite, model=model)
     )
@@ -520,10 +524,16 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
     out.write("\n" + importance_table(result, rerun=_rerun(args, config.steps * 2, outdir)) + "\n\n")
     rate = t["subset_steps_per_s"]
     speed = f"at {rate:,.0f} subset-steps/s" if rate else "all of it resumed from the checkpoint"
-    out.write(
-        f"time: {t['total_s']:.1f} s total ({t['compile_s']:.1f} s compiling, {t['train_s']:.1f} s training "
-        f"{speed}, {t['programs']} program(s)) on {result.environment.get('device', '?')}\n"
+    timing = (
+        f"{t['total_s']:.1f} s total ({t['compile_s']:.1f} s compiling, {t['train_s']:.1f} s training "
+        f"{speed}, {t['programs']} program(s)) on {result.environment.get('device', '?')}"
     )
+    if "loaded" in events:
+        out.write(
+            f"time: loaded from {outdir}/ in {time.perf_counter() - started:.1f} s; the saved run took {timing}\n"
+        )
+    else:
+        out.write(f"time: {timing}\n")
     if result.estimator and result.method in ("finetune", "newton"):
         diag = result.estimator.get("diagnostics", {})
         cg = diag.get("cg_relative_residual_max")

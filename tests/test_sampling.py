@@ -385,7 +385,9 @@ def test_the_command_line_samples_coalitions(tmp_path, capsys):
     shown = capsys.readouterr().out
     table = printed[printed.index("rule "):printed.index("\nre-run")]
     assert shown.startswith("scan: ") and table in shown
-    assert main(args) == 0 and "holds this run already" in capsys.readouterr().out  # loaded, not trained
+    assert main(args) == 0  # the same run again: loaded, not trained
+    again = capsys.readouterr().out
+    assert "holds this run already" in again and f"time: loaded from {tmp_path}/ in " in again
     assert main(["report", str(tmp_path)]) == 0 and (tmp_path / "report.html").exists()
     assert main([*args[:-4], "--budget", "12", "--method", "newton"]) == 2
     assert "--coalitions" in capsys.readouterr().err
