@@ -22,6 +22,7 @@ from kvq.present.document import write_report  # noqa: E402
 from kvq.errors import KvqError  # noqa: E402
 from kvq.game.importance import full_importance, rule_importance  # noqa: E402
 from kvq.present.plots import plot_dependence, plot_interactions, plot_sweep, plot_tuning  # noqa: E402
+from kvq.present.report import importance_table  # noqa: E402
 from kvq.game.table import ScanResult  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -355,3 +356,22 @@ def test_report_pages_fit_a_1200_pixel_window(folders, tmp_path):
     wide = tmp_path / "wide.html"
     wide.write_text(doc.html())
     assert _laid_out_width(wide) == (1200, [])
+
+
+def _additive(effects, seeds=4, noise=0.01, seed=0):
+    """A value table whose rules add ``effects`` decades each, with a little seed noise."""
+    rng = np.random.default_rng(seed)
+    masks = all_masks(len(effects))
+    v = masks @ np.asarray(effects, float)  # [2^n]
+    errors = 0.1 * 10.0 ** -(v[:, None] + noise * rng.standard_normal((len(v), seeds)))
+    return kvq.ValueTable(tuple(f"r{i}" for i in range(len(effects))), errors)
+
+
+def test_the_verdict_line_says_what_helps_what_is_improper_and_when_nothing_matters():
+    line = importance_table(_additive([0.5, 0.0])).splitlines()[-1]
+    assert line.startswith("verdict: no rule is improper; helps: r0") and "settledness unknown" in line
+    assert "r1" not in line
+    line = importance_table(_additive([0.5, -0.5])).splitlines()[-1]
+    assert line.startswith("verdict: IMPROPER r1") and "helps: r0" in line
+    line = importance_table(_additive([0.01, -0.02])).splitlines()[-1]
+    assert line.startswith("verdict: no rule matters here (every |RI| is below the minimum effect, 0.05 decades)")

@@ -135,7 +135,45 @@ def importance_table(table: ValueTable, rerun: str | None = None, summary: Summa
         out.append(f"pair relations: not available ({verdicts.notes['pair_relations']})")
     out += best_set_lines(verdicts.best, score)
     out += caveats(table)
+    out.append(verdict_line(summary))
     return "\n".join(out)
+
+
+def verdict_line(summary: Summary) -> str:
+    """The table's verdict in one plain line: withheld while a rule is unsettled; else the improper
+    rules, or that no rule is, with the rules that help and hurt beyond the minimum effect (RI
+    beyond ±ATOL decades and its 95 % interval over seeds on that side of zero), or that no rule
+    matters here (every |RI| below ATOL)."""
+    settle, elim, ri = summary.assessment.settledness, summary.assessment.elimination, summary.ri
+    if settle.known and settle.unsettled:
+        return (
+            f"verdict: withheld, {len(settle.unsettled)} of {len(ri.names)} rule(s) not settled "
+            f"({', '.join(settle.unsettled)}): a longer budget may change them (re-run as above)"
+        )
+    low, high = ri.ci95()
+    mean = np.nan_to_num(ri.mean)
+    helps = [n for n, m, lo in zip(ri.names, mean, low) if m > ATOL and lo > 0]
+    hurts = [n for n, m, hi in zip(ri.names, mean, high) if m < -ATOL and hi < 0 and n not in elim.removed]
+    unknown = "" if settle.known else " (settledness unknown: this table has no checks over the budget)"
+    if elim.removed:
+        head = f"verdict: IMPROPER {', '.join(elim.removed)} (hurts beyond {ATOL} decades in every seed's interval)"
+    elif np.all(np.abs(mean) < ATOL):
+        return f"verdict: no rule matters here (every |RI| is below the minimum effect, {ATOL} decades){unknown}"
+    else:
+        head = "verdict: no rule is improper"
+    parts = [head]
+    if helps:
+        parts.append(f"helps: {', '.join(helps)}")
+    if hurts:
+        why = (
+            "several candidates, and a sampled table cannot re-estimate the game without one"
+            if elim.sampled_withheld
+            else "it no longer hurts once the improper rules are removed"
+            if elim.removed
+            else "see the elimination above"
+        )
+        parts.append(f"hurts but not flagged ({why}): {', '.join(hurts)}")
+    return "; ".join(parts) + unknown
 
 
 def sampled_lines(table: ValueTable, ri: Any, plain: Any) -> list[str]:
