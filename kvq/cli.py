@@ -28,7 +28,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 class ProgressPrinter:
-    """Progress of a scan on ``stream``: steps done of total, elapsed, subset-steps/s.
+    """Progress of a scan on ``stream``: steps done of total, elapsed, subset-steps/s and the
+    time left if every training still running ran to the step cap (a training that stops early
+    counts its remaining steps as done, so the estimate only shrinks faster than it runs).
 
     On a terminal one line is rewritten in place; otherwise a line is printed at most
     every ``every_s`` seconds and when a phase completes.
@@ -68,6 +70,8 @@ class ProgressPrinter:
         msg = (
             f"{phase:>8}: {done:,}/{total:,} {unit} ({pct:5.1f}%)  elapsed {now - self.t0:6.1f} s  {rate:,.0f} {unit}/s"
         )
+        if not finished and rate > 0:
+            msg += f"  {(total - done) / rate:,.0f} s left if nothing more stops early"
         if self.tty:
             self.stream.write("\r" + msg + ("\n" if finished else ""))
         else:

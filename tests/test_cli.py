@@ -210,3 +210,20 @@ def test_the_longer_budget_command_of_one_of_several_processes_serves_every_proc
                                     "--process-id", "1", "--steps", "10"], preset="standard")
     assert _rerun(args, 20, Path("out")) == ("kvq scan burgers --coordinator 10.0.0.1:1234 --num-processes 2 "
                                              "--process-id I --steps 20 --out out-20steps")
+
+
+def test_progress_says_how_long_is_left_while_a_phase_runs(monkeypatch):
+    import io
+
+    from kvq import cli
+
+    clock = iter([0.0, 0.0, 10.0, 20.0, 20.0])
+    monkeypatch.setattr(cli.time, "perf_counter", lambda: next(clock))
+    out = io.StringIO()
+    show = cli.ProgressPrinter(out, every_s=0)  # t0 = 0
+    show("train", 0, 1000)  # the phase starts at 0 s
+    show("train", 250, 1000)  # 10 s for a quarter: 30 s left at that rate
+    show("train", 1000, 1000)  # finished (trainings that stopped early count as done)
+    first, last = out.getvalue().splitlines()
+    assert first.endswith("25 subset-steps/s  30 s left if nothing more stops early")
+    assert "left" not in last and "(100.0%)" in last
