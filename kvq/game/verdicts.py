@@ -316,17 +316,7 @@ def eliminate(
         withheld += [name for name, m, s in zip(active, r["meets"], r["ok"]) if m and not s and name not in withheld]
         candidates = np.flatnonzero(r["meets"] & r["ok"])
         out = None if candidates.size == 0 else active[int(candidates[np.argmin(ri.mean[candidates])])]
-        rounds.append(
-            {
-                "rules": list(active),
-                "ri": ri.mean,
-                "se": ri.se,
-                "ci95_low": r["low"],
-                "ci95_high": r["high"],
-                "settled": settle.settled if settle.known else None,
-                "removed": out,
-            }
-        )
+        rounds.append(_record(active, r, out))
         if out is None:
             final = ri
             break
@@ -347,6 +337,20 @@ def _round(table: Any, weighting: str, min_effect: float, require_settled: bool)
     return {"ri": ri, "low": low, "high": high, "settle": settle, "ok": ok, "meets": meets}
 
 
+def _record(rules: list[str], r: dict[str, Any], removed: str | None) -> dict[str, Any]:
+    """One round of elimination as :class:`Elimination` records it."""
+    ri, settle = r["ri"], r["settle"]
+    return {
+        "rules": list(rules),
+        "ri": ri.mean,
+        "se": ri.se,
+        "ci95_low": r["low"],
+        "ci95_high": r["high"],
+        "settled": settle.settled if settle.known else None,
+        "removed": removed,
+    }
+
+
 def _eliminate_sampled(table: Any, weighting: str, min_effect: float, require_settled: bool) -> Elimination:
     """The first round of :func:`eliminate` on a sampled table (see there)."""
     names = list(table.rule_names)
@@ -356,15 +360,7 @@ def _eliminate_sampled(table: Any, weighting: str, min_effect: float, require_se
     candidates = np.flatnonzero(r["meets"] & r["ok"])
     out = names[int(candidates[0])] if candidates.size == 1 else None
     several = tuple(names[int(k)] for k in candidates) if candidates.size > 1 else ()
-    first = {
-        "rules": names,
-        "ri": ri.mean,
-        "se": ri.se,
-        "ci95_low": r["low"],
-        "ci95_high": r["high"],
-        "settled": settle.settled if settle.known else None,
-        "removed": out,
-    }
+    first = _record(names, r, out)
     return Elimination(
         () if out is None else (out,),
         (first,),

@@ -20,7 +20,7 @@ from kvq.core.newton import newton_directions, shift_coefficients
 from kvq.core.train import take
 from kvq.engine.batched import Engine, Progress
 from kvq.errors import KvqError
-from kvq.game.importance import values_importance
+from kvq.game.importance import values, values_importance
 from kvq.game.sampling import (
     SAMPLERS,
     WEIGHTING,
@@ -129,7 +129,9 @@ class Sampled:
                 raise KvqError(f"a budget of {budget} coalitions leaves too few {sampler} draws; raise it")
             table = stack_tables(parts)
             assert table.masks is not None  # every part holds the masks it trained
-            ri = estimate_importance(sampler, problem.rule_names, table.masks, _values(table.errors), draws, enumerated)
+            ri = estimate_importance(
+                sampler, problem.rule_names, table.masks, values(table.errors.mean(axis=-1)), draws, enumerated
+            )
             samples = ri.samples
             if self.target_se is not None and np.nanmax(ri.se_sampling) <= self.target_se:
                 break
@@ -153,7 +155,7 @@ class Sampled:
                 anchor,
                 sampler,
                 table.masks,
-                _values(table.errors),
+                values(table.errors.mean(axis=-1)),
                 self.proxy_budget or 16 * budget,
                 self.sample_seed,
                 progress,
@@ -171,13 +173,6 @@ class Sampled:
             proxy_se=arrays[2],
         )
         return Outcome(table, {"settings": self.record(engine.config), "diagnostics": info}, timing, sampling)
-
-
-def _values(errors: np.ndarray) -> np.ndarray:
-    """v = -log10 of the mean error over outputs [M, S] (NaN where diverged)."""
-    mean = errors.mean(axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(np.isfinite(mean) & (mean > 0), -np.log10(mean), np.nan)
 
 
 def _newton_proxy(

@@ -96,6 +96,14 @@ def read_folder(directory: str | Path) -> tuple[str, dict[str, Any]]:
     return kind, read_meta(path / FOLDER_MARKERS[kind], FOLDER_KINDS[kind], f"kvq {kind}")
 
 
+def _unreadable(path: Path) -> None:
+    warnings.warn(
+        f"{path / RESULTS} is damaged (no readable fingerprint); the run is computed again",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+
+
 def results_folder(directory: str | Path, fp: str, overwrite: bool, kind: str = "scan") -> Path:
     """``directory`` made ready to hold the ``kind`` of run ``fp`` (:func:`check_output_dir`);
     with ``overwrite``, a different run's result there is removed first."""
@@ -103,11 +111,7 @@ def results_folder(directory: str | Path, fp: str, overwrite: bool, kind: str = 
     stored = folder_fingerprint(path, kind)
     if kind == "scan" and (path / RESULTS).exists() and stored != fp:
         if stored is None:
-            warnings.warn(
-                f"{path / RESULTS} is damaged (no readable fingerprint); the run is computed again",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            _unreadable(path)
         discard(path / RESULTS, path / TABLE_NPZ, path / TABLE_CSV)
     return path
 
@@ -121,11 +125,7 @@ def load_finished(directory: str | Path, fp: str) -> ScanResult | None:
         return None
     stored = folder_fingerprint(path)
     if stored is None:
-        warnings.warn(
-            f"{path / RESULTS} is damaged (no readable fingerprint); the run is computed again",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+        _unreadable(path)
         return None
     if stored != fp:
         return None

@@ -25,7 +25,7 @@ from kvq.engine.plan import check_inputs
 from kvq.engine.runner import environment
 from kvq.errors import KvqError
 from kvq.game.table import SampledResult, ScanResult
-from kvq.methods import Method, Tabulated, method_for
+from kvq.methods import Method, Outcome, method_for
 from kvq.problems.rules import Dataset, Problem
 from kvq.store import results as io
 
@@ -67,23 +67,20 @@ def prepare(
 
 def make_result(
     engine: Engine,
-    outcome_table: Tabulated,
+    outcome: Outcome,
     t_start: float,
     method: str = "exact",
-    estimator: dict[str, Any] | None = None,
-    timing: dict[str, Any] | None = None,
     *,
-    sampling: Any = None,
     problem: Problem | None = None,
     seeds: Sequence[int] | None = None,
 ) -> ScanResult:
-    """The :class:`ScanResult` of a finished run (warns about diverged trainings).
+    """The :class:`ScanResult` of a method's ``outcome`` (warns about diverged trainings).
 
     ``problem``/``seeds``: what the table's seed columns are when they are a part of the
     engine's (a sweep point among the points trained together); default the engine's."""
     problem = engine.problem if problem is None else problem
     seeds = tuple(engine.seeds if seeds is None else seeds)
-    config, clock, table = engine.config, engine.clock, outcome_table
+    config, clock, table = engine.config, engine.clock, outcome.table
     errors, diverged = table.errors, table.diverged
     fields: dict[str, Any] = {
         "rule_names": problem.rule_names,
@@ -103,7 +100,7 @@ def make_result(
             "compile_s": clock.compile_s,
             "pretrain_s": clock.pretrain_s,
             "train_s": clock.train_s,
-            **(timing or {}),
+            **outcome.timing,
             "total_s": time.perf_counter() - t_start,
             "subset_steps": clock.subset_steps,
             "subset_steps_per_s": clock.subset_steps / clock.train_s if clock.train_s > 0 else None,
@@ -117,10 +114,10 @@ def make_result(
         },
         "environment": environment(),
         "method": method,
-        "estimator": estimator or {},
+        "estimator": outcome.estimator,
     }
-    if sampling is not None and table.masks is not None:
-        result: ScanResult = SampledResult(masks=table.masks, sampling=sampling, **fields)
+    if outcome.sampling is not None and table.masks is not None:
+        result: ScanResult = SampledResult(masks=table.masks, sampling=outcome.sampling, **fields)
     else:
         result = ScanResult(**fields)
     if diverged.any():
@@ -151,14 +148,14 @@ def run(
     ``out`` holds this run finished (nothing is trained) and ``("resumed", 1, 1)`` when a
     checkpoint of it is found."""
     t_start = time.perf_counter()
+    if out is not None and checkpoint is not None:
+        raise KvqError("give out= (a results folder, which keeps its own checkpoint) or checkpoint=, not both")
     check_inputs(problem, config)
     method.check(problem, config)
     progress = progress or _quiet
-    fp = fingerprint(problem, config, method, model)
     folder = None
-    if out is not None and checkpoint is not None:
-        raise KvqError("give out= (a results folder, which keeps its own checkpoint) or checkpoint=, not both")
     if out is not None:
+        fp = fingerprint(problem, config, method, model)
         folder = io.results_folder(out, fp, overwrite, "scan")
         finished = io.load_finished(folder, fp)
         if finished is not None:
@@ -172,16 +169,7 @@ def run(
             progress("resumed", 1, 1)
         ckpt = Checkpoint(checkpoint, identity, checkpoint_every_s, replace=overwrite and folder is not None)
     engine = prepare(problem, config, progress, ckpt, group=method.groups, model=model)
-    outcome = method.run(engine, progress)
-    result = make_result(
-        engine,
-        outcome.table,
-        t_start,
-        method=method.name,
-        estimator=outcome.estimator,
-        timing=outcome.timing,
-        sampling=outcome.sampling,
-    )
+    result = make_result(engine, method.run(engine, progress), t_start, method.name)
     if folder is not None:
         io.save_result(result, folder, overwrite=True)
         io.discard(folder / CHECKPOINT_DIR)

@@ -39,7 +39,7 @@ from kvq.errors import KvqError
 from kvq.game.summary import summarize
 from kvq.game.table import ScanResult, json_ready, provided
 from kvq.game.trend import mann_kendall
-from kvq.methods import METHODS, Exact, Sampled, method_for
+from kvq.methods import METHODS, Exact, Outcome, Sampled, method_for
 from kvq.problems.rules import Problem
 from kvq.store.results import (
     FOLDER_MARKERS,
@@ -441,9 +441,8 @@ def _train_group(
         out.append(
             make_result(
                 engine,
-                table.columns(cols),
+                Outcome(table.columns(cols), {}, {"points_in_batch": len(built)}),
                 t_start,
-                timing={"points_in_batch": len(built)},
                 problem=problem,
                 seeds=engine.seeds[cols],
             )
