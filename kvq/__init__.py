@@ -16,6 +16,7 @@ from kvq.core import optimizers
 from kvq.core.config import ScanConfig
 from kvq.errors import KvqError
 from kvq.game import sampling
+from kvq.game.games import estimate_game
 from kvq.game.importance import (
     DependenceProfile,
     Importance,
@@ -59,6 +60,7 @@ __all__ = [
     "dependence_profile",
     "eliminate",
     "estimate",
+    "estimate_game",
     "full_importance",
     "improper_rules",
     "interactions",

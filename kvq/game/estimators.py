@@ -10,6 +10,7 @@ import numpy as np
 
 from kvq.errors import KvqError
 from kvq.game.measures import Importance, SampledImportance
+from kvq.game.regression import REGRESSION_WEIGHTING, regression_importance
 from kvq.game.table import WEIGHTING, chain_masks, full_masks, known_sampler
 
 
@@ -161,6 +162,9 @@ def estimate_importance(
     is left out for that seed).  ``enumerated`` (kernel): the pair strata the draws hold
     completely, once each (:func:`plan_draws`); they enter with their exact means."""
     known_sampler(sampler)
+    if sampler in REGRESSION_WEIGHTING:
+        per_seed, se_sampling, count = regression_importance(sampler, masks, values, draws, enumerated)
+        return _sampled_importance(WEIGHTING[sampler], names, per_seed, se_sampling, count)
     index = _index(masks)
     n, S = masks.shape[1], values.shape[1]
     if sampler == "msr":  # each side's own mean: a draw that meets a NaN drops from its side only
@@ -234,6 +238,11 @@ def adjusted_importance(
     and the ``β`` fitted on all draws [n] (0 where not used).  ``enumerated`` as in
     :func:`estimate_importance`: those strata enter exactly, and only the sampled draws are
     corrected, towards the proxy's value less its enumerated part."""
+    if sampler in REGRESSION_WEIGHTING:
+        raise KvqError(
+            f"a proxy corrects the msr, permutation and kernel samplers; {sampler!r} fits its own model to the "
+            "values: leave proxy= out, or choose one of those samplers"
+        )
     index = _index(masks)
     a, b = _units(sampler, index, values, draws), _units(sampler, index, proxy, draws)  # [U, n, S]
     exact_a, share, rest = _enumerated_part(a, draws, enumerated)

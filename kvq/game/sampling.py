@@ -53,6 +53,7 @@ from kvq.game.estimators import (  # the estimators live beside the importances 
     stratum_of,
 )
 from kvq.game.importance import sampled_estimates
+from kvq.game.regression import REGRESSION_WEIGHTING, plan_pairs, random_pairs, regression_strata
 from kvq.game.table import (  # what a sampled table records and checks
     SAMPLERS,
     WEIGHTING,
@@ -65,6 +66,7 @@ from kvq.game.table import (  # what a sampled table records and checks
 )
 
 __all__ = [
+    "DEFAULT",
     "DRAWN",
     "FEW_DRAWS",
     "LABELS",
@@ -98,13 +100,20 @@ LABELS = {
     "permutation": "RI Shapley (perm.)",
     "kernel": "RI Shapley (kernel)",
     "kernel-banzhaf": "RI uniform (kernel)",
+    "regression": "RI Shapley (regr.)",
+    "regression-banzhaf": "RI uniform (regr.)",
 }
 DRAWN = {
     "msr": "coalitions drawn",
     "permutation": "antithetic permutation pairs",
     "kernel": "coalition-complement pairs",
     "kernel-banzhaf": "coalition-complement pairs",
+    "regression": "coalition-complement pairs",
+    "regression-banzhaf": "coalition-complement pairs",
 }
+DEFAULT = {"uniform": "regression-banzhaf", "shapley": "regression"}
+"""kvq's default sampler for each weighting (chosen by benchmarks/sampling_accuracy.py: the
+most accurate at equal budgets on unanimity games and on the trained tables)."""
 
 
 def no_draws(sampler: str, n: int) -> np.ndarray:
@@ -125,6 +134,11 @@ def draw(sampler: str, n: int, count: int, rng: np.random.Generator, exclude: tu
         return no_draws(sampler, n)
     if sampler in ("msr", "kernel-banzhaf"):
         return rng.integers(0, 2, (count, n)).astype(np.int8)
+    if sampler in REGRESSION_WEIGHTING:
+        rest = {k: s for k, s in regression_strata(REGRESSION_WEIGHTING[sampler], n).items() if k not in exclude}
+        if not rest:
+            raise KvqError("every stratum of the regression sampler is excluded: nothing left to draw")
+        return random_pairs(n, count, rest, rng)
     if sampler == "kernel":
         if n < 2:
             raise KvqError("the kernel sampler needs at least 2 rules")
@@ -181,6 +195,8 @@ def plan_draws(
     2 and n - 2, ...), so its mean enters exactly; the rest is sampled from the kernel
     restricted to the other strata.  Returns the draws (enumerated pairs first) and the
     enumerated strata, which :func:`estimate_importance` needs."""
+    if sampler in REGRESSION_WEIGHTING:
+        return plan_pairs(REGRESSION_WEIGHTING[sampler], n, budget, have, rng)
     if sampler != "kernel":
         return draws_within(sampler, n, budget, have, rng), ()
     ends = {np.zeros(n, np.int8).tobytes(), np.ones(n, np.int8).tobytes()}  # v(empty), v(all)

@@ -14,8 +14,15 @@ import numpy as np
 from kvq.core.coalitions import all_masks, mask_index
 from kvq.errors import KvqError
 
-SAMPLERS = ("msr", "permutation", "kernel", "kernel-banzhaf")
-WEIGHTING = {"msr": "uniform", "permutation": "shapley", "kernel": "shapley", "kernel-banzhaf": "uniform"}
+SAMPLERS = ("msr", "permutation", "kernel", "kernel-banzhaf", "regression", "regression-banzhaf")
+WEIGHTING = {
+    "msr": "uniform",
+    "permutation": "shapley",
+    "kernel": "shapley",
+    "kernel-banzhaf": "uniform",
+    "regression": "shapley",
+    "regression-banzhaf": "uniform",
+}
 """The importance each sampler estimates (:func:`kvq.rule_importance`'s ``weighting``)."""
 
 
@@ -66,7 +73,7 @@ def coalitions_of(sampler: str, draws: np.ndarray) -> np.ndarray:
     if sampler == "permutation":
         return chain_masks(draws).reshape(-1, n)
     pairs = np.concatenate([draws, 1 - draws]).astype(np.int8)
-    if sampler == "kernel":  # the constraint's v(empty) and v(all)
+    if sampler in ("kernel", "regression", "regression-banzhaf"):  # v(empty) and v(all)
         pairs = np.concatenate([np.zeros((1, n), np.int8), np.ones((1, n), np.int8), pairs])
     return pairs
 

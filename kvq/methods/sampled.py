@@ -73,6 +73,11 @@ class Sampled:
             raise KvqError(f"target_se must be > 0 decades; got {self.target_se!r}")
         if self.proxy not in (None, *PROXIES):
             raise KvqError(f"proxy must be one of {PROXIES} (or None); got {self.proxy!r}")
+        if self.proxy is not None and self.sampler.startswith("regression"):
+            raise KvqError(
+                f"proxy= corrects the msr, permutation and kernel samplers; {self.sampler!r} fits its own model "
+                "to the trained values: leave proxy= out"
+            )
         if self.proxy_budget is not None and (
             not isinstance(self.proxy_budget, int) or isinstance(self.proxy_budget, bool) or self.proxy_budget < 4
         ):

@@ -1,0 +1,322 @@
+"""Regression-adjusted Monte Carlo for the Shapley and Banzhaf values (docs/design.md §6).
+
+The game is split as ``v = g + r``: ``g`` a small model fitted by least squares to the
+sampled values (a value per coalition size, one weight per rule and, when the budget
+affords them, one per pair of rules), whose importance is known in closed form, and ``r``
+the residual, whose importance is estimated by Monte Carlo (Witter et al., "Regression-adjusted
+Monte Carlo estimators for Shapley values and probabilistic values", 2025).  The coalitions
+come in pairs ``(z, 1 - z)`` (antithetic) by pair stratum ``k = min(|z|, n - |z|)``; a stratum
+the budget would draw at least as often as it has pairs is enumerated instead (the border
+trick) and enters exactly, the others are sampled with probability ``q_k``.
+
+Both weightings are sums over coalition sizes ``t`` of the mean value of the size-``t``
+coalitions with and without rule ``i``: ``phi_i = sum_t w+_t m+_i(t) - w-_t m-_i(t)`` (Shapley:
+``w = 1/n``; Banzhaf: ``w+_t = C(n-1, t-1)/2^(n-1)``, ``w-_t = C(n-1, t)/2^(n-1)``).  For a
+coalition ``z`` of size ``t`` the unbiased one-coalition estimate of its size's part is
+``h_i(z) = r(z) (A_t z_i - B_t (1 - z_i))`` with ``A_t = w+_t n/t``, ``B_t = w-_t n/(n - t)``;
+a sampled pair contributes ``(h(z) + h(1 - z)) / q_k`` (half that in the middle stratum of an
+even ``n``), whose mean over the pairs is unbiased for the residual's importance.  ``g`` is
+cross-fitted: the draws are cut into two folds by position and each fold's residual uses
+the ``g`` fitted without it, so the estimate stays unbiased whatever ``g`` is, and its
+standard error is the spread of the per-pair totals.  Without ``g`` this is an antithetic,
+stratified Horvitz-Thompson estimate; with a ``g`` that explains the game the sampling error
+vanishes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from kvq.errors import KvqError
+
+REGRESSION_WEIGHTING = {"regression": "shapley", "regression-banzhaf": "uniform"}
+"""The regression-adjusted samplers and the importance each estimates."""
+FIT_ROWS = 20_000
+"""At most this many coalitions (a fixed subsample beyond) fit the model."""
+ROWS_PER_WEIGHT = 3
+"""A model enters once there are at least this many coalitions per weight it fits."""
+
+
+def stratum_weights(weighting: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The factors ``A_t`` and ``B_t`` [n + 1] of the one-coalition estimate ``h_i(z) = r(z)
+    (A_t z_i - B_t (1 - z_i))`` of size ``t``'s part of ``weighting``'s value (``A_0 = B_n = 0``)."""
+    t = np.arange(n + 1)
+    if weighting == "shapley":
+        with np.errstate(divide="ignore"):
+            a = np.where(t > 0, 1.0 / np.maximum(t, 1), 0.0)
+            b = np.where(t < n, 1.0 / np.maximum(n - t, 1), 0.0)
+        return a, b
+    if weighting == "uniform":
+        c = np.array([math.comb(n, int(s)) for s in t], float) / 2.0 ** (n - 1)
+        return np.where(t > 0, c, 0.0), np.where(t < n, c, 0.0)
+    raise KvqError(f"unknown weighting {weighting!r}; valid ones: ['uniform', 'shapley']")
+
+
+def size_weights(weighting: str, n: int) -> np.ndarray:
+    """``w+_t - w-_t`` [n + 1]: the importance of a game that depends on the coalition size
+    only, ``v = f(|z|)``, is ``sum_t f(t) (w+_t - w-_t)`` for every rule."""
+    t = np.arange(n + 1)
+    if weighting == "shapley":
+        return ((t > 0).astype(float) - (t < n)) / n
+    c = np.array([math.comb(n - 1, int(s) - 1) if s > 0 else 0 for s in t], float)
+    d = np.array([math.comb(n - 1, int(s)) if s < n else 0 for s in t], float)
+    return (c - d) / 2.0 ** (n - 1)
+
+
+def regression_strata(weighting: str, n: int) -> dict[int, tuple[float, int]]:
+    """The pair strata ``k = 1 .. n // 2`` with the probability ``q_k`` a draw falls in each
+    and how many pairs it holds: ``{k: (q_k, pairs)}``.  ``q_k`` is the allocation that
+    minimises the variance for a residual of equal spread in every stratum (Neyman):
+    ``∝ 1 / sqrt(k (n - k))`` for Shapley, ``∝ C(n, k)`` (uniform pairs) for Banzhaf."""
+    ks = np.arange(1, n // 2 + 1)
+    pairs = np.array([math.comb(n, int(k)) // (2 if 2 * k == n else 1) for k in ks])
+    if weighting == "shapley":
+        mass = 1.0 / np.sqrt(ks * (n - ks)) * np.where(2 * ks == n, 0.5, 1.0)
+    else:
+        mass = np.array([math.comb(n, int(k)) * (0.5 if 2 * k == n else 1.0) for k in ks], float)
+    q = mass / mass.sum()
+    return {int(k): (float(q[j]), int(pairs[j])) for j, k in enumerate(ks)}
+
+
+def features(masks: np.ndarray, level: str) -> np.ndarray:
+    """The design [M, p] of model ``level`` (:data:`LEVELS`): one-hot coalition size (n + 1),
+    then the rules (n), then every product ``z_j z_l`` (j < l)."""
+    z = np.asarray(masks, float)
+    M, n = z.shape
+    if level == "none":
+        return np.zeros((M, 0))
+    size = np.zeros((M, n + 1))
+    size[np.arange(M), z.sum(axis=1).astype(int)] = 1.0
+    parts = [size] + ([z] if level in ("rules", "pairs") else [])
+    if level == "pairs":
+        j, l = np.triu_indices(n, 1)
+        parts.append(z[:, j] * z[:, l])
+    return np.concatenate(parts, axis=1)
+
+
+def model_importance(weighting: str, n: int, coef: np.ndarray, level: str) -> np.ndarray:
+    """The importance [n] of the fitted model ``coef`` (:func:`features`' order): the size
+    values through :func:`size_weights`, a rule's own weight, half of each pair weight."""
+    if level == "none":
+        return np.zeros(n)
+    phi = np.full(n, coef[: n + 1] @ size_weights(weighting, n))
+    if level in ("rules", "pairs"):
+        phi = phi + coef[n + 1 : 2 * n + 1]
+    if level == "pairs":
+        j, l = np.triu_indices(n, 1)
+        w = np.zeros((n, n))
+        w[j, l] = coef[2 * n + 1 :]
+        phi = phi + 0.5 * (w.sum(axis=0) + w.sum(axis=1))
+    return phi
+
+
+def fit(masks: np.ndarray, v: np.ndarray, level: str) -> np.ndarray:
+    """Least squares of ``v`` [M] on :func:`features` of ``level``, every coalition weighted
+    alike (a tiny ridge, 1e-8 of the mean diagonal, keeps the collinear sizes and sums and the
+    sizes not held determined); coefficients [p]."""
+    X = features(masks, level)
+    gram = X.T @ X
+    ridge = 1e-8 * max(float(np.trace(gram)) / len(gram), 1e-300)
+    return np.linalg.solve(gram + ridge * np.eye(len(gram)), X.T @ v)
+
+
+def one_coalition(weighting: str, masks: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """``h_i(z)`` [M, n] for residuals ``r`` [M] (module docstring)."""
+    z = np.asarray(masks, float)
+    n = z.shape[1]
+    a, b = stratum_weights(weighting, n)
+    t = z.sum(axis=1).astype(int)
+    return r[:, None] * (a[t][:, None] * z - b[t][:, None] * (1 - z))
+
+
+def pair_totals(
+    weighting: str,
+    draws: np.ndarray,
+    enumerated: tuple[int, ...],
+    lookup: dict[bytes, int],
+    v: np.ndarray,
+    masks: np.ndarray,
+) -> np.ndarray:
+    """The per-draw totals [U, n] of one game ``v`` [M] on the table's ``masks`` (``lookup``:
+    a coalition's row): the model's importance plus the residual's exactly known parts (the
+    empty and full coalitions, the enumerated strata) plus the draw's own pair estimate
+    (NaN for a draw that meets a diverged training); the mean over the sampled draws is the
+    estimate, their spread its standard error."""
+    n = masks.shape[1]
+    strata = regression_strata(weighting, n)
+    of = _stratum_of(draws)
+    rows_z = np.array([lookup[k] for k in _keys(draws)], int)
+    rows_c = np.array([lookup[k] for k in _keys(1 - draws)], int)
+    ends = [lookup[bytes(n)], lookup[bytes([1] * n)]]
+    ok = np.isfinite(v)
+    coef, level = _model(masks[ok], v[ok], n)
+    r = np.where(ok, v - features(masks, level) @ coef, np.nan)
+    # the model was fitted to these residuals: they are smaller than fresh ones by about
+    # sqrt((M - p) / M) (the degrees-of-freedom correction of least squares)
+    r = r * np.sqrt(ok.sum() / max(ok.sum() - len(coef), 1))
+    h = one_coalition(weighting, masks, r)  # [M, n]
+    known = model_importance(weighting, n, coef, level) + h[ends[0]] + h[ends[1]]
+    for k in enumerated:
+        sel = of == k
+        known = known + (0.5 if 2 * k == n else 1.0) * np.mean(h[rows_z[sel]] + h[rows_c[sel]], axis=0)
+    share = 1.0 - sum(strata[k][0] for k in enumerated)
+    scale = np.array([(0.5 if 2 * k == n else 1.0) * share / strata[int(k)][0] for k in of])
+    return known[None, :] + (h[rows_z] + h[rows_c]) * scale[:, None]
+
+
+LEVELS = ("none", "sizes", "rules", "pairs")
+"""The models, each adding to the one before: nothing, a value per coalition size, a weight per
+rule, a weight per pair of rules."""
+
+
+def _model(masks: np.ndarray, v: np.ndarray, n: int) -> tuple[np.ndarray, str]:
+    """The model fitted to every coalition held (a fixed subsample of :data:`FIT_ROWS` beyond):
+    the richest of :data:`LEVELS` with at least :data:`ROWS_PER_WEIGHT` coalitions per weight."""
+    if len(masks) > FIT_ROWS:
+        pick = np.random.default_rng(0).choice(len(masks), FIT_ROWS, replace=False)
+        masks, v = masks[pick], v[pick]
+    sizes = len(np.unique(masks.sum(axis=1)))
+    count = {"sizes": sizes, "rules": sizes + n, "pairs": sizes + n + n * (n - 1) // 2}
+    level = "none"
+    for name in LEVELS[1:]:
+        if len(masks) >= ROWS_PER_WEIGHT * count[name]:
+            level = name
+    if level == "none":
+        return np.zeros(0), level
+    return fit(masks, v, level), level
+
+
+def _stratum_of(draws: np.ndarray) -> np.ndarray:
+    size = draws.sum(axis=1)
+    return np.minimum(size, draws.shape[1] - size)
+
+
+MIN_SAMPLED = 16
+"""The border trick keeps at least this many coalitions for the sampled strata."""
+
+
+def stratum_pairs(n: int, k: int) -> np.ndarray:
+    """Every pair of stratum ``k`` [C, n], each given by its side of size ``k`` (for ``2k = n``,
+    the side that holds rule 0)."""
+    sides = np.zeros((math.comb(n, k), n), np.int8)
+    for row, c in enumerate(itertools.combinations(range(n), k)):
+        sides[row, list(c)] = 1
+    return sides[sides[:, 0] == 1] if 2 * k == n else sides
+
+
+def _keys(masks: np.ndarray) -> list[bytes]:
+    m = np.ascontiguousarray(np.asarray(masks, np.int8))
+    return [row.tobytes() for row in m]
+
+
+def random_pairs(n: int, count: int, strata: dict[int, tuple[float, int]], rng: np.random.Generator) -> np.ndarray:
+    """``count`` coalitions [count, n]: a pair stratum with probability ``q_k`` (renormalised
+    over ``strata``), a side of size ``k`` or ``n - k`` with probability 1/2, then a uniform
+    coalition of that size."""
+    ks = np.array(sorted(strata))
+    q = np.array([strata[k][0] for k in ks])
+    k = rng.choice(ks, size=count, p=q / q.sum())
+    size = np.where(rng.random(count) < 0.5, k, n - k)
+    rank = np.argsort(np.argsort(rng.random((count, n)), axis=1), axis=1)
+    return (rank < size[:, None]).astype(np.int8)
+
+
+def plan_pairs(
+    weighting: str, n: int, budget: int, have: set[bytes], rng: np.random.Generator
+) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Coalition-complement pairs within ``budget`` distinct coalitions (those in ``have``,
+    e.g. FI's, and the empty and full coalitions count; ``have`` gains the new ones): the
+    border trick first (a stratum the budget would draw at least as often as it has pairs is
+    enumerated, the strata with the most probability per pair first), then pairs drawn from
+    the other strata while they fit (at most ``2 budget`` draws).  Returns the draws [U, n]
+    (each pair by one side; enumerated pairs first) and the enumerated strata."""
+    if n < 2:
+        raise KvqError("the regression samplers need at least 2 rules")
+    have |= set(_keys(np.stack([np.zeros(n, np.int8), np.ones(n, np.int8)])))
+    strata = regression_strata(weighting, n)
+    enumerated: list[int] = []
+    chosen: list[np.ndarray] = []
+    while True:
+        spare = budget - len(have)
+        rest = {k: s for k, s in strata.items() if k not in enumerated}
+        mass = sum(q for q, _ in rest.values())
+        best = None
+        for k, (q, count) in sorted(rest.items(), key=lambda kv: -kv[1][0] / kv[1][1]):
+            if 0.5 * spare * q / mass < count or 2 * count > spare:
+                continue
+            sides = stratum_pairs(n, k)
+            new = set(_keys(np.concatenate([sides, 1 - sides]))) - have
+            if spare - len(new) >= MIN_SAMPLED or len(rest) == 1:
+                best = (k, sides, new)
+                break
+        if best is None:
+            break
+        k, sides, new = best
+        enumerated.append(k)
+        chosen.append(sides)
+        have |= new
+    rest = {k: s for k, s in strata.items() if k not in enumerated}
+    taken: list[np.ndarray] = []
+    tries = 0
+    while rest and len(have) < budget and tries < 2 * budget:
+        chunk = random_pairs(n, min(4096, 2 * budget - tries), rest, rng)
+        tries += len(chunk)
+        full = False
+        for z, kz, kc in zip(chunk, _keys(chunk), _keys(1 - chunk), strict=True):
+            new = {kz, kc} - have
+            if len(have) + len(new) > budget:
+                full = True
+                break
+            have |= new
+            taken.append(z)
+        if full:
+            break
+    draws = [*chosen, np.array(taken, np.int8).reshape(-1, n)]
+    return np.concatenate(draws), tuple(sorted(enumerated))
+
+
+def regression_importance(
+    sampler: str, masks: np.ndarray, values: np.ndarray, draws: np.ndarray, enumerated: tuple[int, ...] = ()
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """``sampler``'s (:data:`REGRESSION_WEIGHTING`) estimate from the table's ``masks`` [M, n]
+    and ``values`` [M, S] (NaN: diverged): the per-seed estimate [S, n], the sampling
+    standard error [n] of its seed average (inf with fewer than 2 sampled pairs; 0 when every
+    pair is enumerated) and the number of pairs."""
+    weighting = REGRESSION_WEIGHTING[sampler]
+    n, S = masks.shape[1], values.shape[1]
+    lookup = {k: row for row, k in enumerate(_keys(masks))}
+    try:
+        totals = np.stack(
+            [pair_totals(weighting, draws, enumerated, lookup, values[:, s], masks) for s in range(S)], axis=2
+        )  # [U, n, S]
+    except KeyError:
+        raise KvqError("a coalition the draws need was not trained") from None
+    sampled = ~np.isin(_stratum_of(draws), enumerated)
+    if not sampled.any():  # every pair enumerated: exact (the fold models cancel)
+        exact = np.stack([_exact_part(weighting, draws, lookup, values[:, s], masks) for s in range(S)])
+        return exact, np.zeros(n), len(draws)
+    units = totals[sampled]
+    with np.errstate(invalid="ignore"):
+        per_seed = np.nanmean(units, axis=0).T  # [S, n]
+        pbar = np.nanmean(units, axis=2)  # [U, n]
+    ok = np.isfinite(pbar).all(axis=1)
+    se = np.nanstd(pbar[ok], axis=0, ddof=1) / np.sqrt(ok.sum()) if ok.sum() > 1 else np.full(n, np.inf)
+    return per_seed, se, len(draws)
+
+
+def _exact_part(weighting: str, draws: np.ndarray, lookup: dict[bytes, int], v: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """The value [n] when every pair stratum is enumerated: the mean of each stratum's pairs."""
+    n = masks.shape[1]
+    rows = np.array([lookup[k] for k in _keys(draws)], int)
+    crow = np.array([lookup[k] for k in _keys(1 - draws)], int)
+    h = one_coalition(weighting, masks, v.astype(float))
+    ends = lookup[bytes(n)], lookup[bytes([1] * n)]
+    total = h[ends[0]] + h[ends[1]]
+    of = _stratum_of(draws)
+    for k in np.unique(of):
+        sel = of == k
+        total = total + (0.5 if 2 * k == n else 1.0) * np.mean(h[rows[sel]] + h[crow[sel]], axis=0)
+    return total
