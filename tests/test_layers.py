@@ -12,7 +12,7 @@ KVQ = Path(__file__).resolve().parents[1] / "kvq"
 # lowest first; the same order and names as the module map in docs/design.md §8
 LAYERS = [
     ("foundations", {"errors", "core"}),
-    ("problems", {"problems"}),
+    ("problems", {"problems", "knowledge"}),  # knowledge builds Rules; the tlc problem uses it
     ("game", {"game"}),
     ("engine", {"engine"}),
     ("methods", {"methods"}),
