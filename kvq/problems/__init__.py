@@ -8,18 +8,20 @@ from typing import Any
 
 from kvq.core.config import ScanConfig
 from kvq.errors import KvqError
-from kvq.problems import burgers, convection_diffusion, equations, fourth_order_2d, kdv, klein_gordon, kovasznay
+from kvq.problems import burgers, convection_diffusion, equations, fourth_order_2d, kdv, klein_gordon, kovasznay, tlc
 from kvq.problems.rules import Problem
 from kvq.problems.spec import Spec
 
 _MODULES: dict[str, ModuleType] = {
     m.SPEC.name: m for m in (burgers, convection_diffusion, kdv, klein_gordon, fourth_order_2d, equations, kovasznay)
 }
+_MEASURED: dict[str, ModuleType] = {tlc.SPEC.name: tlc}  # built from a data file the user gives
 
 
-def names() -> tuple[str, ...]:
-    """Names of the built-in problems: the paper's, in its order, then ``kovasznay`` (11 rules)."""
-    return tuple(_MODULES)
+def names(measured: bool = False) -> tuple[str, ...]:
+    """Names of the built-in problems: the paper's, in its order, then ``kovasznay`` (11 rules);
+    ``measured=True`` adds those built from measurements you give (``tlc``: ``data_file=PATH``)."""
+    return tuple(_MODULES) + (tuple(_MEASURED) if measured else ())
 
 
 def _module(name: str) -> ModuleType:
@@ -28,9 +30,10 @@ def _module(name: str) -> ModuleType:
         raise KvqError(
             f"expected the name of a built-in problem ({', '.join(names())}); got a {type(name).__name__}{hint}"
         )
-    if name not in _MODULES:
-        raise KvqError(f"unknown problem {name!r}; known problems: {', '.join(names())}")
-    return _MODULES[name]
+    known = {**_MODULES, **_MEASURED}
+    if name not in known:
+        raise KvqError(f"unknown problem {name!r}; known problems: {', '.join(names(measured=True))}")
+    return known[name]
 
 
 def spec(name: str) -> Spec:
@@ -42,7 +45,8 @@ def get(name: str, **options: Any) -> Problem:
     """Build the built-in problem ``name`` (e.g. ``get("burgers", n_data=100, noise=10)``).
 
     Options: ``n_data`` (observations, 0 to 10 000), ``noise`` (% of the target's std),
-    ``split`` (see ``spec(name).splits``), ``seed``, ``n_valid``, ``noisy_validation``.
+    ``split`` (see ``spec(name).splits``), ``seed``, ``n_valid``, ``noisy_validation``;
+    ``tlc`` also needs ``data_file`` (its measurements, e.g. ``get("tlc", data_file="TLC.xlsx")``).
     """
     factory = _module(name).make
     allowed = inspect.signature(factory).parameters
