@@ -221,7 +221,14 @@ def _training_options(s: argparse.ArgumentParser) -> None:
         "--wrong",
         default=None,
         metavar="RULE",
-        help="replace RULE by wrong knowledge (burgers: ic; equations: e_law), to test improper-rule flags",
+        help="replace RULE by wrong knowledge (burgers: ic; equations: e_law; tlc: monotone), to test improper-rule "
+        "flags",
+    )
+    s.add_argument(
+        "--data-file",
+        default=None,
+        metavar="PATH",
+        help="the measurements a problem is built from (tlc: an .xlsx of Rf values; needs pip install 'kvq[tlc]')",
     )
     s.add_argument("--out", default=None, metavar="DIR", help="results folder (default results/PROBLEM-PRESET[-sweep])")
     s.add_argument("--overwrite", action="store_true", help="replace a different scan already in DIR")
@@ -252,7 +259,7 @@ def _parser() -> _Parser:
         "  kvq scan mymodule:make --data 50          # your own problem factory",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    s.add_argument("problem", help=PROBLEM_HELP.format(names=", ".join(problems.names())))
+    s.add_argument("problem", help=PROBLEM_HELP.format(names=", ".join(problems.names(measured=True))))
     _point_options(s)
     _training_options(s)
 
@@ -267,7 +274,7 @@ def _parser() -> _Parser:
         "--preset standard",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    w.add_argument("problem", help=PROBLEM_HELP.format(names=", ".join(problems.names())))
+    w.add_argument("problem", help=PROBLEM_HELP.format(names=", ".join(problems.names(measured=True))))
     w.add_argument("--data", default=None, metavar="N,N,...", help="observation counts, e.g. 0,10,100,1000")
     w.add_argument(
         "--noise", default=None, metavar="PCT,...", help="noise levels in %% of the solution's std, e.g. 0,25,50"
@@ -285,7 +292,7 @@ def _parser() -> _Parser:
         epilog="example:\n  kvq tune burgers --wrong ic --iterations 3",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    t.add_argument("problem", help=PROBLEM_HELP.format(names=", ".join(problems.names())))
+    t.add_argument("problem", help=PROBLEM_HELP.format(names=", ".join(problems.names(measured=True))))
     t.add_argument(
         "--iterations", type=int, default=4, metavar="K", help="weight updates after the first scan (default 4)"
     )
@@ -635,7 +642,7 @@ def _sweep(args: argparse.Namespace, out: TextIO) -> int:
             out=outdir,
             overwrite=args.overwrite,
             progress=ProgressPrinter(),
-            problem_options={"wrong": args.wrong} if args.wrong else None,
+            problem_options={k: v for k, v in (("wrong", args.wrong), ("data_file", args.data_file)) if v} or None,
             **settings,
         )
     )
@@ -683,7 +690,13 @@ def _problem(args: argparse.Namespace):
         point = SweepPoint(args.data, 0.0 if args.noise is None else float(args.noise), args.split or "interpolation")
         return build_point(_factory(args.problem), point, args.problem_seed, {})
     options = {"seed": args.problem_seed}
-    for key, value in (("n_data", args.data), ("noise", args.noise), ("split", args.split), ("wrong", args.wrong)):
+    for key, value in (
+        ("n_data", args.data),
+        ("noise", args.noise),
+        ("split", args.split),
+        ("wrong", args.wrong),
+        ("data_file", args.data_file),
+    ):
         if value is not None:
             options[key] = value
     return problems.get(args.problem, **options)
@@ -777,7 +790,7 @@ def _report(args: argparse.Namespace, out: TextIO) -> int:
 def _problems(out: TextIO) -> int:
     from kvq import problems
 
-    for name in problems.names():
+    for name in problems.names(measured=True):
         spec = problems.spec(name)
         quick, standard = problems.config(name, "quick"), problems.config(name, "standard")
         out.write(
