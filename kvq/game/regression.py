@@ -36,6 +36,10 @@ REGRESSION_WEIGHTING = {"regression": "shapley", "regression-banzhaf": "uniform"
 """The regression-adjusted samplers and the importance each estimates."""
 FIT_ROWS = 20_000
 """At most this many coalitions (a fixed subsample beyond) fit the model."""
+FOLDS = 10
+"""The model is cross-fitted: each of this many folds of the sampled pairs uses the model fitted
+without it, so the estimate is unbiased whatever the model (two folds above FEW_FOLDS_ABOVE pairs)."""
+FEW_FOLDS_ABOVE = 2000
 ROWS_PER_WEIGHT = 3
 """A model enters once there are at least this many coalitions per weight it fits."""
 
@@ -143,8 +147,9 @@ def pair_totals(
     """The per-draw totals [U, n] of one game ``v`` [M] on the table's ``masks`` (``lookup``:
     a coalition's row): the model's importance plus the residual's exactly known parts (the
     empty and full coalitions, the enumerated strata) plus the draw's own pair estimate
-    (NaN for a draw that meets a diverged training); the mean over the sampled draws is the
-    estimate, their spread its standard error."""
+    (NaN for a draw that meets a diverged training), each with the model fitted without its
+    fold (:data:`FOLDS`); the mean over the sampled draws is the estimate, their spread its
+    standard error."""
     n = masks.shape[1]
     strata = regression_strata(weighting, n)
     of = _stratum_of(draws)
@@ -152,19 +157,28 @@ def pair_totals(
     rows_c = np.array([lookup[k] for k in _keys(1 - draws)], int)
     ends = [lookup[bytes(n)], lookup[bytes([1] * n)]]
     ok = np.isfinite(v)
-    coef, level = _model(masks[ok], v[ok], n)
-    r = np.where(ok, v - features(masks, level) @ coef, np.nan)
-    # the model was fitted to these residuals: they are smaller than fresh ones by about
-    # sqrt((M - p) / M) (the degrees-of-freedom correction of least squares)
-    r = r * np.sqrt(ok.sum() / max(ok.sum() - len(coef), 1))
-    h = one_coalition(weighting, masks, r)  # [M, n]
-    known = model_importance(weighting, n, coef, level) + h[ends[0]] + h[ends[1]]
-    for k in enumerated:
-        sel = of == k
-        known = known + (0.5 if 2 * k == n else 1.0) * np.mean(h[rows_z[sel]] + h[rows_c[sel]], axis=0)
     share = 1.0 - sum(strata[k][0] for k in enumerated)
-    scale = np.array([(0.5 if 2 * k == n else 1.0) * share / strata[int(k)][0] for k in of])
-    return known[None, :] + (h[rows_z] + h[rows_c]) * scale[:, None]
+    sampled = np.flatnonzero(~np.isin(of, enumerated))
+    folds = FOLDS if len(sampled) <= FEW_FOLDS_ABOVE else 2
+    fold = np.full(len(draws), -1)
+    fold[sampled] = np.arange(len(sampled)) % folds  # by position: the draws are in random order
+    totals = np.full((len(draws), n), np.nan)
+    for f in range(folds):
+        mine = np.flatnonzero(fold == f)
+        if not len(mine):
+            continue
+        fit_rows = ok.copy()
+        fit_rows[rows_z[mine]] = fit_rows[rows_c[mine]] = False  # the fold's own coalitions stay out
+        coef, level = _model(masks[fit_rows], v[fit_rows], n)
+        r = np.where(ok, v - features(masks, level) @ coef, np.nan)
+        h = one_coalition(weighting, masks, r)  # [M, n]
+        known = model_importance(weighting, n, coef, level) + h[ends[0]] + h[ends[1]]
+        for k in enumerated:
+            sel = of == k
+            known = known + (0.5 if 2 * k == n else 1.0) * np.mean(h[rows_z[sel]] + h[rows_c[sel]], axis=0)
+        scale = np.array([(0.5 if 2 * k == n else 1.0) * share / strata[int(k)][0] for k in of[mine]])
+        totals[mine] = known[None, :] + (h[rows_z[mine]] + h[rows_c[mine]]) * scale[:, None]
+    return totals
 
 
 LEVELS = ("none", "sizes", "rules", "pairs")
@@ -242,6 +256,18 @@ def plan_pairs(
     while True:
         spare = budget - len(have)
         rest = {k: s for k, s in strata.items() if k not in enumerated}
+        if not rest:
+            break
+        every = {k: stratum_pairs(n, k) for k in rest} if sum(c for _, c in rest.values()) <= spare else {}
+        if (
+            every
+            and len(set(_keys(np.concatenate([*every.values(), *(1 - x for x in every.values())]))) - have) <= spare
+        ):
+            for k, sides in every.items():  # the budget holds every pair left: no sampling at all
+                enumerated.append(k)
+                chosen.append(sides)
+                have |= set(_keys(np.concatenate([sides, 1 - sides])))
+            break
         mass = sum(q for q, _ in rest.values())
         best = None
         for k, (q, count) in sorted(rest.items(), key=lambda kv: -kv[1][0] / kv[1][1]):
@@ -307,7 +333,9 @@ def regression_importance(
     return per_seed, se, len(draws)
 
 
-def _exact_part(weighting: str, draws: np.ndarray, lookup: dict[bytes, int], v: np.ndarray, masks: np.ndarray) -> np.ndarray:
+def _exact_part(
+    weighting: str, draws: np.ndarray, lookup: dict[bytes, int], v: np.ndarray, masks: np.ndarray
+) -> np.ndarray:
     """The value [n] when every pair stratum is enumerated: the mean of each stratum's pairs."""
     n = masks.shape[1]
     rows = np.array([lookup[k] for k in _keys(draws)], int)

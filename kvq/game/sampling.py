@@ -72,6 +72,7 @@ __all__ = [
     "LABELS",
     "MIN_PROXY_DRAWS",
     "MIN_SAMPLED_COALITIONS",
+    "PROXY_SAMPLERS",
     "SAMPLERS",
     "WEIGHTING",
     "SampledImportance",
@@ -111,6 +112,8 @@ DRAWN = {
     "regression": "coalition-complement pairs",
     "regression-banzhaf": "coalition-complement pairs",
 }
+PROXY_SAMPLERS = ("msr", "permutation", "kernel", "kernel-banzhaf")
+"""The samplers a proxy can correct (the regression samplers fit their own model)."""
 DEFAULT = {"uniform": "regression-banzhaf", "shapley": "regression"}
 """kvq's default sampler for each weighting (chosen by benchmarks/sampling_accuracy.py: the
 most accurate at equal budgets on unanimity games and on the trained tables)."""
