@@ -5,9 +5,12 @@ shapiq (``pip install shapiq``) brings its plots and its approximators to a kvq 
 ``v(S) = -log10(validation error)`` (the mean over seeds, or one seed), so
 ``shapiq.ExactComputer(game, n)("BV")`` gives kvq's uniform RI and any shapiq approximator runs
 on the values kvq trained.  :func:`interaction_values` wraps a kvq importance as
-``shapiq.InteractionValues``.  kvq samples and trains its own coalitions (``kvq.estimate(...,
-coalitions=...)``) because it trains them as one batch; shapiq's approximators ask for one
-coalition at a time.  :func:`value_frame` is the value table as a pandas DataFrame.
+``shapiq.InteractionValues``.  shapiq's regression and Monte-Carlo approximators draw their
+whole budget first and call the game once with a [k, n] matrix of coalitions (its permutation
+samplers call it in chunks, and with single coalitions for the empty and full ones), so a
+batched trainer could serve them; kvq's own samplers (``kvq.estimate(..., coalitions=...)``,
+:func:`kvq.estimate_game`) are as accurate at equal budgets (benchmarks/RESULTS.md) and add a
+standard error.  :func:`value_frame` is the value table as a pandas DataFrame.
 """
 
 from __future__ import annotations
