@@ -269,7 +269,8 @@ def make(
 ) -> Problem:
     """The TLC problem from the measurements in ``data_file`` (an ``.xlsx``, see the module's
     docstring): ``n_data`` measurements observed per seed (drawn from the split's pool),
-    ``n_valid`` validation measurements (fixed), optional added noise (% of std(Rf)).
+    ``n_valid`` validation measurements (fixed; at most half the table in the interpolation
+    split), optional added noise (% of std(Rf)).
     ``wrong="monotone"`` reverses the monotone rule (improper knowledge; the data stay true)."""
     if data_file is None:
         raise KvqError(
@@ -284,6 +285,8 @@ def make(
     table = read_table(data_file)
     x, compounds = features(table)
     train_pool, valid_pool = pools(x)[split]
+    if split == "interpolation":  # one pool for both: leave at least half of it to observe
+        n_valid = min(n_valid, len(x) // 2)
     valid, sampler = grid_split(
         x,
         table.rf[:, None],
