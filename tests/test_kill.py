@@ -60,7 +60,7 @@ def test_a_scan_killed_at_every_stage_ends_with_the_uninterrupted_numbers(tmp_pa
 
 
 def test_a_sweep_killed_mid_training_and_while_writing_resumes_to_the_same_numbers(tmp_path):
-    args = ["sweep", "burgers", "--data", "0,12", "--split", "interpolation,extrapolation", *ARGS[2:]]
+    args = ["sweep", "burgers", "--data", "0,12", "--split", "interpolation", *ARGS[2:]]
     reference = tmp_path / "reference"
     assert main([*args, "--max-batch", "64", "--out", str(reference)]) == 0
 
@@ -71,7 +71,7 @@ def test_a_sweep_killed_mid_training_and_while_writing_resumes_to_the_same_numbe
     proc = run_killed("never", [*args, "--max-batch", "64", "--out", str(out)])
     assert proc.returncode == 0, proc.stderr
     points = json.loads((reference / "sweep.json").read_text())["points"]
-    assert len(points) == 4
+    assert len(points) == 2
     for p in points:
         assert_same_tables(out / p["dir"], reference / p["dir"])
     assert (out / "summary.csv").read_text() == (reference / "summary.csv").read_text()

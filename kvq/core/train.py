@@ -318,7 +318,7 @@ def lockstep(one: Callable[..., Any], vectorize: int, items: int, shared: int) -
     many items a device holds: every device count computes the same numbers.  Chunks from
     ``counts[0]`` on are padding, skipped, with zero outputs."""
     w = vectorize
-    run = one if w == 1 else jax.vmap(one, in_axes=(0,) * items + (None,) * shared)
+    run = jax.jit(one if w == 1 else jax.vmap(one, in_axes=(0,) * items + (None,) * shared))
 
     def chunk(tree: Any, i: jax.Array) -> Any:
         if w == 1:
@@ -375,9 +375,10 @@ class Programs:
         communicated), while the rule points and the validation set are copied to every device.
         """
         obj = self.objective
+        objective = jax.jit(lambda p, mask, data, points: obj(p, mask, data, points, pattern))
 
         def one(s, mask, data, points, valid):
-            loss = lambda p: obj(p, mask, data, points, pattern)
+            loss = lambda p: objective(p, mask, data, points)
             s = make_block(loss, self.optimizer, self.check_every, self.keep, self.linesearch)(s)
             vx, vy = valid
             err = SCORES[self.score](obj.apply(s.best_params, vx), vy)
