@@ -11,7 +11,7 @@ COMPILE_CACHE = _cache.enable()  # before anything compiles: a second run loads 
 
 import kvq.present.report  # registers result.table() and the sweep/tuning tables
 import kvq.store.results  # noqa: F401  registers result.save() and ScanResult.load()
-from kvq import _aliases, methods, problems
+from kvq import _aliases, knowledge, methods, problems
 from kvq.core import optimizers
 from kvq.core.config import ScanConfig
 from kvq.errors import KvqError
@@ -64,6 +64,7 @@ __all__ = [
     "full_importance",
     "improper_rules",
     "interactions",
+    "knowledge",
     "methods",
     "optimizers",
     "pair_relations",
