@@ -3,7 +3,8 @@
 Each notebook is executed with nbclient in a fresh kernel running this very interpreter, in a
 temporary working directory, with ``KVQ_NOTEBOOK_SMALL=1`` (tiny networks and budgets: the
 numbers are meaningless, the mechanics are what is checked), and must leave its results
-files behind and print its tables.  The three take well under a minute and a half on 2 CPU cores.
+files behind and print its tables.  The three take well under a minute and a half on 2 CPU cores;
+``tlc.ipynb`` needs the TLC data set, which is not shipped, and is skipped without it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ pytest.importorskip("matplotlib")
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-NAMES = ("quick_start.ipynb", "paper_walkthrough.ipynb", "custom_problem.ipynb")
+NAMES = ("quick_start.ipynb", "paper_walkthrough.ipynb", "custom_problem.ipynb", "tlc.ipynb")
+# the TLC data set is not shipped: tlc.ipynb runs only where it is (KVQ_TLC_DATA, or next to the repository)
+TLC_DATA = Path(os.environ.get("KVQ_TLC_DATA", ROOT.parent / "shared" / "refdata" / "tlc" / "TLC_dataset.xlsx"))
 KERNEL = "kvq-tests-python"
 CELL_TIMEOUT = 300  # seconds per cell
 BURGERS_RULES = ("pde", "ic", "bc_left", "bc_right")
@@ -143,3 +146,25 @@ def test_custom_problem(tmp_path, jupyter_path, monkeypatch):
     tune = json.loads((base / "tune" / "tune.json").read_text())
     assert [h["iteration"] for h in tune["history"]] == [0, 1, 2]
     assert (base / "tuning.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not TLC_DATA.is_file(), reason="the TLC data set is absent (set KVQ_TLC_DATA to its path)")
+def test_tlc(tmp_path, jupyter_path, monkeypatch):
+    pytest.importorskip("openpyxl")
+    pytest.importorskip("rdkit")
+    monkeypatch.setenv("KVQ_TLC_DATA", str(TLC_DATA))
+    nb = run("tlc.ipynb", tmp_path, jupyter_path, monkeypatch)
+    out = text(nb)
+    assert "4944 measurements" in out and "small mode" in out
+    for rule in ("bounds", "monotone", "ordering", "snyder"):
+        assert f"\n{rule} " in out, rule
+    assert "flagged as improper:" in out and "Mann-Kendall" in out
+    assert images(nb) >= 3
+    base = tmp_path / "results" / "tlc"
+    for folder in ("scan", "wrong"):
+        saved = json.loads((base / folder / "results.json").read_text())
+        assert saved["rule_names"] == ["bounds", "monotone", "ordering", "snyder"]
+        assert str(TLC_DATA.parent) not in json.dumps(saved["problem"])  # the file's name only
+    sweep = json.loads((base / "sweep" / "sweep.json").read_text())
+    assert sweep["axes"]["data"] == [20, 40, 80] and all(p["done"] for p in sweep["points"])
