@@ -509,6 +509,11 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
             out.write(f"kvq: {outdir}/ holds this run already; nothing to train (--overwrite does not retrain it)\n")
         elif phase == "resumed":
             out.write(f"kvq: resuming from the checkpoint in {outdir}/.checkpoint/\n")
+        elif phase == "continued":
+            out.write(
+                f"kvq: {outdir}/ holds this scan at a shorter budget: the trainings it capped continue from their "
+                "saved states, those that stopped early are reused\n"
+            )
         else:
             progress(phase, done, total)
 
@@ -569,7 +574,8 @@ def _warned(run: Callable[[], Any]) -> Any:
 
 
 def _rerun(args: argparse.Namespace, steps: int, outdir: Path) -> str:
-    """This command line with ``--steps steps`` (and a new ``--out``): the same scan, longer."""
+    """This command line with ``--steps steps`` into the same ``--out``: the same scan, longer,
+    continuing the trainings saved there (only the extra steps run)."""
     argv: list[str] = []
     skip = False
     for a in args.argv:
@@ -584,13 +590,8 @@ def _rerun(args: argparse.Namespace, steps: int, outdir: Path) -> str:
         if argv and argv[-1] == "--process-id" or a.startswith("--process-id="):
             a = "I" if argv and argv[-1] == "--process-id" else "--process-id=I"  # every process, its own I
         argv.append(a)
-    longer = " ".join(["kvq", *argv, "--steps", str(steps), "--out", f"{outdir}-{steps}steps"])
-    if args.preset != "quick":
-        return longer
-    settled = ["standard" if i and argv[i - 1] == "--preset" else a for i, a in enumerate(argv)]
-    if "--preset" not in argv:
-        settled += ["--preset", "standard"]
-    return f"{longer}\n  or with the preset whose budget settles on most problems: {' '.join(['kvq', *settled])}"
+    longer = " ".join(["kvq", *argv, "--steps", str(steps), "--out", str(outdir)])
+    return f"{longer}\n  (continues the trainings saved in {outdir}/: only the extra steps run)"
 
 
 def _list(text: str | None, cast, name: str) -> list | None:

@@ -32,10 +32,17 @@ def test_tiny_scan_end_to_end(tmp_path, capsys):
     assert f"trainings: {capped} of 32 " in captured.out
     if meta["unsettled"]:
         assert "UNSETTLED" in captured.out
-        assert ("re-run with a longer budget: kvq scan burgers --data 12 --max-batch 64 --seeds 2 --check-every 10 "
-                f"--pretrain-steps 20 --collocation 32 --steps 40 --out {out}-40steps") in captured.out
-        assert ("kvq scan burgers --data 12 --max-batch 64 --seeds 2 --check-every 10 --pretrain-steps 20 "
-                "--collocation 32 --preset standard") in captured.out
+        rerun = ("kvq scan burgers --data 12 --max-batch 64 --seeds 2 --check-every 10 --pretrain-steps 20 "
+                 f"--collocation 32 --steps 40 --out {out}")
+        assert f"re-run with a longer budget: {rerun}" in captured.out
+        assert f"continues the trainings saved in {out}/" in captured.out
+        # the advice does what it says: the capped trainings continue, nothing else trains
+        assert main(rerun.split()[1:] + ["--no-plot"]) == 0
+        assert "holds this scan at a shorter budget" in capsys.readouterr().out
+        assert json.loads((out / "results.json").read_text())["config"]["steps"] == 40
+        assert main(["scan", "burgers", *TINY_ARGS, "--out", str(out)]) == 2  # the longer run is not thrown away
+        assert "longer budget (40 steps" in capsys.readouterr().err
+        assert main(["scan", "burgers", *TINY_ARGS, "--out", str(out), "--overwrite", "--no-plot"]) == 0
     assert meta["trajectory"]["steps"] == [10, 20] and len(meta["trajectory"]["ri"]) == 2
     assert set(meta["elimination"]) >= {"removed", "kept", "rounds", "withheld"}
     assert meta["rule_names"] == ["pde", "ic", "bc_left", "bc_right"]
@@ -109,7 +116,7 @@ def test_interrupted_scan_resumes_from_its_checkpoint(tmp_path, capsys, monkeypa
     monkeypatch.undo()
     assert main(args) == 0
     assert "resuming from the checkpoint" in capsys.readouterr().out
-    assert (out / "results.json").exists() and not (out / ".checkpoint").exists()
+    assert (out / "results.json").exists() and (out / ".checkpoint").is_dir()  # kept: a longer budget continues it
 
 
 @pytest.mark.slow
@@ -208,8 +215,8 @@ def test_the_longer_budget_command_of_one_of_several_processes_serves_every_proc
 
     args = argparse.Namespace(argv=["scan", "burgers", "--coordinator", "10.0.0.1:1234", "--num-processes", "2",
                                     "--process-id", "1", "--steps", "10"], preset="standard")
-    assert _rerun(args, 20, Path("out")) == ("kvq scan burgers --coordinator 10.0.0.1:1234 --num-processes 2 "
-                                             "--process-id I --steps 20 --out out-20steps")
+    assert _rerun(args, 20, Path("out")).splitlines()[0] == (
+        "kvq scan burgers --coordinator 10.0.0.1:1234 --num-processes 2 --process-id I --steps 20 --out out")
 
 
 def test_progress_says_how_long_is_left_while_a_phase_runs(monkeypatch):

@@ -56,7 +56,7 @@ def test_a_scan_killed_at_every_stage_ends_with_the_uninterrupted_numbers(tmp_pa
     assert proc.returncode == 0, proc.stderr
     assert "resuming from the checkpoint" in proc.stdout
     assert_same_tables(out, reference)
-    assert not (out / ".checkpoint").exists()
+    assert (out / ".checkpoint").is_dir()  # kept for a longer budget
 
 
 def test_a_sweep_killed_mid_training_and_while_writing_resumes_to_the_same_numbers(tmp_path):

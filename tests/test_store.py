@@ -4,6 +4,7 @@ and a damaged file costs only what it held (docs/design.md §4)."""
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 
 import numpy as np
@@ -36,7 +37,7 @@ def saved_scan(tiny_burgers, tiny_config, tmp_path_factory):
 
 def test_a_finished_run_rerun_into_its_folder_trains_nothing(saved_scan, tiny_burgers, tiny_config, tiny_scan):
     folder, first = saved_scan
-    assert sorted(p.name for p in folder.iterdir()) == ["results.json", "table.csv", "table.npz"]
+    assert sorted(p.name for p in folder.iterdir()) == [".checkpoint", "results.json", "table.csv", "table.npz"]
     np.testing.assert_array_equal(first.errors, tiny_scan.errors)
     seen: list = []
     again = kvq.scan(tiny_burgers, tiny_config, out=folder, progress=_events(seen))
@@ -51,9 +52,7 @@ def test_a_different_run_is_refused_or_replaced(saved_scan, tiny_burgers, tiny_c
     with pytest.raises(kvq.KvqError, match="different scan"):
         kvq.scan(tiny_burgers, other, out=folder)
     copy = tmp_path / "copy"
-    copy.mkdir()
-    for f in folder.iterdir():
-        (copy / f.name).write_bytes(f.read_bytes())
+    shutil.copytree(folder, copy)
     replaced = kvq.scan(tiny_burgers, other, out=copy, overwrite=True)
     assert result_fingerprint(load_result(copy)) == result_fingerprint(replaced) != result_fingerprint(load_result(folder))
 
@@ -79,7 +78,7 @@ def test_a_damaged_checkpoint_file_is_named_and_only_its_batch_trains_again(
     # the damaged batch (8 masks x 2 seeds) trains again; the other resumes its last check interval
     assert resumed.timing["subset_steps"] == 16 * tiny_config.steps + 16 * tiny_config.check_every
     np.testing.assert_array_equal(resumed.errors, tiny_scan.errors)
-    assert not (folder / CHECKPOINT_DIR).exists() and unfinished.name != finished.name
+    assert unfinished.name != finished.name
 
 
 @pytest.mark.parametrize("damage", ["results.json", "table.npz"])
@@ -87,9 +86,7 @@ def test_a_damaged_result_file_is_named_and_the_run_computed_again(
         damage, saved_scan, tiny_burgers, tiny_config, tmp_path):
     folder, first = saved_scan
     copy = tmp_path / "copy"
-    copy.mkdir()
-    for f in folder.iterdir():
-        (copy / f.name).write_bytes(f.read_bytes())
+    shutil.copytree(folder, copy)
     target = copy / damage
     target.write_bytes(target.read_bytes()[: len(target.read_bytes()) // 3])
     with warnings.catch_warnings(record=True) as caught:
@@ -117,3 +114,27 @@ def test_the_fingerprint_of_a_live_run_and_of_its_saved_folder_agree(
     saved = json.loads((tmp_path / "run" / "results.json").read_text())["fingerprint"]
     assert result_fingerprint(live) == expected == saved == result_fingerprint(load_result(tmp_path / "run"))
     assert type(load_result(tmp_path / "run")) is type(live)
+
+
+@pytest.mark.slow
+def test_a_longer_budget_continues_the_saved_trainings_to_the_numbers_of_a_fresh_run(tiny_burgers, tiny_config,
+                                                                                       tmp_path):
+    shorter = tiny_config.replace(check_every=10)  # 4 checks: a few trainings stop early, most are capped
+    longer = shorter.replace(steps=2 * shorter.steps)
+    fresh = kvq.scan(tiny_burgers, longer)
+    folder = tmp_path / "scan"
+    first = kvq.scan(tiny_burgers, shorter, out=folder)
+    capped = ~first.stopped & ~first.diverged
+    assert capped.any() and (first.stopped.any() or first.diverged.any())  # both kinds of training to handle
+    events = []
+    continued = kvq.scan(tiny_burgers, longer, out=folder, progress=lambda phase, done, total: events.append(phase))
+    assert "continued" in events and "loaded" not in events
+    for name in ("errors", "errors_by_check", "steps_run", "stopped", "diverged"):
+        np.testing.assert_array_equal(getattr(continued, name), getattr(fresh, name), err_msg=name)
+    # only the extra check intervals of the batches that held a capped training ran
+    assert continued.timing["subset_steps"] == fresh.timing["subset_steps"] - first.timing["subset_steps"] > 0
+    assert result_fingerprint(load_result(folder)) == result_fingerprint(fresh)
+    with pytest.raises(kvq.KvqError, match="longer budget"):
+        kvq.scan(tiny_burgers, shorter, out=folder)
+    assert kvq.scan(tiny_burgers, longer, out=folder, progress=lambda p, d, t: events.append(p)) is not None
+    assert events[-1] == "loaded"

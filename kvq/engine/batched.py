@@ -31,7 +31,7 @@ from kvq.core.models import resolve as resolve_model
 from kvq.core.train import LOOP_CHUNKS, ItemState, Objective, Programs, lockstep, start_state, take
 from kvq.engine.checkpoint import Checkpoint, batch_key, item_keys
 from kvq.engine.plan import ALWAYS_FITS, MEMORY_SHARE, available_memory, plan_rules
-from kvq.engine.runner import Clock, compile_timed, run_blocks
+from kvq.engine.runner import Clock, compile_timed, fit_history, run_blocks
 from kvq.errors import KvqError
 from kvq.problems.rules import Dataset, Problem
 
@@ -346,7 +346,10 @@ class Engine:
             params = take(first.state.best_params, np.array([row[(int(m), int(s))] for m, s in zip(mask_of, seed_of)]))
             return params, _lbfgs_init(lbfgs, params)
 
-        second = polisher.train(masks, progress, phase=f"{phase} polish", tag=f"{tag}-polish", starts=starts)
+        # the polish starts where the first phase ended, which depends on its cap: that is in the tag
+        second = polisher.train(
+            masks, progress, phase=f"{phase} polish", tag=f"{tag}-polish{self.config.steps}", starts=starts
+        )
         if not (np.array_equal(second.mask_of, first.mask_of) and np.array_equal(second.seed_of, first.seed_of)):
             raise AssertionError("the polish phase trained its items in another order")  # pragma: no cover
         bad = np.asarray(first.state.diverged)
@@ -450,13 +453,13 @@ class Engine:
             progress(phase, min(done, total), total)
 
         masks = np.asarray(masks)
-        saved = self.checkpoint.finished_items(tag) if self.checkpoint is not None else {}
+        saved = self.checkpoint.finished_items(tag, n_blocks) if self.checkpoint is not None else {}
         finals: list[Any] = []
         masks_done: list[np.ndarray] = []
         seeds_done: list[np.ndarray] = []
         history: list[np.ndarray] = []
         if saved:  # items a finished batch of an earlier run holds, however it was batched
-            for state, hist, m, s in self._saved_items(masks, tag, saved):
+            for state, hist, m, s in self._saved_items(masks, tag, saved, n_blocks):
                 finals.append(state)
                 history.append(hist)
                 masks_done.append(m)
@@ -504,10 +507,11 @@ class Engine:
         return self._polish(masks, trained, progress, phase, tag) if cfg.polish_steps else trained
 
     def _saved_items(
-        self, masks: np.ndarray, tag: str, saved: dict[tuple[bytes, int], tuple[str, int]]
+        self, masks: np.ndarray, tag: str, saved: dict[tuple[bytes, int], tuple[str, int]], n_blocks: int
     ) -> Iterator[tuple[Any, np.ndarray, np.ndarray, np.ndarray]]:
-        """``(state, history, mask_of, seed_of)`` per checkpoint file, of the items of
-        ``masks`` that finished batches saved under ``tag`` (host numpy leaves)."""
+        """``(state, history [n_blocks, ...], mask_of, seed_of)`` per checkpoint file, of the
+        items of ``masks`` that batches saved under ``tag`` hold finished for a run of
+        ``n_blocks`` check intervals (host numpy leaves)."""
         rows: dict[str, list[tuple[int, int, int]]] = {}
         for _, m_of, s_of in self.items(masks):
             for key, m, s in zip(item_keys(masks[m_of], s_of), m_of, s_of):
@@ -520,9 +524,9 @@ class Engine:
             loaded = None if self.checkpoint is None else self.checkpoint.load(file, like)
             if loaded is None:  # damaged (named in a warning) or gone: its items train again
                 continue
-            (state, hist), _, _ = loaded
+            state, hist = loaded.tree
             r, m, s = (np.array(c) for c in zip(*found))
-            yield take(state, r), np.asarray(hist)[:, r], m, s
+            yield take(state, r), fit_history(np.asarray(hist), loaded.blocks_done, n_blocks)[:, r], m, s
 
     def validation_errors(self, params: Any) -> np.ndarray:
         """Per-output validation score [B, d_out] (float64) of batched ``params``, evaluated

@@ -12,6 +12,12 @@ size, and records those items.  A resumed run that cuts the work into other batc
 (another ``max_batch``, or less free memory) takes every finished item from whichever
 file holds it and retrains only the rest; an unfinished batch is continued only by a
 batch of exactly the same items.
+
+A checkpoint is kept after its run finished: a batch ended either because every item
+stopped early (final for any budget) or because it reached the step cap.  A run of the same
+scan with a longer budget continues each capped batch from its saved state and reuses every
+stopped one (``blocks_done`` and ``stopped`` in each file say which), so it ends with the
+numbers a fresh run at that budget gives and costs only the extra steps.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import time
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -54,6 +60,26 @@ def stored_fingerprint(directory: str | Path) -> str | None:
         return json.loads((Path(directory) / "checkpoint.json").read_text()).get("fingerprint")
     except (OSError, ValueError, AttributeError):
         return None
+
+
+class Saved(NamedTuple):
+    """A batch's saved state: the pytree, the check intervals it ran, whether its run ended
+    (every item stopped, or the budget it ran under was reached) and whether every item stopped
+    early (then the batch is final for any budget of at least ``blocks_done`` intervals)."""
+
+    tree: Any
+    blocks_done: int
+    finished: bool
+    stopped: bool
+
+    def usable(self, n_blocks: int) -> bool:
+        """Whether a run of ``n_blocks`` check intervals can start from (or take) this state:
+        not past that budget, unless every item stopped before it."""
+        return self.blocks_done <= n_blocks
+
+    def final(self, n_blocks: int) -> bool:
+        """Whether this state is the end of a run of ``n_blocks`` check intervals."""
+        return self.finished and (self.stopped or self.blocks_done == n_blocks)
 
 
 DAMAGED = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
@@ -97,8 +123,8 @@ class Checkpoint:
             tmp.write_text(json.dumps({"fingerprint": scan_fingerprint}) + "\n")
             os.replace(tmp, meta)  # atomic: a kill leaves no half-written file
 
-    def load(self, key: str, like: Any) -> tuple[Any, int, bool] | None:
-        """``(state, blocks_done, finished)`` saved under ``key`` (structured like ``like``), or None."""
+    def load(self, key: str, like: Any) -> Saved | None:
+        """The state saved under ``key`` (structured like ``like``), or None."""
         file = self.path / f"{key}.npz"
         if self._fresh or not file.exists():
             return None
@@ -106,13 +132,14 @@ class Checkpoint:
             with open(file, "rb") as fh, np.load(fh) as z:  # our handle: closed even when the file is damaged
                 leaves = [z[f"leaf_{i}"] for i in range(int(z["n_leaves"]))]
                 done, finished = int(z["blocks_done"]), bool(z["finished"])
+                stopped = bool(z["stopped"]) if "stopped" in z.files else False
         except DAMAGED as e:
             self._damaged(file, e)
             return None
         treedef = jax.tree.structure(like)
         if len(jax.tree.leaves(like)) != len(leaves):
             raise KvqError(f"checkpoint {str(file)!r} does not match this scan's state; remove the folder")
-        return jax.tree.unflatten(treedef, leaves), done, finished
+        return Saved(jax.tree.unflatten(treedef, leaves), done, finished, stopped)
 
     def _damaged(self, file: Path, error: BaseException) -> None:
         """Name a damaged file once (its trainings run again)."""
@@ -137,10 +164,11 @@ class Checkpoint:
         blocks_done: int,
         finished: bool = False,
         items: tuple[np.ndarray, np.ndarray] | None = None,
+        stopped: bool = False,
     ) -> None:
         """Save ``state`` under ``key`` if ``every_s`` passed since the last save (always when
         finished).  ``items`` = (masks [R, n], seed columns [R]) of the batch's first R
-        (real, unpadded) rows, for :meth:`finished_items`."""
+        (real, unpadded) rows, for :meth:`finished_items`; ``stopped``: every item stopped early."""
         if not self.due(key, finished):
             return
         self._last[key] = time.monotonic()
@@ -152,21 +180,30 @@ class Checkpoint:
         tmp = self.path / f"{key}.npz.tmp"
         with open(tmp, "wb") as f:
             arrays.update(
-                n_leaves=np.asarray(len(leaves)), blocks_done=np.asarray(blocks_done), finished=np.asarray(finished)
+                n_leaves=np.asarray(len(leaves)),
+                blocks_done=np.asarray(blocks_done),
+                finished=np.asarray(finished),
+                stopped=np.asarray(stopped),
             )
             np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy types **kwds as its allow_pickle
         os.replace(tmp, self.path / f"{key}.npz")
 
-    def finished_items(self, tag: str) -> dict[tuple[bytes, int], tuple[str, int]]:
-        """Every item that a finished batch saved under ``tag`` holds: ``{(mask bytes,
-        seed column): (key, row)}`` (see :func:`item_keys`)."""
+    def finished_items(self, tag: str, n_blocks: int) -> dict[tuple[bytes, int], tuple[str, int]]:
+        """Every item that a batch saved under ``tag`` holds at the end of a run of ``n_blocks``
+        check intervals (:meth:`Saved.final`): ``{(mask bytes, seed column): (key, row)}`` (see
+        :func:`item_keys`).  A batch saved at a shorter cap is not among them: the batch of the
+        same items continues it (:func:`kvq.engine.runner.run_blocks`)."""
         found: dict[tuple[bytes, int], tuple[str, int]] = {}
         if self._fresh:
             return found
         for file in sorted(self.path.glob(f"{tag}-*.npz")):
             try:
                 with open(file, "rb") as fh, np.load(fh) as z:
-                    if not bool(z["finished"]) or "item_masks" not in z.files:
+                    if "item_masks" not in z.files:
+                        continue
+                    stopped = bool(z["stopped"]) if "stopped" in z.files else False
+                    saved = Saved(None, int(z["blocks_done"]), bool(z["finished"]), stopped)
+                    if not (saved.usable(n_blocks) and saved.final(n_blocks)):
                         continue
                     keys = item_keys(z["item_masks"], z["item_columns"])
             except DAMAGED as e:  # its items are trained again

@@ -13,8 +13,10 @@ of four records, and the live run and its saved folder build them the same way:
   the result records it in ``result.estimator["settings"]``.
 
 A checkpoint is keyed by what its trainings compute, which can be less than what the result
-holds: a sampled estimate's trainings do not depend on its budget, so a larger budget resumes
-every coalition already trained (:func:`training_fingerprint`).
+holds: a sampled estimate's trainings do not depend on its coalition budget, so a larger
+budget resumes every coalition already trained, and a training with a named optimizer does
+not depend on its step cap up to that cap, so a longer ``steps`` continues the trainings of a
+shorter one (:func:`training_fingerprint`).
 """
 
 from __future__ import annotations
@@ -68,8 +70,19 @@ def method_record(result: Any) -> str | dict[str, Any]:
     return result.estimator.get("settings", result.method) if result.estimator else result.method
 
 
-def training_fingerprint(problem: Problem, config: ScanConfig, training: Any, model: Any = None) -> str:
+def training_fingerprint(
+    problem: Problem, config: ScanConfig, training: Any, model: Any = None, *, continues: bool = False
+) -> str:
     """The fingerprint of a checkpoint: the exact scan's identity plus what else decides the
-    trainings (``training``: ``None`` for an exact scan's, else a JSON-able record)."""
-    base = run_fingerprint(problem, config, "exact", model)
+    trainings (``training``: ``None`` for an exact scan's, else a JSON-able record).
+
+    ``continues`` (a method whose trainings are plain subset trainings from the warm start):
+    the step cap ``config.steps`` is left out when the optimizer is a named one, whose updates
+    do not depend on it, so the states a shorter budget saved are continued by a longer one.
+    A user's optax transformation may schedule over the budget: its cap stays in."""
+    described = resolve_model(model, config, problem.d_in, problem.d_out).description
+    record = recorded_config(config, described)
+    if continues and isinstance(config.optimizer, str):
+        record["steps"] = "continued"
+    base = _of(problem.identity(config.seeds), record, problem.rule_names, "exact")
     return base if training is None else digest(base, training)

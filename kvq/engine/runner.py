@@ -61,7 +61,8 @@ def run_blocks(
     [B, d_out])`` and row ``t`` receives the errors after check ``t``; rows after an early
     end (every item frozen) carry the last check's errors, which a frozen item keeps.
     Resumes from (and saves to) ``checkpoint[key]``, recording ``items`` (see
-    :meth:`Checkpoint.save`).  ``placement`` puts the state on the devices that share the
+    :meth:`Checkpoint.save`); a state saved at a shorter cap whose items did not all stop
+    continues to ``n_blocks``, one saved past ``n_blocks`` is not used.  ``placement`` puts the state on the devices that share the
     batch, in the device row order ``order`` (:meth:`~kvq.core.devices.Placement.layout`; None:
     as it is), and fetches what every process must see (errors, frozen flags, checkpoints).
     Returns the state (host arrays, host row order), the history, the check intervals done
@@ -72,11 +73,13 @@ def run_blocks(
     done, finished, ran = 0, False, 0
     carry = (state, history)
     saved = checkpoint.load(key, carry) if checkpoint is not None else None
-    if saved is not None:
-        (state, history), done, finished = saved
-        history = None if history is None else np.array(history)
+    if saved is not None and saved.usable(n_blocks):
+        (state, history), done = saved.tree, saved.blocks_done
+        finished = saved.final(n_blocks)  # else: it stopped at a shorter cap, and continues
+        history = None if history is None else fit_history(np.array(history), done, n_blocks)
         on_block(n_real * check_every * done)
     state = placement.put(take(state, order), split=True)
+    stopped = False
     while not finished and done < n_blocks:
         if history is None:
             state = block(state, *args)
@@ -84,16 +87,28 @@ def run_blocks(
             state, errors = block(state, *args)
             history[done] = placement.to_host(errors, order)
         done, ran = done + 1, ran + 1
-        finished = done == n_blocks or bool(np.all(placement.to_host(state.frozen, order)[:n_real]))
+        stopped = bool(np.all(placement.to_host(state.frozen, order)[:n_real]))
+        finished = done == n_blocks or stopped
         if finished and history is not None:
             history[done:] = history[done - 1]
         # several processes: every one takes part in the gather, process 0 writes
         if checkpoint is not None and (placement.global_arrays or checkpoint.due(key, finished)):
-            checkpoint.save(key, (placement.to_host(state, order), history), done, finished, items)
+            checkpoint.save(key, (placement.to_host(state, order), history), done, finished, items, stopped)
         on_block(n_real * check_every)
     if history is not None and 0 < done < n_blocks:
         history[done:] = history[done - 1]
     return placement.to_host(state, order), history, done, ran
+
+
+def fit_history(history: np.ndarray, done: int, n_blocks: int) -> np.ndarray:
+    """A saved history [checks, B, d_out] of which ``done`` checks ran, laid out for a run of
+    ``n_blocks`` checks: the checks run, then the last one repeated (what a stopped item keeps;
+    a continued batch overwrites them)."""
+    out = np.full((n_blocks, *history.shape[1:]), np.nan, history.dtype)
+    out[:done] = history[:done]
+    if 0 < done < n_blocks:
+        out[done:] = history[done - 1]
+    return out
 
 
 def environment() -> dict[str, Any]:

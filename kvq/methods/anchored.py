@@ -88,6 +88,7 @@ class Finetune:
 
     name = "finetune"
     groups = True
+    continues = False  # its trainings start from an anchor that depends on the step cap
 
     def __post_init__(self) -> None:
         if self.steps is not None:
@@ -157,6 +158,7 @@ class Newton:
     refine_steps: int = 0
 
     name = "newton"
+    continues = False  # its anchor and refinements depend on the step cap
 
     def __post_init__(self) -> None:
         if self.anchor not in ANCHORS:

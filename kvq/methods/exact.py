@@ -18,6 +18,7 @@ class Exact:
 
     name = "exact"
     groups = True  # the masks split by the expensive rules' on/off pattern (docs/design.md §5)
+    continues = True  # a longer step cap continues its trainings (kvq.engine.identity.training_fingerprint)
 
     def record(self, config: ScanConfig) -> str:
         """The method as its result records it (part of the result's identity)."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 import warnings
@@ -22,6 +23,7 @@ from kvq.engine.batched import Engine, Progress
 from kvq.errors import KvqError
 from kvq.game.importance import values, values_importance
 from kvq.game.sampling import (
+    GIVEN,
     SAMPLERS,
     WEIGHTING,
     coalitions_of,
@@ -54,7 +56,7 @@ class Sampled:
     FI) scores every coalition (up to ``PROXY_EXACT_RULES`` rules; beyond, ``proxy_budget``
     distinct sampled ones, default 16 x ``budget``) for one validation pass each."""
 
-    sampler: str
+    sampler: Any  # a name of SAMPLERS, or a shapiq approximator (instance or class)
     budget: int
     target_se: float | None = None
     sample_seed: int = 0
@@ -63,17 +65,26 @@ class Sampled:
 
     name = "sampled"
     groups = True
+    continues = True  # a longer step cap continues its trainings (kvq.engine.identity.training_fingerprint)
 
     def __post_init__(self) -> None:
-        if self.sampler not in SAMPLERS:
-            raise KvqError(f"unknown coalition sampler {self.sampler!r}; choose one of {SAMPLERS}")
+        if not isinstance(self.sampler, str):
+            if not callable(getattr(self.sampler, "approximate", None)):
+                raise KvqError(
+                    f"coalitions= takes a sampler name of {SAMPLERS} or a shapiq approximator (an object or class "
+                    f"with .approximate(budget, game)); got {type(self.sampler).__name__}"
+                )
+            if self.target_se is not None or self.proxy is not None:
+                raise KvqError("a shapiq approximator draws its own budget: target_se= and proxy= do not apply")
+        elif self.sampler not in SAMPLERS or self.sampler in GIVEN:
+            raise KvqError(f"unknown coalition sampler {self.sampler!r}; choose one of {SAMPLERS[:6]}")
         if not isinstance(self.budget, int) or isinstance(self.budget, bool):
             raise KvqError(f"budget must be a whole number of coalitions; got {self.budget!r}")
         if self.target_se is not None and not self.target_se > 0:
             raise KvqError(f"target_se must be > 0 decades; got {self.target_se!r}")
         if self.proxy not in (None, *PROXIES):
             raise KvqError(f"proxy must be one of {PROXIES} (or None); got {self.proxy!r}")
-        if self.proxy is not None and self.sampler.startswith("regression"):
+        if self.proxy is not None and str(self.sampler).startswith("regression"):
             raise KvqError(
                 f"proxy= corrects the msr, permutation and kernel samplers; {self.sampler!r} fits its own model "
                 "to the trained values: leave proxy= out"
@@ -91,13 +102,20 @@ class Sampled:
             )
 
     def record(self, config: ScanConfig) -> dict[str, Any]:
-        return {"method": self.name, **dataclasses.asdict(self)}
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if not isinstance(self.sampler, str):
+            fields["sampler"] = describe_approximator(self.sampler)
+        return {"method": self.name, **fields}
 
     def training(self, config: ScanConfig) -> Any:
         # a coalition trains the same whatever the budget: a larger budget resumes every one trained
+        if not isinstance(self.sampler, str):
+            return ["sampled", "shapiq", describe_approximator(self.sampler)]
         return ["sampled", self.sampler, self.sample_seed]
 
     def run(self, engine: Engine, progress: Progress) -> Outcome:
+        if not isinstance(self.sampler, str):
+            return _approximated(self, engine, progress)
         problem, sampler, budget = engine.problem, self.sampler, self.budget
         n = len(problem.rules)
         rng = np.random.default_rng(self.sample_seed)
@@ -249,3 +267,85 @@ def _newton_proxy(
         "proxy_compile_s": engine.clock.compile_s - c0,
     }
     return info, (f, np.asarray(proxy_per_seed), np.asarray(proxy_se))
+
+
+SHAPIQ_WEIGHTING = {"SV": "shapley", "FSII": "shapley", "SII": "shapley", "k-SII": "shapley", "STII": "shapley",
+                    "kADD-SHAP": "shapley", "BV": "uniform", "FBII": "uniform", "BII": "uniform"}  # fmt: skip
+"""What a shapiq index is at order 1: the Shapley or the uniform (Banzhaf) RI."""
+
+
+def describe_approximator(approximator: Any) -> dict[str, Any]:
+    """A JSON record of a shapiq approximator (instance or class): its class, index, order and
+    random state (what identifies the coalitions it asks for)."""
+    kind = approximator if isinstance(approximator, type) else type(approximator)
+    return {
+        "approximator": f"{kind.__module__.split('.')[0]}.{kind.__name__}",
+        "index": getattr(approximator, "index", None) if not isinstance(approximator, type) else None,
+        "max_order": getattr(approximator, "max_order", None) if not isinstance(approximator, type) else None,
+        "random_state": getattr(approximator, "_random_state", None),
+    }
+
+
+def _approximated(method: Sampled, engine: Engine, progress: Progress) -> Outcome:
+    """A shapiq approximator's estimate of ``engine``'s problem: the approximator calls its game
+    with [k, n] coalitions; kvq trains the new ones as one batch for every seed and answers with
+    the seed mean; then a fresh copy of the approximator (same random state, so the same
+    coalitions) runs on each seed's values alone, giving the estimate per seed.  The result is
+    a sampled table of the coalitions it asked for (and FI's) whose RI is that estimate."""
+    n = len(engine.problem.rules)
+    approximator = method.sampler
+    if isinstance(approximator, type):
+        approximator = approximator(n, random_state=method.sample_seed)
+    if getattr(approximator, "n", n) != n:
+        raise KvqError(f"the approximator is for {approximator.n} players; the problem has {n} rules")
+    index, order = getattr(approximator, "index", None), getattr(approximator, "max_order", 1)
+    if index not in SHAPIQ_WEIGHTING or order != 1:
+        raise KvqError(
+            f"kvq's RI is a Shapley or Banzhaf value (order 1); the approximator estimates {index!r} of order "
+            f"{order}: use e.g. KernelSHAP, PermutationSamplingSV, SVARM, RegressionFBII(max_order=1)"
+        )
+    pristine = copy.deepcopy(approximator)
+    rows: dict[bytes, int] = {}
+    parts: list[Tabulated] = []
+    asked: dict[bytes, np.ndarray] = {}
+    cache: list[np.ndarray] = []  # values [M, S] of the rows so far
+
+    def train(masks: np.ndarray) -> np.ndarray:
+        masks = np.atleast_2d(np.asarray(masks)).astype(np.int8)
+        todo = {m.tobytes(): m for m in masks if m.tobytes() not in rows}
+        if todo:
+            batch = np.array(list(todo.values()), np.int8)
+            trained = engine.train(batch, progress, tag="sampled")
+            parts.append(tabulate(engine, trained, batch))
+            for m in batch:
+                rows[m.tobytes()] = len(rows)
+            cache[:] = [values(stack_tables(parts).errors.mean(axis=-1))]
+        return cache[0][[rows[m.tobytes()] for m in masks]]  # [k, S]
+
+    def game(column: int | None) -> Any:
+        def value(coalitions: np.ndarray) -> np.ndarray:
+            masks = np.atleast_2d(np.asarray(coalitions)).astype(np.int8)
+            asked.update({m.tobytes(): m for m in masks})
+            v = train(masks)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a coalition diverged for every seed: NaN
+                return np.nanmean(v, axis=1) if column is None else v[:, column]
+
+        return value
+
+    t0 = time.perf_counter()
+    train(full_masks(n))
+    own = max(method.budget - (n + 1), 2)  # FI's coalitions count in kvq's budget
+    approximator.approximate(own, game(None))
+    per_seed = []
+    for s in range(len(engine.seeds)):
+        estimate = copy.deepcopy(pristine).approximate(own, game(s))
+        per_seed.append([float(estimate[(i,)]) for i in range(n)])
+    table = stack_tables(parts)
+    assert table.masks is not None
+    draws = np.array(list(asked.values()), np.int8).reshape(-1, n)
+    sampler = "shapiq-" + SHAPIQ_WEIGHTING[index]
+    info = {"coalitions": len(table.masks), "asked": len(draws), "approximator": describe_approximator(pristine)}
+    sampling = Sampling(sampler=sampler, draws=draws, budget=method.budget, given=np.array(per_seed))
+    record = {"settings": method.record(engine.config), "diagnostics": info}
+    return Outcome(table, record, {"approximate_s": time.perf_counter() - t0}, sampling)

@@ -239,8 +239,8 @@ def default_rerun(table: ValueTable) -> str:
         return "a longer training budget (--steps)"
     name = getattr(table, "problem", {}).get("name") if isinstance(table, ScanResult) else None
     if name in problems.names():
-        return f"kvq scan {name} --steps {2 * steps} (plus this scan's other options)"
-    return f"ScanConfig(steps={2 * steps}, ...)"
+        return f"kvq scan {name} --steps {2 * steps} --out <its folder> (plus this scan's other options)"
+    return f"kvq.scan(problem, config.replace(steps={2 * steps}), out=<its folder>)"
 
 
 def settledness_lines(settle: Settledness, table: ValueTable, rerun: str | None = None) -> list[str]:

@@ -41,6 +41,15 @@ def folder_fingerprint(directory: str | Path, kind: str = "scan") -> str | None:
         return None
 
 
+def stored_config(directory: str | Path) -> dict[str, Any]:
+    """The config the scan saved in ``directory`` recorded (empty: none there, or damaged)."""
+    try:
+        config = json.loads((Path(directory) / RESULTS).read_text()).get("config")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
 def check_output_dir(directory: str | Path, fp: str, overwrite: bool, kind: str = "scan") -> Path:
     """Make sure ``directory`` may receive the ``kind`` of run (scan, sweep or tuning)
     identified by ``fp``; create it if needed.

@@ -30,8 +30,9 @@ from kvq.problems.rules import Dataset, Problem
 from kvq.store import results as io
 
 CHECKPOINT_DIR = ".checkpoint"
-"""Where a run saved into a folder keeps its training state until its result is written."""
-EVENTS = ("loaded", "resumed")
+"""Where a run saved into a folder keeps its training states: while it runs (an interrupted
+run resumes) and after its result is written (a longer budget continues them)."""
+EVENTS = ("loaded", "resumed", "continued")
 """Progress phases that are events, not counts (see :func:`run`)."""
 
 
@@ -144,36 +145,56 @@ def run(
 ) -> ScanResult:
     """``method``'s value table of ``problem`` (see :func:`estimate`); the one pipeline.
 
-    ``progress(phase, done, total)`` also receives two events: ``("loaded", 1, 1)`` when
-    ``out`` holds this run finished (nothing is trained) and ``("resumed", 1, 1)`` when a
-    checkpoint of it is found."""
+    ``progress(phase, done, total)`` also receives three events: ``("loaded", 1, 1)`` when
+    ``out`` holds this run finished (nothing is trained), ``("resumed", 1, 1)`` when a
+    checkpoint of it is found, and ``("continued", 1, 1)`` when ``out`` holds the same run at a
+    shorter budget (``config.steps``): its trainings continue where they were capped, those that
+    stopped early are reused, and the folder then holds the longer run."""
     t_start = time.perf_counter()
     if out is not None and checkpoint is not None:
         raise KvqError("give out= (a results folder, which keeps its own checkpoint) or checkpoint=, not both")
     check_inputs(problem, config)
     method.check(problem, config)
     progress = progress or _quiet
-    folder = None
+    folder, shorter = None, False
+    identity = training_fingerprint(problem, config, method.training(config), model, continues=method.continues)
     if out is not None:
         fp = fingerprint(problem, config, method, model)
-        folder = io.results_folder(out, fp, overwrite, "scan")
+        shorter = not overwrite and _shorter_run(Path(out), fp, identity, config)
+        folder = io.results_folder(out, fp, overwrite or shorter, "scan")
         finished = io.load_finished(folder, fp)
         if finished is not None:
             progress("loaded", 1, 1)
             return finished
         checkpoint = folder / CHECKPOINT_DIR
+        if shorter:
+            progress("continued", 1, 1)
     ckpt = None
     if checkpoint is not None:
-        identity = training_fingerprint(problem, config, method.training(config), model)
-        if stored_fingerprint(checkpoint) == identity:
+        if stored_fingerprint(checkpoint) == identity and not shorter:
             progress("resumed", 1, 1)
         ckpt = Checkpoint(checkpoint, identity, checkpoint_every_s, replace=overwrite and folder is not None)
     engine = prepare(problem, config, progress, ckpt, group=method.groups, model=model)
     result = make_result(engine, method.run(engine, progress), t_start, method.name)
     if folder is not None:
         io.save_result(result, folder, overwrite=True)
-        io.discard(folder / CHECKPOINT_DIR)
     return result
+
+
+def _shorter_run(folder: Path, fp: str, identity: str, config: ScanConfig) -> bool:
+    """Whether ``folder`` holds this run at a shorter budget, whose training states a run
+    of ``config.steps`` continues; a KvqError when it holds it at a longer one (that result
+    would be lost, and its states are past this budget)."""
+    if stored_fingerprint(folder / CHECKPOINT_DIR) != identity or io.folder_fingerprint(folder) in (None, fp):
+        return False
+    steps = io.stored_config(folder).get("steps")
+    if isinstance(steps, int) and steps > config.steps:
+        raise KvqError(
+            f"{str(folder)!r} holds this scan at a longer budget ({steps} steps, not {config.steps}); its "
+            "numbers at any shorter budget are in its errors_by_check: choose another output folder, or pass "
+            "--overwrite (overwrite=True) to replace it"
+        )
+    return True
 
 
 def scan(
