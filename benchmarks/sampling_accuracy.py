@@ -15,8 +15,8 @@ shapiq's approximators with the same budget (evaluations).  Scores: mean absolut
 against the exact value, Spearman rank correlation, and for kvq the coverage of ``± 2
 se_sampling`` (share of rules and draws whose interval holds the exact value).
 
-  python benchmarks/sampling_accuracy.py                 # everything (about 15 min on 2 cores)
-  python benchmarks/sampling_accuracy.py --games 10 --repeats 10
+  OPENBLAS_NUM_THREADS=1 python benchmarks/sampling_accuracy.py   # everything
+  python benchmarks/sampling_accuracy.py --games 10 --repeats 10  # one game (saved cells are kept)
 
 Writes benchmarks/results/sampling-accuracy-{platform}.json and a RESULTS.md section.
 """
@@ -40,7 +40,7 @@ from kvq.game.importance import rank_correlation, values_importance
 SHARES = (0.02, 0.1, 0.25)
 FIXED = {30: (1_000, 10_000, 50_000)}
 KVQ = {"shapley": ("regression", "permutation", "kernel"), "uniform": ("regression-banzhaf", "msr", "kernel-banzhaf")}
-SLOW_S = 20.0
+SLOW_S = 10.0
 """A shapiq approximator whose first draw in a cell takes longer than this is not run further there."""
 
 
@@ -207,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="unanimity games of n rules (a number) or a trained table's problem name")
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--markdown-only", action="store_true")
+    ap.add_argument("--fresh", action="store_true", help="measure again the cells a saved run holds")
     args = ap.parse_args(argv)
     m = machine()
     key = f"sampling-accuracy-{m['platform']}"
@@ -232,13 +233,16 @@ def main(argv: list[str] | None = None) -> int:
 
             def games(r: int, value=value, exact=exact):
                 return value, exact
-        cells = []
-        t0 = time.perf_counter()
+        block = payload["games"].setdefault(label, {"n": n, "cells": [], "wall_s": 0.0})
         for share, budget in budgets(n):
+            if any(c["budget"] == budget for c in block["cells"]) and not args.fresh:
+                continue  # measured by an earlier, interrupted invocation
             t1 = time.perf_counter()
-            cells.append({"share": share, "budget": budget, "rows": run_cell(n, budget, games, args.repeats)})
+            block["cells"].append({"share": share, "budget": budget, "rows": run_cell(n, budget, games, args.repeats)})
+            block["wall_s"] += time.perf_counter() - t1
+            payload["wall_s"] = sum(b["wall_s"] for b in payload["games"].values())
+            write_json(key, payload)  # after every cell: an interrupted run keeps what it measured
             print(f"{label} budget {budget}: {time.perf_counter() - t1:.0f} s", flush=True)
-        payload["games"][label] = {"n": n, "cells": cells, "wall_s": time.perf_counter() - t0}
     payload["wall_s"] = sum(b["wall_s"] for b in payload["games"].values())
     write_json(key, payload)
     update_section(key, markdown(payload))

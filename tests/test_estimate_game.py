@@ -3,6 +3,8 @@ values are known in closed form (sums of unanimity games) and against shapiq."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -118,3 +120,32 @@ def test_what_estimate_game_refuses_says_why():
         kvq.estimate_game(lambda m: np.zeros(len(m) + 1), names, budget=12)
     with pytest.raises(kvq.KvqError, match="unknown weighting"):
         kvq.estimate_game(value, names, "banzhaf", budget=12)
+
+
+@pytest.mark.slow
+def test_a_shapiq_approximator_trains_what_it_asks_for_as_kvq_batches(tiny_burgers, tiny_config, tiny_scan, tmp_path):
+    """kvq.estimate(..., coalitions=<shapiq approximator>): the coalitions it asks for are trained
+    for every seed (as the exact scan trains them), and each seed's estimate is the approximator's
+    on that seed's values with kvq's budget less FI's n + 1 coalitions; the result saves, loads and
+    reads like any sampled table."""
+    shapiq = pytest.importorskip("shapiq")
+    approximator = shapiq.KernelSHAP(4, pairing_trick=True, random_state=3)
+    reference = copy.deepcopy(approximator)
+    result = kvq.estimate(tiny_burgers, tiny_config, coalitions=approximator, budget=12, out=tmp_path / "run")
+    assert result.sampling.sampler == "shapiq-shapley" and len(result.masks) <= 12
+    ri = kvq.rule_importance(result)
+    assert ri.weighting == "shapley" and ri.per_seed.shape == (2, 4) and np.all(np.isnan(ri.se_sampling))
+    bits = 1 << np.arange(4)
+    rows = np.asarray(result.masks, int) @ bits
+    np.testing.assert_allclose(result.errors, tiny_scan.errors[rows], rtol=2e-5)  # trained as the scan trains them
+    values = np.full((16, 2), np.nan)
+    values[rows] = -np.log10(result.errors)
+    for s in range(2):
+        theirs = copy.deepcopy(reference).approximate(
+            8, lambda c, s=s: values[np.atleast_2d(np.asarray(c, int)) @ bits, s]
+        )
+        np.testing.assert_allclose(ri.per_seed[s], [theirs[(i,)] for i in range(4)], atol=1e-9)
+    again = kvq.ScanResult.load(tmp_path / "run")
+    np.testing.assert_allclose(kvq.rule_importance(again).per_seed, ri.per_seed)
+    with pytest.raises(kvq.KvqError, match="Shapley or Banzhaf value"):
+        kvq.estimate(tiny_burgers, tiny_config, coalitions=shapiq.KernelSHAPIQ(4, max_order=2), budget=12)

@@ -9,7 +9,6 @@ compared on games whose values are known (e.g. sums of unanimity games).
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -110,9 +109,10 @@ def estimate_game(
                 break
     if len(draws) < 2:
         raise KvqError(f"a budget of {budget} coalitions leaves too few {sampler} draws; raise it")
-    result = _result(names, sampler, np.concatenate(masks), np.concatenate(rows), draws, enumerated, budget, target_se)
     timing = {"evaluate_s": time.perf_counter() - spent}
-    return SampledResult(**{**_fields(result), "timing": timing})
+    return _result(
+        names, sampler, np.concatenate(masks), np.concatenate(rows), draws, enumerated, budget, target_se, timing
+    )
 
 
 def _result(
@@ -124,6 +124,7 @@ def _result(
     enumerated: tuple[int, ...],
     budget: int,
     target_se: float | None = None,
+    timing: dict[str, Any] | None = None,
 ) -> SampledResult:
     with np.errstate(over="ignore"):
         errors = np.where(np.isfinite(values), 10.0 ** (-values), np.nan)
@@ -136,8 +137,5 @@ def _result(
         problem={"name": "game"},
         method="sampled",
         estimator={"settings": {"method": "game", "sampler": sampler, "budget": budget}},
+        timing=timing or {},
     )
-
-
-def _fields(result: SampledResult) -> dict[str, Any]:
-    return {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}

@@ -283,6 +283,14 @@ def sampled_estimates(
         raise KvqError("sampled_estimates needs a sampled table (with a kvq.game.table.Sampling record)")
     names, v, out, missing = prepare_values(table, output)
     masks, s = table.masks, sampling
+    if s.given is not None:  # an outside approximator's estimate, per seed: no sampling error of its own
+        mean, se = mean_se(s.given)
+        nan = np.full(len(names), np.nan)
+        given = SampledImportance(
+            "RI", WEIGHTING[s.sampler], names, s.given, mean, se, out, missing,
+            se_sampling=nan, se_seeds=se, samples=len(s.draws),
+        )  # fmt: skip
+        return given, None
     plain = estimate_importance(s.sampler, names, masks, v, s.draws, s.enumerated)
     plain = replace(plain, output=out, missing=missing)
     if s.proxy_values is None:

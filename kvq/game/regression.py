@@ -86,29 +86,51 @@ def regression_strata(weighting: str, n: int) -> dict[int, tuple[float, int]]:
 
 
 def features(masks: np.ndarray, level: str) -> np.ndarray:
-    """The design [M, p] of model ``level`` (:data:`LEVELS`): one-hot coalition size (n + 1),
-    then the rules (n), then every product ``z_j z_l`` (j < l)."""
+    """The design [M, p] of model ``level`` (:data:`LEVELS`): an intercept ("rules") or a
+    one-hot coalition size (n + 1), then the rules (n), then ("pairs") every product ``z_j z_l``
+    (j < l)."""
     z = np.asarray(masks, float)
     M, n = z.shape
     if level == "none":
         return np.zeros((M, 0))
+    if level == "rules":
+        return np.concatenate([np.ones((M, 1)), z], axis=1)
     size = np.zeros((M, n + 1))
     size[np.arange(M), z.sum(axis=1).astype(int)] = 1.0
-    parts = [size] + ([z] if level in ("rules", "pairs") else [])
+    parts = [size, z]
     if level == "pairs":
         j, l = np.triu_indices(n, 1)
         parts.append(z[:, j] * z[:, l])
     return np.concatenate(parts, axis=1)
 
 
+def predict(masks: np.ndarray, coef: np.ndarray, level: str) -> np.ndarray:
+    """The model ``coef`` of ``level`` at the coalitions ``masks`` [M, n] -> [M]; the same as
+    ``features(masks, level) @ coef`` without forming the design."""
+    z = np.asarray(masks, float)
+    M, n = z.shape
+    if level == "none":
+        return np.zeros(M)
+    if level == "rules":
+        return coef[0] + z @ coef[1:]
+    out = coef[: n + 1][z.sum(axis=1).astype(int)] + z @ coef[n + 1 : 2 * n + 1]
+    if level == "pairs":
+        j, l = np.triu_indices(n, 1)
+        w = np.zeros((n, n))
+        w[j, l] = coef[2 * n + 1 :]
+        out = out + ((z @ w) * z).sum(axis=1)
+    return out
+
+
 def model_importance(weighting: str, n: int, coef: np.ndarray, level: str) -> np.ndarray:
     """The importance [n] of the fitted model ``coef`` (:func:`features`' order): the size
-    values through :func:`size_weights`, a rule's own weight, half of each pair weight."""
+    values through :func:`size_weights` (an intercept: none), a rule's own weight, half of
+    each pair weight."""
     if level == "none":
         return np.zeros(n)
-    phi = np.full(n, coef[: n + 1] @ size_weights(weighting, n))
-    if level in ("rules", "pairs"):
-        phi = phi + coef[n + 1 : 2 * n + 1]
+    if level == "rules":
+        return np.asarray(coef[1:], float)
+    phi = coef[: n + 1] @ size_weights(weighting, n) + coef[n + 1 : 2 * n + 1]
     if level == "pairs":
         j, l = np.triu_indices(n, 1)
         w = np.zeros((n, n))
@@ -170,7 +192,7 @@ def pair_totals(
         fit_rows = ok.copy()
         fit_rows[rows_z[mine]] = fit_rows[rows_c[mine]] = False  # the fold's own coalitions stay out
         coef, level = _model(masks[fit_rows], v[fit_rows], n)
-        r = np.where(ok, v - features(masks, level) @ coef, np.nan)
+        r = np.where(ok, v - predict(masks, coef, level), np.nan)
         h = one_coalition(weighting, masks, r)  # [M, n]
         known = model_importance(weighting, n, coef, level) + h[ends[0]] + h[ends[1]]
         for k in enumerated:
@@ -181,9 +203,9 @@ def pair_totals(
     return totals
 
 
-LEVELS = ("none", "sizes", "rules", "pairs")
-"""The models, each adding to the one before: nothing, a value per coalition size, a weight per
-rule, a weight per pair of rules."""
+LEVELS = ("none", "rules", "sizes", "pairs")
+"""The models, each richer than the one before: nothing; an intercept and a weight per rule; a
+value per coalition size and a weight per rule; and a weight per pair of rules."""
 
 
 def _model(masks: np.ndarray, v: np.ndarray, n: int) -> tuple[np.ndarray, str]:
@@ -193,7 +215,7 @@ def _model(masks: np.ndarray, v: np.ndarray, n: int) -> tuple[np.ndarray, str]:
         pick = np.random.default_rng(0).choice(len(masks), FIT_ROWS, replace=False)
         masks, v = masks[pick], v[pick]
     sizes = len(np.unique(masks.sum(axis=1)))
-    count = {"sizes": sizes, "rules": sizes + n, "pairs": sizes + n + n * (n - 1) // 2}
+    count = {"rules": n + 1, "sizes": sizes + n, "pairs": sizes + n + n * (n - 1) // 2}
     level = "none"
     for name in LEVELS[1:]:
         if len(masks) >= ROWS_PER_WEIGHT * count[name]:

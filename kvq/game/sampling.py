@@ -55,6 +55,7 @@ from kvq.game.estimators import (  # the estimators live beside the importances 
 from kvq.game.importance import sampled_estimates
 from kvq.game.regression import REGRESSION_WEIGHTING, plan_pairs, random_pairs, regression_strata
 from kvq.game.table import (  # what a sampled table records and checks
+    GIVEN,
     SAMPLERS,
     WEIGHTING,
     SampledResult,
@@ -69,6 +70,7 @@ __all__ = [
     "DEFAULT",
     "DRAWN",
     "FEW_DRAWS",
+    "GIVEN",
     "LABELS",
     "MIN_PROXY_DRAWS",
     "MIN_SAMPLED_COALITIONS",
@@ -101,6 +103,8 @@ LABELS = {
     "permutation": "RI Shapley (perm.)",
     "kernel": "RI Shapley (kernel)",
     "kernel-banzhaf": "RI uniform (kernel)",
+    "shapiq-shapley": "RI Shapley (shapiq)",
+    "shapiq-uniform": "RI uniform (shapiq)",
     "regression": "RI Shapley (regr.)",
     "regression-banzhaf": "RI uniform (regr.)",
 }
@@ -111,6 +115,8 @@ DRAWN = {
     "kernel-banzhaf": "coalition-complement pairs",
     "regression": "coalition-complement pairs",
     "regression-banzhaf": "coalition-complement pairs",
+    "shapiq-shapley": "coalitions the approximator asked for",
+    "shapiq-uniform": "coalitions the approximator asked for",
 }
 PROXY_SAMPLERS = ("msr", "permutation", "kernel", "kernel-banzhaf")
 """The samplers a proxy can correct (the regression samplers fit their own model)."""
@@ -133,6 +139,8 @@ def draw(sampler: str, n: int, count: int, rng: np.random.Generator, exclude: tu
     its complement (:func:`coalitions_of`).  ``exclude`` (kernel only): pair strata ``k =
     min(|z|, n - |z|)`` never drawn (enumerated instead, :func:`plan_draws`)."""
     known_sampler(sampler)
+    if sampler in GIVEN:
+        raise KvqError(f"{sampler!r} draws come from a shapiq approximator: pass the approximator as coalitions=")
     if count == 0:
         return no_draws(sampler, n)
     if sampler in ("msr", "kernel-banzhaf"):

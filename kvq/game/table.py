@@ -14,7 +14,16 @@ import numpy as np
 from kvq.core.coalitions import all_masks, mask_index
 from kvq.errors import KvqError
 
-SAMPLERS = ("msr", "permutation", "kernel", "kernel-banzhaf", "regression", "regression-banzhaf")
+SAMPLERS = (
+    "msr",
+    "permutation",
+    "kernel",
+    "kernel-banzhaf",
+    "regression",
+    "regression-banzhaf",
+    "shapiq-shapley",
+    "shapiq-uniform",
+)
 WEIGHTING = {
     "msr": "uniform",
     "permutation": "shapley",
@@ -22,7 +31,11 @@ WEIGHTING = {
     "kernel-banzhaf": "uniform",
     "regression": "shapley",
     "regression-banzhaf": "uniform",
+    "shapiq-shapley": "shapley",  # a shapiq approximator's estimate, kept with the table (``Sampling.given``)
+    "shapiq-uniform": "uniform",
 }
+GIVEN = ("shapiq-shapley", "shapiq-uniform")
+"""Samplers whose estimate an outside approximator made: kept with the table, not recomputed."""
 """The importance each sampler estimates (:func:`kvq.rule_importance`'s ``weighting``)."""
 
 
@@ -68,7 +81,7 @@ def coalitions_of(sampler: str, draws: np.ndarray) -> np.ndarray:
     """Every coalition [*, n] the draws need (repeats included)."""
     known_sampler(sampler)
     n = draws.shape[1]
-    if sampler == "msr":
+    if sampler == "msr" or sampler in GIVEN:  # an approximator's draws: the coalitions it asked for
         return draws
     if sampler == "permutation":
         return chain_masks(draws).reshape(-1, n)
@@ -107,7 +120,8 @@ class Sampling:
     description (method, settings, beta, coalitions, exact, correlation, proxy_s, ...),
     ``proxy_values`` [M, S] its -log10 error on the table's masks, ``proxy_per_seed`` [S, n]
     the proxy game's own RI per seed and ``proxy_se`` [n] that RI's sampling error (0 when
-    exact); the three arrays come together.
+    exact); the three arrays come together.  ``given`` [S, n]: for the :data:`GIVEN` samplers
+    (a shapiq approximator that asked for the coalitions in ``draws``), its estimate per seed.
     """
 
     sampler: str
@@ -119,9 +133,14 @@ class Sampling:
     proxy_values: np.ndarray | None = None
     proxy_per_seed: np.ndarray | None = None
     proxy_se: np.ndarray | None = None
+    given: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         known_sampler(self.sampler)
+        if (self.given is not None) != (self.sampler in GIVEN):
+            raise KvqError(f"the {GIVEN} samplers, and only they, come with their estimate (given [S, n])")
+        if self.given is not None:
+            object.__setattr__(self, "given", np.asarray(self.given, np.float64))
         draws = np.asarray(self.draws)
         if draws.ndim != 2:
             raise KvqError(f"draws must be 2-D [draws, rules]; got shape {draws.shape}")
@@ -162,7 +181,7 @@ class Sampling:
         """The arrays for ``table.npz``: ``draws`` and, with a proxy, ``proxy_values``,
         ``proxy_per_seed`` and ``proxy_se`` (the caller may prefix the names in the file)."""
         out = {"draws": self.draws}
-        for a in PROXY_ARRAYS:
+        for a in (*PROXY_ARRAYS, "given"):
             if getattr(self, a) is not None:
                 out[a] = getattr(self, a)
         return out
@@ -181,6 +200,7 @@ class Sampling:
             meta.get("target_se"),
             meta.get("proxy") or {},
             **{a: (np.asarray(arrays[a]) if a in arrays else None) for a in PROXY_ARRAYS},
+            given=np.asarray(arrays["given"]) if "given" in arrays else None,
         )
 
 
@@ -276,9 +296,9 @@ class ValueTable:
         if not np.isin(masks, (0, 1)).all():
             raise KvqError("masks must be 0/1 (rule on/off)")
         masks = masks.astype(np.int8)
-        if len(np.unique(masks, axis=0)) != len(masks):
-            raise KvqError("a sampled table's masks must be distinct coalitions (one row each)")
         have = {m.tobytes() for m in masks}
+        if len(have) != len(masks):
+            raise KvqError("a sampled table's masks must be distinct coalitions (one row each)")
         if any(m.tobytes() not in have for m in full_masks(n)):
             raise KvqError(
                 "a sampled table must hold all rules and every all-but-one coalition (FI needs them: "
