@@ -35,10 +35,24 @@ def test_an_optax_transformation_trains_like_the_named_optimizer(tiny_burgers, t
     np.testing.assert_array_equal(same.errors, tiny_scan.errors)  # kvq.optimizers.adam(lr) is what "adam" means
     theirs = kvq.scan(tiny_burgers, tiny_config.replace(optimizer=optax.adam(tiny_config.learning_rate)))
     np.testing.assert_allclose(theirs.errors, tiny_scan.errors, rtol=1e-3)  # optax's Adam, up to float32 rounding
-    schedule = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(optax.cosine_decay_schedule(1e-2, 40)))
-    result = kvq.scan(tiny_burgers, tiny_config.replace(optimizer=schedule))
+    def over(steps):  # a schedule over the budget, as a factory of it
+        return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(optax.cosine_decay_schedule(1e-2, steps)))
+
+    result = kvq.scan(tiny_burgers, tiny_config.replace(optimizer=over(tiny_config.steps)))
     assert np.isfinite(result.errors).all() and result.config["optimizer"]["kind"] == "optax"
     assert not np.allclose(result.errors, tiny_scan.errors)
+    built = kvq.scan(tiny_burgers, tiny_config.replace(optimizer=over))
+    np.testing.assert_array_equal(built.errors, result.errors)  # built for the config's budget
+    assert built.config["optimizer"]["kind"] == "budget schedule" and built.config["optimizer"]["factory"].endswith("over")
+    assert tiny_config.replace(optimizer=over, steps=80).to_dict() != tiny_config.replace(optimizer=over).to_dict()
+    # every training runs to the cap by design: settledness is the drift's alone, and the output says so
+    assert kvq.settledness(built).max_capped == 1.0 and kvq.settledness(result).max_capped < 1.0
+    text = kvq.report.importance_table(built)
+    assert "judged by the drift alone" in text and "fixed optax transformation" not in text
+    if not kvq.settledness(result).known or kvq.settledness(result).unsettled:
+        assert "fixed optax transformation" in kvq.report.importance_table(result)
+    with pytest.raises(kvq.KvqError, match="must return an optax.GradientTransformation"):
+        kvq.ScanConfig(optimizer=lambda steps: steps)
 
 
 @pytest.mark.parametrize("name", ["adam", "adamw"])

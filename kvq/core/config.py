@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +38,11 @@ class ScanConfig:
     (``depth = 0``: an affine model).
     Optimizer: ``optimizer`` (``"adam"``, the paper's; ``"adamw"``; ``"sgd"``) with
     ``learning_rate``, or any ``optax.GradientTransformation`` (schedules, ``optax.chain``,
-    clipping; ``learning_rate`` is then unused).  kvq identifies a transformation by its
+    clipping; ``learning_rate`` is then unused), or a function ``steps -> transformation``
+    for a schedule over the budget (``lambda steps: optax.adam(optax.cosine_decay_schedule(
+    1e-3, steps))``): kvq builds it for ``steps``, so a longer budget stretches the schedule,
+    and judges such a scan's settledness by the drift of its numbers alone, since every
+    training is meant to run to the cap (docs/design.md §3).  kvq identifies a transformation by its
     first updates on a fixed probe (:func:`describe_optimizer`).  Each subset trains up to ``steps`` steps and
     is checked every ``check_every`` steps: it stops (keeping the weights of the last
     check) once its total loss rose since the previous check.  With ``warm_start`` the
@@ -74,7 +79,7 @@ class ScanConfig:
     width: int = 50
     depth: int = 5
     activation: str = "sin"
-    optimizer: str | optax.GradientTransformation = "adam"
+    optimizer: str | optax.GradientTransformation | Callable[[int], optax.GradientTransformation] = "adam"
     learning_rate: float = 1e-3
     steps: int = 20_000
     check_every: int = 1_000
@@ -112,15 +117,25 @@ class ScanConfig:
                     f"unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS} or give an "
                     "optax.GradientTransformation"
                 )
-        elif not (
-            callable(getattr(self.optimizer, "init", None)) and callable(getattr(self.optimizer, "update", None))
-        ):
-            raise KvqError(
-                f"optimizer must be one of {OPTIMIZERS} or an optax.GradientTransformation; "
-                f"got {type(self.optimizer).__name__}"
-            )
-        else:  # checked (and described) once, here
+        elif is_transformation(self.optimizer):  # checked (and described) once, here
             object.__setattr__(self, "_optimizer_description", describe_optimizer(self.optimizer))
+        elif callable(self.optimizer):  # a factory of the budget: steps -> transformation
+            built = self.optimizer(self.steps)
+            if not is_transformation(built):
+                raise KvqError(
+                    f"optimizer {function_name(self.optimizer)}(steps) must return an optax.GradientTransformation; "
+                    f"got {type(built).__name__}"
+                )
+            object.__setattr__(
+                self,
+                "_optimizer_description",
+                {**describe_optimizer(built), "kind": "budget schedule", "factory": function_name(self.optimizer)},
+            )
+        else:
+            raise KvqError(
+                f"optimizer must be one of {OPTIMIZERS}, an optax.GradientTransformation or a function "
+                f"steps -> optax.GradientTransformation (a schedule over the budget); got {type(self.optimizer).__name__}"
+            )
         lr = self.learning_rate
         if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr > 0:
             raise KvqError(f"learning_rate must be a number > 0; got {lr!r}")
@@ -180,10 +195,16 @@ class ScanConfig:
             raise KvqError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
         return dataclasses.replace(PRESETS[name], **overrides)
 
+    @property
+    def budget_schedule(self) -> bool:
+        """The optimizer is a factory of the budget (``steps -> transformation``): its schedule
+        spans ``steps``, so every training is meant to run to the cap (docs/design.md §3)."""
+        return not isinstance(self.optimizer, str) and not is_transformation(self.optimizer)
+
     def make_optimizer(self) -> optax.GradientTransformation:
-        """The optax transformation this config trains with."""
+        """The optax transformation this config trains with (a budget schedule's, built for ``steps``)."""
         if not isinstance(self.optimizer, str):
-            return self.optimizer
+            return self.optimizer if is_transformation(self.optimizer) else self.optimizer(self.steps)
         return {"adam": optimizers.adam, "adamw": optimizers.adamw, "sgd": optax.sgd}[self.optimizer](
             self.learning_rate
         )
@@ -235,6 +256,11 @@ class ScanConfig:
         if isinstance(d.get("grouping"), list):
             d["grouping"] = tuple(d["grouping"])
         return cls(**d)
+
+
+def is_transformation(optimizer: Any) -> bool:
+    """Whether ``optimizer`` is an optax transformation (has ``init`` and ``update``)."""
+    return callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))
 
 
 def describe_optimizer(transformation: optax.GradientTransformation, probes: int = 8) -> dict[str, Any]:

@@ -132,6 +132,13 @@ def _with_errors(table: Any, errors: np.ndarray) -> Any:
     return ValueTable(names, errors, masks=table.masks, sampling=table.sampling)
 
 
+def budget_schedule(table: Any) -> bool:
+    """Whether ``table`` was trained with a schedule over its budget (``ScanConfig(optimizer=
+    steps -> transformation)``, recorded as ``{"kind": "budget schedule", ...}``)."""
+    optimizer = (getattr(table, "config", None) or {}).get("optimizer")
+    return isinstance(optimizer, dict) and optimizer.get("kind") == "budget schedule"
+
+
 def settledness(
     table: Any,
     weighting: str | None = None,
@@ -150,10 +157,13 @@ def settledness(
     (stopped ones keep their final errors), per seed.  The rule is settled when the drift of
     its RI and of its FI is below ``max(atol, rtol * |final value|)`` decades, counting two
     standard errors of the drift against it, and at most ``max_capped`` of the trainings
-    ran into the cap.  ``weighting`` None: the table's own (:func:`kvq.game.importance.own_weighting`).
+    ran into the cap; a table trained with a schedule over the budget (:func:`budget_schedule`)
+    is judged by the drift alone, since its trainings are meant to run to the cap.  ``weighting`` None: the table's own (:func:`kvq.game.importance.own_weighting`).
     Criterion and constants: ``docs/design.md``.
     """
     weighting = weighting or own_weighting(table)
+    if budget_schedule(table):
+        max_capped = 1.0  # every training is meant to run to the cap: the drift alone decides
     names = tuple(table.rule_names)
     n = len(names)
     nan = np.full(n, np.nan)

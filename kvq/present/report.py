@@ -14,7 +14,16 @@ from kvq.game.importance import SampledImportance
 from kvq.game.sampling import DRAWN, FEW_DRAWS, LABELS
 from kvq.game.summary import Summary, summarize
 from kvq.game.table import PROVIDED, ScanResult, ValueTable
-from kvq.game.verdicts import ATOL, RTOL, SAMPLED_ELIMINATION, Assessment, Elimination, PairRelations, Settledness
+from kvq.game.verdicts import (
+    ATOL,
+    RTOL,
+    SAMPLED_ELIMINATION,
+    Assessment,
+    Elimination,
+    PairRelations,
+    Settledness,
+    budget_schedule,
+)
 
 
 def mse_summary(values: np.ndarray) -> str:
@@ -238,6 +247,11 @@ def default_rerun(table: ValueTable) -> str:
     if steps is None:
         return "a longer training budget (--steps)"
     name = getattr(table, "problem", {}).get("name") if isinstance(table, ScanResult) else None
+    if budget_schedule(table):
+        return (
+            f"kvq.scan(problem, config.replace(steps={2 * steps}), out=<a new folder>) (the schedule is built "
+            "for the new budget, so every training runs again)"
+        )
     if name in problems.names():
         return f"kvq scan {name} --steps {2 * steps} --out <its folder> (plus this scan's other options)"
     return f"kvq.scan(problem, config.replace(steps={2 * steps}), out=<its folder>)"
@@ -253,6 +267,12 @@ def settledness_lines(settle: Settledness, table: ValueTable, rerun: str | None 
         out.append(
             f"trainings: {capped} of {int(ok.sum())} ({settle.capped_share:.0%}) ran into the "
             f"{_budget(table)}-step cap, {int(ok.sum()) - capped} stopped by the early-stopping check"
+            + (
+                " (a schedule over the budget: its trainings are meant to run to the cap, so settledness "
+                "is judged by the drift alone)"
+                if budget_schedule(table)
+                else ""
+            )
         )
     if not settle.known:
         if getattr(table, "method", "exact") == "exact":
@@ -275,6 +295,12 @@ def settledness_lines(settle: Settledness, table: ValueTable, rerun: str | None 
         "these numbers; an unsettled rule is never flagged improper."
     )
     out.append(f"re-run with a longer budget: {rerun or default_rerun(table)}")
+    optimizer = (getattr(table, "config", None) or {}).get("optimizer")
+    if isinstance(optimizer, dict) and optimizer.get("kind") == "optax":
+        out.append(
+            "  your optimizer is a fixed optax transformation: if its schedule spans the budget, a longer one does "
+            "not stretch it; pass ScanConfig(optimizer=lambda steps: ...) to build it for the budget"
+        )
     return out
 
 
