@@ -7,10 +7,13 @@ shapiq (``pip install shapiq``) brings its plots and its approximators to a kvq 
 on the values kvq trained.  :func:`interaction_values` wraps a kvq importance as
 ``shapiq.InteractionValues``.  shapiq's regression and Monte-Carlo approximators draw their
 whole budget first and call the game once with a [k, n] matrix of coalitions (its permutation
-samplers call it in chunks, and with single coalitions for the empty and full ones), so a
-batched trainer could serve them; kvq's own samplers (``kvq.estimate(..., coalitions=...)``,
-:func:`kvq.estimate_game`) are as accurate at equal budgets (benchmarks/RESULTS.md) and add a
-standard error.  :func:`value_frame` is the value table as a pandas DataFrame.
+samplers call it in chunks, and with single coalitions for the empty and full ones), so kvq
+trains what one asks for as batches: ``kvq.estimate(problem, config,
+coalitions=shapiq.KernelSHAP(n, ...), budget=B)`` (:mod:`kvq.methods.sampled`).  kvq's own
+samplers (``coalitions="regression"``, ..., :func:`kvq.estimate_game`) add a standard error;
+which is more accurate depends on the game and the budget (benchmarks/RESULTS.md, "Sampled
+importance against shapiq's approximators").  :func:`value_frame` is the value table as a
+pandas DataFrame.
 """
 
 from __future__ import annotations
