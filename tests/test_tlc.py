@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -144,16 +145,12 @@ def test_missing_files_packages_and_columns_say_what_to_do(table_file, tmp_path,
         tlc.read_table(short)
     with pytest.raises(kvq.KvqError, match="cannot parse the SMILES"):
         kvq.problems.get("tlc", data_file=write_table(tmp_path / "bad.xlsx", smiles=("c1ccccc1", "C1CC(")))
-    real_import = tlc.importlib.import_module
-
-    def without_openpyxl(name, *a):
-        if name == "openpyxl":
-            raise ImportError(name)
-        return real_import(name, *a)
-
-    monkeypatch.setattr(tlc.importlib, "import_module", without_openpyxl)
+    monkeypatch.setitem(sys.modules, "openpyxl", None)  # as if not installed: importing it raises ImportError
     tlc._read.cache_clear()
     with pytest.raises(kvq.KvqError, match=r'openpyxl is not installed: pip install "kvq\[tlc\]"'):
+        kvq.problems.get("tlc", data_file=table_file)
+    monkeypatch.setitem(sys.modules, "rdkit", None)
+    with pytest.raises(kvq.KvqError, match=r'rdkit is not installed: pip install "kvq\[tlc\]"'):
         kvq.problems.get("tlc", data_file=table_file)
 
 
