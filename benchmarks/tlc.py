@@ -122,6 +122,7 @@ def sweep_part(config: kvq.ScanConfig, split: str) -> dict:
     return {
         "data": SWEEP_DATA,
         "seeds": config.seeds,
+        "steps": config.steps,
         "wall_s": round(time.perf_counter() - t0, 1),
         "summary": [{k: r[k] for k in keep} for r in result.summary],
         "trends": [
@@ -186,9 +187,11 @@ def markdown(payload: dict) -> str:
     if sweeps:
         splits = [x for x in SWEEP_SPLITS if x in sweeps]
         seeds = sorted({sweeps[x]["seeds"] for x in splits})
+        steps = sorted({sweeps[x].get("steps", cfg["steps"]) for x in splits})
         wall = sum(sweeps[x]["wall_s"] for x in splits)
         md += [
-            f"### RI against the number of measurements ({'/'.join(map(str, seeds))} seeds per point, wall {wall:.0f} s)",
+            f"### RI against the number of measurements ({'/'.join(map(str, seeds))} seeds per point, "
+            f"up to {'/'.join(map(str, steps))} steps, wall {wall:.0f} s)",
             "",
             "In distribution (`interpolation`: random measurements) and out of distribution (`compounds`: 20 % of "
             "the compounds never observed; `eluents`: the most polar eluent of each series never observed). "
@@ -222,6 +225,7 @@ def main() -> None:
     ap.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, from {list(PARTS)}")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--splits", default=",".join(SWEEP_SPLITS), help="the sweep's splits (one sweep each)")
+    ap.add_argument("--sweep-steps", type=int, default=None, help="the sweep's step cap (default: the preset's)")
     args = ap.parse_args()
     if not DATA.is_file():
         print(f"tlc benchmark skipped: no data set at {DATA} (set KVQ_TLC_DATA to the .xlsx)")
@@ -242,7 +246,8 @@ def main() -> None:
             save(payload, key, env, config, t0)
             continue
         for split in args.splits.split(","):
-            payload.setdefault("sweep", {})[split] = sweep_part(config, split)
+            cap = config if args.sweep_steps is None else config.replace(steps=args.sweep_steps)
+            payload.setdefault("sweep", {})[split] = sweep_part(cap, split)
             print(json.dumps({"sweep": split, "wall_s": payload["sweep"][split]["wall_s"]}), flush=True)
             save(payload, key, env, config, t0)
 
