@@ -142,7 +142,7 @@ def test_a_shapiq_approximator_trains_what_it_asks_for_as_kvq_batches(tiny_burge
     values[rows] = -np.log10(result.errors)
     for s in range(2):
         theirs = copy.deepcopy(reference).approximate(
-            8, lambda c, s=s: values[np.atleast_2d(np.asarray(c, int)) @ bits, s]
+            12 - 5, lambda c, s=s: values[np.atleast_2d(np.asarray(c, int)) @ bits, s]
         )
         np.testing.assert_allclose(ri.per_seed[s], [theirs[(i,)] for i in range(4)], atol=1e-9)
     again = kvq.ScanResult.load(tmp_path / "run")
