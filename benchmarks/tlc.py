@@ -114,7 +114,7 @@ def sweep_part(config: kvq.ScanConfig, split: str) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         result = kvq.sweep(
-            "tlc", config, data=SWEEP_DATA, split=[split], out=FOLDER / f"sweep-{split}",
+            "tlc", config, data=SWEEP_DATA, split=[split], out=FOLDER / f"sweep-{split}", overwrite=True,
             problem_options={"data_file": str(DATA)},
         )
     keep = ("n_data", "split", "rule", "ri", "ri_se", "fi", "fi_se", "improper", "settled", "capped_share",
