@@ -215,7 +215,9 @@ def sampled_lines(table: ValueTable, ri: Any, plain: Any) -> list[str]:
             f"a {proxy.get('method', '?')} proxy adjusted this estimate when it was made; this older file did not "
             "keep the proxy's RI, so the plain estimate of the same draws is shown"
         )
-    if not np.all(np.isfinite(ri.se_sampling)):
+    if np.all(np.isnan(ri.se_sampling)):  # an outside approximator's estimate (kvq.game.table.GIVEN)
+        out.append("estimated by a shapiq approximator: se is the spread over seeds; its sampling error is not known")
+    elif not np.all(np.isfinite(ri.se_sampling)):
         out.append("se sampling inf: too few draws to measure the sampling error; give a larger budget")
     elif ri.samples < FEW_DRAWS:
         out.append(
