@@ -135,6 +135,7 @@ def test_a_shapiq_approximator_trains_what_it_asks_for_as_kvq_batches(tiny_burge
     assert result.sampling.sampler == "shapiq-shapley" and len(result.masks) <= 12
     ri = kvq.rule_importance(result)
     assert ri.weighting == "shapley" and ri.per_seed.shape == (2, 4) and np.all(np.isnan(ri.se_sampling))
+    assert "estimated by a shapiq approximator" in result.table()
     bits = 1 << np.arange(4)
     rows = np.asarray(result.masks, int) @ bits
     np.testing.assert_allclose(result.errors, tiny_scan.errors[rows], rtol=2e-5)  # trained as the scan trains them
