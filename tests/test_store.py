@@ -59,10 +59,10 @@ def test_a_different_run_is_refused_or_replaced(saved_scan, tiny_burgers, tiny_c
 
 @pytest.mark.parametrize("damage", ["truncate", "garble"])
 def test_a_damaged_checkpoint_file_is_named_and_only_its_batch_trains_again(
-        damage, tiny_burgers, tiny_config, tiny_scan, tmp_path):
+        damage, tiny_burgers, grouped_config, grouped_scan, tmp_path):
     folder = tmp_path / "scan"
     with pytest.raises(KeyboardInterrupt):
-        kvq.scan(tiny_burgers, tiny_config, out=folder, progress=_interrupt_in_second_program, checkpoint_every_s=0)
+        kvq.scan(tiny_burgers, grouped_config, out=folder, progress=_interrupt_in_second_program, checkpoint_every_s=0)
     batches = sorted((folder / CHECKPOINT_DIR).glob("batch-*.npz"), key=lambda p: p.stat().st_mtime)
     finished, unfinished = batches[0], batches[1]  # the first program's batch finished before the interrupt
     raw = finished.read_bytes()
@@ -72,12 +72,12 @@ def test_a_damaged_checkpoint_file_is_named_and_only_its_batch_trains_again(
         finished.write_bytes(raw[:200] + bytes(len(raw) - 400) + raw[-200:])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        resumed = kvq.scan(tiny_burgers, tiny_config, out=folder, checkpoint_every_s=0)
+        resumed = kvq.scan(tiny_burgers, grouped_config, out=folder, checkpoint_every_s=0)
     named = [str(w.message) for w in caught if finished.name in str(w.message)]
     assert len(named) == 1 and "damaged" in named[0], "\n".join(str(w.message)[-150:] for w in caught)
     # the damaged batch (8 masks x 2 seeds) trains again; the other resumes its last check interval
-    assert resumed.timing["subset_steps"] == 16 * tiny_config.steps + 16 * tiny_config.check_every
-    np.testing.assert_array_equal(resumed.errors, tiny_scan.errors)
+    assert resumed.timing["subset_steps"] == 16 * grouped_config.steps + 16 * grouped_config.check_every
+    np.testing.assert_array_equal(resumed.errors, grouped_scan.errors)
     assert unfinished.name != finished.name
 
 
