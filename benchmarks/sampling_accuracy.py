@@ -24,6 +24,7 @@ Writes benchmarks/results/sampling-accuracy-{platform}.json and a RESULTS.md sec
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import warnings
@@ -38,7 +39,10 @@ import kvq
 from kvq.game.importance import rank_correlation, values_importance
 
 SHARES = (0.02, 0.1, 0.25)
-FIXED = {30: (1_000, 10_000, 50_000)}
+FIXED = {30: (1_000, 10_000, 30_000)}
+LARGE_N = 20
+"""From this many rules the kvq samplers that are neither defaults nor cheap (kernel, kernel-banzhaf:
+drawn one pair at a time) are left out, to keep the run within about 20 minutes of CPU."""
 KVQ = {"shapley": ("regression", "permutation", "kernel"), "uniform": ("regression-banzhaf", "msr", "kernel-banzhaf")}
 SLOW_S = 10.0
 """A shapiq approximator whose first draw in a cell takes longer than this is not run further there."""
@@ -97,8 +101,9 @@ def table_game(name: str):
     return value, exact, n
 
 
-def run_cell(n: int, budget: int, games, repeats: int) -> list[dict]:
-    """Every method on ``repeats`` draws (``games(r)`` -> value, exact) at ``budget``."""
+def run_cell(n: int, budget: int, games, repeats: int, only: set[str] | None = None) -> list[dict]:
+    """Every method (or those named in ``only``: ``kvq regression``, ``shapiq KernelSHAP``, ...)
+    on ``repeats`` draws (``games(r)`` -> value, exact) at ``budget``."""
     names = [f"r{i}" for i in range(n)]
     scores: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}
     skipped: set[str] = set()
@@ -106,6 +111,8 @@ def run_cell(n: int, budget: int, games, repeats: int) -> list[dict]:
         value, exact = games(r)
         for weighting, samplers in KVQ.items():
             for sampler in samplers:
+                if (n >= LARGE_N and sampler.startswith("kernel")) or (only and f"kvq {sampler}" not in only):
+                    continue
                 t0 = time.perf_counter()
                 try:
                     res = kvq.estimate_game(value, names, weighting, sampler, budget=budget, seed=r)
@@ -118,7 +125,7 @@ def run_cell(n: int, budget: int, games, repeats: int) -> list[dict]:
                     (float(err.mean()), rank_correlation(ri.mean, exact[weighting]), cov, time.perf_counter() - t0)
                 )
             for label, make in shapiq_makers(n, r)[weighting].items():
-                if label in skipped:
+                if label in skipped or (only and f"shapiq {label}" not in only):
                     continue
                 t0 = time.perf_counter()
                 with warnings.catch_warnings():
@@ -168,9 +175,14 @@ def markdown(payload: dict) -> str:
                   "| weighting | budget | method | MAE | Spearman | coverage ±2 se | s/draw |",
                   "|---|---:|---|---:|---:|---:|---:|"]
         for cell in block["cells"]:
+            if cell.get("only"):
+                lines.append(f"| | {cell['budget']} ({cell['share']}) | only {', '.join(cell['only'])} ran here "
+                             "(the others cost too long on the shared machine) | | | | |")
             for r in sorted(cell["rows"], key=lambda r: (r["weighting"], r["mae"])):
                 default = r["method"] in ("kvq regression", "kvq regression-banzhaf")
                 name = f"**{r['method']}**" if default else r["method"]
+                if r["draws"] < payload["repeats"]:  # the budget left too few draws in the others (kvq refuses)
+                    name += f" ({r['draws']} of {payload['repeats']} draws ran)"
                 cov = "—" if r["coverage_2se"] is None else f"{r['coverage_2se']:.0%}"
                 lines.append(f"| {r['weighting']} | {cell['budget']} ({cell['share']}) | {name} | {r['mae']:.4f} | "
                              f"{r['spearman']:.3f} | {cov} | {r['seconds']:.2f} |")
@@ -196,26 +208,47 @@ def verdicts(payload: dict) -> list[str]:
                 out.append(f"- {game}, {weighting}, {cell['budget']} ({cell['share']}): {'met' if ok else 'NOT met'} "
                            f"(MAE {ours['mae']:.4f} vs {best_mae['mae']:.4f} {best_mae['method']}; Spearman "
                            f"{ours['spearman']:.3f} vs {best_sp['spearman']:.3f} {best_sp['method']})")
+    out += ["", "Coverage of ± 2 se_sampling outside 90-98 % (kvq samplers):", ""]
+    for game, block in payload["games"].items():
+        for cell in block["cells"]:
+            bad = [f"{r['method']} {r['coverage_2se']:.0%}" for r in cell["rows"]
+                   if r["coverage_2se"] is not None and not 0.9 <= r["coverage_2se"] <= 0.98]
+            if bad:
+                out.append(f"- {game}, {cell['budget']} ({cell['share']}): {', '.join(bad)}")
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    import json
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--games", nargs="+", default=["10", "20", "30", "fourth_order_2d", "kovasznay"],
                     help="unanimity games of n rules (a number) or a trained table's problem name")
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--markdown-only", action="store_true")
     ap.add_argument("--fresh", action="store_true", help="measure again the cells a saved run holds")
+    ap.add_argument("--part", default="", help="write results/sampling-accuracy-{platform}-PART.json instead "
+                    "(a run in parallel); --merge folds the parts into the main file")
+    ap.add_argument("--merge", nargs="*", default=None, metavar="PART")
+    ap.add_argument("--only", nargs="+", default=None, metavar="METHOD",
+                    help="run only these methods ('kvq regression', 'shapiq KernelSHAP', ...)")
+    ap.add_argument("--budgets", nargs="+", type=int, default=None, help="only these budgets of the games' list")
     args = ap.parse_args(argv)
     m = machine()
     key = f"sampling-accuracy-{m['platform']}"
+    if args.merge is not None:  # fold parallel parts into the main file, then rewrite the section
+        main_file = HERE / "results" / f"{key}.json"
+        payload = json.loads(main_file.read_text())
+        for part in args.merge:
+            payload["games"].update(json.loads((HERE / "results" / f"{key}-{part}.json").read_text())["games"])
+        payload["wall_s"] = sum(b["wall_s"] for b in payload["games"].values())
+        write_json(key, payload)
+        update_section(key, markdown(payload))
+        return 0
+    section = key
+    if args.part:
+        key = f"{key}-{args.part}"
     if args.markdown_only:
         update_section(key, markdown(json.loads((HERE / "results" / f"{key}.json").read_text())))
         return 0
-    import json
-
     saved = HERE / "results" / f"{key}.json"
     payload = {"machine": m, "repeats": args.repeats, "games": {}}
     if saved.exists():  # games run before (another invocation) are kept; those run now replace theirs
@@ -235,17 +268,21 @@ def main(argv: list[str] | None = None) -> int:
                 return value, exact
         block = payload["games"].setdefault(label, {"n": n, "cells": [], "wall_s": 0.0})
         for share, budget in budgets(n):
+            if args.budgets and budget not in args.budgets:
+                continue
             if any(c["budget"] == budget for c in block["cells"]) and not args.fresh:
                 continue  # measured by an earlier, interrupted invocation
             t1 = time.perf_counter()
-            block["cells"].append({"share": share, "budget": budget, "rows": run_cell(n, budget, games, args.repeats)})
+            rows = run_cell(n, budget, games, args.repeats, set(args.only) if args.only else None)
+            block["cells"].append({"share": share, "budget": budget, "rows": rows, "only": args.only})
             block["wall_s"] += time.perf_counter() - t1
             payload["wall_s"] = sum(b["wall_s"] for b in payload["games"].values())
             write_json(key, payload)  # after every cell: an interrupted run keeps what it measured
             print(f"{label} budget {budget}: {time.perf_counter() - t1:.0f} s", flush=True)
     payload["wall_s"] = sum(b["wall_s"] for b in payload["games"].values())
     write_json(key, payload)
-    update_section(key, markdown(payload))
+    if not args.part:
+        update_section(section, markdown(payload))
     print(markdown(payload))
     return 0
 
