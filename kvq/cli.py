@@ -164,6 +164,15 @@ def _training_options(s: argparse.ArgumentParser) -> None:
         "--max-batch and --vectorize count per device)",
     )
     s.add_argument(
+        "--robustness",
+        default="lbfgs",
+        choices=["lbfgs", "longer", "wider", "off"],
+        help="exact scans: before a rule is called improper or clearly harmful, train the coalitions that decide "
+        "it again under a stronger protocol (lbfgs: continue them with L-BFGS; longer: 4x the steps; wider: "
+        "twice the width); a rule whose harm then disappears is reported as hurting under this protocol, not "
+        "as improper (default: lbfgs)",
+    )
+    s.add_argument(
         "--coalitions",
         default=None,
         choices=SAMPLERS,
@@ -520,7 +529,16 @@ def _scan(args: argparse.Namespace, out: TextIO) -> int:
     model = _model(args)
     started = time.perf_counter()
     result = _warned(
-        lambda: run(problem, config, chosen, progress=report, out=outdir, overwrite=args.overwrite, model=model)
+        lambda: run(
+            problem,
+            config,
+            chosen,
+            progress=report,
+            out=outdir,
+            overwrite=args.overwrite,
+            model=model,
+            robustness=None if args.robustness == "off" else args.robustness,
+        )
     )
     files = ["results.json", "table.npz", "table.csv"]
     if not args.no_plot:

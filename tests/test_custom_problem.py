@@ -110,10 +110,21 @@ def poisson_problem() -> kvq.Problem:
     )
 
 
-def test_elimination_blames_the_wrong_condition_not_the_correct_law_that_spreads_it():
+def test_elimination_blames_the_wrong_condition_not_the_correct_law_that_spreads_it(monkeypatch):
+    from kvq.workflows import robustness
+
+    monkeypatch.setattr(robustness, "POLISH", 200)  # the L-BFGS phase of the robustness check, short
     config = kvq.ScanConfig(width=16, depth=2, activation="tanh", learning_rate=1e-2, steps=2000, check_every=200,
                             pretrain_steps=400, seeds=3, max_batch=64)
     result = kvq.scan(poisson_problem(), config)
+    # both harmful rules were trained again with L-BFGS from where they ended: the wrong slope's harm
+    # survives (knowledge, not the optimizer), and so does the ODE's in the coalitions with the wrong slope
+    checks = result.robustness
+    assert set(checks) == {"ode", "wrong_slope"} and checks["wrong_slope"]["verdict"] == "survived"
+    fi_pair = checks["wrong_slope"]["pairs"][0]
+    assert fi_pair["kind"] == "fi" and fi_pair["context"] == ["ode", "boundary"] and fi_pair["after"]["mean"] < -1
+    worst = checks["ode"]["pairs"][-1]
+    assert worst["kind"] == "worst" and "wrong_slope" in worst["context"] and worst["before"]["mean"] < -1
     ri = kvq.rule_importance(result)
     _, high = ri.ci95()
     # on average the correct ODE hurts, reliably: a flag on the sign of RI alone would blame it

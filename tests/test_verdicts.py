@@ -166,6 +166,29 @@ def test_elimination_removes_several_wrong_rules_in_order():
     assert kvq.eliminate(table).removed == ("a", "b")
 
 
+def test_a_rule_whose_harm_a_stronger_protocol_removes_is_never_called_improper():
+    import dataclasses
+
+    from kvq.present.report import verdict_line
+    from kvq.game.summary import summarize
+
+    table = _game(_additive([[-1.0, -0.4, 0.5]] * 4), seeds=3, noise=0.01)
+    assert kvq.eliminate(table, protect=("a",)).removed == ("b",)
+    assert kvq.eliminate(table, protect=("a",)).protected == ("a",)
+    # the records of the knowledge-or-optimizer check decide it (kvq.workflows.robustness)
+    scan = kvq.ScanResult(table.rule_names, table.errors, errors_by_check=table.errors_by_check,
+                          check_steps=table.check_steps, stopped=table.stopped, seeds=(0, 1, 2))
+    checks = {"a": {"verdict": "protocol", "what": "L-BFGS", "pairs": []},
+              "b": {"verdict": "survived", "what": "L-BFGS", "pairs": []}}
+    checked = dataclasses.replace(scan, robustness=checks)
+    elim = kvq.eliminate(checked)
+    assert elim.removed == ("b",) and elim.protected == ("a",) and kvq.improper_rules(checked) == ("b",)
+    line = verdict_line(summarize(checked))
+    assert "IMPROPER b" in line and "survived L-BFGS" in line
+    assert "hurts under this training protocol, not improper: a (the harm disappears with L-BFGS)" in line
+    assert kvq.eliminate(scan).removed == ("a", "b")  # without the records both are blamed
+
+
 def test_a_tiny_consistent_negative_rule_is_not_improper():
     # RI about -0.017 with a tiny se: reliably negative, but below the minimum effect
     table = _game(_additive([[-0.017, 0.4, 0.0]] * 4), noise=0.001)

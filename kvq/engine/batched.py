@@ -333,7 +333,7 @@ class Engine:
         config = cfg.replace(steps=cfg.polish_steps, check_every=cfg.polish_every, pretrain_steps=0, polish_steps=0)
         return dataclasses.replace(self, config=config, programs=programs, opt0=_lbfgs_init(lbfgs, self.params0))
 
-    def _polish(self, masks: np.ndarray, first: Trained, progress: Progress, phase: str, tag: str) -> Trained:
+    def polish(self, masks: np.ndarray, first: Trained, progress: Progress, phase: str, tag: str) -> Trained:
         """``first`` (the items of ``masks`` after the first optimizer) polished by
         :meth:`polisher`, each from the weights it kept: the final state is the polish's,
         ``steps_run`` counts both phases, the history and ``check_steps`` continue with the
@@ -504,7 +504,7 @@ class Engine:
         trained = Trained(
             state, mask_of[order], seed_of[order], np.concatenate(history, axis=1)[:, order].astype(np.float64), steps
         )
-        return self._polish(masks, trained, progress, phase, tag) if cfg.polish_steps else trained
+        return self.polish(masks, trained, progress, phase, tag) if cfg.polish_steps else trained
 
     def _saved_items(
         self, masks: np.ndarray, tag: str, saved: dict[tuple[bytes, int], tuple[str, int]], n_blocks: int

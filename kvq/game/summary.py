@@ -70,6 +70,7 @@ class Summary:
     trajectory: dict[str, Any] | None
     missing: tuple[int, ...]
     not_available: dict[str, str]
+    robustness: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ri(self) -> Importance:
@@ -148,6 +149,7 @@ def _summarize(table: Any, weighting: str) -> Summary:
         trajectory(table, weighting),
         missing,
         not_available,
+        dict(getattr(table, "robustness", None) or {}),
     )
 
 

@@ -482,7 +482,9 @@ class ScanResult(ValueTable):
     ``"newton"`` for an estimate (:func:`kvq.estimate`), whose settings and diagnostics (CG
     residuals, anchor) are in ``estimator``, ``"sampled"`` for a table of sampled coalitions
     (``sampling`` set; see :class:`SampledResult`).  The arrays have one row per mask (2^n, or
-    M for a sampled table).
+    M for a sampled table).  ``robustness``: rule name -> the knowledge-or-optimizer check of a
+    rule that hurts (:mod:`kvq.workflows.robustness`; ``"verdict"`` is ``"survived"`` or
+    ``"protocol"``); the verdicts read it.
     """
 
     steps_run: np.ndarray = field(default=None)  # type: ignore[arg-type]  # zeros if not given
@@ -494,6 +496,7 @@ class ScanResult(ValueTable):
     environment: dict[str, Any] = field(default_factory=dict)
     method: str = "exact"
     estimator: dict[str, Any] = field(default_factory=dict)
+    robustness: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__post_init__()

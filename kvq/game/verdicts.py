@@ -245,7 +245,8 @@ class Elimination:
     settled; ``settledness_known``: False where the table has no trajectory.  For a sampled
     table (``sampled``) there is one round only, ``final`` is None once a rule is removed, and
     ``sampled_withheld`` holds the candidates not flagged because there were several (see
-    :func:`eliminate`).
+    :func:`eliminate`).  ``protected``: rules that met the criterion but whose harm disappeared
+    under a stronger training protocol (:func:`exonerated`), so they are not called improper.
     """
 
     removed: tuple[str, ...]
@@ -257,6 +258,7 @@ class Elimination:
     settledness_known: bool
     sampled: bool = False
     sampled_withheld: tuple[str, ...] = ()
+    protected: tuple[str, ...] = ()
 
     @property
     def kept(self) -> tuple[str, ...]:
@@ -280,6 +282,7 @@ class Elimination:
                 "criterion": f"RI < -{self.min_effect:g} decades with its 95% CI over seeds below 0, and settled",
                 "sampled": self.sampled,
                 "sampled_withheld": self.sampled_withheld,
+                "protected": self.protected,
                 "note": (
                     f"{SAMPLED_ELIMINATION}: one round only; a rule is flagged only when it is the one candidate"
                     if self.sampled
@@ -289,8 +292,21 @@ class Elimination:
         )
 
 
+def exonerated(table: Any) -> tuple[str, ...]:
+    """The rules of ``table`` whose harm disappeared under a stronger training protocol
+    (``table.robustness[rule]["verdict"] == "protocol"``): an optimization or capacity conflict
+    of this protocol, not wrong knowledge (docs/design.md §3)."""
+    checks = getattr(table, "robustness", None) or {}
+    return tuple(r for r in table.rule_names if (checks.get(r) or {}).get("verdict") == "protocol")
+
+
 def eliminate(
-    table: Any, weighting: str | None = None, *, min_effect: float = ATOL, require_settled: bool = True
+    table: Any,
+    weighting: str | None = None,
+    *,
+    min_effect: float = ATOL,
+    require_settled: bool = True,
+    protect: tuple[str, ...] | None = None,
 ) -> Elimination:
     """Improper rules by backward elimination on the value table.
 
@@ -307,15 +323,20 @@ def eliminate(
     flagged only when it is the one candidate (the exact procedure would remove it first too);
     several candidates are all withheld (``sampled_withheld``), since which of them stay
     harmful once another is gone needs the games without them (docs/design.md §3).
+
+    ``protect``: rules never removed (recorded in ``protected`` when they meet the criterion);
+    None: :func:`exonerated`, the rules whose harm a stronger protocol made disappear.
     """
     if not hasattr(table, "restrict"):
         raise KvqError(f"eliminate needs a kvq.ValueTable or ScanResult; got {type(table).__name__}")
     weighting = weighting or own_weighting(table)
     if sampling_of(table) is not None:
         return _eliminate_sampled(table, weighting, min_effect, require_settled)
+    protect = exonerated(table) if protect is None else tuple(protect)
     active = list(table.rule_names)
     removed: list[str] = []
     withheld: list[str] = []
+    protected: list[str] = []
     rounds: list[dict[str, Any]] = []
     final = None
     known = False
@@ -324,7 +345,11 @@ def eliminate(
         ri, settle = r["ri"], r["settle"]
         known = settle.known
         withheld += [name for name, m, s in zip(active, r["meets"], r["ok"]) if m and not s and name not in withheld]
-        candidates = np.flatnonzero(r["meets"] & r["ok"])
+        kept = np.array([name in protect for name in active], bool)
+        protected += [
+            name for name, m, k in zip(active, r["meets"] & r["ok"], kept) if m and k and name not in protected
+        ]
+        candidates = np.flatnonzero(r["meets"] & r["ok"] & ~kept)
         out = None if candidates.size == 0 else active[int(candidates[np.argmin(ri.mean[candidates])])]
         rounds.append(_record(active, r, out))
         if out is None:
@@ -333,7 +358,9 @@ def eliminate(
         removed.append(out)
         active.remove(out)
     withheld = [w for w in withheld if w not in removed]
-    return Elimination(tuple(removed), tuple(rounds), final, tuple(withheld), min_effect, weighting, known)
+    return Elimination(
+        tuple(removed), tuple(rounds), final, tuple(withheld), min_effect, weighting, known, protected=tuple(protected)
+    )
 
 
 def _round(table: Any, weighting: str, min_effect: float, require_settled: bool) -> dict[str, Any]:

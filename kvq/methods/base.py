@@ -118,12 +118,15 @@ def stack_tables(parts: list[Tabulated]) -> Tabulated:
 class Outcome(NamedTuple):
     """What a method hands the pipeline: the ``table``, the ``estimator`` record
     (``{"settings": ..., "diagnostics": ...}``; empty for an exact scan), the method's own
-    ``timing`` phases (seconds), and for a sampled table its :class:`~kvq.game.table.Sampling`."""
+    ``timing`` phases (seconds), for a sampled table its :class:`~kvq.game.table.Sampling`, and
+    for an exact scan its ``trained`` states (every mask of ``all_masks``: what a robustness check
+    continues, :mod:`kvq.workflows.robustness`)."""
 
     table: Tabulated
     estimator: dict[str, Any]
     timing: dict[str, Any]
     sampling: Sampling | None = None
+    trained: Trained | None = None
 
 
 def too_many_rules(problem: Problem) -> str:

@@ -33,4 +33,4 @@ class Exact:
 
     def run(self, engine: Engine, progress: Progress) -> Outcome:
         trained = engine.train(all_masks(len(engine.problem.rules)), progress)
-        return Outcome(tabulate(engine, trained), {}, {})
+        return Outcome(tabulate(engine, trained), {}, {}, trained=trained)

@@ -138,6 +138,7 @@ def importance_table(table: ValueTable, rerun: str | None = None, summary: Summa
         out.append(recipe)
     out += settledness_lines(settle, table, rerun)
     out += elimination_lines(elim)
+    out += robustness_lines(table)
     if verdicts.pairs is not None:
         out += pair_lines(verdicts.pairs)
     elif "pair_relations" in verdicts.notes:
@@ -146,6 +147,24 @@ def importance_table(table: ValueTable, rerun: str | None = None, summary: Summa
     out += caveats(table)
     out.append(verdict_line(summary))
     return "\n".join(out)
+
+
+def robustness_lines(table: ValueTable) -> list[str]:
+    """Each harmful rule's knowledge-or-optimizer check: its decisive pairs' marginal
+    contribution under this protocol and under the stronger one, and what that makes of it."""
+    checks = getattr(table, "robustness", None) or {}
+    out = []
+    for rule, c in checks.items():
+        pairs = "; ".join(
+            f"{'FI pair' if p['kind'] == 'fi' else 'worst context'} {p['before']['mean']:+.2f} -> {p['after']['mean']:+.2f}"
+            for p in c["pairs"]
+        )
+        if c["verdict"] == "survived":
+            verdict = "the harm survived: the knowledge, not the optimizer"
+        else:
+            verdict = "the harm disappeared: it hurts under this training protocol, not improper"
+        out.append(f"robustness of {rule} under {c['what']}: {pairs} decades; {verdict}")
+    return out
 
 
 def verdict_line(summary: Summary) -> str:
@@ -164,13 +183,23 @@ def verdict_line(summary: Summary) -> str:
     helps = [n for n, m, lo in zip(ri.names, mean, low) if m > ATOL and lo > 0]
     hurts = [n for n, m, hi in zip(ri.names, mean, high) if m < -ATOL and hi < 0 and n not in elim.removed]
     unknown = "" if settle.known else " (settledness unknown: this table has no checks over the budget)"
+    checks = summary.robustness
+    survived = [r for r in elim.removed if (checks.get(r) or {}).get("verdict") == "survived"]
     if elim.removed:
-        head = f"verdict: IMPROPER {', '.join(elim.removed)} (hurts beyond {ATOL} decades in every seed's interval)"
+        head = f"verdict: IMPROPER {', '.join(elim.removed)} (hurts beyond {ATOL} decades in every seed's interval"
+        head += f"; survived {checks[survived[0]]['what']})" if survived else ")"
     elif np.all(np.abs(mean) < ATOL):
         return f"verdict: no rule matters here (every |RI| is below the minimum effect, {ATOL} decades){unknown}"
     else:
         head = "verdict: no rule is improper"
     parts = [head]
+    if elim.protected:
+        what = checks[elim.protected[0]]["what"]
+        parts.append(
+            f"hurts under this training protocol, not improper: {', '.join(elim.protected)} (the harm disappears "
+            f"with {what})"
+        )
+    hurts = [h for h in hurts if h not in elim.protected]
     if helps:
         parts.append(f"helps: {', '.join(helps)}")
     if hurts:

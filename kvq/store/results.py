@@ -204,6 +204,7 @@ def save_result(result: ScanResult, directory: str | Path, overwrite: bool = Fal
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "method": result.method,
         "estimator": result.estimator,
+        "robustness": result.robustness,
         "rule_names": list(result.rule_names),
         "output_names": list(result.output_names),
         "seeds": list(result.seeds),
@@ -328,6 +329,7 @@ def load_result(directory: str | Path) -> ScanResult:
         "environment": meta.get("environment", {}),
         "method": meta.get("method", "exact"),
         "estimator": meta.get("estimator", {}),
+        "robustness": meta.get("robustness") or {},
     }
     if meta.get("sampling") is not None:
         saved = {k.removeprefix("sampling_"): v for k, v in arrays.items() if k.startswith("sampling_")}

@@ -28,6 +28,7 @@ from kvq.game.table import SampledResult, ScanResult
 from kvq.methods import Method, Outcome, method_for
 from kvq.problems.rules import Dataset, Problem
 from kvq.store import results as io
+from kvq.workflows import robustness as robust
 
 CHECKPOINT_DIR = ".checkpoint"
 """Where a run saved into a folder keeps its training states: while it runs (an interrupted
@@ -142,8 +143,13 @@ def run(
     checkpoint: str | Path | None = None,
     checkpoint_every_s: float = 60.0,
     model: Any = None,
+    robustness: str | None = "lbfgs",
 ) -> ScanResult:
     """``method``'s value table of ``problem`` (see :func:`estimate`); the one pipeline.
+
+    ``robustness``: the stronger protocol (:data:`kvq.workflows.robustness.PROTOCOLS`) under
+    which an exact scan trains again the coalitions that decide a rule it would call improper
+    or clearly harmful, before it says so (None: no such check).
 
     ``progress(phase, done, total)`` also receives three events: ``("loaded", 1, 1)`` when
     ``out`` holds this run finished (nothing is trained), ``("resumed", 1, 1)`` when a
@@ -175,7 +181,12 @@ def run(
             progress("resumed", 1, 1)
         ckpt = Checkpoint(checkpoint, identity, checkpoint_every_s, replace=overwrite and folder is not None)
     engine = prepare(problem, config, progress, ckpt, group=method.groups, model=model)
-    result = make_result(engine, method.run(engine, progress), t_start, method.name)
+    outcome = method.run(engine, progress)
+    result = make_result(engine, outcome, t_start, method.name)
+    if robustness is not None and method.name == "exact":
+        result = robust.check(
+            problem, config, result, robustness, progress=progress, model=model, engine=engine, trained=outcome.trained
+        )
     if folder is not None:
         io.save_result(result, folder, overwrite=True)
     return result
@@ -207,6 +218,7 @@ def scan(
     checkpoint: str | Path | None = None,
     checkpoint_every_s: float = 60.0,
     model: Any = None,
+    robustness: str | None = "lbfgs",
 ) -> ScanResult:
     """Train every subset of ``problem``'s rules for every seed; return the value table.
 
@@ -221,7 +233,11 @@ def scan(
     became NaN/inf is marked diverged, its error is NaN and it is named in a warning (the
     importance functions leave it out of their averages).  ``model``: the network to train
     (:mod:`kvq.core.models`: a pure ``(init, apply)`` pair, a Flax Linen or NNX module; default
-    kvq's MLP from the config).
+    kvq's MLP from the config).  ``robustness``: before a rule is called improper or clearly
+    harmful, the coalitions that decide it are trained again under this stronger protocol
+    (``"lbfgs"``, ``"longer"``, ``"wider"``; None: not checked), and a rule whose harm disappears
+    is reported as hurting under this training protocol, never as improper
+    (:mod:`kvq.workflows.robustness`).
     """
     config = ScanConfig.preset("quick") if config is None else config
     return run(
@@ -234,6 +250,7 @@ def scan(
         checkpoint=checkpoint,
         checkpoint_every_s=checkpoint_every_s,
         model=model,
+        robustness=robustness,
     )
 
 

@@ -1,0 +1,204 @@
+"""Knowledge or optimizer?  Before kvq calls a rule improper, or reports a settled rule as
+clearly harmful, it trains the coalitions that decide the rule again under a stronger
+protocol (docs/design.md §3).
+
+For each such rule the decisive coalitions are its full-importance pair (every rule, and
+every rule but this one) and its worst context (the coalition where adding the rule hurt
+most, averaged over seeds).  They are trained for every seed with the stronger protocol
+(:data:`PROTOCOLS`) and the rule's marginal contribution is measured again in each pair.  If
+a pair that was harmful stays harmful (below ``-ATOL`` decades), the harm *survived* and the
+verdict stands; if the harm disappears, the rule hurts under this training protocol (an
+optimization or capacity conflict) and kvq never calls it improper.  The records land in
+``result.robustness`` (and ``results.json``), and every verdict reads them
+(:func:`kvq.game.verdicts.exonerated`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import numpy as np
+
+from kvq.core.coalitions import mask_index
+from kvq.core.config import ScanConfig
+from kvq.core.train import take
+from kvq.engine.batched import Engine, Progress, Trained
+from kvq.game.summary import summarize
+from kvq.game.table import ScanResult
+from kvq.game.verdicts import ATOL
+from kvq.methods.base import tabulate
+from kvq.problems.rules import Problem
+
+PROTOCOLS = {
+    "lbfgs": "the same training, then up to 1000 L-BFGS steps",
+    "longer": "four times the step budget",
+    "wider": "a network twice as wide",
+}
+"""The stronger protocols a harmful rule is tested under."""
+POLISH = 1_000
+
+
+def stronger(config: ScanConfig, protocol: str) -> ScanConfig:
+    """``config`` made stronger by ``protocol`` (a key of :data:`PROTOCOLS`)."""
+    if protocol == "lbfgs":
+        every = min(config.check_every, POLISH)
+        return config.replace(polish_steps=config.polish_steps + every * -(-POLISH // every))
+    if protocol == "longer":
+        return config.replace(steps=4 * config.steps)
+    if protocol == "wider":
+        return config.replace(width=2 * config.width)
+    raise ValueError(f"unknown protocol {protocol!r}; choose one of {sorted(PROTOCOLS)}")
+
+
+def candidates(result: ScanResult) -> tuple[str, ...]:
+    """The rules to test: those flagged improper, and the settled ones whose RI or FI is below
+    ``-ATOL`` decades with its 95 % interval over seeds below zero."""
+    summary = summarize(result)
+    settle, elim = summary.assessment.settledness, summary.assessment.elimination
+    found = list(elim.removed) + list(elim.protected)
+    if settle.known:
+        for imp in (summary.ri, summary.fi):
+            _, high = imp.ci95()
+            for name, m, h in zip(imp.names, imp.mean, high):
+                if settle[name] and m < -ATOL and np.isfinite(h) and h < 0 and name not in found:
+                    found.append(name)
+    return tuple(n for n in result.rule_names if n in found)
+
+
+def decisive_pairs(result: ScanResult, rule: str) -> list[tuple[str, np.ndarray]]:
+    """``(kind, mask without the rule)`` of the rule's decisive coalitions: its FI pair
+    (``"fi"``: every other rule) and its worst context (``"worst"``: the other coalition where
+    adding it lowered the value most, mean over seeds)."""
+    i = result.rule_names.index(rule)
+    n = len(result.rule_names)
+    full_minus = np.ones(n, np.int8)
+    full_minus[i] = 0
+    pairs = [("fi", full_minus)]
+    value = -np.log10(result.errors)  # [2^n, S]
+    without = [k for k in range(2**n) if not (k >> i) & 1]  # all_masks order: rule j is bit j
+    gains = [np.nanmean(value[k | (1 << i)] - value[k]) for k in without]
+    worst = without[int(np.nanargmin(gains))]
+    if not np.array_equal(result.masks[worst], full_minus):
+        pairs.append(("worst", result.masks[worst].astype(np.int8)))
+    return pairs
+
+
+def check(
+    problem: Problem,
+    config: ScanConfig,
+    result: ScanResult,
+    protocol: str = "lbfgs",
+    *,
+    progress: Progress | None = None,
+    model: Any = None,
+    engine: Engine | None = None,
+    trained: Trained | None = None,
+) -> ScanResult:
+    """``result`` with ``robustness`` records for every rule :func:`candidates` names (tested
+    again until no new rule is named: sparing one rule can expose another).  ``result`` must be
+    the exact scan of ``problem`` with ``config``.  With its ``engine`` and ``trained`` states
+    (every mask of ``all_masks``), the ``"lbfgs"`` protocol continues the decisive trainings
+    from where they ended instead of training them again from the warm start."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {sorted(PROTOCOLS)}")
+    progress = progress or (lambda phase, done, total: None)
+    records = dict(result.robustness)
+    while True:
+        todo = [r for r in candidates(result) if r not in records]
+        if not todo:
+            return result
+        records.update(_test(problem, config, result, todo, protocol, progress, model, engine, trained))
+        result = _with(result, records)
+
+
+def _with(result: ScanResult, records: dict[str, Any]) -> ScanResult:
+    return dataclasses.replace(result, robustness=dict(records))
+
+
+def _test(
+    problem: Problem,
+    config: ScanConfig,
+    result: ScanResult,
+    rules: list[str],
+    protocol: str,
+    progress: Progress,
+    model: Any,
+    engine: Engine | None,
+    trained: Trained | None,
+) -> dict[str, Any]:
+    """Train the decisive coalitions of ``rules`` under ``protocol``; one record per rule."""
+    t0 = time.perf_counter()
+    n = len(result.rule_names)
+    pairs = {r: decisive_pairs(result, r) for r in rules}
+    wanted: list[np.ndarray] = []
+    for r, ps in pairs.items():
+        i = result.rule_names.index(r)
+        for _, base in ps:
+            on = base.copy()
+            on[i] = 1
+            wanted += [base, on]
+    masks = np.unique(np.array(wanted, np.int8), axis=0)
+    if protocol == "lbfgs" and engine is not None and trained is not None:
+        strong, again = _polished(engine, trained, masks, progress)
+    else:
+        strong = Engine.prepare(problem, stronger(config, protocol), model=model).pretrain(progress)
+        again = strong.train(masks, progress, phase="robustness", tag="robustness")
+    errors = np.log10(np.nanmean(tabulate(strong, again, masks).errors, axis=-1))  # [M, S]
+    row = {m.tobytes(): k for k, m in enumerate(masks)}
+    before = np.log10(result.errors)
+    index = {result.masks[k].astype(np.int8).tobytes(): k for k in range(len(result.masks))}
+    seconds = time.perf_counter() - t0
+    out = {}
+    for r, ps in pairs.items():
+        i = result.rule_names.index(r)
+        tested: list[dict[str, Any]] = []
+        for kind, base in ps:
+            on = base.copy()
+            on[i] = 1
+            gain_after = errors[row[base.tobytes()]] - errors[row[on.tobytes()]]  # decades, per seed
+            gain_before = before[index[base.tobytes()]] - before[index[on.tobytes()]]
+            tested.append(
+                {
+                    "kind": kind,
+                    "context": [result.rule_names[j] for j in range(n) if base[j]],
+                    "before": _mean_se(gain_before),
+                    "after": _mean_se(gain_after),
+                }
+            )
+        harmful = [p for p in tested if p["before"]["mean"] < -ATOL] or tested[:1]
+        survived = any(p["after"]["mean"] < -ATOL for p in harmful)
+        out[r] = {
+            "protocol": protocol,
+            "what": PROTOCOLS[protocol],
+            "pairs": tested,
+            "verdict": "survived" if survived else "protocol",
+            "seconds": seconds / len(pairs),
+        }
+    return out
+
+
+def _polished(engine: Engine, trained: Trained, masks: np.ndarray, progress: Progress) -> tuple[Engine, Trained]:
+    """The trainings of ``masks`` (every seed) taken from ``trained`` (the exact scan's, every
+    mask of ``all_masks``) and continued with :func:`stronger`'s L-BFGS phase."""
+    strong = dataclasses.replace(engine, config=stronger(engine.config, "lbfgs"))
+    order = [(int(m), int(s)) for _, ms, ss in strong.items(masks) for m, s in zip(ms, ss)]
+    row = {(int(m), int(s)): k for k, (m, s) in enumerate(zip(trained.mask_of, trained.seed_of))}
+    rows = np.array([row[(mask_index(masks[m]), s)] for m, s in order])
+    first = Trained(
+        take(trained.state, rows),
+        np.array([m for m, _ in order]),
+        np.array([s for _, s in order]),
+        trained.history[:, rows],
+        trained.check_steps,
+    )
+    return strong, strong.polish(masks, first, progress, "robustness", "robustness")
+
+
+def _mean_se(gains: np.ndarray) -> dict[str, float | None]:
+    g = np.asarray(gains, float)
+    g = g[np.isfinite(g)]
+    if g.size == 0:
+        return {"mean": float("nan"), "se": None}
+    return {"mean": float(g.mean()), "se": float(g.std(ddof=1) / np.sqrt(g.size)) if g.size > 1 else None}
