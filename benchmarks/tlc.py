@@ -208,6 +208,11 @@ def markdown(payload: dict) -> str:
                 first = rows[rules[0]]
                 md.append(f"| {split} | {n} | " + " | ".join(cells) + f" | {first['mse_all']:.4f} / "
                           f"{first['mse_none']:.4f} |")
+        if max(steps) < cfg["steps"]:
+            md += ["", f"The sweep ran at a cap of {'/'.join(map(str, steps))} steps (`--sweep-steps`: the 2-core machine "
+                   f"was shared), below the preset's {cfg['steps']}, so its numbers are not settled (`?`) and read as "
+                   f"trends only; `python benchmarks/tlc.py --parts sweep` runs it at the preset's budget. Splits "
+                   f"missing from the table did not run yet: `--parts sweep --splits SPLIT`."]
         md += ["", "| trend of RI with measurements | " + " | ".join(rules) + " |", "|---|" + "---|" * len(rules)]
         for split in splits:
             t = {x["rule"]: x for x in sweeps[split]["trends"] if x["measure"] == "ri"}
@@ -226,6 +231,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--splits", default=",".join(SWEEP_SPLITS), help="the sweep's splits (one sweep each)")
     ap.add_argument("--sweep-steps", type=int, default=None, help="the sweep's step cap (default: the preset's)")
+    ap.add_argument("--render", action="store_true", help="only re-write the RESULTS.md section from the JSON")
     args = ap.parse_args()
     if not DATA.is_file():
         print(f"tlc benchmark skipped: no data set at {DATA} (set KVQ_TLC_DATA to the .xlsx)")
@@ -235,6 +241,9 @@ def main() -> None:
     path = HERE / "results" / f"{key}.json"
     payload = json.loads(path.read_text()) if path.exists() else {}
     config = kvq.problems.config("tlc", "standard", seeds=args.seeds)
+    if args.render:
+        update_section(key, markdown(payload))
+        return
     t0 = time.perf_counter()
     for part in args.parts.split(","):
         if part not in PARTS:
