@@ -194,6 +194,7 @@ def markdown(payload: dict) -> str:
 def verdicts(payload: dict) -> list[str]:
     """Per cell and weighting: does kvq's default match the best shapiq approximator?"""
     out = ["Default against the best shapiq approximator (MAE and Spearman, each at least as good):", ""]
+    tally: dict[str, list[int]] = {}
     for game, block in payload["games"].items():
         for cell in block["cells"]:
             for weighting, default in (("uniform", "kvq regression-banzhaf"), ("shapley", "kvq regression")):
@@ -205,9 +206,15 @@ def verdicts(payload: dict) -> list[str]:
                 best_mae = min(theirs, key=lambda r: r["mae"])
                 best_sp = max(theirs, key=lambda r: r["spearman"])
                 ok = ours["mae"] <= best_mae["mae"] and ours["spearman"] >= best_sp["spearman"]
+                tally.setdefault(weighting, [0, 0, 0])
+                tally[weighting][0] += int(ok)
+                tally[weighting][1] += int(ours["mae"] <= best_mae["mae"])
+                tally[weighting][2] += 1
                 out.append(f"- {game}, {weighting}, {cell['budget']} ({cell['share']}): {'met' if ok else 'NOT met'} "
                            f"(MAE {ours['mae']:.4f} vs {best_mae['mae']:.4f} {best_mae['method']}; Spearman "
                            f"{ours['spearman']:.3f} vs {best_sp['spearman']:.3f} {best_sp['method']})")
+    out += ["", "In all: " + "; ".join(f"{w}: met in {a} of {c} cells (MAE alone at least as good in {b})"
+                                       for w, (a, b, c) in sorted(tally.items())) + "."]
     out += ["", "Coverage of ± 2 se_sampling outside 90-98 % (kvq samplers):", ""]
     for game, block in payload["games"].items():
         for cell in block["cells"]:
