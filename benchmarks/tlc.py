@@ -199,20 +199,20 @@ def markdown(payload: dict) -> str:
             "",
         ]
         rules = list(dict.fromkeys(r["rule"] for x in splits for r in sweeps[x]["summary"]))
-        md += ["| split | measurements | " + " | ".join(rules) + " | MSE all / none |",
-               "|---|---:|" + "---:|" * len(rules) + "---|"]
+        md += ["| split | step cap | measurements | " + " | ".join(rules) + " | MSE all / none |",
+               "|---|---:|---:|" + "---:|" * len(rules) + "---|"]
         for split in splits:
             for n in sweeps[split]["data"]:
                 rows = {r["rule"]: r for r in sweeps[split]["summary"] if r["n_data"] == n}
                 cells = [pm(rows[k]["ri"], rows[k]["ri_se"]) + ("" if rows[k]["settled"] else " ?") for k in rules]
                 first = rows[rules[0]]
-                md.append(f"| {split} | {n} | " + " | ".join(cells) + f" | {first['mse_all']:.4f} / "
+                cap = sweeps[split].get("steps", cfg["steps"])
+                md.append(f"| {split} | {cap} | {n} | " + " | ".join(cells) + f" | {first['mse_all']:.4f} / "
                           f"{first['mse_none']:.4f} |")
         if max(steps) < cfg["steps"]:
-            md += ["", f"The sweep ran at a cap of {'/'.join(map(str, steps))} steps (`--sweep-steps`: the 2-core machine "
-                   f"was shared), below the preset's {cfg['steps']}, so its numbers are not settled (`?`) and read as "
-                   f"trends only; `python benchmarks/tlc.py --parts sweep` runs it at the preset's budget. Splits "
-                   f"missing from the table did not run yet: `--parts sweep --splits SPLIT`."]
+            md += ["", f"Splits with a cap below the preset's {cfg['steps']} steps ran with `--sweep-steps` (the 2-core "
+                   "machine was shared): their numbers are not settled (`?`) and read as trends only; `python "
+                   "benchmarks/tlc.py --parts sweep --splits SPLIT` runs a split at the preset's budget."]
         md += ["", "| trend of RI with measurements | " + " | ".join(rules) + " |", "|---|" + "---|" * len(rules)]
         for split in splits:
             t = {x["rule"]: x for x in sweeps[split]["trends"] if x["measure"] == "ri"}
