@@ -166,10 +166,10 @@ def _training_options(s: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--robustness",
         default="lbfgs",
-        choices=["lbfgs", "longer", "wider", "off"],
+        choices=["lbfgs", "longer", "wider", "denser", "off"],
         help="exact scans: before a rule is called improper or clearly harmful, train the coalitions that decide "
         "it again under a stronger protocol (lbfgs: continue them with L-BFGS; longer: 4x the steps; wider: "
-        "twice the width); a rule whose harm then disappears is reported as hurting under this protocol, not "
+        "twice the width; denser: 4x the collocation points); a rule whose harm then disappears is reported as hurting under this protocol, not "
         "as improper (default: lbfgs)",
     )
     s.add_argument(
