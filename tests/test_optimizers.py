@@ -23,7 +23,7 @@ def test_custom_optimizers_are_identified_by_what_they_do(tiny_burgers, tiny_con
     assert tiny_config.to_dict()["optimizer"] == "adam"  # the names stay as they were
     with pytest.raises(kvq.KvqError, match="optax.lbfgs is not supported"):
         tiny_config.replace(optimizer=optax.lbfgs())
-    with pytest.raises(kvq.KvqError, match="or an optax.GradientTransformation"):
+    with pytest.raises(kvq.KvqError, match="an optax.GradientTransformation or a function steps"):
         tiny_config.replace(optimizer=42)
     with pytest.raises(kvq.KvqError, match="cannot be rebuilt"):
         kvq.ScanConfig.from_dict(adam.to_dict())

@@ -25,6 +25,7 @@ from kvq.core.coalitions import mask_index
 from kvq.core.config import ScanConfig
 from kvq.core.train import take
 from kvq.engine.batched import Engine, Progress, Trained
+from kvq.errors import KvqError
 from kvq.game.summary import summarize
 from kvq.game.table import ScanResult
 from kvq.game.verdicts import ATOL
@@ -62,7 +63,10 @@ def stronger(config: ScanConfig, protocol: str) -> ScanConfig:
 def candidates(result: ScanResult) -> tuple[str, ...]:
     """The rules to test: those flagged improper, and the settled ones whose RI or FI is below
     ``-ATOL`` decades with its 95 % interval over seeds below zero."""
-    summary = summarize(result)
+    try:
+        summary = summarize(result)
+    except KvqError:  # a table with no verdicts (e.g. every subset has a diverged training): nothing to test
+        return ()
     settle, elim = summary.assessment.settledness, summary.assessment.elimination
     found = list(elim.removed) + list(elim.protected)
     if settle.known:
