@@ -113,7 +113,7 @@ def poisson_problem() -> kvq.Problem:
 def test_elimination_blames_the_wrong_condition_not_the_correct_law_that_spreads_it(monkeypatch):
     from kvq.workflows import robustness
 
-    monkeypatch.setattr(robustness, "POLISH", 200)  # the L-BFGS phase of the robustness check, short
+    monkeypatch.setattr(robustness, "POLISH", 60)  # the L-BFGS phase of the robustness check, short
     config = kvq.ScanConfig(width=16, depth=2, activation="tanh", learning_rate=1e-2, steps=2000, check_every=200,
                             pretrain_steps=400, seeds=3, max_batch=64)
     result = kvq.scan(poisson_problem(), config)
