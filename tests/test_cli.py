@@ -42,7 +42,6 @@ def test_tiny_scan_end_to_end(tmp_path, capsys):
         assert json.loads((out / "results.json").read_text())["config"]["steps"] == 40
         assert main(["scan", "burgers", *TINY_ARGS, "--out", str(out)]) == 2  # the longer run is not thrown away
         assert "longer budget (40 steps" in capsys.readouterr().err
-        assert main(["scan", "burgers", *TINY_ARGS, "--out", str(out), "--overwrite", "--no-plot"]) == 0
     assert meta["trajectory"]["steps"] == [10, 20] and len(meta["trajectory"]["ri"]) == 2
     assert set(meta["elimination"]) >= {"removed", "kept", "rounds", "withheld"}
     assert meta["rule_names"] == ["pde", "ic", "bc_left", "bc_right"]
