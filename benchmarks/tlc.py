@@ -209,7 +209,7 @@ def markdown(payload: dict) -> str:
                 cap = sweeps[split].get("steps", cfg["steps"])
                 md.append(f"| {split} | {cap} | {n} | " + " | ".join(cells) + f" | {first['mse_all']:.4f} / "
                           f"{first['mse_none']:.4f} |")
-        if max(steps) < cfg["steps"]:
+        if min(steps) < cfg["steps"]:
             md += ["", f"Splits with a cap below the preset's {cfg['steps']} steps ran with `--sweep-steps` (the 2-core "
                    "machine was shared): their numbers are not settled (`?`) and read as trends only; `python "
                    "benchmarks/tlc.py --parts sweep --splits SPLIT` runs a split at the preset's budget."]
