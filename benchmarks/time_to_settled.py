@@ -100,7 +100,9 @@ def main() -> None:
           "Each row: a built-in problem's recommended scan in a fresh process with the compile cache off (cold), "
           "the wall time until its table exists, whether kvq calls it settled, and whether every rule's RI and FI "
           "agree with a reference at 4x the budget (within max(2 se, 0.1 decades)). The reference continues the "
-          "saved trainings (only the capped ones run on), so its cost is the extra steps alone. "
+          "saved trainings (only the capped ones run on), so its cost is the extra steps alone; where no training "
+          "ran into the cap the reference is the same table by construction (every training had stopped), and the "
+          "agreement tests something only where some were capped. "
           f"Machine: {m['cpu']} ({m['cores']} cores), {m['platform']}, jax {m['jax']}, {m['date']}; other jobs "
           "shared the machine, so the times are on the high side.", "",
           "Command: `python benchmarks/time_to_settled.py`", "",
