@@ -17,7 +17,7 @@ import numpy as np
 
 from kvq.errors import KvqError
 from kvq.game.measures import WEIGHTINGS
-from kvq.game.sampling import DEFAULT, SAMPLERS, WEIGHTING, coalitions_of, draws_within, plan_draws
+from kvq.game.sampling import DEFAULT, SAMPLERS, WEIGHTING, coalitions_of, round_draws
 from kvq.game.table import SampledResult, Sampling, full_masks
 
 MAX_VALUE = 300.0
@@ -89,12 +89,8 @@ def estimate_game(
     draws = np.zeros((0, n), int if sampler == "permutation" else np.int8)
     enumerated: tuple[int, ...] = ()
     for r in range(rounds):
-        share = budget if r == rounds - 1 else len(have) + (budget - len(have)) // (rounds - r)
         known = set(have)
-        if r == 0:
-            new, enumerated = plan_draws(sampler, n, share, have, rng)
-        else:
-            new = draws_within(sampler, n, share, have, rng, enumerated)
+        new, enumerated = round_draws(sampler, n, budget, have, rng, r, rounds, enumerated)
         draws = np.concatenate([draws, new])
         fresh = {m.tobytes(): m for m in coalitions_of(sampler, new) if m.tobytes() not in known}
         if fresh:

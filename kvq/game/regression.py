@@ -243,6 +243,24 @@ def stratum_pairs(n: int, k: int) -> np.ndarray:
     return sides[sides[:, 0] == 1] if 2 * k == n else sides
 
 
+def next_stratum(
+    n: int, rest: dict[int, tuple[float, int]], spare: int, have: set[bytes], keep: int
+) -> tuple[int, np.ndarray, set[bytes]] | None:
+    """The border trick's next step: the stratum of ``rest`` (size -> (probability, pairs))
+    that ``spare`` coalitions would draw at least as often as it has pairs, the most probable
+    per pair first, if enumerating it leaves ``keep`` coalitions for sampling (or it is the
+    last); returns ``(size, its pairs [C, n], the coalitions it adds to have)`` or None."""
+    mass = sum(prob for prob, _ in rest.values())
+    for k, (prob, count) in sorted(rest.items(), key=lambda kv: -kv[1][0] / kv[1][1]):
+        if 0.5 * spare * prob / mass < count or 2 * count > spare:  # not drawn that often
+            continue
+        sides = stratum_pairs(n, k)
+        new = set(_keys(np.concatenate([sides, 1 - sides]))) - have
+        if spare - len(new) >= keep or len(rest) == 1:
+            return k, sides, new
+    return None
+
+
 def _keys(masks: np.ndarray) -> list[bytes]:
     m = np.ascontiguousarray(np.asarray(masks, np.int8))
     return [row.tobytes() for row in m]
@@ -290,16 +308,7 @@ def plan_pairs(
                 chosen.append(sides)
                 have |= set(_keys(np.concatenate([sides, 1 - sides])))
             break
-        mass = sum(q for q, _ in rest.values())
-        best = None
-        for k, (q, count) in sorted(rest.items(), key=lambda kv: -kv[1][0] / kv[1][1]):
-            if 0.5 * spare * q / mass < count or 2 * count > spare:
-                continue
-            sides = stratum_pairs(n, k)
-            new = set(_keys(np.concatenate([sides, 1 - sides]))) - have
-            if spare - len(new) >= MIN_SAMPLED or len(rest) == 1:
-                best = (k, sides, new)
-                break
+        best = next_stratum(n, rest, spare, have, MIN_SAMPLED)
         if best is None:
             break
         k, sides, new = best

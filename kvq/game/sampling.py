@@ -36,9 +36,6 @@ where :func:`kvq.rule_importance` calls them, and are re-exported here.
 
 from __future__ import annotations
 
-import itertools
-import math
-
 import numpy as np
 
 from kvq.errors import KvqError
@@ -53,7 +50,14 @@ from kvq.game.estimators import (  # the estimators live beside the importances 
     stratum_of,
 )
 from kvq.game.importance import sampled_estimates
-from kvq.game.regression import REGRESSION_WEIGHTING, plan_pairs, random_pairs, regression_strata
+from kvq.game.regression import (
+    REGRESSION_WEIGHTING,
+    next_stratum,
+    plan_pairs,
+    random_pairs,
+    regression_strata,
+    stratum_pairs,
+)
 from kvq.game.table import (  # what a sampled table records and checks
     GIVEN,
     SAMPLERS,
@@ -92,6 +96,7 @@ __all__ = [
     "no_draws",
     "pair_strata",
     "plan_draws",
+    "round_draws",
     "sampled_estimates",
     "stratum_of",
     "stratum_pairs",
@@ -187,15 +192,6 @@ def draws_within(
     return np.concatenate(taken) if taken else no_draws(sampler, n)
 
 
-def stratum_pairs(n: int, k: int) -> np.ndarray:
-    """Every pair of stratum ``k`` [C, n], each given by its side of size ``k`` (for ``2k = n``,
-    the side that holds rule 0)."""
-    sides = np.zeros((math.comb(n, k), n), np.int8)
-    for row, c in enumerate(itertools.combinations(range(n), k)):
-        sides[row, list(c)] = 1
-    return sides[sides[:, 0] == 1] if 2 * k == n else sides
-
-
 def plan_draws(
     sampler: str, n: int, budget: int, have: set[bytes], rng: np.random.Generator
 ) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -217,16 +213,7 @@ def plan_draws(
     strata = pair_strata(n)
     while True:
         rest = {k: v for k, v in strata.items() if k not in enumerated}
-        mass = sum(prob for prob, _ in rest.values())
-        best = None
-        for k, (prob, count) in sorted(rest.items(), key=lambda kv: -kv[1][0] / kv[1][1]):
-            if 0.5 * spare * prob / mass < count or 2 * count > spare:  # not drawn that often
-                continue
-            sides = stratum_pairs(n, k)
-            new = {m.tobytes() for m in np.concatenate([sides, 1 - sides])} - have - ends
-            if spare - len(new) >= MIN_SAMPLED_COALITIONS or len(rest) == 1:
-                best = (k, sides, new)
-                break
+        best = next_stratum(n, rest, spare, have | ends, MIN_SAMPLED_COALITIONS)
         if best is None:
             break
         k, sides, new = best
@@ -239,6 +226,25 @@ def plan_draws(
         return np.concatenate(chosen), tuple(sorted(enumerated))
     sampled = draws_within(sampler, n, budget, have, rng, tuple(enumerated))
     return np.concatenate([*chosen, sampled]) if chosen else sampled, tuple(sorted(enumerated))
+
+
+def round_draws(
+    sampler: str,
+    n: int,
+    budget: int,
+    have: set[bytes],
+    rng: np.random.Generator,
+    r: int,
+    rounds: int,
+    enumerated: tuple[int, ...],
+) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The draws of round ``r`` of ``rounds`` that spend an even share of what is left of
+    ``budget`` (the last round: all of it): :func:`plan_draws` in the first round (the
+    enumerated strata it chose are returned), :func:`draws_within` outside ``enumerated`` after."""
+    share = budget if r == rounds - 1 else len(have) + (budget - len(have)) // (rounds - r)
+    if r == 0:
+        return plan_draws(sampler, n, share, have, rng)
+    return draws_within(sampler, n, share, have, rng, enumerated), enumerated
 
 
 MIN_SAMPLED_COALITIONS = 16

@@ -27,11 +27,11 @@ from kvq.game.sampling import (
     SAMPLERS,
     WEIGHTING,
     coalitions_of,
-    draws_within,
     estimate_importance,
     full_masks,
     no_draws,
     plan_draws,
+    round_draws,
 )
 from kvq.game.table import Sampling
 from kvq.methods.anchored import Newton
@@ -129,12 +129,8 @@ class Sampled:
         anchor = None  # the all-rules trainings [S] (row 0 of the first batch): the proxy's anchor
         samples = 0
         for r in range(rounds):
-            share = budget if r == rounds - 1 else len(have) + (budget - len(have)) // (rounds - r)
             known = set(have)
-            if r == 0:
-                new_draws, enumerated = plan_draws(sampler, n, share, have, rng)
-            else:
-                new_draws = draws_within(sampler, n, share, have, rng, enumerated)
+            new_draws, enumerated = round_draws(sampler, n, budget, have, rng, r, rounds, enumerated)
             draws = np.concatenate([draws, new_draws])
             fresh = [m for m in coalitions_of(sampler, new_draws) if m.tobytes() not in known]
             unique = {m.tobytes(): m for m in [*pending, *fresh]}

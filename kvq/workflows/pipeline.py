@@ -161,9 +161,13 @@ def run(
         raise KvqError("give out= (a results folder, which keeps its own checkpoint) or checkpoint=, not both")
     check_inputs(problem, config)
     method.check(problem, config)
+    if robustness is not None:
+        robust.stronger(config, robustness)  # an unknown or impossible protocol: said before anything trains
     progress = progress or _quiet
     folder, shorter = None, False
-    identity = training_fingerprint(problem, config, method.training(config), model, continues=method.continues)
+    identity = None  # the checkpoint's fingerprint: only where there is a folder to keep states in
+    if out is not None or checkpoint is not None:
+        identity = training_fingerprint(problem, config, method.training(config), model, continues=method.continues)
     if out is not None:
         fp = fingerprint(problem, config, method, model)
         shorter = not overwrite and _shorter_run(Path(out), fp, identity, config)
@@ -176,7 +180,7 @@ def run(
         if shorter:
             progress("continued", 1, 1)
     ckpt = None
-    if checkpoint is not None:
+    if checkpoint is not None and identity is not None:
         if stored_fingerprint(checkpoint) == identity and not shorter:
             progress("resumed", 1, 1)
         ckpt = Checkpoint(checkpoint, identity, checkpoint_every_s, replace=overwrite and folder is not None)
@@ -192,7 +196,7 @@ def run(
     return result
 
 
-def _shorter_run(folder: Path, fp: str, identity: str, config: ScanConfig) -> bool:
+def _shorter_run(folder: Path, fp: str, identity: str | None, config: ScanConfig) -> bool:
     """Whether ``folder`` holds this run at a shorter budget, whose training states a run
     of ``config.steps`` continues; a KvqError when it holds it at a longer one (that result
     would be lost, and its states are past this budget)."""

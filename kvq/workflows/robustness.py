@@ -53,11 +53,9 @@ def stronger(config: ScanConfig, protocol: str) -> ScanConfig:
         return config.replace(width=2 * config.width)
     if protocol == "denser":
         if config.collocation is None:
-            raise ValueError(
-                "the denser protocol needs ScanConfig(collocation=...): this scan uses every point already"
-            )
+            raise KvqError("the denser protocol needs ScanConfig(collocation=...): this scan uses every point already")
         return config.replace(collocation=4 * config.collocation)
-    raise ValueError(f"unknown protocol {protocol!r}; choose one of {sorted(PROTOCOLS)}")
+    raise KvqError(f"unknown robustness protocol {protocol!r}; choose one of {sorted(PROTOCOLS)}")
 
 
 def candidates(result: ScanResult) -> tuple[str, ...]:
@@ -112,8 +110,7 @@ def check(
     the exact scan of ``problem`` with ``config``.  With its ``engine`` and ``trained`` states
     (every mask of ``all_masks``), the ``"lbfgs"`` protocol continues the decisive trainings
     from where they ended instead of training them again from the warm start."""
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; choose one of {sorted(PROTOCOLS)}")
+    stronger(config, protocol)  # an unknown or impossible protocol: said before anything trains
     progress = progress or (lambda phase, done, total: None)
     records = dict(result.robustness)
     while True:
@@ -121,11 +118,7 @@ def check(
         if not todo:
             return result
         records.update(_test(problem, config, result, todo, protocol, progress, model, engine, trained))
-        result = _with(result, records)
-
-
-def _with(result: ScanResult, records: dict[str, Any]) -> ScanResult:
-    return dataclasses.replace(result, robustness=dict(records))
+        result = dataclasses.replace(result, robustness=dict(records))
 
 
 def _test(
