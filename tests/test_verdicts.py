@@ -278,3 +278,18 @@ def test_a_shorter_budget_sees_fewer_early_stops():
     assert not result.at_step(100).stopped.any()
     assert kvq.verdicts.capped_share(result.at_step(300)) == pytest.approx(12 / 24)
     assert kvq.verdicts.capped_share(result.at_step(100)) == 1.0
+
+
+@pytest.mark.parametrize(
+    "steps, check_every, polish, expected",
+    [(100, 100, 0, 1000), (100, 100, 40, 1100), (900, 300, 0, 1200), (4000, 2000, 0, 1000), (200, 100, 300, 1300)],
+)
+def test_the_lbfgs_protocol_is_a_valid_config_with_at_least_1000_more_polish_steps(steps, check_every, polish, expected):
+    from kvq.workflows.robustness import stronger
+
+    config = kvq.ScanConfig(steps=steps, check_every=check_every, pretrain_steps=0, polish_steps=polish)
+    strong = stronger(config, "lbfgs")
+    assert strong.polish_steps == expected and strong.polish_steps >= polish + 1000
+    assert stronger(config, "longer").steps == 4 * steps
+    with pytest.raises(kvq.KvqError, match="unknown robustness protocol"):
+        stronger(config, "harder")

@@ -45,8 +45,9 @@ POLISH = 1_000
 def stronger(config: ScanConfig, protocol: str) -> ScanConfig:
     """``config`` made stronger by ``protocol`` (a key of :data:`PROTOCOLS`)."""
     if protocol == "lbfgs":
-        every = min(config.check_every, POLISH)
-        return config.replace(polish_steps=config.polish_steps + every * -(-POLISH // every))
+        total = config.polish_steps + POLISH
+        every = min(config.check_every, total)  # the polish is checked every check_every steps, or once
+        return config.replace(polish_steps=every * -(-total // every))
     if protocol == "longer":
         return config.replace(steps=4 * config.steps)
     if protocol == "wider":
