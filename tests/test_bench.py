@@ -59,6 +59,8 @@ def test_the_command_line_writes_json_and_refuses_bad_input(heat, tmp_path, caps
     import kvq.bench
 
     monkeypatch.setattr(kvq.bench.problems, "get", lambda name: heat)  # a 2-rule stand-in keeps it quick
+    peak = kvq.bench.matmul_peak
+    monkeypatch.setattr(kvq.bench, "matmul_peak", lambda: peak(256, 2))  # the same measurement, smaller
     out = tmp_path / "b.json"
     # the sizes of the test above: its compiled programs come from the compilation cache
     assert main(["bench", "burgers", "--preset", "quick", "--collocation", "16", "--steps", "4", "--repeats", "1",

@@ -63,7 +63,7 @@ def four_devices(tiny_config, tmp_path_factory) -> tuple[dict, Path]:
     # 3 seeds on 3 devices: one seed each (the programs of a seed), 3 on one device
     tiny = {**{k: getattr(tiny_config, k) for k in ("width", "depth", "activation", "learning_rate", "steps",
                                                     "check_every", "pretrain_steps", "collocation")},
-            "seeds": 3, "max_batch": 8, "vectorize": 2}
+            "seeds": 3, "max_batch": 8, "vectorize": 2, "grouping": "none"}  # one subset program per scan
     reference = tmp_path_factory.mktemp("devices") / "one-process"
     proc = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(tiny), json.dumps(SCAN), str(reference)],
                           capture_output=True, text=True, timeout=600, env=users_env(4),
