@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from readme import README, put  # noqa: E402
 from results_md import HERE, machine, update_section, write_json  # noqa: E402
 
 CASES = ["burgers:standard", "convection_diffusion:standard", "kdv:standard", "klein_gordon:standard",
@@ -71,6 +72,7 @@ print(json.dumps({
 
 def run_case(case: str, factor: int) -> dict:
     name, preset = case.split(":")
+    load = os.getloadavg()[0]  # what else ran on the machine as the case started
     folder = HERE / "results" / "time_to_settled" / f"{name}-{preset}"
     env = {**os.environ, "KVQ_CACHE": "0"}
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
@@ -78,17 +80,18 @@ def run_case(case: str, factor: int) -> dict:
                           capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{case} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "load_at_start": load}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", default=",".join(CASES), help="comma-separated problem:preset (default: all)")
     ap.add_argument("--steps-factor", type=int, default=4, help="the reference's budget, in multiples of the scan's")
+    ap.add_argument("--render", action="store_true", help="only write RESULTS.md and the README from the JSON")
     args = ap.parse_args()
     out = HERE / "results" / f"time_to_settled-{machine()['platform']}.json"
     rows = json.loads(out.read_text())["rows"] if out.exists() else []
-    for case in args.cases.split(","):
+    for case in [] if args.render else args.cases.split(","):
         row = run_case(case, args.steps_factor)
         rows = [r for r in rows if (r["problem"], r["preset"]) != (row["problem"], row["preset"])] + [row]
         print(f"{case}: {row['wall_s']:.0f} s ({row['compile_s']:.0f} s compiling), settled {row['settled']}, "
@@ -103,19 +106,30 @@ def main() -> None:
           "saved trainings (only the capped ones run on), so its cost is the extra steps alone; where no training "
           "ran into the cap the reference is the same table by construction (every training had stopped), and the "
           "agreement tests something only where some were capped. "
-          f"Machine: {m['cpu']} ({m['cores']} cores), {m['platform']}, jax {m['jax']}, {m['date']}; other jobs "
-          "shared the machine, so the times are on the high side.", "",
+          f"Machine: {m['cpu']} ({m['cores']} cores), {m['platform']}, jax {m['jax']}, {m['date']}. *load*: the "
+          "machine's 1-minute load average as the case started (above about 1, other jobs shared the 2 cores and "
+          "the time is on the high side).", "",
           "Command: `python benchmarks/time_to_settled.py`", "",
           "| problem | preset | budget | seeds | wall (cold) | compiling | settled | agrees with 4x (RI, FI) | "
-          "reference's extra time | improper |",
-          "|---|---|---:|---:|---:|---:|---|---|---:|---|"]
+          "reference's extra time | improper | load |",
+          "|---|---|---:|---:|---:|---:|---|---|---:|---|---:|"]
     for r in rows:
         md.append(f"| {r['problem']} | {r['preset']} | {r['steps']} | {r['seeds']} | {r['wall_s']:.0f} s | "
                   f"{r['compile_s']:.0f} s ({r['compile_s'] / r['wall_s']:.0%}) | "
                   f"{'yes' if r['settled'] else 'no: ' + ', '.join(r['unsettled'])} | "
                   f"{'yes' if r['agree_ri'] else 'no'}, {'yes' if r['agree_fi'] else 'no'} | "
-                  f"{r['reference_extra_s']:.0f} s | {', '.join(r['improper']) or 'none'} |")
+                  f"{r['reference_extra_s']:.0f} s | {', '.join(r['improper']) or 'none'} | "
+                  + (f"{r['load_at_start']:.1f} |" if "load_at_start" in r else "shared |"))
     update_section(f"time_to_settled-{m['platform']}", "\n".join(md))
+    order = {c.split(":")[0]: k for k, c in enumerate(CASES)}
+    lines = ["| problem (`--preset standard`) | rules | wall, cold process | settled | agrees with 4x the budget |",
+             "|---|---:|---:|---|---|"]
+    for r in sorted(rows, key=lambda r: order.get(r["problem"], len(order))):
+        lines.append(f"| {r['problem']} | {len(r['rules'])} | {r['wall_s'] / 60:.1f} min | "
+                     f"{'yes' if r['settled'] else 'no'} | {'yes' if r['agree_ri'] and r['agree_fi'] else 'no'} |")
+    block = ("Time to a settled verdict on 2 CPU cores (`python benchmarks/time_to_settled.py`; compiling included, "
+             f"{m['date']}; details in benchmarks/RESULTS.md):\n\n" + "\n".join(lines))
+    README.write_text(put(README.read_text(), "settled", block))
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ NAMES = kvq.problems.names()
 
 def test_every_problem_of_the_paper_is_registered():
     paper = ("burgers", "convection_diffusion", "kdv", "klein_gordon", "fourth_order_2d", "equations")
-    assert NAMES == (*paper, "kovasznay")  # the paper's, then the many-rule problem
-    assert [len(kvq.problems.spec(n).rules) for n in NAMES] == [4, 4, 3, 5, 7, 5, 11]
+    assert NAMES == (*paper, "kovasznay", "poisson_segments")  # the paper's, then the many-rule problems
+    assert [len(kvq.problems.spec(n).rules) for n in NAMES] == [4, 4, 3, 5, 7, 5, 11, 21]
 
 
 def test_kovasznay_flow_satisfies_its_rules_and_a_wrong_reynolds_number_does_not():
@@ -66,7 +66,7 @@ def test_make_has_a_real_signature_and_checks_its_options():
     for name in NAMES:
         make = kvq.problems._module(name).make
         params = inspect.signature(make).parameters
-        assert list(params) == options + (["wrong"] if name in ("burgers", "equations") else [])
+        assert list(params) == options + (["wrong"] if name in ("burgers", "equations", "poisson_segments") else [])
         assert params["n_data"].default == kvq.problems.spec(name).n_data
         assert (make.__name__, make.__module__) == ("make", f"kvq.problems.{name}") and make.__doc__
     assert inspect.signature(equations.make).parameters["n_valid"].default == 5_000
@@ -210,6 +210,30 @@ def test_2d_rules_vanish_on_the_exact_solution_and_not_on_a_wrong_one():
         assert float(rule.loss(_exact_2d, jnp.asarray(rule.points, jnp.float32))) < 1e-9, rule.name
         if rule.name != "left":  # u(0, y) = 0 holds for the wrong function too
             assert float(rule.loss(wrong, jnp.asarray(rule.points, jnp.float32))) > 1e-5, rule.name
+
+
+def test_the_segmented_boundary_covers_each_side_once_and_every_rule_holds_on_the_exact_solution():
+    from kvq.problems import poisson_segments as ps
+
+    def exact(p):  # the closed form, written again here in jax
+        return jnp.array([jnp.sin(2 * p[0] + 1) * jnp.exp(-p[1]) + 0.5 * p[0] * p[1]])
+
+    wrong = lambda p: exact(p) + 0.1 * p[0] * (1 - p[0]) * p[1] * (1 - p[1])  # noqa: E731  same boundary
+    rules = ps.make_rules(6, 8)
+    assert len(rules) == 21 and [r.name for r in rules] == list(ps.SPEC.rule_names)
+    for rule in rules:
+        pts = jnp.asarray(rule.points, jnp.float32)
+        assert float(rule.loss(exact, pts)) < 1e-9, rule.name
+        assert (float(rule.loss(wrong, pts)) > 1e-6) == (rule.name == "pde"), rule.name
+    for side in ps.SIDES:  # the five segments of a side tile it: disjoint, in order, corners left out
+        along = np.concatenate([ps.segment_points(side, k, 10) for k in range(1, 6)])
+        coord = along[:, 0] if side in ("bottom", "top") else along[:, 1]
+        assert np.all(np.diff(coord) > 0) and 0 < coord.min() and coord.max() < 1
+    top_3 = dict(zip(ps.SPEC.rule_names, ps.make_rules(6, 8, wrong="top_3")))["top_3"]
+    assert float(top_3.loss(exact, jnp.asarray(top_3.points, jnp.float32))) == pytest.approx(1.0, rel=1e-5)
+    p = kvq.problems.get("poisson_segments", n_data=500, split="extrapolation")
+    inside = lambda x: np.all((x > 0.2) & (x < 0.8), axis=1)  # noqa: E731
+    assert inside(p.train.x).all() and not inside(p.valid.x).any()
 
 
 def test_2d_pde_loss_on_a_manufactured_function():

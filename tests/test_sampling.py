@@ -350,7 +350,7 @@ def test_many_rules_are_sampled_not_enumerated(tiny_config):
     many = kvq.Problem(name="many", rules=(base.rules[0], *(kvq.Rule(f"edge{i}", points=edge.points,
                        residual=factory_problem.boundary, kind="local") for i in range(20))),
                        train=base.train, valid=base.valid)
-    with pytest.raises(KvqError, match="2\\^21 = 2,097,152 subsets.*coalitions='msr'"):
+    with pytest.raises(KvqError, match="2\\^21 = 2,097,152 subsets.*coalitions='regression-banzhaf'"):
         kvq.scan(many, tiny_config)
     result = kvq.estimate(many, tiny_config.replace(seeds=1, grouping="none"), coalitions="msr", budget=32,
                           proxy="newton", proxy_budget=100)

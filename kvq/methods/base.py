@@ -10,6 +10,7 @@ import numpy as np
 
 from kvq.engine.batched import Engine, Trained
 from kvq.errors import KvqError
+from kvq.game.sampling import DEFAULT
 from kvq.game.table import Sampling
 from kvq.problems.rules import Problem
 
@@ -135,7 +136,9 @@ def too_many_rules(problem: Problem) -> str:
     return (
         f"problem {problem.name!r} has {n} rules: an exact scan would train 2^{n} = {2**n:,} subsets per seed "
         f"(at most {EXACT_RULES} rules); estimate the importances from sampled coalitions instead, "
-        "kvq.estimate(problem, config, coalitions='msr', budget=B) or --coalitions msr --budget B"
+        f"kvq.estimate(problem, config, coalitions={DEFAULT['uniform']!r}, budget=B) or "
+        f"--coalitions {DEFAULT['uniform']} --budget B (the most accurate sampler of the uniform RI; "
+        f"{DEFAULT['shapley']!r} for the Shapley RI)"
     )
 
 

@@ -8,18 +8,30 @@ from typing import Any
 
 from kvq.core.config import ScanConfig
 from kvq.errors import KvqError
-from kvq.problems import burgers, convection_diffusion, equations, fourth_order_2d, kdv, klein_gordon, kovasznay, tlc
+from kvq.problems import (
+    burgers,
+    convection_diffusion,
+    equations,
+    fourth_order_2d,
+    kdv,
+    klein_gordon,
+    kovasznay,
+    poisson_segments,
+    tlc,
+)
 from kvq.problems.rules import Problem
 from kvq.problems.spec import Spec
 
 _MODULES: dict[str, ModuleType] = {
-    m.SPEC.name: m for m in (burgers, convection_diffusion, kdv, klein_gordon, fourth_order_2d, equations, kovasznay)
+    m.SPEC.name: m
+    for m in (burgers, convection_diffusion, kdv, klein_gordon, fourth_order_2d, equations, kovasznay, poisson_segments)
 }
 _MEASURED: dict[str, ModuleType] = {tlc.SPEC.name: tlc}  # built from a data file the user gives
 
 
 def names(measured: bool = False) -> tuple[str, ...]:
-    """Names of the built-in problems: the paper's, in its order, then ``kovasznay`` (11 rules);
+    """Names of the built-in problems: the paper's, in its order, then ``kovasznay`` (11 rules) and
+    ``poisson_segments`` (21 rules: too many to enumerate, for the sampled estimators);
     ``measured=True`` adds those built from measurements you give (``tlc``: ``data_file=PATH``)."""
     return tuple(_MODULES) + (tuple(_MEASURED) if measured else ())
 

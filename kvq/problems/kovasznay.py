@@ -52,7 +52,7 @@ SPEC = Spec(
     },
     n_data=100,
     settles={
-        "quick": "not measured: 2 048 subsets; use kvq.estimate(..., coalitions='msr', budget=B) on a CPU",
+        "quick": "not measured: 2 048 subsets; use kvq.estimate(..., coalitions='regression-banzhaf', budget=B) on a CPU",
         "standard": "not measured: 2 048 subsets; exact on an accelerator, sampled coalitions on a CPU",
     },
 )
