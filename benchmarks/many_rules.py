@@ -61,9 +61,10 @@ def main() -> None:
     ap.add_argument("--split", default="extrapolation")
     ap.add_argument("--preset", default="quick")
     ap.add_argument("--data", type=int, default=30)
+    ap.add_argument("--steps", type=int, default=None, help="override the preset's step cap (a quick check)")
     args = ap.parse_args()
     problem = kvq.problems.get("poisson_segments", n_data=args.data, split=args.split)
-    config = kvq.problems.config("poisson_segments", args.preset)
+    config = kvq.problems.config("poisson_segments", args.preset, **({"steps": args.steps} if args.steps else {}))
     folder = HERE / "results" / "many_rules" / "checkpoint"
     shutil.rmtree(folder, ignore_errors=True)
     B = args.budget

@@ -72,7 +72,6 @@ print(json.dumps({
 
 def run_case(case: str, factor: int) -> dict:
     name, preset = case.split(":")
-    load = os.getloadavg()[0]  # what else ran on the machine as the case started
     folder = HERE / "results" / "time_to_settled" / f"{name}-{preset}"
     env = {**os.environ, "KVQ_CACHE": "0"}
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
@@ -80,7 +79,7 @@ def run_case(case: str, factor: int) -> dict:
                           capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{case} failed:\n{proc.stderr[-3000:]}")
-    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "load_at_start": load}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -88,11 +87,12 @@ def main() -> None:
     ap.add_argument("--cases", default=",".join(CASES), help="comma-separated problem:preset (default: all)")
     ap.add_argument("--steps-factor", type=int, default=4, help="the reference's budget, in multiples of the scan's")
     ap.add_argument("--render", action="store_true", help="only write RESULTS.md and the README from the JSON")
+    ap.add_argument("--shared", action="store_true", help="record that other jobs shared the machine (times high)")
     args = ap.parse_args()
     out = HERE / "results" / f"time_to_settled-{machine()['platform']}.json"
     rows = json.loads(out.read_text())["rows"] if out.exists() else []
     for case in [] if args.render else args.cases.split(","):
-        row = run_case(case, args.steps_factor)
+        row = {**run_case(case, args.steps_factor), "shared": args.shared}
         rows = [r for r in rows if (r["problem"], r["preset"]) != (row["problem"], row["preset"])] + [row]
         print(f"{case}: {row['wall_s']:.0f} s ({row['compile_s']:.0f} s compiling), settled {row['settled']}, "
               f"agrees with {args.steps_factor}x: RI {row['agree_ri']}, FI {row['agree_fi']} "
@@ -106,12 +106,12 @@ def main() -> None:
           "saved trainings (only the capped ones run on), so its cost is the extra steps alone; where no training "
           "ran into the cap the reference is the same table by construction (every training had stopped), and the "
           "agreement tests something only where some were capped. "
-          f"Machine: {m['cpu']} ({m['cores']} cores), {m['platform']}, jax {m['jax']}, {m['date']}. *load*: the "
-          "machine's 1-minute load average as the case started (above about 1, other jobs shared the 2 cores and "
-          "the time is on the high side).", "",
+          f"Machine: {m['cpu']} ({m['cores']} cores), {m['platform']}, jax {m['jax']}, {m['date']}. *machine*: "
+          "whether other jobs shared the 2 cores during the case (`--shared`: its time is on the high side) or "
+          "the cases ran one after another on an otherwise quiet machine.", "",
           "Command: `python benchmarks/time_to_settled.py`", "",
           "| problem | preset | budget | seeds | wall (cold) | compiling | settled | agrees with 4x (RI, FI) | "
-          "reference's extra time | improper | load |",
+          "reference's extra time | improper | machine |",
           "|---|---|---:|---:|---:|---:|---|---|---:|---|---:|"]
     for r in rows:
         md.append(f"| {r['problem']} | {r['preset']} | {r['steps']} | {r['seeds']} | {r['wall_s']:.0f} s | "
@@ -119,7 +119,7 @@ def main() -> None:
                   f"{'yes' if r['settled'] else 'no: ' + ', '.join(r['unsettled'])} | "
                   f"{'yes' if r['agree_ri'] else 'no'}, {'yes' if r['agree_fi'] else 'no'} | "
                   f"{r['reference_extra_s']:.0f} s | {', '.join(r['improper']) or 'none'} | "
-                  + (f"{r['load_at_start']:.1f} |" if "load_at_start" in r else "shared |"))
+                  + ("shared |" if r.get("shared", True) else "quiet |"))
     update_section(f"time_to_settled-{m['platform']}", "\n".join(md))
     order = {c.split(":")[0]: k for k, c in enumerate(CASES)}
     lines = ["| problem (`--preset standard`) | rules | wall, cold process | settled | agrees with 4x the budget |",
