@@ -15,7 +15,7 @@ later estimate trains only the coalitions the earlier ones did not):
 It reports each run's wall time and coalitions, whether the trainings settled (share capped),
 and how run 1's RI agrees with the reference's: Spearman's rank correlation, the top-5 rules
 of each, and the rules whose RI differs by more than 2 combined standard errors.  Writes
-benchmarks/results/many_rules-{platform}.json and a RESULTS.md section.
+benchmarks/results/many_rules-{platform}-{preset}-b{budget}.json and a RESULTS.md section.
 """
 
 from __future__ import annotations
@@ -89,18 +89,19 @@ def main() -> None:
     m = machine()
     payload = {"machine": m, "problem": problem.describe(), "config": config.to_dict(), "sampler": SAMPLER,
                "rules": names, "first": a, "target": t, "reference": ref, "agreement": agreement}
-    write_json(f"many_rules-{m['platform']}", payload)
+    key = f"many_rules-{m['platform']}-{args.preset}-b{B}"
+    write_json(key, payload)
 
     rows = "\n".join(f"| {n} | {x:+.3f} ± {sx:.3f} | {y:+.3f} ± {sy:.3f} |"
                      for n, x, sx, y, sy in zip(names, ra, a["se"], rr, ref["se"]))
-    md = f"""## Twenty-one rules on a CPU: sampled RI of poisson_segments ({m['platform']})
+    md = f"""## Twenty-one rules on a CPU: sampled RI of poisson_segments, preset {args.preset}, budget {B} ({m['platform']})
 
 `poisson_segments` (the PDE and 20 boundary segments: 2^21 coalitions), {args.data} observations,
 {args.split} split, preset `{args.preset}` ({config.width}x{config.depth} tanh, {config.steps} steps,
 {config.seeds} seeds), kvq's default sampler for the uniform RI (`{SAMPLER}`). The three
 estimates train into one checkpoint folder, so the second and third train only the coalitions
 the earlier ones had not. Machine: {m['cpu']} ({m['cores']} cores), {m['platform']}, jax {m['jax']},
-{m['date']}. Command: `python benchmarks/many_rules.py --budget {B} --split {args.split}`.
+{m['date']}. Command: `python benchmarks/many_rules.py --budget {B} --split {args.split} --preset {args.preset}`.
 
 | estimate | coalitions | wall | largest sampling se | trainings at the step cap |
 |---|---:|---:|---:|---:|
@@ -116,7 +117,7 @@ Budget {B} against the reference: Spearman {agreement['spearman']:.2f}; top 5 {'
 |---|---|---|
 {rows}
 """
-    update_section(f"many_rules-{m['platform']}", md)
+    update_section(key, md)
     print(md)
 
 

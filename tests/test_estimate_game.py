@@ -150,3 +150,21 @@ def test_a_shapiq_approximator_trains_what_it_asks_for_as_kvq_batches(tiny_burge
     np.testing.assert_allclose(kvq.rule_importance(again).per_seed, ri.per_seed)
     with pytest.raises(kvq.KvqError, match="Shapley or Banzhaf value"):
         kvq.estimate(tiny_burgers, tiny_config, coalitions=shapiq.KernelSHAPIQ(4, max_order=2), budget=12)
+
+
+def test_a_regression_estimate_from_fewer_pairs_than_twice_the_rules_says_its_error_bar_is_rough():
+    names = [f"r{i}" for i in range(12)]
+    weights = np.linspace(-0.2, 0.5, 12)
+
+    def value(masks):
+        return masks @ weights + 0.1 * masks[:, 0] * masks[:, 1]
+
+    few = kvq.estimate_game(value, names, "uniform", budget=40)
+    assert kvq.rule_importance(few).samples < 24 and "(fewer than 24): a rough error bar" in few.table()
+    enough = kvq.estimate_game(value, names, "uniform", budget=200)
+    assert kvq.rule_importance(enough).samples >= 24 and "rough error bar" not in enough.table()
+    # the other samplers keep the fixed floor of 10 draws
+    from kvq.game.sampling import FEW_DRAWS, few_draws
+
+    assert few_draws("msr", 23, 12) is None and few_draws("msr", FEW_DRAWS - 1, 12) == FEW_DRAWS
+    assert few_draws("regression", 23, 12) == 24 and few_draws("regression", 24, 12) is None

@@ -90,6 +90,7 @@ __all__ = [
     "draw",
     "draws_within",
     "estimate_importance",
+    "few_draws",
     "full_importance_from",
     "full_masks",
     "kernel_sizes",
@@ -255,3 +256,12 @@ FEW_DRAWS = 10
 """Below this many draws the sampling standard error is itself uncertain: the table says so
 (benchmarks/sampling.py: antithetic permutations from 2-3 pairs covered the exact value in
 66 % of the rules at ± 2 se)."""
+
+
+def few_draws(sampler: str, samples: int, n: int) -> int | None:
+    """The number of draws below which ``samples`` draws of ``sampler`` over ``n`` rules give a
+    rough sampling se (:data:`FEW_DRAWS`; for the regression samplers ``2n`` sampled pairs, as
+    their model fits a weight per rule: at 39 pairs for 21 rules, ± 2 se missed a 4x-budget
+    reference for 3 rules of 21, benchmarks/many_rules.py), or None when there are enough."""
+    floor = max(FEW_DRAWS, 2 * n) if sampler.startswith("regression") else FEW_DRAWS
+    return floor if samples < floor else None

@@ -11,7 +11,7 @@ from kvq.core.text import pm as _pm
 from kvq.core.text import recipe_line, rule_kinds, score_label
 from kvq.errors import KvqError
 from kvq.game.importance import SampledImportance
-from kvq.game.sampling import DRAWN, FEW_DRAWS, LABELS
+from kvq.game.sampling import DRAWN, LABELS, few_draws
 from kvq.game.summary import Summary, summarize
 from kvq.game.table import PROVIDED, ScanResult, ValueTable
 from kvq.game.verdicts import (
@@ -248,9 +248,9 @@ def sampled_lines(table: ValueTable, ri: Any, plain: Any) -> list[str]:
         out.append("estimated by a shapiq approximator: se is the spread over seeds; its sampling error is not known")
     elif not np.all(np.isfinite(ri.se_sampling)):
         out.append("se sampling inf: too few draws to measure the sampling error; give a larger budget")
-    elif ri.samples < FEW_DRAWS:
+    elif (floor := few_draws(str(sampling.sampler), ri.samples, n)) is not None:
         out.append(
-            f"se sampling rests on only {ri.samples} {drawn}: a rough error bar "
+            f"se sampling rests on only {ri.samples} {drawn} (fewer than {floor}): a rough error bar "
             f"(it can miss the exact value well over 5 % of the time); give a larger budget"
         )
     return out
