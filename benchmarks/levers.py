@@ -47,6 +47,7 @@ CASES = {
     # the standard protocol (Adam 1e-3, checks every 1 000) on fewer points per rule: cheaper steps, same trajectory?
     "points-128": dict(learning_rate=1e-3, steps=16_000, check_every=1_000, collocation=128, pretrain_steps=2_000),
     "points-64": dict(learning_rate=1e-3, steps=16_000, check_every=1_000, collocation=64, pretrain_steps=2_000),
+    "points-256": dict(learning_rate=1e-3, steps=16_000, check_every=1_000, collocation=256, pretrain_steps=2_000),
 }
 
 
