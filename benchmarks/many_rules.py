@@ -51,7 +51,7 @@ def run(problem, config, budget, folder, target_se=None):
         "budget": budget, "target_se": target_se, "wall_s": wall, "coalitions": len(result.masks),
         "compile_s": result.timing.get("compile_s"), "capped_share": capped,
         "ri": ri.mean.tolist(), "se": ri.se.tolist(), "se_sampling": np.asarray(ri.se_sampling).tolist(),
-        "max_se_sampling": float(np.nanmax(ri.se_sampling)),
+        "max_se_sampling": float(np.nanmax(ri.se_sampling)), "draws": int(ri.samples),
     }
 
 

@@ -261,7 +261,7 @@ FEW_DRAWS = 10
 def few_draws(sampler: str, samples: int, n: int) -> int | None:
     """The number of draws below which ``samples`` draws of ``sampler`` over ``n`` rules give a
     rough sampling se (:data:`FEW_DRAWS`; for the regression samplers ``2n`` sampled pairs, as
-    their model fits a weight per rule: at 39 pairs for 21 rules, ± 2 se missed a 4x-budget
+    their model fits a weight per rule: at 38 pairs (100 coalitions) for 21 rules, ± 2 se missed a 4x-budget
     reference for 3 rules of 21, benchmarks/many_rules.py), or None when there are enough."""
     floor = max(FEW_DRAWS, 2 * n) if sampler.startswith("regression") else FEW_DRAWS
     return floor if samples < floor else None
