@@ -118,6 +118,10 @@ def _training_options(s: argparse.ArgumentParser) -> None:
         "minutes on a CPU) or paper (the paper's protocol; use a GPU) (default: quick)",
     )
     s.add_argument("--seeds", type=int, default=None, metavar="K", help="seeds (network init and data draw)")
+    s.add_argument("--width", type=int, default=None, metavar="W", help="hidden units per layer of the preset's MLP")
+    s.add_argument("--depth", type=int, default=None, metavar="D", help="hidden layers of the preset's MLP")
+    s.add_argument("--activation", default=None, help="activation of the preset's MLP (tanh, sin, gelu, ...)")
+    s.add_argument("--learning-rate", type=float, default=None, metavar="LR", help="learning rate of the optimizer")
     s.add_argument("--steps", type=int, default=None, metavar="S", help="training steps per subset")
     s.add_argument("--check-every", type=int, default=None, metavar="C", help="early-stopping check interval (steps)")
     s.add_argument("--pretrain-steps", type=int, default=None, metavar="P", help="data-only warm-start steps")
@@ -425,6 +429,10 @@ def _config(args: argparse.Namespace):
 
     names = (
         "seeds",
+        "width",
+        "depth",
+        "activation",
+        "learning_rate",
         "steps",
         "check_every",
         "pretrain_steps",

@@ -12,7 +12,7 @@ import pytest
 import kvq
 from kvq.cli import main
 
-TINY_ARGS = ["--data", "12", "--max-batch", "64", "--seeds", "2", "--steps", "20", "--check-every", "10", "--pretrain-steps", "20",
+TINY_ARGS = ["--data", "12", "--max-batch", "64", "--seeds", "2", "--width", "8", "--depth", "1", "--steps", "20", "--check-every", "10", "--pretrain-steps", "20",
              "--collocation", "32"]
 
 
@@ -32,7 +32,8 @@ def test_tiny_scan_end_to_end(tmp_path, capsys):
     assert f"trainings: {capped} of 32 " in captured.out
     if meta["unsettled"]:
         assert "UNSETTLED" in captured.out
-        rerun = ("kvq scan burgers --data 12 --max-batch 64 --seeds 2 --check-every 10 --pretrain-steps 20 "
+        rerun = ("kvq scan burgers --data 12 --max-batch 64 --seeds 2 --width 8 --depth 1 --check-every 10 "
+                 "--pretrain-steps 20 "
                  f"--collocation 32 --steps 40 --out {out}")
         assert f"re-run with a longer budget: {rerun}" in captured.out
         assert f"continues the trainings saved in {out}/" in captured.out
@@ -137,7 +138,7 @@ def test_scan_with_an_estimator_method(tmp_path, capsys):
     assert "has no setting(s) ['dampin']" in capsys.readouterr().err
 
 
-SWEEP_ARGS = ["--max-batch", "64", "--seeds", "2", "--steps", "20", "--check-every", "10", "--pretrain-steps", "20", "--collocation", "32"]
+SWEEP_ARGS = ["--max-batch", "64", "--seeds", "2", "--width", "8", "--depth", "1", "--steps", "20", "--check-every", "10", "--pretrain-steps", "20", "--collocation", "32"]
 
 
 @pytest.mark.slow

@@ -26,17 +26,15 @@ import json, sys
 import jax, numpy as np, kvq
 from kvq.cli import main
 from kvq.workflows.tune import balance_weights
-tiny, scan, reference = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
-problem = kvq.problems.get("burgers", n_data=16, n_valid=128)
+scan, folder = json.loads(sys.argv[1]), sys.argv[2]
 out = {"devices": len(jax.local_devices())}
-for d in (1, 3):  # 3: padded batches and a device without items (2: the CLI run below)
-    config = kvq.ScanConfig(**tiny, devices=d)
-    result = kvq.scan(problem, config, progress=False)
-    balanced = balance_weights(problem, config, update_every=config.check_every)
-    out[d] = {"errors": np.asarray(result.errors).tolist(), "by_check": np.asarray(result.errors_by_check).tolist(),
-              "used": result.timing["devices"],
-              "balanced": [np.asarray(balanced.weights).tolist(), np.asarray(balanced.errors).tolist()]}
-out["cli"] = main([*scan, "--devices", "2", "--out", reference])  # the two-process test's reference
+problem = kvq.problems.get("burgers", n_data=12, n_valid=128)
+for d in (1, 3):  # 3: padded batches and a device without a seed (2: the two-process test below)
+    out[d] = main([*scan, "--devices", str(d), "--out", f"{folder}-{d}"])
+    config = kvq.ScanConfig(width=8, depth=1, activation="tanh", learning_rate=1e-2, steps=20, check_every=10,
+                            pretrain_steps=20, seeds=2, collocation=32, devices=d)
+    balanced = balance_weights(problem, config, update_every=config.check_every)  # Engine.per_seed
+    out[f"balanced-{d}"] = [np.asarray(balanced.weights).tolist(), np.asarray(balanced.errors).tolist()]
 print(json.dumps(out))
 """
 
@@ -56,36 +54,32 @@ def users_env(devices: int | None = None) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def four_devices(tiny_config, tmp_path_factory) -> tuple[dict, Path]:
-    """One process with four forced CPU devices: the tiny scan and weight balancing on 1 and 3
-    of them, and the two-process test's scan as one process with two devices (its folder)."""
-    # vectorize fixed: every device then trains chunks of the same width as one device does;
-    # 3 seeds on 3 devices: one seed each (the programs of a seed), 3 on one device
-    tiny = {**{k: getattr(tiny_config, k) for k in ("width", "depth", "activation", "learning_rate", "steps",
-                                                    "check_every", "pretrain_steps", "collocation")},
-            "seeds": 3, "max_batch": 8, "vectorize": 2, "grouping": "none"}  # one subset program per scan
-    reference = tmp_path_factory.mktemp("devices") / "one-process"
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(tiny), json.dumps(SCAN), str(reference)],
+def four_devices(tmp_path_factory) -> tuple[dict, Path]:
+    """One process with four forced CPU devices: the two-process test's scan on 1 and on 3 of
+    them (folders ``<base>-1`` and ``<base>-3``) and weight balancing on 1 and 3."""
+    base = tmp_path_factory.mktemp("devices") / "one-process"
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(SCAN), str(base)],
                           capture_output=True, text=True, timeout=600, env=users_env(4),
                           cwd=Path(__file__).resolve().parents[1])
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1]), reference
+    return json.loads(proc.stdout.strip().splitlines()[-1]), base
 
 
-def check_one_device_numbers(out: dict) -> None:
-    """Batches shared between devices give the one-device numbers (the fixture's first part)."""
-    assert out["devices"] == 4
-    assert [out[str(d)]["used"] for d in (1, 3)] == [1, 3]
-    one = np.array(out["1"]["errors"], float)
-    assert np.isfinite(one).all()
-    # three devices (padded batches) compute one device's numbers bit for bit, compiled as users
-    # compile (kvq's Adam and the chunk loop: docs/design.md §5), every check's errors too ...
-    np.testing.assert_array_equal(np.array(out["3"]["errors"], float), one)
-    np.testing.assert_array_equal(np.array(out["3"]["by_check"], float), np.array(out["1"]["by_check"], float))
-    # ... and so do the programs of a seed: the warm start (within the scans above) and weight
-    # balancing (Engine.per_seed, which the Newton solves also use)
+def check_one_device_numbers(out: dict, base: Path) -> None:
+    """Batches shared between devices give the one-device numbers (the fixture's scans)."""
+    assert {k: out[k] for k in ("devices", "1", "3")} == {"devices": 4, "1": 0, "3": 0}
+    one, three = (Path(f"{base}-{d}") for d in (1, 3))
+    assert [json.loads((f / "results.json").read_text())["timing"]["devices"] for f in (one, three)] == [1, 3]
+    assert np.isfinite(table(one)["errors"]).all()
+    # three devices (padded batches, a device without a seed in the warm start) compute one
+    # device's numbers bit for bit, compiled as users compile (kvq's Adam and the chunk loop:
+    # docs/design.md §5), every check's errors too
+    assert "errors_by_check" in table(one)
+    assert_same_tables(one, three)
+    # ... and so do the one-shot programs of a seed: weight balancing (Engine.per_seed, which the
+    # Newton solves also use)
     for k in (0, 1):
-        np.testing.assert_array_equal(np.array(out["3"]["balanced"][k]), np.array(out["1"]["balanced"][k]))
+        np.testing.assert_array_equal(np.array(out["balanced-3"][k]), np.array(out["balanced-1"][k]))
 
 
 @pytest.mark.parametrize("devices, n, per, rows, chunk", [(1, 1, 1, 2, 1), (3, 7, 3, 4, 1), (4, 9, 3, 6, 2),
@@ -127,7 +121,7 @@ def test_devices_is_not_part_of_a_scans_identity(tiny_config):
 
 
 RUNNER = Path(__file__).resolve().parent / "sigkill_run.py"
-SCAN = ["scan", "burgers", "--data", "12", "--seeds", "2", "--steps", "20", "--check-every", "10", "--pretrain-steps",
+SCAN = ["scan", "burgers", "--data", "12", "--seeds", "2", "--width", "8", "--depth", "1", "--steps", "20", "--check-every", "10", "--pretrain-steps",
         "20", "--collocation", "32", "--max-batch", "8", "--vectorize", "2", "--no-plot"]
 
 
@@ -169,13 +163,19 @@ def table(folder: Path) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
-# one test uses the fixture (its jax start and compiles, about 45 s cold): pytest-xdist 3.8's
+def assert_same_tables(a: Path, b: Path) -> None:
+    ta, tb = table(a), table(b)
+    assert sorted(ta) == sorted(tb)
+    for key in ta:
+        np.testing.assert_array_equal(ta[key], tb[key], err_msg=key)
+
+
+# one test uses the fixture (its jax start and compiles, about 15 s cold): pytest-xdist 3.8's
 # --dist loadgroup did not keep two tests of one xdist_group on one worker, so each set it up
 @pytest.mark.slow
 def test_devices_and_two_processes_give_the_numbers_of_one_device_and_resume_after_a_kill(tmp_path, four_devices):
-    runs, reference = four_devices
-    check_one_device_numbers(runs)
-    assert runs["cli"] == 0
+    runs, base = four_devices
+    check_one_device_numbers(runs, base)
 
     out = tmp_path / "two-processes"
     killed = two_processes(out, when="train")
@@ -188,7 +188,4 @@ def test_devices_and_two_processes_give_the_numbers_of_one_device_and_resume_aft
     assert "kvq" not in resumed[1].stdout and "RI uniform" not in resumed[1].stdout  # process 0 prints and writes
     meta = json.loads((out / "results.json").read_text())
     assert meta["timing"]["devices"] == 2
-    a, b = table(reference), table(out)
-    assert sorted(a) == sorted(b)
-    for key in a:
-        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert_same_tables(Path(f"{base}-1"), out)  # two processes: one device's numbers too

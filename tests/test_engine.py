@@ -3,6 +3,8 @@ frozen-flag early stopping equals a plain Python loop; diverged masks are named.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -245,16 +247,25 @@ def test_the_table_over_the_budget_is_what_shorter_scans_give(tiny_burgers, tiny
 
 @pytest.mark.slow
 def test_batches_of_other_sizes_reuse_the_compiled_program_and_its_numbers(tiny_burgers, tiny_config, monkeypatch):
-    import kvq.engine.batched as engine_module
+    import kvq.engine.runner as runner
 
     config = tiny_config.replace(vectorize=1, grouping="none")
     engine = Engine.prepare(tiny_burgers, config)
     compiles = []
-    real_compile = engine_module.compile_timed
-    monkeypatch.setattr(engine_module, "compile_timed", lambda *a: compiles.append(1) or real_compile(*a))
+    real_compile = runner.compile_timed
+    monkeypatch.setattr(runner, "compile_timed", lambda *a: compiles.append(1) or real_compile(*a))
+    monkeypatch.setattr(runner, "_programs", type(runner._programs)())  # this test's own program cache
     masks = all_masks(4)
     engine.train(masks[:5], lambda *a: None)  # 10 items: 16 rows (a power of two of chunks)
     again = engine.train(masks[5:12], lambda *a: None)  # 14 items: the same 16 rows, no compile
     assert len(compiles) == 1
+    # a new engine of the same problem and settings (a resumed run, a longer budget, a notebook
+    # cell run twice) reuses the process's program: nothing traced or compiled again ...
     fresh = Engine.prepare(tiny_burgers, config).train(masks[5:12], lambda *a: None)
+    assert len(compiles) == 1
+    # ... and anything that changes what the program computes compiles its own
+    Engine.prepare(tiny_burgers, config.replace(learning_rate=2e-2)).train(masks[:5], lambda *a: None)
+    heavier_ic = tuple(dataclasses.replace(r, weight=3.0) if r.name == "ic" else r for r in tiny_burgers.rules)
+    Engine.prepare(dataclasses.replace(tiny_burgers, rules=heavier_ic), config).train(masks[:5], lambda *a: None)
+    assert len(compiles) == 3
     np.testing.assert_array_equal(again.history, fresh.history)  # padding never changes a number

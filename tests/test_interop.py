@@ -8,7 +8,12 @@ import pytest
 import kvq
 from kvq.present.interop import interaction_values, shapiq_game, value_frame
 
-shapiq = pytest.importorskip("shapiq")
+
+
+@pytest.fixture(scope="module")
+def shapiq():
+    """shapiq, imported by the tests that need it (not when the suite is collected: it takes seconds)."""
+    return pytest.importorskip("shapiq")
 
 
 def table(n: int = 4, seeds: int = 3) -> kvq.ValueTable:
@@ -16,7 +21,7 @@ def table(n: int = 4, seeds: int = 3) -> kvq.ValueTable:
     return kvq.ValueTable(tuple(f"r{i}" for i in range(n)), 10.0 ** -rng.uniform(1, 3, (2**n, seeds)))
 
 
-def test_shapiq_computes_kvqs_importances_from_the_exported_game():
+def test_shapiq_computes_kvqs_importances_from_the_exported_game(shapiq):
     t = table()
     exact = shapiq.ExactComputer(shapiq_game(t), n_players=4)
     for index, weighting in (("BV", "uniform"), ("SV", "shapley")):
@@ -30,7 +35,7 @@ def test_shapiq_computes_kvqs_importances_from_the_exported_game():
         shapiq_game(t, seed=5)
 
 
-def test_importances_become_interaction_values():
+def test_importances_become_interaction_values(shapiq):
     t = table()
     ri = kvq.rule_importance(t, "shapley")
     iv = interaction_values(ri)

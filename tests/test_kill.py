@@ -17,7 +17,7 @@ from kvq.cli import main
 pytestmark = pytest.mark.slow
 
 RUNNER = Path(__file__).resolve().parent / "sigkill_run.py"
-ARGS = ["--data", "12", "--seeds", "2", "--steps", "20", "--check-every", "10", "--pretrain-steps", "20",
+ARGS = ["--data", "12", "--seeds", "2", "--width", "8", "--depth", "1", "--steps", "20", "--check-every", "10", "--pretrain-steps", "20",
         "--collocation", "32", "--no-plot"]
 
 

@@ -373,7 +373,7 @@ def test_the_command_line_samples_coalitions(tmp_path, capsys):
     from kvq.cli import main
     from kvq.store.results import load_result
 
-    args = ["scan", "burgers", "--seeds", "2", "--steps", "20", "--check-every", "10", "--pretrain-steps", "20",
+    args = ["scan", "burgers", "--seeds", "2", "--width", "8", "--depth", "1", "--steps", "20", "--check-every", "10", "--pretrain-steps", "20",
             "--collocation", "32", "--max-batch", "64", "--coalitions", "msr", "--budget", "12", "--out", str(tmp_path)]
     assert main(args) == 0
     printed = capsys.readouterr().out

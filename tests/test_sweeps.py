@@ -122,7 +122,7 @@ def test_a_sweep_of_your_own_problem_factory(tiny_config, tmp_path):
 def test_the_command_line_takes_a_problem_factory(tmp_path, capsys):
     from kvq.cli import main
 
-    args = ["--seeds", "2", "--steps", "20", "--check-every", "10", "--pretrain-steps", "20", "--max-batch", "64",
+    args = ["--seeds", "2", "--width", "8", "--depth", "1", "--steps", "20", "--check-every", "10", "--pretrain-steps", "20", "--max-batch", "64",
             "--no-plot"]
     assert main(["scan", "factory_problem:make", "--data", "6", *args, "--out", str(tmp_path / "scan")]) == 0
     meta = json.loads((tmp_path / "scan" / "results.json").read_text())

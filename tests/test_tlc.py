@@ -159,8 +159,9 @@ def test_kvq_scan_tlc_with_a_data_file(table_file, tmp_path):
     from kvq.cli import main
 
     out = tmp_path / "run"
-    args = ["scan", "tlc", "--data-file", str(table_file), "--data", "16", "--max-batch", "64", "--seeds", "2",
-            "--steps", "20", "--check-every", "10", "--pretrain-steps", "20", "--collocation", "16", "--out", str(out)]
+    args = ["scan", "tlc", "--data-file", str(table_file), "--data", "16", "--max-batch", "64", "--seeds", "2", "--width", "8",
+            "--depth", "1", "--steps", "20", "--check-every", "10", "--pretrain-steps", "20", "--collocation", "16",
+            "--out", str(out)]
     assert main(args) == 0
     saved = json.loads((out / "results.json").read_text())
     assert saved["rule_names"] == ["bounds", "monotone", "ordering", "snyder"]

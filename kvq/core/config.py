@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import numbers
 from collections.abc import Callable
@@ -205,9 +206,7 @@ class ScanConfig:
         """The optax transformation this config trains with (a budget schedule's, built for ``steps``)."""
         if not isinstance(self.optimizer, str):
             return self.optimizer if is_transformation(self.optimizer) else self.optimizer(self.steps)
-        return {"adam": optimizers.adam, "adamw": optimizers.adamw, "sgd": optax.sgd}[self.optimizer](
-            self.learning_rate
-        )
+        return _named_optimizer(self.optimizer, self.learning_rate)
 
     def replace(self, **changes: Any) -> ScanConfig:
         """A copy with ``changes`` applied (validated)."""
@@ -318,3 +317,10 @@ PRESETS: dict[str, ScanConfig] = {
         collocation=500,
     ),
 }
+
+
+@functools.lru_cache(maxsize=64)
+def _named_optimizer(name: str, learning_rate: float) -> optax.GradientTransformation:
+    """The optax transformation of a named optimizer: one object per name and rate in a
+    process (optax transformations are pure), so scans with equal settings share programs."""
+    return {"adam": optimizers.adam, "adamw": optimizers.adamw, "sgd": optax.sgd}[name](learning_rate)

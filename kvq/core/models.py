@@ -24,6 +24,7 @@ of parameters and a hash of the seed-0 initial weights) enters the scan's finger
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +48,12 @@ class Model:
     init: Callable[[jax.Array], Params]
     apply: Callable[[Params, jax.Array], jax.Array]
     description: dict[str, Any]
+
+    @functools.cached_property
+    def init_seeds(self) -> Callable[[Any], Params]:
+        """``init_seeds(seeds [S] int) -> params`` with leading axis S (seed s: ``init(PRNGKey(s))``),
+        one compiled call; made once per model, so scans that share a model share its program."""
+        return jax.jit(jax.vmap(lambda s: self.init(jax.random.PRNGKey(s))))
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,9 +104,7 @@ def resolve(model: Any, config: ScanConfig, d_in: int, d_out: int) -> Model:
     """``model`` (see the module docstring) as a :class:`Model` for ``d_in`` inputs and
     ``d_out`` outputs; checks that it maps one point [d_in] to [d_out]."""
     if model is None:
-        init, apply = make_mlp(config.width, config.depth, d_in, d_out, config.activation)
-        described = {"kind": "kvq.MLP", "width": config.width, "depth": config.depth, "activation": config.activation}
-        return Model(init, apply, described)
+        return _mlp(config.width, config.depth, d_in, d_out, config.activation)
     if isinstance(model, Model):
         return model
     from flax import linen, nnx
@@ -137,6 +142,14 @@ def resolve(model: Any, config: ScanConfig, d_in: int, d_out: int) -> Model:
             f"module; got {type(model).__name__}"
         )
     return Model(init, apply, {**described, **_fingerprint_weights(init, apply, d_in, d_out)})
+
+
+@functools.lru_cache(maxsize=32)
+def _mlp(width: int, depth: int, d_in: int, d_out: int, activation: str) -> Model:
+    """kvq's MLP: one :class:`Model` per shape and activation in a process (pure functions, so
+    every scan of that network reuses its compiled initialiser)."""
+    init, apply = make_mlp(width, depth, d_in, d_out, activation)
+    return Model(init, apply, {"kind": "kvq.MLP", "width": width, "depth": depth, "activation": activation})
 
 
 def _fingerprint_weights(init: Callable, apply: Callable, d_in: int, d_out: int) -> dict[str, Any]:

@@ -101,6 +101,11 @@ class Objective:
     data: str | DataLossFn = "mse"
     output_weights: tuple[float, ...] | None = None
 
+    def key(self) -> tuple:
+        """What the objective computes, as a hashable value: its functions (by identity, kept
+        alive by the key) and its constants.  Equal keys trace to the same program."""
+        return (self.apply, self.losses, self.weights, self.expensive, self.data, self.output_weights)
+
     @property
     def plain_mse(self) -> bool:
         """The data loss is the unweighted mean squared error."""
@@ -355,8 +360,14 @@ class Programs:
     score: str = "mse"
     keep: str = "last"  # the early-stopping rule of subset trainings (make_block)
     linesearch: bool = False  # the optimizer needs the loss (optax.lbfgs: the polish phase)
-    # what the engine compiled (and measured) for these programs, for its next batches
+    # what the engine measured for these programs (memory per item), for its next batches
     compiled: dict[Any, Any] = field(default_factory=dict, repr=False)
+
+    def key(self) -> tuple:
+        """What these programs compute, as a hashable value (:meth:`Objective.key`, the
+        optimizer's functions by identity, and the settings): equal keys and equal argument
+        shapes compile to the same executable (:func:`kvq.engine.runner.compile_cached`)."""
+        return (self.objective.key(), tuple(self.optimizer), self.check_every, self.score, self.keep, self.linesearch)
 
     def subset_block(self, pattern: tuple[int, ...], vectorize: int = 1, mesh: Any = None):
         """jit ``(state[B], masks[B,n], data[B], points, valid, counts) -> (state, errors [B, d_out])``:

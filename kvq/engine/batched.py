@@ -11,6 +11,7 @@ batch.  The methods (:mod:`kvq.methods`) decide which masks to train.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 import warnings
 from collections.abc import Callable, Container, Iterator, Sequence
@@ -31,7 +32,7 @@ from kvq.core.models import resolve as resolve_model
 from kvq.core.train import LOOP_CHUNKS, ItemState, Objective, Programs, lockstep, start_state, take
 from kvq.engine.checkpoint import Checkpoint, batch_key, item_keys
 from kvq.engine.plan import ALWAYS_FITS, MEMORY_SHARE, available_memory, plan_rules
-from kvq.engine.runner import Clock, compile_timed, fit_history, run_blocks
+from kvq.engine.runner import Clock, compile_cached, compile_timed, fit_history, run_blocks
 from kvq.errors import KvqError
 from kvq.problems.rules import Dataset, Problem
 
@@ -41,6 +42,7 @@ Progress = Callable[[str, int, int], None]
 Starts = Callable[[np.ndarray, np.ndarray], tuple[Any, Any]]
 """``starts(mask_of [B], seed_of [B]) -> (params [B], opt_state [B])``: where items begin training."""
 
+LBFGS = optax.lbfgs()  # the polish phase's optimizer (pure: one object, so polishes share programs)
 CPU_POINTS_PER_VECTOR = 4096  # see Engine.vectorize
 VALIDATION_CHUNK = 64  # models scored per compiled validation call
 
@@ -121,7 +123,7 @@ class Engine:
         ``model``: the network (:mod:`kvq.core.models`; default kvq's MLP from the config).
         """
         network = resolve_model(model, config, problem.d_in, problem.d_out)
-        init, apply = network.init, network.apply
+        apply = network.apply
         if columns is None:
             columns = [(problem.seed + k, problem.observations(k)) for k in range(config.seeds)]
         seeds = tuple(int(s) for s, _ in columns)
@@ -132,7 +134,7 @@ class Engine:
                 f"({[(d.d_in, d.d_out) for d in data]}); every seed needs {problem.d_in} inputs and {problem.d_out} outputs"
             )
         # one compiled call (not op by op); kept on the host, so taking rows costs no compile
-        params0 = jax.device_get(jax.jit(jax.vmap(lambda s: init(jax.random.PRNGKey(s))))(np.asarray(seeds)))
+        params0 = jax.device_get(network.init_seeds(np.asarray(seeds)))
         rows = [len(d) for d in data]
         N = max(rows)
         pad = lambda a: np.concatenate([a, np.zeros((N - len(a), a.shape[1]), a.dtype)])
@@ -220,7 +222,14 @@ class Engine:
         state = start_state(take(self.params0, rows), take(self.opt0, rows))  # _run_blocks places it
         data, counts = place.put(take(self.data, rows[order]), True), place.put(counts, True)
         first = place.put(take(state, order), True)
-        block = compile_timed(self.programs.pretrain_block(self.mesh), self.clock, first, data, counts)
+        block = compile_cached(
+            (self.programs.key(), "pretrain", self.mesh),
+            lambda: self.programs.pretrain_block(self.mesh),
+            self.clock,
+            first,
+            data,
+            counts,
+        )
         progress("pretrain", 0, total)
         t0 = time.perf_counter()
         state, _, _, _ = run_blocks(
@@ -326,7 +335,7 @@ class Engine:
         (checked every ``config.polish_every``, stopped once the loss no longer falls, the
         best weights kept), starting from weights that the caller gives."""
         cfg = self.config
-        lbfgs = optax.lbfgs()
+        lbfgs = LBFGS
         programs = Programs(
             self.programs.objective, lbfgs, cfg.polish_every, self.programs.score, keep="best", linesearch=True
         )
@@ -417,12 +426,14 @@ class Engine:
                 data = tuple(a[seed_of[on_device]] for a in self.data)
                 state = start_state(*starts(mask_of[items], seed_of[items]))
                 args = (put(m, True), put(data, True), *shared, put(counts, True))
-                key = ("subset", pattern, vectorize, rows, self.mesh)
-                block = block or self.programs.compiled.get(key)
-                if block is None:
-                    program = self.programs.subset_block(pattern, vectorize, self.mesh)
-                    block = compile_timed(program, self.clock, put(take(state, order), True), *args)
-                    self.programs.compiled[key] = block
+                key = (self.programs.key(), "subset", pattern, vectorize, self.mesh)
+                block = block or compile_cached(
+                    key,
+                    functools.partial(self.programs.subset_block, pattern, vectorize, self.mesh),
+                    self.clock,
+                    put(take(state, order), True),
+                    *args,
+                )
                 yield Batch(pattern, block, state, args, mask_of[real], seed_of[real], order)
 
     def train(
@@ -539,7 +550,13 @@ class Engine:
         fn, out = None, []
         for lo in range(0, B, chunk):
             part = place.put(take(params, np.minimum(np.arange(lo, lo + chunk), B - 1)), True)  # pad: one shape
-            fn = fn or compile_timed(self.programs.validation(self.mesh), self.clock, part, *valid)
+            fn = fn or compile_cached(
+                (self.programs.key(), "validation", self.mesh),
+                lambda: self.programs.validation(self.mesh),
+                self.clock,
+                part,
+                *valid,
+            )
             out.append(np.asarray(place.fetch(fn(part, *valid)), np.float64)[: B - lo])
         return np.concatenate(out)
 

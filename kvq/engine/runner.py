@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import platform
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,33 @@ def compile_timed(fn: Any, clock: Clock, *args: Any) -> Any:
     t0 = time.perf_counter()
     compiled = fn.lower(*args).compile()
     clock.compile_s += time.perf_counter() - t0
+    return compiled
+
+
+PROGRAM_CACHE_SIZE = 48  # compiled executables kept per process (least recently used dropped)
+_programs: OrderedDict[Any, Any] = OrderedDict()
+
+
+def _shapes(args: tuple) -> tuple:
+    """The argument structure, shapes, dtypes and placements: what an executable is compiled for."""
+    leaves, tree = jax.tree.flatten(args)
+    return tree, tuple((np.shape(a), str(getattr(a, "dtype", type(a))), getattr(a, "sharding", None)) for a in leaves)
+
+
+def compile_cached(key: Any, make: Callable[[], Any], clock: Clock, *args: Any) -> Any:
+    """``make()`` (a jitted function) compiled for ``args``, reused from this process's cache
+    when a program of the same ``key`` (a hashable value naming what it computes, e.g.
+    :meth:`kvq.core.train.Programs.key` and the batch layout) was compiled for arguments of the
+    same shapes: scans that repeat a program (a resumed run, a longer budget, the robustness
+    check, a sweep or a notebook run twice) neither trace nor compile it again."""
+    full = (key, _shapes(args), jax.default_backend())
+    compiled = _programs.get(full)
+    if compiled is None:
+        compiled = _programs[full] = compile_timed(make(), clock, *args)
+        if len(_programs) > PROGRAM_CACHE_SIZE:
+            _programs.popitem(last=False)
+    else:
+        _programs.move_to_end(full)
     return compiled
 
 
