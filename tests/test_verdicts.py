@@ -189,6 +189,24 @@ def test_a_rule_whose_harm_a_stronger_protocol_removes_is_never_called_improper(
     assert kvq.eliminate(scan).removed == ("a", "b")  # without the records both are blamed
 
 
+def _pair(before: float, after: float, se: float = 0.05) -> dict:
+    return {"kind": "fi", "before": {"mean": before, "se": se}, "after": {"mean": after, "se": se}}
+
+
+@pytest.mark.parametrize("pairs, verdict", [
+    ([_pair(-4.22, -4.22), _pair(-4.39, -4.38)], "survived"),  # the planted wrong slope: untouched
+    ([_pair(-0.31, -0.14), _pair(-0.38, -0.27)], "survived"),  # planted wrong TLC trend: smaller, still there
+    ([_pair(-1.0, -0.02), _pair(-2.0, -0.01)], "protocol"),  # gone in every harmful pair
+    ([_pair(-1.0, -0.02), _pair(-2.0, -1.5)], "survived"),  # still there in one
+    ([_pair(0.2, -0.3), _pair(-0.5, +0.1)], "protocol"),  # a pair that did not hurt does not count
+    ([_pair(0.2, -0.3)], "survived"),  # no harmful pair: the first (FI) decides
+])
+def test_a_harm_survives_when_a_harmful_pair_is_still_harmful(pairs, verdict):
+    from kvq.workflows.robustness import judge
+
+    assert judge(pairs) == verdict
+
+
 def test_a_tiny_consistent_negative_rule_is_not_improper():
     # RI about -0.017 with a tiny se: reliably negative, but below the minimum effect
     table = _game(_additive([[-0.017, 0.4, 0.0]] * 4), noise=0.001)
