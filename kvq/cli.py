@@ -846,7 +846,7 @@ def _nearest_preset(problem: str, config: dict) -> str | None:
     from kvq import problems
     from kvq.core.config import MEMORY_ONLY, PRESETS
 
-    if problem not in problems.names():
+    if problem not in problems.names(measured=True):
         return None
     best = None
     for name in PRESETS:

@@ -203,6 +203,8 @@ def test_show_names_the_preset_a_run_was_made_with():
     assert _nearest_preset("kdv", standard) == "preset standard"
     assert _nearest_preset("kdv", {**standard, "steps": 48_000, "max_batch": 7}) == "preset standard with steps=48000"
     assert _nearest_preset("kdv", kvq.problems.config("kdv", "quick", seeds=5).to_dict()) == "preset quick with seeds=5"
+    # a problem built from the user's measurements has presets too
+    assert _nearest_preset("tlc", kvq.problems.config("tlc", "standard").to_dict()) == "preset standard"
     far = {**standard, "steps": 10, "width": 3, "depth": 1, "learning_rate": 0.5}
     assert _nearest_preset("kdv", far) is None
     assert _nearest_preset("my_problem", standard) is None

@@ -375,3 +375,16 @@ def test_the_verdict_line_says_what_helps_what_is_improper_and_when_nothing_matt
     assert line.startswith("verdict: IMPROPER r1") and "helps: r0" in line
     line = importance_table(_additive([0.01, -0.02])).splitlines()[-1]
     assert line.startswith("verdict: no rule matters here (every |RI| is below the minimum effect, 0.05 decades)")
+
+
+def test_the_rerun_hint_names_the_command_of_every_built_in_problem(tiny_scan):
+    import dataclasses
+
+    from kvq.present.report import default_rerun
+
+    steps = 2 * tiny_scan.config["steps"]
+    for name in ("burgers", "tlc"):  # tlc: built from the user's measurements, a built-in all the same
+        table = dataclasses.replace(tiny_scan, problem={**tiny_scan.problem, "name": name})
+        assert default_rerun(table).startswith(f"kvq scan {name} --steps {steps} --out <its folder>")
+    mine = dataclasses.replace(tiny_scan, problem={**tiny_scan.problem, "name": "my_problem"})
+    assert default_rerun(mine).startswith(f"kvq.scan(problem, config.replace(steps={steps})")

@@ -283,7 +283,7 @@ def default_rerun(table: ValueTable) -> str:
             f"kvq.scan(problem, config.replace(steps={2 * steps}), out=<a new folder>) (the schedule is built "
             "for the new budget, so every training runs again)"
         )
-    if name in problems.names():
+    if name in problems.names(measured=True):
         return f"kvq scan {name} --steps {2 * steps} --out <its folder> (plus this scan's other options)"
     return f"kvq.scan(problem, config.replace(steps={2 * steps}), out=<its folder>)"
 
