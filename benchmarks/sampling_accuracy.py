@@ -279,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if any(c["budget"] == budget for c in block["cells"]) and not args.fresh:
                 continue  # measured by an earlier, interrupted invocation
+            block["cells"] = [c for c in block["cells"] if c["budget"] != budget]  # --fresh: replaced
             t1 = time.perf_counter()
             rows = run_cell(n, budget, games, args.repeats, set(args.only) if args.only else None)
             block["cells"].append({"share": share, "budget": budget, "rows": rows, "only": args.only})
