@@ -120,7 +120,7 @@ def _training_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--seeds", type=int, default=None, metavar="K", help="seeds (network init and data draw)")
     s.add_argument("--width", type=int, default=None, metavar="W", help="hidden units per layer of the preset's MLP")
     s.add_argument("--depth", type=int, default=None, metavar="D", help="hidden layers of the preset's MLP")
-    s.add_argument("--activation", default=None, help="activation of the preset's MLP (tanh, sin, gelu, ...)")
+    s.add_argument("--activation", default=None, help="activation of the preset's MLP (tanh, sin, relu, jnp_sin)")
     s.add_argument("--learning-rate", type=float, default=None, metavar="LR", help="learning rate of the optimizer")
     s.add_argument("--steps", type=int, default=None, metavar="S", help="training steps per subset")
     s.add_argument("--check-every", type=int, default=None, metavar="C", help="early-stopping check interval (steps)")

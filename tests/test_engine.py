@@ -268,4 +268,7 @@ def test_batches_of_other_sizes_reuse_the_compiled_program_and_its_numbers(tiny_
     heavier_ic = tuple(dataclasses.replace(r, weight=3.0) if r.name == "ic" else r for r in tiny_burgers.rules)
     Engine.prepare(dataclasses.replace(tiny_burgers, rules=heavier_ic), config).train(masks[:5], lambda *a: None)
     assert len(compiles) == 3
+    with jax.default_matmul_precision("highest"):  # traced under other JAX settings: its own program
+        Engine.prepare(tiny_burgers, config).train(masks[:5], lambda *a: None)
+    assert len(compiles) == 4
     np.testing.assert_array_equal(again.history, fresh.history)  # padding never changes a number

@@ -171,7 +171,7 @@ class Engine:
             checkpoint,
             ws,
             valid,
-            network.description,
+            dict(network.description),  # a copy: the model object is shared between scans
             make_mesh(config.devices),
         )
 

@@ -47,13 +47,24 @@ def _shapes(args: tuple) -> tuple:
     return tree, tuple((np.shape(a), str(getattr(a, "dtype", type(a))), getattr(a, "sharding", None)) for a in leaves)
 
 
+def _trace_settings() -> Any:
+    """The JAX settings a program is traced under (x64, matmul precision, dtype promotion, ...):
+    what ``jax.jit``'s own cache keys on, so a scan under ``jax.default_matmul_precision("highest")``
+    does not reuse a program traced without it."""
+    try:
+        from jax._src.config import trace_context
+    except ImportError:  # pragma: no cover - a JAX without it: the public settings that change a trace
+        return tuple(getattr(jax.config, k, None) for k in ("jax_enable_x64", "jax_default_matmul_precision"))
+    return trace_context()
+
+
 def compile_cached(key: Any, make: Callable[[], Any], clock: Clock, *args: Any) -> Any:
     """``make()`` (a jitted function) compiled for ``args``, reused from this process's cache
     when a program of the same ``key`` (a hashable value naming what it computes, e.g.
     :meth:`kvq.core.train.Programs.key` and the batch layout) was compiled for arguments of the
     same shapes: scans that repeat a program (a resumed run, a longer budget, the robustness
     check, a sweep or a notebook run twice) neither trace nor compile it again."""
-    full = (key, _shapes(args), jax.default_backend())
+    full = (key, _shapes(args), jax.default_backend(), _trace_settings())
     compiled = _programs.get(full)
     if compiled is None:
         compiled = _programs[full] = compile_timed(make(), clock, *args)

@@ -181,13 +181,16 @@ def pair_totals(
     lookup: dict[bytes, int],
     v: np.ndarray,
     masks: np.ndarray,
+    anchored: bool = True,
 ) -> np.ndarray:
     """The per-draw totals [U, n] of one game ``v`` [M] on the table's ``masks`` (``lookup``:
     a coalition's row): the model's importance plus the residual's exactly known parts (the
     empty and full coalitions, the enumerated strata) plus the draw's own pair estimate
     (NaN for a draw that meets a diverged training), each with the model fitted without its
     fold (:data:`FOLDS`); the mean over the sampled draws is the estimate, their spread its
-    standard error."""
+    standard error.  ``anchored``: the table holds FI's ``n + 1`` coalitions and the empty one
+    whatever was drawn (kvq's sampled estimates; not a proxy's draws), so the ridge model of
+    small budgets may be fitted to them."""
     n = masks.shape[1]
     strata = regression_strata(weighting, n)
     of = _stratum_of(draws)
@@ -202,7 +205,9 @@ def pair_totals(
     fold[sampled] = np.arange(len(sampled)) % folds  # by position: the draws are in random order
     totals = np.full((len(draws), n), np.nan)
     size = masks.sum(axis=1)
-    fixed = ok & ((size == 0) | (size >= n - 1))  # FI's coalitions and the ends: held whatever is drawn
+    fixed = ok & ((size == 0) | (size >= n - 1))  # FI's coalitions and the ends: held whatever is drawn ...
+    if not anchored or fixed.sum() < n + 2:  # ... unless the table was drawn without them: no ridge model
+        fixed[:] = False
     for f in range(folds):
         mine = np.flatnonzero(fold == f)
         if not len(mine):
@@ -364,18 +369,24 @@ def plan_pairs(
 
 
 def regression_importance(
-    sampler: str, masks: np.ndarray, values: np.ndarray, draws: np.ndarray, enumerated: tuple[int, ...] = ()
+    sampler: str,
+    masks: np.ndarray,
+    values: np.ndarray,
+    draws: np.ndarray,
+    enumerated: tuple[int, ...] = (),
+    anchored: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """``sampler``'s (:data:`REGRESSION_WEIGHTING`) estimate from the table's ``masks`` [M, n]
     and ``values`` [M, S] (NaN: diverged): the per-seed estimate [S, n], the sampling
     standard error [n] of its seed average (inf with fewer than 2 sampled pairs; 0 when every
-    pair is enumerated) and the number of pairs."""
+    pair is enumerated) and the number of pairs (``anchored``: see :func:`pair_totals`)."""
     weighting = REGRESSION_WEIGHTING[sampler]
     n, S = masks.shape[1], values.shape[1]
     lookup = {k: row for row, k in enumerate(_keys(masks))}
     try:
         totals = np.stack(
-            [pair_totals(weighting, draws, enumerated, lookup, values[:, s], masks) for s in range(S)], axis=2
+            [pair_totals(weighting, draws, enumerated, lookup, values[:, s], masks, anchored) for s in range(S)],
+            axis=2,
         )  # [U, n, S]
     except KeyError:
         raise KvqError("a coalition the draws need was not trained") from None
