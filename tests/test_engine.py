@@ -271,4 +271,19 @@ def test_batches_of_other_sizes_reuse_the_compiled_program_and_its_numbers(tiny_
     with jax.default_matmul_precision("highest"):  # traced under other JAX settings: its own program
         Engine.prepare(tiny_burgers, config).train(masks[:5], lambda *a: None)
     assert len(compiles) == 4
+
+    class Unhashable:  # a user's loss object that cannot be a key: trained, compiled every time
+        __hash__ = None
+
+        def __init__(self, loss):
+            self.loss = loss
+
+        def __call__(self, u, points):
+            return self.loss(u, points)
+
+    own = tuple(dataclasses.replace(r, loss=Unhashable(r.loss), residual=None) if r.name == "ic" else r
+                for r in tiny_burgers.rules)
+    for _ in range(2):
+        Engine.prepare(dataclasses.replace(tiny_burgers, rules=own), config).train(masks[:5], lambda *a: None)
+    assert len(compiles) == 6
     np.testing.assert_array_equal(again.history, fresh.history)  # padding never changes a number

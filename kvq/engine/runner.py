@@ -65,6 +65,10 @@ def compile_cached(key: Any, make: Callable[[], Any], clock: Clock, *args: Any) 
     same shapes: scans that repeat a program (a resumed run, a longer budget, the robustness
     check, a sweep or a notebook run twice) neither trace nor compile it again."""
     full = (key, _shapes(args), jax.default_backend(), _trace_settings())
+    try:
+        hash(full)
+    except TypeError:  # a user's unhashable callable (a loss object holding arrays): compiled, not kept
+        return compile_timed(make(), clock, *args)
     compiled = _programs.get(full)
     if compiled is None:
         compiled = _programs[full] = compile_timed(make(), clock, *args)
