@@ -156,17 +156,14 @@ def estimate_importance(
     values: np.ndarray,
     draws: np.ndarray,
     enumerated: tuple[int, ...] = (),
-    anchored: bool = True,
 ) -> SampledImportance:
     """The RI that ``sampler``'s ``draws`` estimate from the trained ``masks`` [M, n] and their
     ``values`` [M, S] (-log10 error, NaN where a training diverged; a draw that meets one
     is left out for that seed).  ``enumerated`` (kernel): the pair strata the draws hold
-    completely, once each (:func:`plan_draws`); they enter with their exact means.
-    ``anchored`` (regression samplers): the table holds FI's coalitions whatever was drawn
-    (False for a proxy's draws; :func:`kvq.game.regression.pair_totals`)."""
+    completely, once each (:func:`plan_draws`); they enter with their exact means."""
     known_sampler(sampler)
     if sampler in REGRESSION_WEIGHTING:
-        per_seed, se_sampling, count = regression_importance(sampler, masks, values, draws, enumerated, anchored)
+        per_seed, se_sampling, count = regression_importance(sampler, masks, values, draws, enumerated)
         return _sampled_importance(WEIGHTING[sampler], names, per_seed, se_sampling, count)
     index = _index(masks)
     n, S = masks.shape[1], values.shape[1]

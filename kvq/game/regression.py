@@ -43,16 +43,15 @@ FEW_FOLDS_ABOVE = 2000
 ROWS_PER_WEIGHT = 3
 """A model enters once there are at least this many coalitions per weight it fits."""
 RIDGE = 0.1
-"""Below that, the intercept-and-rules model enters, fitted with a ridge penalty on the rule
-weights of this share of its Gram matrix's mean diagonal to the coalitions held whatever the draws
-(FI's ``n + 1`` and the empty one; at least :data:`MIN_RIDGE_ROWS`): a model independent of the
-draws, so the estimate stays unbiased (fitted to the other folds' draws instead, it was biased by
-up to 6 se over 400 draws at 20 coalitions: with a handful of pairs the folds are not
-independent).  Measured, 20 draws each, Shapley MAE: a 10-rule unanimity game at 20 coalitions
-0.96 -> 0.72 (Banzhaf 0.87 -> 0.92: no gain); the trained 7-rule table at 12, 0.62 -> 0.47; the
-11-rule table at 40, 0.060 -> 0.050 (Banzhaf 0.076 -> 0.058); an 8-rule game at 20 over 400
-draws, 1.14 -> 0.50.  Richer models under a ridge, fitted to the draws, were worse on the
-trained tables (0.065 -> 0.24 at 32 coalitions of the 7-rule one)."""
+"""Below that, for the weightings in :data:`RIDGE_WEIGHTINGS`, the intercept-and-rules model
+enters, fitted with a ridge penalty on the rule weights of this share of its Gram matrix's mean
+diagonal to the coalitions held whatever the draws (FI's ``n + 1`` and the empty one; at least
+:data:`MIN_RIDGE_ROWS`): a model independent of the draws, so the estimate stays unbiased (fitted
+to the other folds' draws instead it was biased in a trial: with a handful of pairs the folds are
+not independent).  benchmarks/small_budgets.py (20 8-rule unanimity games, 14-27 coalitions):
+Shapley MAE lower on average and in 12-13 of the 20 games; Banzhaf higher on average and lower
+in only 4 of 20, so the uniform weighting keeps no model there."""
+RIDGE_WEIGHTINGS = ("shapley",)
 MIN_RIDGE_ROWS = 4
 
 
@@ -181,16 +180,13 @@ def pair_totals(
     lookup: dict[bytes, int],
     v: np.ndarray,
     masks: np.ndarray,
-    anchored: bool = True,
 ) -> np.ndarray:
     """The per-draw totals [U, n] of one game ``v`` [M] on the table's ``masks`` (``lookup``:
     a coalition's row): the model's importance plus the residual's exactly known parts (the
     empty and full coalitions, the enumerated strata) plus the draw's own pair estimate
     (NaN for a draw that meets a diverged training), each with the model fitted without its
     fold (:data:`FOLDS`); the mean over the sampled draws is the estimate, their spread its
-    standard error.  ``anchored``: the table holds FI's ``n + 1`` coalitions and the empty one
-    whatever was drawn (kvq's sampled estimates; not a proxy's draws), so the ridge model of
-    small budgets may be fitted to them."""
+    standard error."""
     n = masks.shape[1]
     strata = regression_strata(weighting, n)
     of = _stratum_of(draws)
@@ -206,7 +202,7 @@ def pair_totals(
     totals = np.full((len(draws), n), np.nan)
     size = masks.sum(axis=1)
     fixed = ok & ((size == 0) | (size >= n - 1))  # FI's coalitions and the ends: held whatever is drawn ...
-    if not anchored or fixed.sum() < n + 2:  # ... unless the table was drawn without them: no ridge model
+    if fixed.sum() < n + 2:  # ... unless the table lacks some of them: then no ridge model
         fixed[:] = False
     for f in range(folds):
         mine = np.flatnonzero(fold == f)
@@ -215,7 +211,8 @@ def pair_totals(
         fit_rows = ok.copy()
         fit_rows[rows_z[mine]] = fit_rows[rows_c[mine]] = False  # the fold's own coalitions stay out
         coef, level = _model(masks[fit_rows], v[fit_rows], n)
-        if level == "none":  # too few for least squares: a ridge model of the coalitions held whatever the draws
+        if level == "none" and weighting in RIDGE_WEIGHTINGS:  # too few for least squares: a ridge model of
+            # the coalitions held whatever the draws
             coef, level = _ridge_model(masks[fixed], v[fixed])
         r = np.where(ok, v - predict(masks, coef, level), np.nan)
         h = one_coalition(weighting, masks, r)  # [M, n]
@@ -374,19 +371,17 @@ def regression_importance(
     values: np.ndarray,
     draws: np.ndarray,
     enumerated: tuple[int, ...] = (),
-    anchored: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """``sampler``'s (:data:`REGRESSION_WEIGHTING`) estimate from the table's ``masks`` [M, n]
     and ``values`` [M, S] (NaN: diverged): the per-seed estimate [S, n], the sampling
     standard error [n] of its seed average (inf with fewer than 2 sampled pairs; 0 when every
-    pair is enumerated) and the number of pairs (``anchored``: see :func:`pair_totals`)."""
+    pair is enumerated) and the number of pairs."""
     weighting = REGRESSION_WEIGHTING[sampler]
     n, S = masks.shape[1], values.shape[1]
     lookup = {k: row for row, k in enumerate(_keys(masks))}
     try:
         totals = np.stack(
-            [pair_totals(weighting, draws, enumerated, lookup, values[:, s], masks, anchored) for s in range(S)],
-            axis=2,
+            [pair_totals(weighting, draws, enumerated, lookup, values[:, s], masks) for s in range(S)], axis=2
         )  # [U, n, S]
     except KeyError:
         raise KvqError("a coalition the draws need was not trained") from None

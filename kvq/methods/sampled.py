@@ -249,7 +249,7 @@ def _newton_proxy(
         pmasks = np.unique(coalitions_of(sampler, pdraws), axis=0)
         both = scores(np.concatenate([masks, pmasks]))
         f, f_p = both[: len(masks)], both[len(masks) :]
-        sampled = estimate_importance(sampler, problem.rule_names, pmasks, f_p, pdraws, penum, anchored=False)
+        sampled = estimate_importance(sampler, problem.rule_names, pmasks, f_p, pdraws, penum)
         proxy_per_seed, proxy_se = sampled.per_seed, sampled.se_sampling
         scored = len(pmasks)
     ok = np.isfinite(values) & np.isfinite(f)
