@@ -9,12 +9,14 @@ draws each, against the exact RI (seed mean):
 - Spearman rank correlation, sign agreement (rules whose exact |RI| >= 0.01 decades), mean
   absolute error;
 - coverage: how often the stated ``± 2 se_sampling`` interval holds the exact value;
-- kvq's four samplers: msr and kernel-banzhaf against the exact uniform RI, permutation and
-  kernel (paired KernelSHAP, with the border pairs enumerated where the budget affords them,
-  ``kvq.sampling.plan_draws``) against the exact Shapley RI;
+- kvq's samplers: regression-banzhaf (the default), msr and kernel-banzhaf against the exact
+  uniform RI, regression (the default), permutation and kernel (paired KernelSHAP, with the
+  border pairs enumerated where the budget affords them, ``kvq.sampling.plan_draws``) against
+  the exact Shapley RI;
 - the same budgets for shapiq's approximators driven by the same values
-  (``kvq.interop.shapiq_game``): KernelSHAP and permutation sampling for the Shapley RI;
-- each kvq sampler with the Newton proxy as a control variate
+  (``kvq.interop.shapiq_game``): KernelSHAP and permutation sampling for the Shapley RI,
+  RegressionFBII for the uniform RI;
+- each sampler a proxy can correct (``kvq.sampling.PROXY_SAMPLERS``) with the Newton proxy as a control variate
   (:func:`kvq.sampling.adjusted_importance`, what ``kvq.estimate(..., proxy="newton")``
   computes) at equal cost: the proxy's measured seconds, converted into coalition
   trainings at the scan's rate, are taken off its budget.
@@ -44,7 +46,17 @@ from kvq.core.coalitions import all_masks  # noqa: E402
 from kvq.game.importance import rank_correlation  # noqa: E402
 from kvq.present.interop import shapiq_game  # noqa: E402
 from kvq.game.importance import values_importance  # noqa: E402
-from kvq.game.sampling import WEIGHTING, adjusted_importance, estimate_importance, full_masks, plan_draws  # noqa: E402
+from kvq.game.sampling import (  # noqa: E402
+    DEFAULT,
+    GIVEN,
+    PROXY_SAMPLERS,
+    WEIGHTING,
+    adjusted_importance,
+    coalitions_of,
+    estimate_importance,
+    full_masks,
+    plan_draws,
+)
 from results_md import HERE, machine, update_section, write_json  # noqa: E402
 
 SHARES = (0.05, 0.1, 0.25, 0.5)
@@ -88,6 +100,13 @@ def newton_proxy(name: str, steps: int, seeds: int) -> tuple[np.ndarray, float]:
     return -np.log10(newton.errors), t["solve_s"] + t["evaluate_s"] - t["compile_after_anchor_s"]
 
 
+def _held(sampler: str, n: int, draws: np.ndarray) -> np.ndarray:
+    """The rows of the exact table [2^n] (binary order) that a sampled estimate with ``draws`` trains:
+    FI's coalitions, the empty one (the regression samplers) and the coalitions the draws need."""
+    need = np.concatenate([full_masks(n), np.zeros((1, n), np.int8), coalitions_of(sampler, draws)])
+    return np.unique(np.asarray(need, np.int64) @ (1 << np.arange(n)))
+
+
 def evaluate(result: kvq.ScanResult, repeats: int, proxy: np.ndarray | None = None,
              proxy_coalitions: float = 0.0) -> list[dict]:
     """Scores per budget and sampler; with ``proxy`` [2^n, S] (a cheap estimate of every
@@ -106,16 +125,20 @@ def evaluate(result: kvq.ScanResult, repeats: int, proxy: np.ndarray | None = No
     for share in SHARES:
         budget = max(n + 3, int(round(share * 2**n)))
         for sampler, weighting in WEIGHTING.items():
+            if sampler in GIVEN:  # shapiq's own rows below
+                continue
             runs = []
             for r in range(repeats):
                 d, en = plan_draws(sampler, n, budget, {m.tobytes() for m in full_masks(n)}, np.random.default_rng(r))
                 if len(d) < 2:
                     continue
-                est = estimate_importance(sampler, names, masks, v, d, en)
+                held = _held(sampler, n, d)  # only what the draws trained: the regression fit uses every row held
+                est = estimate_importance(sampler, names, masks[held], v[held], d, en)
                 runs.append(scores(est.mean, exact[weighting], est.se_sampling))
             if runs:
-                rows.append({"share": share, "budget": budget, "method": f"kvq {sampler}", **_mean(runs)})
-            if proxy is None or budget - extra < n + 3:
+                rows.append({"share": share, "budget": budget, "method": f"kvq {sampler}", "weighting": weighting,
+                             **_mean(runs)})
+            if proxy is None or sampler not in PROXY_SAMPLERS or budget - extra < n + 3:
                 continue
             phi_f = values_importance(proxy, weighting)
             runs = []
@@ -128,18 +151,22 @@ def evaluate(result: kvq.ScanResult, repeats: int, proxy: np.ndarray | None = No
                 runs.append(scores(est.mean, exact[weighting], est.se_sampling))
             if runs:
                 rows.append({"share": share, "budget": budget, "method": f"kvq {sampler} + newton proxy",
-                             "trained": budget - extra, **_mean(runs)})
+                             "weighting": weighting, "trained": budget - extra, **_mean(runs)})
         if shapiq is not None:
             game = shapiq_game(result)
-            for label, make in (("shapiq KernelSHAP", lambda r: shapiq.KernelSHAP(n, pairing_trick=True, random_state=r)),
-                                ("shapiq permutation", lambda r: shapiq.PermutationSamplingSV(n, random_state=r))):
+            for label, weighting, make in (
+                ("shapiq KernelSHAP", "shapley", lambda r: shapiq.KernelSHAP(n, pairing_trick=True, random_state=r)),
+                ("shapiq permutation", "shapley", lambda r: shapiq.PermutationSamplingSV(n, random_state=r)),
+                ("shapiq RegressionFBII", "uniform",
+                 lambda r: shapiq.RegressionFBII(n, max_order=1, pairing_trick=True, random_state=r)),
+            ):
                 runs = []
                 for r in range(repeats):
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
                         iv = make(r).approximate(budget, game)
-                    runs.append(scores(np.array([iv[(i,)] for i in range(n)]), exact["shapley"], None))
-                rows.append({"share": share, "budget": budget, "method": label, **_mean(runs)})
+                    runs.append(scores(np.array([iv[(i,)] for i in range(n)]), exact[weighting], None))
+                rows.append({"share": share, "budget": budget, "method": label, "weighting": weighting, **_mean(runs)})
     return rows
 
 
@@ -150,7 +177,9 @@ def markdown(payload: dict) -> str:
              f"runs on the scan's values (a sampled estimate trains each drawn coalition exactly as the scan "
              f"does), {payload['repeats']} independent draws per budget, mean of the scores. Budget = distinct "
              "coalitions, FI's n + 1 included (kvq) or evaluations (shapiq). Sign agreement over rules with "
-             "exact |RI| >= 0.01; coverage = share of rules whose ± 2 se_sampling interval holds the exact value. "
+             "exact |RI| >= 0.01; coverage = share of rules whose ± 2 se_sampling interval holds the exact value; "
+             "RI: the weighting estimated (uniform: Banzhaf, against the exact uniform RI; shapley: against the "
+             "exact Shapley RI); rows by MAE within a budget and weighting; **bold**: kvq's default sampler. "
              f"Machine: {m['cpu']}, {m['platform']}, jax {m['jax']}, {m['date']}.", "",
              "Command: `python benchmarks/sampling.py`", ""]
     for name, block in payload["problems"].items():
@@ -159,12 +188,14 @@ def markdown(payload: dict) -> str:
                   f"solves and a validation pass per coalition (compiling aside, as for the scan), the cost of {block['proxy_coalitions']:.1f} "
                   f"coalition trainings, so the adjusted rows train that many fewer coalitions (equal cost); "
                   f"correlation of proxy and trained values {block['proxy_correlation']:.2f}.", "",
-                  "| share | budget | method | Spearman | sign agreement | MAE | coverage ±2 se |",
-                  "|---:|---:|---|---:|---:|---:|---:|"]
-        for r in block["rows"]:
+                  "| share | budget | RI | method | Spearman | sign agreement | MAE | coverage ±2 se |",
+                  "|---:|---:|---|---|---:|---:|---:|---:|"]
+        defaults = {f"kvq {s}" for s in DEFAULT.values()}
+        for r in sorted(block["rows"], key=lambda r: (r["share"], r.get("weighting", ""), r["mae"])):
             cov = f"{r['coverage_2se']:.0%}" if "coverage_2se" in r else "—"
-            lines.append(f"| {r['share']:.0%} | {r['budget']} | {r['method']} | {r['spearman']:.2f} | "
-                         f"{r['sign_agreement']:.0%} | {r['mae']:.3f} | {cov} |")
+            name = f"**{r['method']}**" if r["method"] in defaults else r["method"]
+            lines.append(f"| {r['share']:.0%} | {r['budget']} | {r.get('weighting', '')} | {name} | "
+                         f"{r['spearman']:.2f} | {r['sign_agreement']:.0%} | {r['mae']:.3f} | {cov} |")
         lines += ["", *verdicts(block["rows"]), ""]
     return "\n".join(lines)
 

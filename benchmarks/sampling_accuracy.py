@@ -174,7 +174,7 @@ def markdown(payload: dict) -> str:
         lines += [f"**{game}** (n = {block['n']})", "",
                   "| weighting | budget | method | MAE | Spearman | coverage ±2 se | s/draw |",
                   "|---|---:|---|---:|---:|---:|---:|"]
-        for cell in block["cells"]:
+        for cell in sorted(block["cells"], key=lambda c: c["budget"]):
             if cell.get("only"):
                 lines.append(f"| | {cell['budget']} ({cell['share']}) | only {', '.join(cell['only'])} ran here "
                              "(the others cost too long on the shared machine) | | | | |")
@@ -196,7 +196,7 @@ def verdicts(payload: dict) -> list[str]:
     out = ["Default against the best shapiq approximator (MAE and Spearman, each at least as good):", ""]
     tally: dict[str, list[int]] = {}
     for game, block in payload["games"].items():
-        for cell in block["cells"]:
+        for cell in sorted(block["cells"], key=lambda c: c["budget"]):
             for weighting, default in (("uniform", "kvq regression-banzhaf"), ("shapley", "kvq regression")):
                 rows = [r for r in cell["rows"] if r["weighting"] == weighting]
                 ours = next((r for r in rows if r["method"] == default), None)
@@ -217,7 +217,7 @@ def verdicts(payload: dict) -> list[str]:
                                        for w, (a, b, c) in sorted(tally.items())) + "."]
     out += ["", "Coverage of ± 2 se_sampling outside 90-98 % (kvq samplers):", ""]
     for game, block in payload["games"].items():
-        for cell in block["cells"]:
+        for cell in sorted(block["cells"], key=lambda c: c["budget"]):
             bad = [f"{r['method']} {r['coverage_2se']:.0%}" for r in cell["rows"]
                    if r["coverage_2se"] is not None and not 0.9 <= r["coverage_2se"] <= 0.98]
             if bad:

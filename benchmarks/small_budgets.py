@@ -1,12 +1,13 @@
-"""The regression samplers at budgets too small for their least-squares model: with and without
-the ridge model of FI's coalitions (kvq.game.regression.RIDGE), for both weightings.
+"""The regression samplers at budgets too small for their cross-fitted model: the fitted model as
+the estimate (kvq.game.regression.SMALL_BUDGET = "fitted") against no model (the unbiased
+stratified Horvitz-Thompson estimate), for both weightings.
 
     python benchmarks/small_budgets.py      # about 2 minutes on 2 cores
 
 20 sums of unanimity games with 8 rules (known exact values, no training), budgets of 14, 20 and
 27 coalitions (the plain model needs 27 after a fold's own coalitions are left out), 100 draws
-per game.  For each sampler and model: the mean absolute error (mean over games), in how many
-games the ridge model errs less, the share of rules whose mean error is beyond 2.5 of its
+per game.  For each sampler and estimate: the mean absolute error (mean over games), in how many
+games the fitted estimate errs less, the share of rules whose mean error is beyond 2.5 of its
 standard errors (a centred estimator: about 1 %), and the coverage of ± 2 se_sampling.
 """
 
@@ -49,17 +50,17 @@ def cell(game: int, budget: int, sampler: str) -> dict:
 def main() -> None:
     t0 = time.perf_counter()
     rows = []
-    default = regression.RIDGE_WEIGHTINGS
-    for model, weightings in (("ridge", ("shapley", "uniform")), ("none", ())):
-        regression.RIDGE_WEIGHTINGS = weightings
+    default = regression.SMALL_BUDGET
+    for model in ("fitted", "unbiased"):
+        regression.SMALL_BUDGET = model
         for budget in BUDGETS:
             for sampler in SAMPLERS:
                 for game in GAMES:
                     rows.append({"model": model, "game": game, "budget": budget, "sampler": sampler,
                                  **cell(game, budget, sampler)})
                 print(model, budget, sampler, flush=True)
-    regression.RIDGE_WEIGHTINGS = default
-    payload = {"machine": machine(), "draws": DRAWS, "default": list(default), "rows": rows,
+    regression.SMALL_BUDGET = default
+    payload = {"machine": machine(), "draws": DRAWS, "default": default, "rows": rows,
                "wall_s": time.perf_counter() - t0}
     write_json(f"small-budgets-{payload['machine']['platform']}", payload)
     update_section(f"small-budgets-{payload['machine']['platform']}", markdown(payload))
@@ -69,32 +70,35 @@ def main() -> None:
 def markdown(payload: dict) -> str:
     env = payload["machine"]
     lines = [
-        f"## Regression samplers below their model's threshold: the ridge model of FI's coalitions ({env['platform']})",
+        f"## Regression samplers below their model's threshold: the fitted model as the estimate ({env['platform']})",
         "",
-        f"{len(GAMES)} sums of unanimity games with {N} rules, {payload['draws']} draws per game; *none*: no model "
-        "below 3 coalitions per weight, *ridge*: the intercept-and-rules model under a ridge penalty, fitted to "
-        "FI's coalitions and the empty one. MAE: mean over the games; *ridge better*: games where the ridge model "
-        "errs less; *beyond 2.5 se*: share of (game, rule) mean errors further than 2.5 standard errors from 0 "
-        f"(centred: about 1 %); coverage of ± 2 se_sampling. kvq uses the ridge model for: "
-        f"{', '.join(payload['default']) or 'none'}. Machine: {env['cpu']} ({env['cores']} cores), "
+        f"{len(GAMES)} sums of unanimity games with {N} rules, {payload['draws']} draws per game, budgets below 3 "
+        "coalitions per weight of the cross-fitted model; *unbiased*: no model, the stratified Horvitz-Thompson "
+        "estimate; *fitted*: the intercept-and-rules model fitted to every coalition held (weighted by its size's "
+        "share of the weighting's mass, ridge penalty), its importance the estimate, a grouped jackknife its se. "
+        "MAE: mean over the games; *fitted better*: games where the fitted estimate errs less; *beyond 2.5 se*: "
+        "share of (game, rule) mean errors further than 2.5 standard errors from 0 (centred: about 1 %); coverage "
+        f"of ± 2 se_sampling. kvq's choice (`SMALL_BUDGET`): {payload['default']}. "
+        f"Machine: {env['cpu']} ({env['cores']} cores), "
         f"{env['platform']}, jax {env['jax']}, {env['date']}; {payload['wall_s']:.0f} s.",
         "",
         "Command: `python benchmarks/small_budgets.py`",
         "",
-        "| budget | sampler | MAE none | MAE ridge | ridge better | beyond 2.5 se none / ridge | coverage none / ridge |",
+        "| budget | sampler | MAE unbiased | MAE fitted | fitted better | beyond 2.5 se unbiased / fitted | "
+        "coverage unbiased / fitted |",
         "|---:|---|---:|---:|---:|---:|---:|",
     ]
     for budget in BUDGETS:
         for sampler in SAMPLERS:
             got = {m: [r for r in payload["rows"] if (r["model"], r["budget"], r["sampler"]) == (m, budget, sampler)]
-                   for m in ("none", "ridge")}
+                   for m in ("unbiased", "fitted")}
             mae = {m: np.array([r["mae"] for r in got[m]]) for m in got}
             far = {m: np.mean([z > 2.5 for r in got[m] for z in r["bias_z"]]) for m in got}
             cov = {m: np.mean([r["coverage"] for r in got[m]]) for m in got}
             lines.append(
-                f"| {budget} | {sampler} | {mae['none'].mean():.3f} | {mae['ridge'].mean():.3f} | "
-                f"{int((mae['ridge'] < mae['none']).sum())} of {len(GAMES)} | {far['none']:.0%} / {far['ridge']:.0%} | "
-                f"{cov['none']:.0%} / {cov['ridge']:.0%} |"
+                f"| {budget} | {sampler} | {mae['unbiased'].mean():.3f} | {mae['fitted'].mean():.3f} | "
+                f"{int((mae['fitted'] < mae['unbiased']).sum())} of {len(GAMES)} | "
+                f"{far['unbiased']:.0%} / {far['fitted']:.0%} | {cov['unbiased']:.0%} / {cov['fitted']:.0%} |"
             )
     return "\n".join(lines)
 

@@ -20,7 +20,8 @@ cross-fitted: the draws are cut into two folds by position and each fold's resid
 the ``g`` fitted without it, so the estimate stays unbiased whatever ``g`` is, and its
 standard error is the spread of the per-pair totals.  Without ``g`` this is an antithetic,
 stratified Horvitz-Thompson estimate; with a ``g`` that explains the game the sampling error
-vanishes.
+vanishes.  At budgets too small for the cross-fitted model the fitted model itself is the
+estimate (:data:`SMALL_BUDGET`).
 """
 
 from __future__ import annotations
@@ -42,17 +43,20 @@ without it, so the estimate is unbiased whatever the model (two folds above FEW_
 FEW_FOLDS_ABOVE = 2000
 ROWS_PER_WEIGHT = 3
 """A model enters once there are at least this many coalitions per weight it fits."""
-RIDGE = 0.1
-"""Below that, for the weightings in :data:`RIDGE_WEIGHTINGS`, the intercept-and-rules model
-enters, fitted with a ridge penalty on the rule weights of this share of its Gram matrix's mean
-diagonal to the coalitions held whatever the draws (FI's ``n + 1`` and the empty one; at least
-:data:`MIN_RIDGE_ROWS`): a model independent of the draws, so the estimate stays unbiased (fitted
-to the other folds' draws instead it was biased in a trial: with a handful of pairs the folds are
-not independent).  benchmarks/small_budgets.py (20 8-rule unanimity games, 14-27 coalitions):
-Shapley MAE lower on average and in 12-13 of the 20 games; Banzhaf higher on average and lower
-in only 4 of 20, so the uniform weighting keeps no model there."""
-RIDGE_WEIGHTINGS = ("shapley",)
-MIN_RIDGE_ROWS = 4
+SMALL_BUDGET = "fitted"
+"""Below that (some fold's model would lack coalitions), the estimate is the model itself:
+``"fitted"``, an intercept-and-rules model fitted to every coalition held, each weighted by its
+size's share of the weighting's mass over the coalitions held of that size (the sampling design
+undone, as KernelSHAP does; the empty and full coalitions ten times the heaviest size, a soft
+efficiency constraint for the Shapley weighting), under a :data:`RIDGE` penalty; its standard
+error is a grouped jackknife over the sampled pairs (:data:`FOLDS` groups).  Consistent but not
+unbiased, and its error bar is rough at such budgets (the table says so, :func:`few_draws`).
+``"unbiased"``: no model, the plain stratified Horvitz-Thompson estimate.
+benchmarks/small_budgets.py and benchmarks/sampling_accuracy.py measured the choice."""
+RIDGE = 0.03
+"""The ridge penalty of the small-budget fit: this share of its Gram matrix's mean diagonal on
+every rule weight (not on the intercept)."""
+END_MASS = 10.0
 
 
 def stratum_weights(weighting: str, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -150,18 +154,21 @@ def model_importance(weighting: str, n: int, coef: np.ndarray, level: str) -> np
     return phi
 
 
-def fit(masks: np.ndarray, v: np.ndarray, level: str, ridge: float = 0.0) -> np.ndarray:
-    """Least squares of ``v`` [M] on :func:`features` of ``level``, every coalition weighted
-    alike (a tiny ridge, 1e-8 of the mean diagonal, keeps the collinear sizes and sums and the
-    sizes not held determined); ``ridge``: a penalty of that share of the mean diagonal on every
-    weight but the "rules" model's intercept; coefficients [p]."""
+def fit(
+    masks: np.ndarray, v: np.ndarray, level: str, ridge: float = 0.0, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Least squares of ``v`` [M] on :func:`features` of ``level``, each coalition weighted by
+    ``weights`` [M] (default: alike; a tiny ridge, 1e-8 of the mean diagonal, keeps the collinear
+    sizes and sums and the sizes not held determined); ``ridge``: a penalty of that share of the
+    mean diagonal on every weight but the "rules" model's intercept; coefficients [p]."""
     X = features(masks, level)
-    gram = X.T @ X
+    Xw = X if weights is None else X * weights[:, None]
+    gram = Xw.T @ X
     scale = max(float(np.trace(gram)) / len(gram), 1e-300)
     penalty = np.full(len(gram), max(ridge, 1e-8) * scale)
     if level == "rules":
         penalty[0] = 1e-8 * scale  # the intercept is the game's level: not shrunk
-    return np.linalg.solve(gram + np.diag(penalty), X.T @ v)
+    return np.linalg.solve(gram + np.diag(penalty), Xw.T @ v)
 
 
 def one_coalition(weighting: str, masks: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -200,10 +207,6 @@ def pair_totals(
     fold = np.full(len(draws), -1)
     fold[sampled] = np.arange(len(sampled)) % folds  # by position: the draws are in random order
     totals = np.full((len(draws), n), np.nan)
-    size = masks.sum(axis=1)
-    fixed = ok & ((size == 0) | (size >= n - 1))  # FI's coalitions and the ends: held whatever is drawn ...
-    if fixed.sum() < n + 2:  # ... unless the table lacks some of them: then no ridge model
-        fixed[:] = False
     for f in range(folds):
         mine = np.flatnonzero(fold == f)
         if not len(mine):
@@ -211,9 +214,6 @@ def pair_totals(
         fit_rows = ok.copy()
         fit_rows[rows_z[mine]] = fit_rows[rows_c[mine]] = False  # the fold's own coalitions stay out
         coef, level = _model(masks[fit_rows], v[fit_rows], n)
-        if level == "none" and weighting in RIDGE_WEIGHTINGS:  # too few for least squares: a ridge model of
-            # the coalitions held whatever the draws
-            coef, level = _ridge_model(masks[fixed], v[fixed])
         r = np.where(ok, v - predict(masks, coef, level), np.nan)
         h = one_coalition(weighting, masks, r)  # [M, n]
         known = model_importance(weighting, n, coef, level) + h[ends[0]] + h[ends[1]]
@@ -245,14 +245,6 @@ def _model(masks: np.ndarray, v: np.ndarray, n: int) -> tuple[np.ndarray, str]:
     if level == "none":
         return np.zeros(0), level
     return fit(masks, v, level), level
-
-
-def _ridge_model(masks: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, str]:
-    """The intercept-and-rules model under a :data:`RIDGE` penalty (none below
-    :data:`MIN_RIDGE_ROWS` coalitions), for budgets too small for :func:`_model`."""
-    if len(masks) < MIN_RIDGE_ROWS:
-        return np.zeros(0), "none"
-    return fit(masks, v, "rules", ridge=RIDGE), "rules"
 
 
 def _stratum_of(draws: np.ndarray) -> np.ndarray:
@@ -395,7 +387,89 @@ def regression_importance(
         pbar = np.nanmean(units, axis=2)  # [U, n]
     ok = np.isfinite(pbar).all(axis=1)
     se = np.nanstd(pbar[ok], axis=0, ddof=1) / np.sqrt(ok.sum()) if ok.sum() > 1 else np.full(n, np.inf)
+    if _distinct_pairs(draws[sampled]) < 2:  # one pair drawn from both sides is one pair: no spread to see
+        se = np.full(n, np.inf)
+    if SMALL_BUDGET == "fitted" and _too_few(masks, values, draws, sampled, lookup):
+        per_seed, se_fit = fitted_importance(weighting, masks, values, draws, sampled, lookup)
+        se = np.maximum(se, se_fit)  # the unbiased estimate's error bar bounds the fit's bias as well
     return per_seed, se, len(draws)
+
+
+def _distinct_pairs(draws: np.ndarray) -> int:
+    """The number of distinct coalition-complement pairs among ``draws`` [U, n]."""
+    side = np.where(draws[:, :1] == 1, draws, 1 - draws)  # each pair by its side that holds rule 0
+    return len(set(_keys(side)))
+
+
+def _too_few(
+    masks: np.ndarray, values: np.ndarray, draws: np.ndarray, sampled: np.ndarray, lookup: dict[bytes, int]
+) -> bool:
+    """Whether some fold's model (:func:`pair_totals`) would have fewer than
+    :data:`ROWS_PER_WEIGHT` coalitions per weight of the smallest model."""
+    n = masks.shape[1]
+    ok = np.isfinite(values).all(axis=1)
+    idx = np.flatnonzero(sampled)
+    folds = FOLDS if len(idx) <= FEW_FOLDS_ABOVE else 2
+    for f in range(folds):
+        out = {lookup[k] for d in draws[idx[f::folds]] for k in _keys(np.stack([d, 1 - d]))}
+        if ok.sum() - sum(ok[r] for r in out) < ROWS_PER_WEIGHT * (n + 1):
+            return True
+    return False
+
+
+def fitted_importance(
+    weighting: str,
+    masks: np.ndarray,
+    values: np.ndarray,
+    draws: np.ndarray,
+    sampled: np.ndarray,
+    lookup: dict[bytes, int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The small-budget estimate (:data:`SMALL_BUDGET` ``"fitted"``) from the table's ``masks``
+    [M, n] and ``values`` [M, S]: per seed [S, n] (each seed's finite values) and the grouped
+    jackknife standard error [n] of the seed-mean estimate over the ``sampled`` draws [U] (a
+    group's pairs leave out their coalitions of sizes 1 to n - 2: FI's and the ends are held
+    whatever is drawn); inf with fewer than 2 sampled pairs."""
+    n, S = masks.shape[1], values.shape[1]
+    per_seed = np.stack([_fit_importance(weighting, *_finite(masks, values[:, s])) for s in range(S)])
+    with np.errstate(invalid="ignore"):
+        vbar = np.nanmean(values, axis=1)
+    idx = np.flatnonzero(sampled)
+    if len(idx) < 2:
+        return per_seed, np.full(n, np.inf)
+    size = masks.sum(axis=1)
+    inner = (size > 0) & (size < n - 1)
+    groups = min(FOLDS, len(idx))
+    leave_out = []
+    for g in range(groups):
+        keep = np.ones(len(masks), bool)
+        keep[[lookup[k] for d in draws[idx[g::groups]] for k in _keys(np.stack([d, 1 - d]))]] = False
+        leave_out.append(_fit_importance(weighting, *_finite(masks[keep | ~inner], vbar[keep | ~inner])))
+    theta = np.array(leave_out)
+    se = np.sqrt((groups - 1) / groups * ((theta - theta.mean(axis=0)) ** 2).sum(axis=0))
+    return per_seed, se
+
+
+def _finite(masks: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ok = np.isfinite(v)
+    return masks[ok], v[ok]
+
+
+def _fit_importance(weighting: str, masks: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """The rule weights [n] of the intercept-and-rules model fitted to ``v`` [M] at ``masks``
+    [M, n], each coalition weighted by its size's share of ``weighting``'s mass over the
+    coalitions of that size held (:data:`SMALL_BUDGET`), under the :data:`RIDGE` penalty."""
+    n = masks.shape[1]
+    t = np.arange(n + 1)
+    if weighting == "shapley":
+        mass = np.zeros(n + 1)
+        mass[1:n] = (n - 1) / (t[1:n] * (n - t[1:n]))  # the Shapley kernel's mass of each size
+        mass[[0, n]] = END_MASS * mass[1:n].max()
+    else:
+        mass = np.array([math.comb(n, int(k)) for k in t], float) / 2.0**n
+    size = masks.sum(axis=1).astype(int)
+    w = mass[size] / np.bincount(size, minlength=n + 1)[size]
+    return fit(masks, v, "rules", RIDGE, w / w.mean())[1:]
 
 
 def _exact_part(
