@@ -5,7 +5,8 @@
     python benchmarks/robustness.py --render             # RESULTS.md again from the JSON
 
 Each case is one exact scan (3 seeds) whose harmful rules kvq's default check
-(``--robustness lbfgs``: each decisive pair continued with up to 1 000 L-BFGS steps) tests again.
+(``--robustness lbfgs``: each decisive pair continued with up to 1 000 L-BFGS steps; a harm that
+survives, again at lower weights of the rule) tests again.
 The JSON keeps every tested pair's marginal contribution before and after; the table shows the
 share of the harm the stronger protocol left and the verdict :func:`kvq.workflows.robustness.judge`
 gives, so a change of that rule re-renders without training. Cases:
@@ -14,6 +15,9 @@ gives, so a change of that rule re-renders without training. Cases:
 - ``burgers-exact`` / ``burgers-wrong``: Burgers with 1 000 observations (in distribution), the
   quick network at Adam 1e-2, checks every 500 steps, 4 000 steps; the paper's rules, or the initial
   condition replaced by a wrong one;
+- ``burgers-exact-pde0.1`` / ``-pde0.01`` / ``-pde0.001``: ``burgers-exact`` with the PDE residual's
+  loss weight lowered to 0.1, 0.01 or 0.001 (the loss balance as the protocol); ``burgers-wrong-pde0.01``:
+  the same for ``burgers-wrong`` (the planted wrong ic keeps weight 1 and must still be flagged);
 - ``tlc-wrong``: the measured TLC data (``KVQ_TLC_DATA``; skipped without it), 200 measurements, the
   monotone trend reversed, the ``standard`` preset.
 """
@@ -27,21 +31,27 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import kvq  # noqa: E402
 from results_md import HERE, machine, update_section, write_json  # noqa: E402
 
-from kvq.workflows.robustness import judge  # noqa: E402
+from kvq.workflows.robustness import LIGHTER, helps, judge  # noqa: E402
 
 KEY = "robustness"
 CASES = {
     "poisson": "Poisson u'' = -pi^2 sin(pi x), 16 observations; planted: wrong_slope u'(0) = -pi (truth +pi)",
     "burgers-exact": "Burgers, 1 000 observations, interpolation; every rule exact",
     "burgers-wrong": "Burgers, 1 000 observations, interpolation; planted: ic u(x, 0) = cos(pi x / 2)",
+    "burgers-exact-pde0.1": "burgers-exact with the PDE's loss weight 0.1",
+    "burgers-exact-pde0.01": "burgers-exact with the PDE's loss weight 0.01",
+    "burgers-exact-pde0.001": "burgers-exact with the PDE's loss weight 0.001",
+    "burgers-wrong-pde0.01": "burgers-wrong with the PDE's loss weight 0.01",
     "tlc-wrong": "TLC, 200 measured Rf values, in distribution; planted: the monotone trend reversed",
 }
-PLANTED = {"poisson": "wrong_slope", "burgers-wrong": "ic", "tlc-wrong": "monotone"}
+PLANTED = {"poisson": "wrong_slope", "burgers-wrong": "ic", "burgers-wrong-pde0.01": "ic", "tlc-wrong": "monotone"}
 
 
 def build(case: str) -> tuple[kvq.Problem, kvq.ScanConfig] | None:
@@ -52,7 +62,12 @@ def build(case: str) -> tuple[kvq.Problem, kvq.ScanConfig] | None:
                                 check_every=200, pretrain_steps=400, seeds=3, max_batch=64)
         return poisson_problem(), config
     if case.startswith("burgers"):
-        problem = kvq.problems.get("burgers", n_data=1000, wrong="ic" if case == "burgers-wrong" else None)
+        from kvq.workflows.tune import with_weights
+
+        problem = kvq.problems.get("burgers", n_data=1000, wrong="ic" if case.startswith("burgers-wrong") else None)
+        if "-pde" in case:  # the PDE residual's loss weight lowered, the other rules' kept
+            weight = float(case.split("-pde")[1])
+            problem = with_weights(problem, [weight if r == "pde" else 1.0 for r in problem.rule_names])
         return problem, kvq.problems.config("burgers", "quick", learning_rate=1e-2, check_every=500, steps=4000, seeds=3)
     data = os.environ.get("KVQ_TLC_DATA", "")
     if not Path(data).is_file():
@@ -73,6 +88,11 @@ def run_case(case: str) -> dict | None:
     print(result.table())
     return {"case": case, "wall_s": wall, "improper": list(kvq.improper_rules(result)),
             "ri": dict(zip(result.rule_names, map(float, kvq.rule_importance(result).mean))),
+            "ri_se": dict(zip(result.rule_names, map(float, kvq.rule_importance(result).se))),
+            "fi": dict(zip(result.rule_names, map(float, kvq.full_importance(result).mean))),
+            "fi_se": dict(zip(result.rule_names, map(float, kvq.full_importance(result).se))),
+            "mse_all_none": [float(np.nanmean(result.errors[-1])), float(np.nanmean(result.errors[0]))],  # binary order
+            "settled": bool(kvq.settledness(result).settled.all()),
             "robustness": result.robustness}
 
 
@@ -85,30 +105,52 @@ def markdown(payload: dict) -> str:
         "tested again with its decisive pairs (FI pair, worst context) continued with up to 1 000 L-BFGS "
         "steps. *kept*: the share of the pair's harm left after them. The harm survives when a pair "
         "that was harmful is still below -0.05 decades (`kvq.workflows.robustness.judge`, docs/design.md "
-        "§3); *improper*: what the scan flagged. Machine: "
+        "§3). A surviving harm is tested at lower weights of the rule "
+        f"({', '.join(f'{f:g}' for f in LIGHTER)} of it, in turn; the pairs trained again from the warm start): "
+        "*lower weight* gives the pair's contribution there; the rule is spared (*weight*) when at one of them "
+        "it helps in every pair (above 0.05 decades and 2 se above zero, `kvq.workflows.robustness.helps`). "
+        "*improper*: what the scan flagged. Machine: "
         f"{env['cpu']} ({env['cores']} cores), {env['platform']}, jax {env['jax']}, {env['date']}.",
         "",
         "Command: `python benchmarks/robustness.py` (`--render` re-judges the saved pairs).",
         "",
-        "| case | rule | planted wrong? | pair | before | after | kept | verdict | improper | wall |",
-        "|---|---|---|---|---:|---:|---:|---|---|---:|",
+        "| case | rule | planted wrong? | pair | before | after L-BFGS | kept | lower weight | verdict | improper | wall |",
+        "|---|---|---|---|---:|---:|---:|---|---|---|---:|",
     ]
     for row in payload["rows"]:
         improper = ", ".join(row["improper"]) or "none"
         wall = f"{row['wall_s']:.0f} s"
         for rule, check in row["robustness"].items():
             verdict = judge(check["pairs"])
+            steps = check.get("lighter") or []
+            if verdict == "survived" and any(helps(st["pairs"]) for st in steps):
+                verdict = f"weight (helps at {next(st['factor'] for st in steps if helps(st['pairs'])):g})"
             for k, p in enumerate(check["pairs"]):
                 b, a = p["before"]["mean"], p["after"]["mean"]
                 kept = f"{a / b:.0%}" if b < 0 else "-"
                 first = k == 0
+                lower = "; ".join(f"{st['factor']:g}: {st['pairs'][k]['after']['mean']:+.2f} ± "
+                                  f"{st['pairs'][k]['after']['se']:.2f}" for st in steps) or "-"
                 lines.append(
                     f"| {row['case'] if first else ''} | {rule if first else ''} | "
                     f"{('yes' if PLANTED.get(row['case']) == rule else 'no (exact)') if first else ''} | "
                     f"{'FI pair' if p['kind'] == 'fi' else 'worst context'} | {b:+.2f} ± {p['before']['se']:.2f} | "
-                    f"{a:+.2f} ± {p['after']['se']:.2f} | {kept} | {verdict if first else ''} | "
+                    f"{a:+.2f} ± {p['after']['se']:.2f} | {kept} | {lower} | {verdict if first else ''} | "
                     f"{improper if first else ''} | {wall if first else ''} |"
                 )
+    lines += ["", "RI (uniform) and FI of every rule per case, decades, mean ± se over the seeds; MSE: validation "
+              "error with every rule / with none:", "",
+              "| case | rule | RI | FI | MSE all / none | settled | improper |", "|---|---|---:|---:|---|---|---|"]
+    for row in payload["rows"]:
+        if "fi" not in row:  # measured before the table kept FI
+            continue
+        for k, rule in enumerate(row["ri"]):
+            first = k == 0
+            mse = "{:.1e} / {:.1e}".format(*row["mse_all_none"]) if first else ""
+            lines.append(f"| {row['case'] if first else ''} | {rule} | {row['ri'][rule]:+.2f} ± {row['ri_se'][rule]:.2f} | "
+                         f"{row['fi'][rule]:+.2f} ± {row['fi_se'][rule]:.2f} | {mse} | "
+                         f"{('yes' if row['settled'] else 'no') if first else ''} | "
+                         f"{(', '.join(row['improper']) or 'none') if first else ''} |")
     lines += ["", "Cases: " + "; ".join(f"`{c}`: {d}" for c, d in CASES.items()) + "."]
     return "\n".join(lines)
 

@@ -114,6 +114,7 @@ def test_elimination_blames_the_wrong_condition_not_the_correct_law_that_spreads
     from kvq.workflows import robustness
 
     monkeypatch.setattr(robustness, "POLISH", 60)  # the L-BFGS phase of the robustness check, short
+    monkeypatch.setattr(robustness, "LIGHTER", (0.01,))  # one lower weight for a surviving harm
     config = kvq.ScanConfig(width=16, depth=2, activation="tanh", learning_rate=1e-2, steps=2000, check_every=200,
                             pretrain_steps=400, seeds=3, max_batch=64)
     result = kvq.scan(poisson_problem(), config)
@@ -121,6 +122,10 @@ def test_elimination_blames_the_wrong_condition_not_the_correct_law_that_spreads
     # survives (knowledge, not the optimizer), and so does the ODE's in the coalitions with the wrong slope
     checks = result.robustness
     assert set(checks) == {"ode", "wrong_slope"} and checks["wrong_slope"]["verdict"] == "survived"
+    # at a hundredth of its weight the wrong slope does not help either: the knowledge, not its weight
+    lighter = checks["wrong_slope"]["lighter"]
+    assert [(step["factor"], step["helps"]) for step in lighter] == [(0.01, False)]
+    assert [p["kind"] for p in lighter[0]["pairs"]] == [p["kind"] for p in checks["wrong_slope"]["pairs"]]
     fi_pair = checks["wrong_slope"]["pairs"][0]
     assert fi_pair["kind"] == "fi" and fi_pair["context"] == ["ode", "boundary"] and fi_pair["after"]["mean"] < -1
     worst = checks["ode"]["pairs"][-1]

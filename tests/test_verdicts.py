@@ -189,6 +189,43 @@ def test_a_rule_whose_harm_a_stronger_protocol_removes_is_never_called_improper(
     assert kvq.eliminate(scan).removed == ("a", "b")  # without the records both are blamed
 
 
+def test_a_rule_that_helps_at_a_lower_weight_is_over_weighted_not_improper():
+    import dataclasses
+
+    from kvq.game.summary import summarize
+    from kvq.present.report import robustness_lines, verdict_line
+
+    table = _game(_additive([[-1.0, -0.4, 0.5]] * 4), seeds=3, noise=0.01)
+    scan = kvq.ScanResult(table.rule_names, table.errors, errors_by_check=table.errors_by_check,
+                          check_steps=table.check_steps, stopped=table.stopped, seeds=(0, 1, 2))
+    lighter = [{"factor": 0.1, "pairs": [_pair(-1.0, -0.3)], "helps": False},
+               {"factor": 0.01, "pairs": [_pair(-1.0, +0.6)], "helps": True}]
+    checks = {"a": {"verdict": "weight", "what": "L-BFGS", "pairs": [_pair(-1.0, -0.9)], "lighter": lighter},
+              "b": {"verdict": "survived", "what": "L-BFGS", "pairs": [_pair(-0.4, -0.4)],
+                    "lighter": [{"factor": f, "pairs": [_pair(-0.4, -0.1)], "helps": False} for f in (0.1, 0.01)]}}
+    checked = dataclasses.replace(scan, robustness=checks)
+    assert kvq.improper_rules(checked) == ("b",) and kvq.eliminate(checked).protected == ("a",)
+    line = verdict_line(summarize(checked))
+    assert "IMPROPER b" in line and "hurts at its weight, not improper: a (helps at a lower weight: a at 0.01)" in line
+    lines = robustness_lines(checked)
+    assert "at 0.01 of its weight it helps (FI pair +0.60)" in lines[0] and "lower its weight" in lines[0]
+    assert "at 0.1 to 0.01 of its weight it does not help either" in lines[1]
+
+
+@pytest.mark.parametrize("after, se, verdict", [
+    ([0.6, 0.3], 0.05, True),  # helps in every pair
+    ([0.6, 0.03], 0.01, False),  # below the minimum effect in one
+    ([0.6, 0.3], 0.2, False),  # the worst context's interval reaches zero
+    ([0.6, 0.3], None, False),  # one seed: no interval, no proof
+])
+def test_a_rule_helps_only_when_every_pair_gains_beyond_the_minimum_effect_and_two_se(after, se, verdict):
+    from kvq.workflows.robustness import helps
+
+    pairs = [{"kind": k, "before": {"mean": -1.0, "se": 0.1}, "after": {"mean": a, "se": se}}
+             for k, a in zip(("fi", "worst"), after)]
+    assert helps(pairs) is verdict and helps([]) is False
+
+
 def _pair(before: float, after: float, se: float = 0.05) -> dict:
     return {"kind": "fi", "before": {"mean": before, "se": se}, "after": {"mean": after, "se": se}}
 

@@ -483,8 +483,8 @@ class ScanResult(ValueTable):
     residuals, anchor) are in ``estimator``, ``"sampled"`` for a table of sampled coalitions
     (``sampling`` set; see :class:`SampledResult`).  The arrays have one row per mask (2^n, or
     M for a sampled table).  ``robustness``: rule name -> the knowledge-or-optimizer check of a
-    rule that hurts (:mod:`kvq.workflows.robustness`; ``"verdict"`` is ``"survived"`` or
-    ``"protocol"``); the verdicts read it.
+    rule that hurts (:mod:`kvq.workflows.robustness`; ``"verdict"`` is ``"survived"``,
+    ``"protocol"`` or ``"weight"``); the verdicts read it.
     """
 
     steps_run: np.ndarray = field(default=None)  # type: ignore[arg-type]  # zeros if not given

@@ -294,10 +294,11 @@ class Elimination:
 
 def exonerated(table: Any) -> tuple[str, ...]:
     """The rules of ``table`` whose harm disappeared under a stronger training protocol
-    (``table.robustness[rule]["verdict"] == "protocol"``): an optimization or capacity conflict
-    of this protocol, not wrong knowledge (docs/design.md §3)."""
+    (``table.robustness[rule]["verdict"] == "protocol"``: an optimization or capacity conflict
+    of this protocol) or that help at a lower loss weight (``"weight"``: right knowledge weighted
+    too heavily against the data): not wrong knowledge (docs/design.md §3)."""
     checks = getattr(table, "robustness", None) or {}
-    return tuple(r for r in table.rule_names if (checks.get(r) or {}).get("verdict") == "protocol")
+    return tuple(r for r in table.rule_names if (checks.get(r) or {}).get("verdict") in ("protocol", "weight"))
 
 
 def eliminate(

@@ -156,15 +156,31 @@ def robustness_lines(table: ValueTable) -> list[str]:
     out = []
     for rule, c in checks.items():
         pairs = "; ".join(
-            f"{'FI pair' if p['kind'] == 'fi' else 'worst context'} {p['before']['mean']:+.2f} -> {p['after']['mean']:+.2f}"
-            for p in c["pairs"]
+            f"{_pair_name(p)} {p['before']['mean']:+.2f} -> {p['after']['mean']:+.2f}" for p in c["pairs"]
         )
-        if c["verdict"] == "survived":
+        lighter = c.get("lighter") or []
+        if c["verdict"] == "weight":
+            last = lighter[-1]
+            gains = ", ".join(f"{_pair_name(p)} {p['after']['mean']:+.2f}" for p in last["pairs"])
+            verdict = (
+                f"the harm survived, but at {last['factor']:g} of its weight it helps ({gains}): right knowledge "
+                "weighted too heavily against the data, not improper; lower its weight (kvq tune)"
+            )
+        elif c["verdict"] == "survived" and lighter:
+            verdict = (
+                f"the harm survived, and at {lighter[0]['factor']:g} to {lighter[-1]['factor']:g} of its weight it "
+                "does not help either: the knowledge, not the optimizer or its weight"
+            )
+        elif c["verdict"] == "survived":
             verdict = "the harm survived: the knowledge, not the optimizer"
         else:
             verdict = "the harm disappeared: it hurts under this training protocol, not improper"
         out.append(f"robustness of {rule} under {c['what']}: {pairs} decades; {verdict}")
     return out
+
+
+def _pair_name(pair: dict[str, Any]) -> str:
+    return "FI pair" if pair["kind"] == "fi" else "worst context"
 
 
 def verdict_line(summary: Summary) -> str:
@@ -193,12 +209,16 @@ def verdict_line(summary: Summary) -> str:
     else:
         head = "verdict: no rule is improper"
     parts = [head]
-    if elim.protected:
-        what = checks[elim.protected[0]]["what"]
+    weighted = [r for r in elim.protected if checks[r]["verdict"] == "weight"]
+    spared = [r for r in elim.protected if r not in weighted]
+    if spared:
+        what = checks[spared[0]]["what"]
         parts.append(
-            f"hurts under this training protocol, not improper: {', '.join(elim.protected)} (the harm disappears "
-            f"with {what})"
+            f"hurts under this training protocol, not improper: {', '.join(spared)} (the harm disappears with {what})"
         )
+    if weighted:
+        factors = ", ".join(f"{r} at {checks[r]['lighter'][-1]['factor']:g}" for r in weighted)
+        parts.append(f"hurts at its weight, not improper: {', '.join(weighted)} (helps at a lower weight: {factors})")
     hurts = [h for h in hurts if h not in elim.protected]
     if helps:
         parts.append(f"helps: {', '.join(helps)}")

@@ -8,6 +8,7 @@ helpers in :mod:`kvq.core.derivatives`) on the point function and ``vmap``-ped o
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 from collections.abc import Callable, Mapping
@@ -271,3 +272,15 @@ class Problem:
         if seed_offset == 0 or self.sampler is None:
             return self.train
         return self.sampler(self.seed + seed_offset)
+
+
+def with_weights(problem: Problem, weights: Any) -> Problem:
+    """``problem`` with rule ``i``'s weight set to ``weights[i]`` (finite, > 0)."""
+    w = np.asarray(weights, float)
+    if w.shape != (len(problem.rules),) or not np.all(np.isfinite(w) & (w > 0)):
+        raise KvqError(
+            f"weights must be {len(problem.rules)} finite numbers > 0 (one per rule "
+            f"{list(problem.rule_names)}); got {np.asarray(weights).tolist()}"
+        )
+    rules = tuple(dataclasses.replace(r, weight=float(x)) for r, x in zip(problem.rules, w, strict=True))
+    return dataclasses.replace(problem, rules=rules)

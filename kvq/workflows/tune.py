@@ -35,7 +35,7 @@ from kvq.errors import KvqError
 from kvq.game.importance import json_ready, rule_importance
 from kvq.game.table import ScanResult, provided
 from kvq.methods import method_for
-from kvq.problems.rules import Problem
+from kvq.problems.rules import Problem, with_weights
 from kvq.store.results import (
     FOLDER_MARKERS,
     check_output_dir,
@@ -48,18 +48,6 @@ from kvq.workflows.pipeline import fingerprint, prepare, run, tagged
 
 TUNE_JSON = FOLDER_MARKERS["tuning"]
 INACTIVE = 1e-6  # balance_weights: a rule gradient below this share of the reference's is left alone
-
-
-def with_weights(problem: Problem, weights: Any) -> Problem:
-    """``problem`` with rule ``i``'s weight set to ``weights[i]`` (finite, > 0)."""
-    w = np.asarray(weights, float)
-    if w.shape != (len(problem.rules),) or not np.all(np.isfinite(w) & (w > 0)):
-        raise KvqError(
-            f"weights must be {len(problem.rules)} finite numbers > 0 (one per rule "
-            f"{list(problem.rule_names)}); got {np.asarray(weights).tolist()}"
-        )
-    rules = tuple(dataclasses.replace(r, weight=float(x)) for r, x in zip(problem.rules, w))
-    return dataclasses.replace(problem, rules=rules)
 
 
 @dataclass(frozen=True)
