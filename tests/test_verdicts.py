@@ -212,18 +212,22 @@ def test_a_rule_that_helps_at_a_lower_weight_is_over_weighted_not_improper():
     assert "at 0.1 to 0.01 of its weight it does not help either" in lines[1]
 
 
-@pytest.mark.parametrize("after, se, verdict", [
-    ([0.6, 0.3], 0.05, True),  # helps in every pair
-    ([0.6, 0.03], 0.01, False),  # below the minimum effect in one
-    ([0.6, 0.3], 0.2, False),  # the worst context's interval reaches zero
-    ([0.6, 0.3], None, False),  # one seed: no interval, no proof
+@pytest.mark.parametrize("fi, worst, verdict", [
+    ((0.54, 0.04, 3), (0.30, 0.16, 3), True),  # the exact Burgers equation at 1/1000 of its weight
+    ((0.19, 0.20, 3), (-0.20, 0.23, 3), False),  # the planted wrong ic there: FI's interval reaches zero
+    ((0.41, 0.38, 3), (0.10, 0.20, 3), False),  # a large mean on a wide interval (t with 2 dof, not 2 se)
+    ((0.60, 0.05, 3), (-0.30, 0.05, 3), False),  # still hurts where it hurt most
+    ((0.04, 0.001, 3), (0.10, 0.05, 3), False),  # below the minimum effect
+    ((0.60, None, 1), (0.30, None, 1), False),  # one seed: no interval, no proof
 ])
-def test_a_rule_helps_only_when_every_pair_gains_beyond_the_minimum_effect_and_two_se(after, se, verdict):
+def test_a_rule_helps_at_a_lower_weight_only_reliably_with_every_other_rule_present(fi, worst, verdict):
     from kvq.workflows.robustness import helps
 
-    pairs = [{"kind": k, "before": {"mean": -1.0, "se": 0.1}, "after": {"mean": a, "se": se}}
-             for k, a in zip(("fi", "worst"), after)]
-    assert helps(pairs) is verdict and helps([]) is False
+    def pair(kind, after):
+        return {"kind": kind, "before": {"mean": -1.0, "se": 0.1}, "after": dict(zip(("mean", "se", "seeds"), after))}
+
+    assert helps([pair("fi", fi), pair("worst", worst)]) is verdict
+    assert helps([pair("worst", worst), pair("fi", fi)]) is False and helps([]) is False  # the FI pair comes first
 
 
 def _pair(before: float, after: float, se: float = 0.05) -> dict:

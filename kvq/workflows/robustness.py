@@ -28,6 +28,7 @@ from kvq.engine.batched import Engine, Progress, Trained
 from kvq.errors import KvqError
 from kvq.game.summary import summarize
 from kvq.game.table import ScanResult
+from kvq.game.trend import t975
 from kvq.game.verdicts import ATOL
 from kvq.methods.base import tabulate
 from kvq.problems.rules import Problem, with_weights
@@ -43,10 +44,11 @@ POLISH = 1_000
 LIGHTER = (0.1, 0.01, 0.001)
 """A harm that survived the stronger protocol is tested once more at these fractions of the rule's
 loss weight, in turn (its decisive pairs trained again from the warm start): right knowledge can
-hurt only because it outweighs the data.  The rule is spared when at one of them it *helps* in
-every decisive pair (:func:`helps`); a smaller harm alone proves nothing, since any rule's effect
-vanishes with its weight.  benchmarks/robustness.py: the exact Burgers equation at 1 000
-observations hurts at weight 1 and 0.1 and helps at 0.001; planted wrong rules never help."""
+hurt only because it outweighs the data.  The rule is spared when at one of them it *helps*
+(:func:`helps`); a smaller harm alone proves nothing, since any rule's effect vanishes with its
+weight.  benchmarks/robustness.py: the exact Burgers equation at 1 000 observations hurts at
+weight 1 and 0.1 and helps at 0.001 (FI pair +0.54 ± 0.04 decades); the planted wrong rules
+do not pass at any of them."""
 
 
 def judge(pairs: list[dict[str, Any]]) -> str:
@@ -61,12 +63,18 @@ def judge(pairs: list[dict[str, Any]]) -> str:
 
 
 def helps(pairs: list[dict[str, Any]]) -> bool:
-    """Whether the rule helps in every tested pair after the change: the mean gain above
-    ``ATOL`` decades and two standard errors (over seeds) above zero."""
-    return bool(pairs) and all(
-        p["after"]["mean"] > ATOL and p["after"]["se"] is not None and p["after"]["mean"] - 2 * p["after"]["se"] > 0
-        for p in pairs
-    )
+    """Whether the rule helps after the change: in its FI pair (the first) by more than ``ATOL``
+    decades with the 95 % interval over seeds above zero, and in no other decisive pair does it
+    still hurt (mean above ``-ATOL``: the worst context was picked as the most negative of many,
+    so it is asked only to stop hurting)."""
+    if not pairs or pairs[0]["kind"] != "fi":
+        return False
+    fi = pairs[0]["after"]
+    seeds = fi.get("seeds", 0)
+    if fi["se"] is None or seeds < 2:
+        return False
+    reliable = fi["mean"] > ATOL and fi["mean"] - float(t975(seeds - 1)) * fi["se"] > 0
+    return bool(reliable and all(p["after"]["mean"] > -ATOL for p in pairs[1:]))
 
 
 def stronger(config: ScanConfig, protocol: str) -> ScanConfig:
@@ -279,5 +287,6 @@ def _mean_se(gains: np.ndarray) -> dict[str, float | None]:
     g = np.asarray(gains, float)
     g = g[np.isfinite(g)]
     if g.size == 0:
-        return {"mean": float("nan"), "se": None}
-    return {"mean": float(g.mean()), "se": float(g.std(ddof=1) / np.sqrt(g.size)) if g.size > 1 else None}
+        return {"mean": float("nan"), "se": None, "seeds": 0}
+    se = float(g.std(ddof=1) / np.sqrt(g.size)) if g.size > 1 else None
+    return {"mean": float(g.mean()), "se": se, "seeds": int(g.size)}
