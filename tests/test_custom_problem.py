@@ -122,10 +122,12 @@ def test_elimination_blames_the_wrong_condition_not_the_correct_law_that_spreads
     # survives (knowledge, not the optimizer), and so does the ODE's in the coalitions with the wrong slope
     checks = result.robustness
     assert set(checks) == {"ode", "wrong_slope"} and checks["wrong_slope"]["verdict"] == "survived"
-    # at a hundredth of its weight the wrong slope does not help either: the knowledge, not its weight
+    # at a hundredth of its weight, without the ODE (under suspicion too), the wrong slope does not help
+    # either: the knowledge, not its weight
     lighter = checks["wrong_slope"]["lighter"]
     assert [(step["factor"], step["helps"]) for step in lighter] == [(0.01, False)]
-    assert [p["kind"] for p in lighter[0]["pairs"]] == [p["kind"] for p in checks["wrong_slope"]["pairs"]]
+    assert checks["wrong_slope"]["left_out"] == ["ode"] and checks["ode"]["left_out"] == ["wrong_slope"]
+    assert [p["context"] for p in lighter[0]["pairs"]] == [["boundary"], []]  # FI pair and worst context, no ODE
     fi_pair = checks["wrong_slope"]["pairs"][0]
     assert fi_pair["kind"] == "fi" and fi_pair["context"] == ["ode", "boundary"] and fi_pair["after"]["mean"] < -1
     worst = checks["ode"]["pairs"][-1]

@@ -146,9 +146,10 @@ def check(
     the exact scan of ``problem`` with ``config``.  With its ``engine`` and ``trained`` states
     (every mask of ``all_masks``), the ``"lbfgs"`` protocol continues the decisive trainings
     from where they ended instead of training them again from the warm start.  A harm that
-    survives is then tested at lower loss weights of the rule (:data:`LIGHTER`): a rule that helps
-    at one of them gets the verdict ``"weight"`` (right knowledge weighted too heavily), which no
-    verdict calls improper."""
+    survives is then tested at lower loss weights of the rule (:data:`LIGHTER`), in pairs without
+    the other rules whose harm survived: a rule that helps at one of them gets the verdict
+    ``"weight"`` (right knowledge weighted too heavily, or spoilt by a suspect), which no verdict
+    calls improper."""
     stronger(config, protocol)  # an unknown or impossible protocol: said before anything trains
     progress = progress or (lambda phase, done, total: None)
     records = dict(result.robustness)
@@ -157,9 +158,11 @@ def check(
         if not todo:
             return result
         records.update(_test(problem, config, result, todo, protocol, progress, model, engine, trained))
+        suspects = [r for r in records if records[r]["verdict"] == "survived"]
         for r in todo:
             if records[r]["verdict"] == "survived":
-                records[r] = {**records[r], **_lighter(problem, config, result, r, progress, model)}
+                others = tuple(x for x in suspects if x != r)
+                records[r] = {**records[r], **_lighter(problem, config, result, r, others, progress, model)}
         result = dataclasses.replace(result, robustness=dict(records))
 
 
@@ -239,13 +242,27 @@ def _pair_masks(rule_index: int, pairs: list[tuple[str, np.ndarray]]) -> np.ndar
 
 
 def _lighter(
-    problem: Problem, config: ScanConfig, result: ScanResult, rule: str, progress: Progress, model: Any
+    problem: Problem,
+    config: ScanConfig,
+    result: ScanResult,
+    rule: str,
+    suspects: tuple[str, ...],
+    progress: Progress,
+    model: Any,
 ) -> dict[str, Any]:
-    """The weight stage of :func:`check` for ``rule``: its decisive pairs trained again (warm start,
-    ``config``) at each fraction of :data:`LIGHTER` of its loss weight in turn, until it helps;
-    ``{"lighter": [{"factor", "pairs", "helps", "seconds"}, ...], "verdict": "weight" | "survived"}``."""
+    """The weight stage of :func:`check` for ``rule``: its decisive pairs, without the other rules
+    whose harm survived too (``suspects``: a right rule is not judged next to a wrong one), trained
+    again (warm start, ``config``) at each fraction of :data:`LIGHTER` of its loss weight in turn,
+    until it helps; ``{"lighter": [{"factor", "pairs", "helps", "seconds"}, ...], "left_out":
+    suspects, "verdict": "weight" | "survived"}``."""
     i = result.rule_names.index(rule)
-    pairs = decisive_pairs(result, rule)
+    out = [result.rule_names.index(x) for x in suspects]
+    pairs: list[tuple[str, np.ndarray]] = []
+    for kind, base in decisive_pairs(result, rule):
+        base = base.copy()
+        base[out] = 0
+        if not any(np.array_equal(base, b) for _, b in pairs):  # leaving the suspects out can merge the two
+            pairs.append((kind, base))
     masks = _pair_masks(i, pairs)
     weights = np.array([r.weight for r in problem.rules], float)
     steps: list[dict[str, Any]] = []
@@ -260,7 +277,7 @@ def _lighter(
         steps.append({"factor": factor, "pairs": tested, "helps": helps(tested), "seconds": time.perf_counter() - t0})
         if steps[-1]["helps"]:
             break
-    return {"lighter": steps, "verdict": "weight" if steps[-1]["helps"] else "survived"}
+    return {"lighter": steps, "left_out": list(suspects), "verdict": "weight" if steps[-1]["helps"] else "survived"}
 
 
 def _polished(
