@@ -110,7 +110,8 @@ def markdown(payload: dict) -> str:
         "steps. *kept*: the share of the pair's harm left after them. The harm survives when a pair "
         "that was harmful is still below -0.05 decades (`kvq.workflows.robustness.judge`, docs/design.md "
         "§3). A surviving harm is tested at lower weights of the rule "
-        f"({', '.join(f'{f:g}' for f in LIGHTER)} of it, in turn; the pairs trained again from the warm start): "
+        f"({', '.join(f'{f:g}' for f in LIGHTER)} of it, in turn; the pairs trained again from the warm start, "
+        "without the other rules whose harm survived): "
         "*lower weight* gives the pair's contribution there; the rule is spared (*weight*) when at one of them "
         "it helps in the FI pair (above 0.05 decades, 95 % interval over seeds above zero) and no longer hurts "
         "in the worst context (above -0.05; `kvq.workflows.robustness.helps`). "
@@ -131,8 +132,11 @@ def markdown(payload: dict) -> str:
             for st in steps:  # records written before the seed count was kept: every case here has 3 seeds
                 for p in st["pairs"]:
                     p["after"].setdefault("seeds", 3)
+            without = f" without {', '.join(check['left_out'])}" if check.get("left_out") else ""
             if verdict == "survived" and any(helps(st["pairs"]) for st in steps):
-                verdict = f"weight (helps at {next(st['factor'] for st in steps if helps(st['pairs'])):g})"
+                verdict = f"weight (helps at {next(st['factor'] for st in steps if helps(st['pairs'])):g}{without})"
+            elif steps:
+                verdict += f" (tested{without} at lower weights)" if without else ""
             for k, p in enumerate(check["pairs"]):
                 b, a = p["before"]["mean"], p["after"]["mean"]
                 kept = f"{a / b:.0%}" if b < 0 else "-"

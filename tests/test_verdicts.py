@@ -214,7 +214,7 @@ def test_a_rule_that_helps_at_a_lower_weight_is_over_weighted_not_improper():
 
 @pytest.mark.parametrize("fi, worst, verdict", [
     ((0.54, 0.04, 3), (0.30, 0.16, 3), True),  # the exact Burgers equation at 1/1000 of its weight
-    ((0.19, 0.20, 3), (-0.20, 0.23, 3), False),  # the planted wrong ic there: FI's interval reaches zero
+    ((0.19, 0.20, 3), (-0.20, 0.23, 3), False),  # the planted wrong ic, PDE in its pairs: FI's interval reaches 0
     ((0.41, 0.38, 3), (0.10, 0.20, 3), False),  # a large mean on a wide interval (t with 2 dof, not 2 se)
     ((0.60, 0.05, 3), (-0.30, 0.05, 3), False),  # still hurts where it hurt most
     ((0.04, 0.001, 3), (0.10, 0.05, 3), False),  # below the minimum effect
