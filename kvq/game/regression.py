@@ -49,14 +49,18 @@ SMALL_BUDGET = "fitted"
 size's share of the weighting's mass over the coalitions held of that size (the sampling design
 undone, as KernelSHAP does; the empty and full coalitions ten times the heaviest size, a soft
 efficiency constraint for the Shapley weighting), under a :data:`RIDGE` penalty; its standard
-error is a grouped jackknife over the sampled pairs (:data:`FOLDS` groups).  Consistent but not
-unbiased, and its error bar is rough at such budgets (the table says so, :func:`few_draws`).
+error is the larger of a grouped jackknife over the sampled pairs (:data:`FOLDS` groups) and the
+unbiased estimate's own.  Consistent but not unbiased, and its error bar is rough at such budgets
+(the table says so, :func:`kvq.game.sampling.few_draws`).
 ``"unbiased"``: no model, the plain stratified Horvitz-Thompson estimate.
 benchmarks/small_budgets.py and benchmarks/sampling_accuracy.py measured the choice."""
 RIDGE = 0.03
 """The ridge penalty of the small-budget fit: this share of its Gram matrix's mean diagonal on
 every rule weight (not on the intercept)."""
 END_MASS = 10.0
+"""The small-budget Shapley fit weighs the empty and the full coalition this many times the
+heaviest size's mass (their kernel weight is infinite: a soft efficiency constraint; in a trial not
+kept as a benchmark, a stiffer one erred more at 10-20 coalitions)."""
 
 
 def stratum_weights(weighting: str, n: int) -> tuple[np.ndarray, np.ndarray]:
