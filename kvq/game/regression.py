@@ -414,6 +414,8 @@ def _too_few(
     ok = np.isfinite(values).all(axis=1)
     idx = np.flatnonzero(sampled)
     folds = FOLDS if len(idx) <= FEW_FOLDS_ABOVE else 2
+    if ok.sum() - 2 * -(-len(idx) // folds) >= ROWS_PER_WEIGHT * (n + 1):  # no fold holds that many coalitions
+        return False
     for f in range(folds):
         out = {lookup[k] for d in draws[idx[f::folds]] for k in _keys(np.stack([d, 1 - d]))}
         if ok.sum() - sum(ok[r] for r in out) < ROWS_PER_WEIGHT * (n + 1):

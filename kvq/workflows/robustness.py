@@ -184,8 +184,8 @@ def _test(
     for r, ps in pairs.items():  # one rule at a time: a mask's start depends on the rule
         t0 = time.perf_counter()
         masks_arr = _pair_masks(result.rule_names.index(r), ps)
-        start = [mask_index(base.tolist()) for _, base in ps for _ in (0, 1)]  # with the rule: from where the
-        # training without it ended
+        # both masks of a pair start where the training without the rule ended
+        start = [mask_index(base.tolist()) for _, base in ps for _ in (0, 1)]
         if protocol == "lbfgs" and engine is not None and trained is not None:
             strong, again = _polished(engine, trained, masks_arr, np.array(start), progress)
         else:
