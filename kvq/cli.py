@@ -29,8 +29,10 @@ class _Parser(argparse.ArgumentParser):
 
 class ProgressPrinter:
     """Progress of a scan on ``stream``: steps done of total, elapsed, subset-steps/s and the
-    time left if every training still running ran to the step cap (a training that stops early
-    counts its remaining steps as done, so the estimate only shrinks faster than it runs).
+    time left if every training still running ran to the step cap.  The steps are those
+    trained; a training that stops early takes the steps it will not run off the total (so
+    does what a resumed run had saved), so the rate is the trainings' and the estimate only
+    shrinks faster than it runs.
 
     On a terminal one line is rewritten in place; otherwise a line is printed at most
     every ``every_s`` seconds and when a phase completes.

@@ -109,6 +109,29 @@ def test_lockstep_runs_the_counted_chunks_and_skips_the_padding(width):
     assert (got["out"][6:] == 0).all() and not got["mask"][6:].any()  # padding: skipped
 
 
+@pytest.mark.parametrize("width", [1, 2, 4])
+def test_lockstep_skips_the_rows_that_are_not_live(width):
+    """The live rows run first, in as few chunks as hold them, and get what plain lock-step
+    gives them whichever rows share their chunk; a stopped row comes back unchanged (run only
+    to fill a chunk's spare places, where ``one`` leaves it as it is)."""
+
+    def one(state, y, c):  # a stopped row's state stays as it is, as a stopped training's does
+        x, stopped = state
+        return (jnp.where(stopped, x, x + 1.0), stopped), x * c + jnp.sum(y)
+
+    x = jnp.arange(1.0, 9.0)
+    stopped = jnp.asarray([0, 1, 1, 0, 1, 0, 1, 1], bool)
+    y = jnp.arange(16.0).reshape(8, 2)
+    batched = jax.jit(lockstep(one, width, 2, 1, live=lambda state: ~state[1]))
+    (got_x, _), out = batched((x, stopped), y, 3.0, jnp.asarray([8 // width], jnp.int32))
+    (want_x, _), want_out = jax.vmap(one, in_axes=(0, 0, None))((x, stopped), y, 3.0)
+    live = np.flatnonzero(~stopped)
+    np.testing.assert_array_equal(got_x, want_x)
+    np.testing.assert_array_equal(out[live], want_out[live])
+    ran = -(-len(live) // width) * width  # chunks hold the live rows first, then fill up
+    assert int(np.sum(out != 0)) == ran < 8
+
+
 def test_more_devices_than_there_are_is_refused(tiny_burgers, tiny_config):
     with pytest.raises(KvqError, match="devices=64.*--devices"):
         kvq.scan(tiny_burgers, tiny_config.replace(devices=64), progress=False)

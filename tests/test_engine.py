@@ -181,6 +181,8 @@ def test_scan_result_shapes_and_timing(tiny_scan, tiny_config):
     assert result.steps_run.max() <= tiny_config.steps and result.steps_run.min() >= tiny_config.check_every
     assert result.timing["programs"] == 1 and result.timing["expensive_rules"] == []  # TINY: grouping "none"
     assert result.timing["subset_steps"] > 0 and result.timing["subset_steps_per_s"] > 0
+    # only the steps of trainings still running are trained (and counted): a stopped one's are skipped
+    assert result.timing["subset_steps"] == result.steps_run.sum()
     assert result.seeds == (0, 1)
     # the two seeds differ (init and data draw), so the table is not degenerate
     assert not np.allclose(result.errors[:, 0], result.errors[:, 1])

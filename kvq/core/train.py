@@ -313,7 +313,9 @@ trip over a one-chunk array into other code, which changes float32 rounding; the
 chunks are skipped (:func:`lockstep`'s ``counts``) and cost nothing."""
 
 
-def lockstep(one: Callable[..., Any], vectorize: int, items: int, shared: int) -> Callable[..., Any]:
+def lockstep(
+    one: Callable[..., Any], vectorize: int, items: int, shared: int, live: Callable[[Any], jax.Array] | None = None
+) -> Callable[..., Any]:
     """``one`` over a batch: ``(*args, counts) -> outputs [B, ...]``, where the first
     ``items`` of ``args`` carry a leading [B] axis (a multiple of ``vectorize``) and the next
     ``shared`` are the same for every item.  The items run in chunks of ``vectorize`` in
@@ -321,7 +323,18 @@ def lockstep(one: Callable[..., Any], vectorize: int, items: int, shared: int) -
     one chunk after another in a loop of ``counts[0]`` trips (``counts`` [1] int32).  The
     trip count is an argument, so the loop stays a loop and its body one program however
     many items a device holds: every device count computes the same numbers.  Chunks from
-    ``counts[0]`` on are padding, skipped, with zero outputs."""
+    ``counts[0]`` on are padding, skipped, with zero outputs.
+
+    ``live`` (the first argument [B] -> bool [B]): the rows that still need ``one``.  The
+    chunks then gather the live rows of the first ``counts[0]`` chunks (in row order), fill
+    the last chunk's spare places with other rows, and the loop ends there: a row that is not
+    live (a training that stopped) costs nothing unless it fills a place.  ``one`` must
+    return its first argument's structure first and leave a row that is not live as it is
+    there (a stopped training does); a row left out keeps its first argument and gets zero
+    other outputs.  An item's numbers do not depend on the rows it shares a chunk with
+    (measured on a Burgers scan whose trainings stop between 250 and 2 750 steps: the table at
+    every check equals plain lock-step's bit for bit, in two thirds of its training time).
+    """
     w = vectorize
     run = jax.jit(one if w == 1 else jax.vmap(one, in_axes=(0,) * items + (None,) * shared))
 
@@ -336,14 +349,25 @@ def lockstep(one: Callable[..., Any], vectorize: int, items: int, shared: int) -
         shapes = jax.eval_shape(lambda *c: run(*c, *rest), *chunk(each, jnp.zeros((), jnp.int32)))
         per_item = (lambda a: a.shape) if w == 1 else (lambda a: a.shape[1:])  # a chunk's output: [w, ...]
         out = jax.tree.map(lambda a: jnp.zeros((size, *per_item(a)), a.dtype), shapes)
+        if live is None:
+            rows, trips = None, counts[0]
+        else:  # the live rows of the item chunks first; the loop runs the chunks holding them
+            out = (each[0], *out[1:])
+            need = live(each[0]) & (jnp.arange(size) < counts[0] * w)
+            rows = jnp.argsort(~need, stable=True).astype(jnp.int32)
+            trips = (jnp.sum(need, dtype=jnp.int32) + w - 1) // w
 
         def body(i: jax.Array, out: Any) -> Any:
-            got = run(*chunk(each, i), *rest)
-            if w == 1:
-                return jax.tree.map(lambda o, g: jax.lax.dynamic_update_index_in_dim(o, g, i, 0), out, got)
-            return jax.tree.map(lambda o, g: jax.lax.dynamic_update_slice_in_dim(o, g, i * w, 0), out, got)
+            if rows is None:
+                got = run(*chunk(each, i), *rest)
+                if w == 1:
+                    return jax.tree.map(lambda o, g: jax.lax.dynamic_update_index_in_dim(o, g, i, 0), out, got)
+                return jax.tree.map(lambda o, g: jax.lax.dynamic_update_slice_in_dim(o, g, i * w, 0), out, got)
+            at = chunk(rows, i)  # the rows of this chunk: [w] (a scalar if w == 1)
+            got = run(*jax.tree.map(lambda a: a[at], each), *rest)
+            return jax.tree.map(lambda o, g: o.at[at].set(g), out, got)
 
-        return jax.lax.fori_loop(0, counts[0], body, out)
+        return jax.lax.fori_loop(0, trips, body, out)
 
     return batched
 
@@ -395,7 +419,9 @@ class Programs:
             err = SCORES[self.score](obj.apply(s.best_params, vx), vy)
             return s, jnp.where(s.diverged, jnp.nan, err)
 
-        return spread(lockstep(one, vectorize, 3, 2), mesh, (True, True, True, False, False, True))
+        return spread(
+            lockstep(one, vectorize, 3, 2, live=lambda s: ~s.frozen), mesh, (True, True, True, False, False, True)
+        )
 
     def pretrain_block(self, mesh: Any = None):
         """jit data-only block over seeds, one after another (:func:`lockstep`):

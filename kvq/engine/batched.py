@@ -212,9 +212,9 @@ class Engine:
         S = len(self.seeds)
         total, done = S * cfg.pretrain_steps, 0
 
-        def on_block(k: int) -> None:
-            nonlocal done
-            done += k
+        def on_block(k: int, dropped: int = 0) -> None:
+            nonlocal done, total
+            done, total = done + k, total - dropped
             progress("pretrain", done, total)
 
         place = self.placement
@@ -458,9 +458,9 @@ class Engine:
         n_blocks = cfg.steps // cfg.check_every
         d_out = int(self.valid[1].shape[1])
 
-        def on_block(k: int) -> None:
-            nonlocal done
-            done += k
+        def on_block(k: int, dropped: int = 0) -> None:  # dropped: steps no training will run
+            nonlocal done, total
+            done, total = done + k, total - dropped
             progress(phase, min(done, total), total)
 
         masks = np.asarray(masks)
@@ -475,7 +475,7 @@ class Engine:
                 history.append(hist)
                 masks_done.append(m)
                 seeds_done.append(s)
-                on_block(len(m) * cfg.steps)
+                on_block(0, len(m) * cfg.steps)  # not this run's work: off the total
             loaded = {k for m, s in zip(masks_done, seeds_done) for k in item_keys(masks[m], s)}
             saved = {k: v for k, v in saved.items() if k in loaded}  # a damaged file's items train again
         for batch in self.batches(masks, starts, skip=saved):
@@ -484,7 +484,7 @@ class Engine:
             t0 = time.perf_counter()
             padded = jax.tree.leaves(batch.state)[0].shape[0]
             items = (masks[batch.mask_of], batch.seed_of)
-            state, hist, blocks, ran = run_blocks(
+            state, hist, _, stepped = run_blocks(
                 batch.block,
                 batch.state,
                 batch.args,
@@ -500,8 +500,7 @@ class Engine:
                 batch.order,
             )
             self.clock.train_s += time.perf_counter() - t0
-            self.clock.subset_steps += ran * cfg.check_every * real
-            on_block(real * (n_blocks - blocks) * cfg.check_every)
+            self.clock.subset_steps += stepped
             finals.append(take(state, np.arange(real)))
             history.append(hist[:, :real])
             masks_done.append(batch.mask_of)

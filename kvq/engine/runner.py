@@ -89,7 +89,7 @@ def run_blocks(
     n_blocks: int,
     n_real: int,
     check_every: int,
-    on_block: Callable[[int], None],
+    on_block: Callable[[int, int], None],
     checkpoint: Checkpoint | None,
     key: str,
     history: np.ndarray | None = None,
@@ -108,39 +108,55 @@ def run_blocks(
     continues to ``n_blocks``, one saved past ``n_blocks`` is not used.  ``placement`` puts the state on the devices that share the
     batch, in the device row order ``order`` (:meth:`~kvq.core.devices.Placement.layout`; None:
     as it is), and fetches what every process must see (errors, frozen flags, checkpoints).
+    ``on_block(trained, dropped)`` after every check: the optimizer steps trained since the
+    last call (summed over the items) and those the step cap would still have given the items
+    that stopped (work that will not be done: progress takes it off its total).
     Returns the state (host arrays, host row order), the history, the check intervals done
-    in total and those run by this call.
+    in total, and the optimizer steps this call trained, summed over the items (a stopped
+    item's are not counted: its check is skipped, see :func:`kvq.core.train.lockstep`).
     """
     rows = jax.tree.leaves(state)[0].shape[0]
     order = np.arange(rows) if order is None else order
-    done, finished, ran = 0, False, 0
+    done, finished, trained = 0, False, 0
     carry = (state, history)
     saved = checkpoint.load(key, carry) if checkpoint is not None else None
     if saved is not None and saved.usable(n_blocks):
         (state, history), done = saved.tree, saved.blocks_done
         finished = saved.final(n_blocks)  # else: it stopped at a shorter cap, and continues
         history = None if history is None else fit_history(np.array(history), done, n_blocks)
-        on_block(n_real * check_every * done)
+    frozen = np.asarray(state.frozen, bool)  # host order; a stopped item's check is not run again
+    if done:  # what the saved run trained is not this run's work, nor what its stopped items dropped
+        ended = n_real if finished else int(np.sum(frozen[:n_real]))
+        on_block(0, n_real * check_every * done + ended * check_every * (n_blocks - done))
     state = placement.put(take(state, order), split=True)
     stopped = False
     while not finished and done < n_blocks:
+        running = ~frozen[:n_real]
+        trained += check_every * int(np.sum(running))
         if history is None:
             state = block(state, *args)
         else:
             state, errors = block(state, *args)
-            history[done] = placement.to_host(errors, order)
-        done, ran = done + 1, ran + 1
-        stopped = bool(np.all(placement.to_host(state.frozen, order)[:n_real]))
+            errors = placement.to_host(errors, order)
+            if done > 0:  # a stopped training keeps its weights, so its error is the last check's
+                errors = np.where(frozen.reshape(-1, *(1,) * (errors.ndim - 1)), history[done - 1], errors)
+            history[done] = errors
+        done += 1
+        frozen = placement.to_host(state.frozen, order)
+        stopped = bool(np.all(frozen[:n_real]))
         finished = done == n_blocks or stopped
         if finished and history is not None:
             history[done:] = history[done - 1]
         # several processes: every one takes part in the gather, process 0 writes
         if checkpoint is not None and (placement.global_arrays or checkpoint.due(key, finished)):
             checkpoint.save(key, (placement.to_host(state, order), history), done, finished, items, stopped)
-        on_block(n_real * check_every)
+        # progress: the steps trained, and the cap's steps that the trainings stopping here drop
+        on_block(
+            check_every * int(np.sum(running)), check_every * (n_blocks - done) * int(np.sum(running & frozen[:n_real]))
+        )
     if history is not None and 0 < done < n_blocks:
         history[done:] = history[done - 1]
-    return placement.to_host(state, order), history, done, ran
+    return placement.to_host(state, order), history, done, trained
 
 
 def fit_history(history: np.ndarray, done: int, n_blocks: int) -> np.ndarray:
