@@ -114,9 +114,18 @@ def test_elimination_blames_the_wrong_condition_not_the_correct_law_that_spreads
     from kvq.workflows import robustness
 
     monkeypatch.setattr(robustness, "POLISH", 60)  # the L-BFGS phase of the robustness check, short
-    monkeypatch.setattr(robustness, "LIGHTER", (0.01,))  # one lower weight for a surviving harm
+    monkeypatch.setattr(robustness, "LIGHTER", (0.1, 0.01))  # two lower weights for a surviving harm
     config = kvq.ScanConfig(width=16, depth=2, activation="tanh", learning_rate=1e-2, steps=2000, check_every=200,
                             pretrain_steps=400, seeds=3, max_batch=64)
+    trained = []  # the masks each weight-stage training ran
+    train = robustness.Engine.train
+
+    def counted(self, masks, progress, **kwargs):
+        if kwargs.get("phase") == "robustness":
+            trained.append(np.asarray(masks).copy())
+        return train(self, masks, progress, **kwargs)
+
+    monkeypatch.setattr(robustness.Engine, "train", counted)
     result = kvq.scan(poisson_problem(), config)
     # both harmful rules were trained again with L-BFGS from where they ended: the wrong slope's harm
     # survives (knowledge, not the optimizer), and so does the ODE's in the coalitions with the wrong slope
@@ -125,7 +134,9 @@ def test_elimination_blames_the_wrong_condition_not_the_correct_law_that_spreads
     # at a hundredth of its weight, without the ODE (under suspicion too), the wrong slope does not help
     # either: the knowledge, not its weight
     lighter = checks["wrong_slope"]["lighter"]
-    assert [(step["factor"], step["helps"]) for step in lighter] == [(0.01, False)]
+    assert [(step["factor"], step["helps"]) for step in lighter] == [(0.1, False), (0.01, False)]
+    # per rule: its pairs at the first weight, then only the masks with it (the others do not see its weight)
+    assert [len(m) for m in trained] == [4, 2] * 2 and all(m[:, 2].all() or m[:, 0].all() for m in trained[1::2])
     assert checks["wrong_slope"]["left_out"] == ["ode"] and checks["ode"]["left_out"] == ["wrong_slope"]
     assert [p["context"] for p in lighter[0]["pairs"]] == [["boundary"], []]  # FI pair and worst context, no ODE
     fi_pair = checks["wrong_slope"]["pairs"][0]
