@@ -94,6 +94,20 @@ def _point_options(s: argparse.ArgumentParser) -> None:
     )
 
 
+def _robustness_option(s: argparse.ArgumentParser) -> None:
+    """The knowledge-or-optimizer check of exact scans (``kvq scan`` and ``kvq sweep``)."""
+    s.add_argument(
+        "--robustness",
+        default="lbfgs",
+        choices=["lbfgs", "longer", "wider", "denser", "off"],
+        help="exact scans: before a rule is called improper or clearly harmful, train the coalitions that decide "
+        "it again under a stronger protocol (lbfgs: continue them with L-BFGS; longer: 4x the steps; wider: "
+        "twice the width; denser: 4x the collocation points); a rule whose harm then disappears is reported as hurting under this protocol, not "
+        "as improper, and one whose harm survives is tried at 0.1, 0.01 and 0.001 of its weight: if it then helps, it is "
+        "reported as weighted too heavily, not as improper (default: lbfgs)",
+    )
+
+
 def _training_options(s: argparse.ArgumentParser) -> None:
     """Options shared by ``scan`` and ``sweep``: method, preset and training budget, output."""
     s.add_argument(
@@ -168,16 +182,6 @@ def _training_options(s: argparse.ArgumentParser) -> None:
         metavar="N",
         help="share every batch between the first N of this machine's devices (default: all of them; "
         "--max-batch and --vectorize count per device)",
-    )
-    s.add_argument(
-        "--robustness",
-        default="lbfgs",
-        choices=["lbfgs", "longer", "wider", "denser", "off"],
-        help="exact scans: before a rule is called improper or clearly harmful, train the coalitions that decide "
-        "it again under a stronger protocol (lbfgs: continue them with L-BFGS; longer: 4x the steps; wider: "
-        "twice the width; denser: 4x the collocation points); a rule whose harm then disappears is reported as hurting under this protocol, not "
-        "as improper, and one whose harm survives is tried at 0.1, 0.01 and 0.001 of its weight: if it then helps, it is "
-        "reported as weighted too heavily, not as improper (default: lbfgs)",
     )
     s.add_argument(
         "--coalitions",
@@ -278,6 +282,7 @@ def _parser() -> _Parser:
     s.add_argument("problem", help=PROBLEM_HELP.format(names=", ".join(problems.names(measured=True))))
     _point_options(s)
     _training_options(s)
+    _robustness_option(s)
 
     w = sub.add_parser(
         "sweep",
@@ -297,6 +302,7 @@ def _parser() -> _Parser:
     )
     w.add_argument("--split", default=None, metavar="NAME,...", help="splits, e.g. interpolation,extrapolation")
     _training_options(w)
+    _robustness_option(w)
 
     t = sub.add_parser(
         "tune",
@@ -672,6 +678,7 @@ def _sweep(args: argparse.Namespace, out: TextIO) -> int:
             out=outdir,
             overwrite=args.overwrite,
             progress=ProgressPrinter(),
+            robustness=None if args.robustness == "off" else args.robustness,
             problem_options={k: v for k, v in (("wrong", args.wrong), ("data_file", args.data_file)) if v} or None,
             **settings,
         )

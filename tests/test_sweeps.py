@@ -141,3 +141,21 @@ def test_the_command_line_takes_a_problem_factory(tmp_path, capsys):
     assert main(["scan", "factory_problem:nothing", *args]) == 2
     assert "has no function 'nothing'" in capsys.readouterr().err
     assert main(["scan", "factory_problem:make", "--wrong", "ic", *args]) == 2
+
+
+def test_every_point_of_an_exact_sweep_gets_the_knowledge_or_optimizer_check(tiny_config, monkeypatch):
+    from kvq.workflows import sweeps
+
+    with pytest.raises(kvq.KvqError, match="robustness|protocol"):  # said before anything trains
+        sweep("burgers", tiny_config, data=[0, 8], robustness="stronger-please", problem_options=OPTIONS)
+    checked = []
+
+    def check(problem, config, result, protocol, **_):
+        checked.append((problem.info["n_data"], result.problem["n_data"], protocol))
+        return result
+
+    monkeypatch.setattr(sweeps.robust, "check", check)
+    sweep("burgers", tiny_config, data=[0, 8], problem_options=OPTIONS)
+    assert checked == [(0, 0, "lbfgs"), (8, 8, "lbfgs")]  # each point with its own problem
+    sweep("burgers", tiny_config, data=[0, 8], problem_options=OPTIONS, robustness=None)
+    assert len(checked) == 2

@@ -53,6 +53,7 @@ from kvq.store.results import (
     write_atomic,
     write_json,
 )
+from kvq.workflows import robustness as robust
 from kvq.workflows.pipeline import fingerprint, make_result, prepare, run, tagged
 
 SWEEP_JSON = FOLDER_MARKERS["sweep"]
@@ -465,6 +466,7 @@ def sweep(
     checkpoint_every_s: float = 60.0,
     problem_options: dict[str, Any] | None = None,
     model: Any = None,
+    robustness: str | None = "lbfgs",
     **settings: Any,
 ) -> SweepResult:
     """Scan ``problem`` at every combination of ``data`` (observation counts), ``noise`` (%
@@ -480,7 +482,9 @@ def sweep(
     interrupted sweep resumes where it stopped; a folder holding a different sweep is
     refused unless ``overwrite``.  ``progress(phase, done, total)`` gets phases prefixed
     with the group being trained (``"[1/2] train"``).  ``model``: the network, as in
-    :func:`kvq.scan`.
+    :func:`kvq.scan`.  ``robustness``: as in :func:`kvq.scan`, at every point of an exact
+    sweep (a rule is called improper at a point only if its harm survives a stronger protocol
+    there; the coalitions that decide it are trained again from the warm start).
     """
     axes, points = plan(problem, data, noise, split)
     if config is None:
@@ -490,6 +494,8 @@ def sweep(
     if method not in METHODS:
         raise KvqError(f"unknown method {method!r}; choose one of {METHODS}")
     chosen = method_for(method, **settings)
+    if robustness is not None and method == "exact":
+        robust.stronger(config, robustness)  # an unknown or impossible protocol: said before anything trains
     if isinstance(chosen, Sampled):
         raise KvqError(
             "a sweep trains exact scans or finetune/newton estimates; sample coalitions point by point with "
@@ -536,6 +542,11 @@ def sweep(
                 else Checkpoint(ckpt_dir, digest("sweep-group", [fps[k] for k in group]), checkpoint_every_s)
             )
             trained = _train_group([built[k] for k in group], config, ckpt, step, model)
+            if robustness is not None:
+                trained = [
+                    robust.check(built[k], config, r, robustness, progress=step, model=model)
+                    for k, r in zip(group, trained)
+                ]
         else:
             trained = [run(built[group[0]], config, chosen, progress=step, checkpoint=ckpt_dir, model=model)]
         for k, result in zip(group, trained):
