@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -73,6 +74,7 @@ print(json.dumps({
 def run_case(case: str, factor: int) -> dict:
     name, preset = case.split(":")
     folder = HERE / "results" / "time_to_settled" / f"{name}-{preset}"
+    shutil.rmtree(folder, ignore_errors=True)  # cold: nothing of an earlier run is loaded or continued
     env = {**os.environ, "KVQ_CACHE": "0"}
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
     proc = subprocess.run([sys.executable, "-c", ONE, name, preset, str(factor), str(folder)],
@@ -108,7 +110,11 @@ def main() -> None:
           "agreement tests something only where some were capped. "
           f"Machine: {m['cpu']} ({m['cores']} cores), {m['platform']}, jax {m['jax']}, {m['date']}. *machine*: "
           "whether other jobs shared the 2 cores during the case (`--shared`: its time is on the high side) or "
-          "the cases ran one after another on an otherwise quiet machine.", "",
+          "the cases ran one after another on an otherwise quiet machine. These rows were measured after a "
+          "training that stopped was no longer run again (docs/design.md §5; the tables are the same bit for bit): "
+          "the Burgers row took 380 s before that change and 248 s after it, run one after the other on the same quiet "
+          "machine; the earlier rows (kdv 272 s, convection_diffusion 394 s and equations 721 s on a shared machine, "
+          "fourth_order_2d 658 s and klein_gordon 1312 s on a quiet one) are in the git history.", "",
           "Command: `python benchmarks/time_to_settled.py`", "",
           "| problem | preset | budget | seeds | wall (cold) | compiling | settled | agrees with 4x (RI, FI) | "
           "reference's extra time | improper | machine |",

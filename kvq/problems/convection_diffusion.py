@@ -30,7 +30,7 @@ SPEC = Spec(
     presets={"paper": {"activation": "tanh"}},
     settles={  # measured by benchmarks/settle.py
         "quick": "unsettled: 81 % still running at the cap; the PDE and bc_right change sign by ~16 000 steps",
-        "standard": "settled: every training stops by ~16 000 steps; about 5 min on 2 CPU cores (estimated from 2 seeds)",
+        "standard": "settled: every training stops by ~16 000 steps; 4.0 min on 2 CPU cores (measured, 3 seeds, benchmarks/time_to_settled.py)",
     },
 )
 _L = X_RANGE[1] - X_RANGE[0]

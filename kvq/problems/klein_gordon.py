@@ -31,7 +31,7 @@ SPEC = Spec(
     presets={"quick": {"steps": 2_000}, "standard": {"steps": 24_000, "learning_rate": 2e-3}},
     settles={  # measured by benchmarks/settle.py
         "quick": "unsettled: 97 % of the trainings still running at the 2 000-step cap",
-        "standard": "settled: at learning rate 2e-3 every rule settles from 17 000 steps and every training stops by 21 000 of the 24 000 (3 seeds); 14 min on 2 CPU cores (measured beside other work). Every rule is worth less than 0.07 decades here, and the order of these small values differs at learning rate 1e-3",
+        "standard": "settled: at learning rate 2e-3 every rule settles from 17 000 steps and every training stops by 21 000 of the 24 000 (3 seeds); 11.9 min on 2 CPU cores (measured, benchmarks/time_to_settled.py). Every rule is worth less than 0.07 decades here, and the order of these small values differs at learning rate 1e-3",
     },
 )
 
