@@ -201,7 +201,9 @@ def test_sequential_chunks_equal_lockstep_vmap(tiny_burgers, tiny_config, vector
 
 def test_automatic_vectorize_on_cpu(tiny_burgers, tiny_config):
     engine = Engine.prepare(tiny_burgers, tiny_config.replace(collocation=None))
-    assert engine.vectorize((), 16) == 16  # no expensive rule on: everything in lock-step
+    assert engine.vectorize((), 16) == 16  # no expensive rule on: everything in lock-step,
+    assert engine.vectorize((), 63) == 63
+    assert engine.vectorize((), 96) == 16  # but a large batch in chunks, so that stopped trainings are skipped
     assert engine.vectorize((0,), 16) == 1  # 40 000 PDE points: one training at a time
 
 
