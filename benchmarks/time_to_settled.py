@@ -114,7 +114,10 @@ def main() -> None:
           "training that stopped was no longer run again (docs/design.md §5; the tables are the same bit for bit): "
           "the Burgers row took 380 s before that change and 248 s after it, run one after the other on the same quiet "
           "machine; the earlier rows (kdv 272 s, convection_diffusion 394 s and equations 721 s on a shared machine, "
-          "fourth_order_2d 658 s and klein_gordon 1312 s on a quiet one) are in the git history.", "",
+          "fourth_order_2d 658 s and klein_gordon 1312 s on a quiet one) are in the git history. The equations and "
+          "fourth_order_2d rows were measured again after programs without an expensive rule were cut into chunks "
+          "of 16 (`CPU_CHEAP_WIDTH`): equations 638 s before, the same table bit for bit; fourth_order_2d 413 s before, "
+          "its rounding changed (RI of `bottom` +0.47 -> +0.40, of `uyy_top` -0.01 -> +0.03, both with 2 seeds).", "",
           "Command: `python benchmarks/time_to_settled.py`", "",
           "| problem | preset | budget | seeds | wall (cold) | compiling | settled | agrees with 4x (RI, FI) | "
           "reference's extra time | improper | machine |",

@@ -44,7 +44,7 @@ SPEC = Spec(
     n_data=100,
     settles={  # measured by benchmarks/settle.py
         "quick": "unsettled: every training still running at the cap",
-        "standard": "settled: every training stops by ~18 000 steps; 10.6 min on 2 CPU cores (measured, 3 seeds, benchmarks/time_to_settled.py)",
+        "standard": "settled: every training stops by ~18 000 steps; 5.6 min on 2 CPU cores (measured, 3 seeds, benchmarks/time_to_settled.py)",
     },
 )
 

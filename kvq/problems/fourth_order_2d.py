@@ -59,7 +59,7 @@ SPEC = Spec(
     n_data=50,
     settles={  # measured by benchmarks/settle.py
         "quick": "unsettled: every training still running at the 600-step cap; the PDE's RI -1.4 and FI -0.9 are short-budget numbers (FI +0.1 at 6 000 steps and rising)",
-        "standard": "settled: 98 % of the trainings stop by the 12 000-step cap and every rule has settled there, without margin (at 11 700 steps two rules still moved); 6.9 min on 2 CPU cores (measured, 2 seeds, benchmarks/time_to_settled.py)",
+        "standard": "settled: 98 % of the trainings stop by the 12 000-step cap and every rule has settled there, without margin (at 11 700 steps two rules still moved); 5.6 min on 2 CPU cores (measured, 2 seeds, benchmarks/time_to_settled.py)",
     },
 )
 
