@@ -64,9 +64,8 @@ class ScanConfig:
     evenly between them, ``max_batch`` and ``vectorize`` count per device; ``None``: all of
     them).  Like ``max_batch`` and ``vectorize`` it changes where and how fast, not what is
     computed, so a run may resume with another.  (A different lock-step width can round the
-    same float32 arithmetic differently, which the early-stopping check may amplify: RI moved
-    by up to 0.02 decades on ``equations`` between ``vectorize`` 4 and 16, 2 seeds at 8 000
-    steps; 16 and the default gave the same numbers.)
+    same float32 arithmetic differently, which the early-stopping check may amplify into
+    visibly different numbers: docs/design.md §5.)
     ``score``: how a training is scored on the validation set, per output: ``"mse"`` (the
     paper's), ``"relative_l2"`` or ``"max_error"``; the value of a rule subset is
     ``-log10(score)``, so importances stay in decades of that score.

@@ -48,9 +48,10 @@ CPU_CHEAP_WIDTH = 16
 """On a CPU, the lock-step width of a program without an expensive rule that trains at least four
 times as many items (fewer train as one chunk).  All of them in one chunk would each run until the
 slowest stops; in chunks the stopped ones are skipped (:func:`kvq.core.train.lockstep`).  Measured:
-the ``equations`` standard scan (96 trainings) took 337 s instead of 638 s, its table the same bit
-for bit; Burgers' 24 PDE-off trainings of its standard scan in chunks of 16 gained 5 % and rounded
-differently (RI moved by up to 0.011 decades), so small programs stay whole (docs/design.md §5)."""
+the ``equations`` standard scan (96 trainings) took 336 s instead of 638 s, its table the same bit
+for bit (benchmarks/time_to_settled.py).  A different width can round differently, and in a trial
+(not kept as a benchmark) Burgers' 24 PDE-off trainings in chunks of 16 did, for little gain, so
+small programs stay whole (docs/design.md §5)."""
 VALIDATION_CHUNK = 64  # models scored per compiled validation call
 
 
