@@ -279,10 +279,16 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if any(c["budget"] == budget for c in block["cells"]) and not args.fresh:
                 continue  # measured by an earlier, interrupted invocation
+            before = [c for c in block["cells"] if c["budget"] == budget]
             block["cells"] = [c for c in block["cells"] if c["budget"] != budget]  # --fresh: replaced
             t1 = time.perf_counter()
             rows = run_cell(n, budget, games, args.repeats, set(args.only) if args.only else None)
-            block["cells"].append({"share": share, "budget": budget, "rows": rows, "only": args.only})
+            only = args.only
+            if args.only and before:  # --only: the other methods' rows of the saved cell are kept
+                kept = [r for r in before[0]["rows"] if r["method"] not in args.only]
+                rows = kept + rows
+                only = None if before[0].get("only") is None else sorted({*before[0]["only"], *args.only})
+            block["cells"].append({"share": share, "budget": budget, "rows": rows, "only": only})
             block["wall_s"] += time.perf_counter() - t1
             payload["wall_s"] = sum(b["wall_s"] for b in payload["games"].values())
             write_json(key, payload)  # after every cell: an interrupted run keeps what it measured

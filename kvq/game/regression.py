@@ -22,6 +22,13 @@ standard error is the spread of the per-pair totals.  Without ``g`` this is an a
 stratified Horvitz-Thompson estimate; with a ``g`` that explains the game the sampling error
 vanishes.  At budgets too small for the cross-fitted model the fitted model itself is the
 estimate (:data:`SMALL_BUDGET`).
+
+For the uniform (Banzhaf) weighting the fitted model is the estimate at every budget
+(:data:`FITTED_WEIGHTINGS`): the richest model the coalitions afford, fitted by least squares
+with each coalition weighted by what it stands for in the weighting (:func:`design_weights`),
+is consistent (over every coalition its importance is the exact value, whatever the model's
+level) and, on kvq's trained tables and on unanimity games, errs less than the cross-fitted
+estimate (benchmarks/sampling_accuracy.py); its error bar is a grouped jackknife.
 """
 
 from __future__ import annotations
@@ -54,6 +61,19 @@ unbiased estimate's own.  Consistent but not unbiased, and its error bar is roug
 (the table says so, :func:`kvq.game.sampling.few_draws`).
 ``"unbiased"``: no model, the plain stratified Horvitz-Thompson estimate.
 benchmarks/small_budgets.py and benchmarks/sampling_accuracy.py measured the choice."""
+FITTED_WEIGHTINGS = ("uniform",)
+"""The weightings whose estimate is the design-weighted fit at every budget (:func:`fitted_importance`,
+the richest model with :data:`ROWS_PER_WEIGHT` coalitions per weight, no ridge; the ridge-penalised
+intercept-and-rules fit below the cross-fitted model's threshold).  For the Shapley weighting the
+cross-fitted estimate stays: on unanimity games of 10 to 30 rules it erred less than the fit
+(e.g. 20 rules at 10 % of the coalitions: MAE 0.0016 against 0.0038), on the trained tables a
+little more (benchmarks/sampling_accuracy.py)."""
+RIDGE_ROWS_PER_WEIGHT = 3.5
+"""For :data:`FITTED_WEIGHTINGS`, the ridge-penalised small-budget fit is used below this many
+coalitions per weight of the intercept-and-rules model.  Placed between two measurements (uniform
+weighting, 40 draws, trials with benchmarks/sampling_accuracy.py's games): Kovasznay's table at 41
+coalitions for 11 rules (3.4 per weight) erred less with the ridge (MAE 0.057 against 0.076), the
+2-D problem's at 32 for 7 rules (4 per weight) without it (0.057 against 0.060)."""
 RIDGE = 0.03
 """The ridge penalty of the small-budget fit: this share of its Gram matrix's mean diagonal on
 every rule weight (not on the intercept)."""
@@ -167,12 +187,17 @@ def fit(
     mean diagonal on every weight but the "rules" model's intercept; coefficients [p]."""
     X = features(masks, level)
     Xw = X if weights is None else X * weights[:, None]
-    gram = Xw.T @ X
+    return solve(Xw.T @ X, Xw.T @ v, level, ridge)
+
+
+def solve(gram: np.ndarray, rhs: np.ndarray, level: str, ridge: float = 0.0) -> np.ndarray:
+    """The coefficients [p] (or [p, k] for ``rhs`` [p, k]) of the normal equations ``gram``
+    [p, p] under :func:`fit`'s penalty."""
     scale = max(float(np.trace(gram)) / len(gram), 1e-300)
     penalty = np.full(len(gram), max(ridge, 1e-8) * scale)
     if level == "rules":
         penalty[0] = 1e-8 * scale  # the intercept is the game's level: not shrunk
-    return np.linalg.solve(gram + np.diag(penalty), Xw.T @ v)
+    return np.linalg.solve(gram + np.diag(penalty), rhs)
 
 
 def one_coalition(weighting: str, masks: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -240,15 +265,23 @@ def _model(masks: np.ndarray, v: np.ndarray, n: int) -> tuple[np.ndarray, str]:
     if len(masks) > FIT_ROWS:
         pick = np.random.default_rng(0).choice(len(masks), FIT_ROWS, replace=False)
         masks, v = masks[pick], v[pick]
+    level = richest_level(masks)
+    if level == "none":
+        return np.zeros(0), level
+    return fit(masks, v, level), level
+
+
+def richest_level(masks: np.ndarray) -> str:
+    """The richest of :data:`LEVELS` that the coalitions ``masks`` [M, n] fit with at least
+    :data:`ROWS_PER_WEIGHT` coalitions per weight."""
+    n = masks.shape[1]
     sizes = len(np.unique(masks.sum(axis=1)))
     count = {"rules": n + 1, "sizes": sizes + n, "pairs": sizes + n + n * (n - 1) // 2}
     level = "none"
     for name in LEVELS[1:]:
         if len(masks) >= ROWS_PER_WEIGHT * count[name]:
             level = name
-    if level == "none":
-        return np.zeros(0), level
-    return fit(masks, v, level), level
+    return level
 
 
 def _stratum_of(draws: np.ndarray) -> np.ndarray:
@@ -375,16 +408,25 @@ def regression_importance(
     weighting = REGRESSION_WEIGHTING[sampler]
     n, S = masks.shape[1], values.shape[1]
     lookup = {k: row for row, k in enumerate(_keys(masks))}
+    if any(k not in lookup for k in _keys(np.concatenate([draws, 1 - draws]))):
+        raise KvqError("a coalition the draws need was not trained")
+    sampled = ~np.isin(_stratum_of(draws), enumerated)
+    if not sampled.any():  # every pair enumerated: exact (the fold models cancel)
+        exact = np.stack([_exact_part(weighting, draws, lookup, values[:, s], masks) for s in range(S)])
+        return exact, np.zeros(n), len(draws)
+    tiny = SMALL_BUDGET == "fitted" and _too_few(masks, values, draws, sampled, lookup)
+    if weighting in FITTED_WEIGHTINGS and SMALL_BUDGET == "fitted":
+        tiny = tiny or np.isfinite(values).all(axis=1).sum() < RIDGE_ROWS_PER_WEIGHT * (n + 1)
+    level = richest_level(masks[np.isfinite(values).all(axis=1)])
+    if weighting in FITTED_WEIGHTINGS and not tiny and level != "none":
+        per_seed, se = fitted_importance(weighting, masks, values, draws, sampled, lookup, level)
+        return per_seed, se, len(draws)
     try:
         totals = np.stack(
             [pair_totals(weighting, draws, enumerated, lookup, values[:, s], masks) for s in range(S)], axis=2
         )  # [U, n, S]
     except KeyError:
         raise KvqError("a coalition the draws need was not trained") from None
-    sampled = ~np.isin(_stratum_of(draws), enumerated)
-    if not sampled.any():  # every pair enumerated: exact (the fold models cancel)
-        exact = np.stack([_exact_part(weighting, draws, lookup, values[:, s], masks) for s in range(S)])
-        return exact, np.zeros(n), len(draws)
     units = totals[sampled]
     with np.errstate(invalid="ignore"):
         per_seed = np.nanmean(units, axis=0).T  # [S, n]
@@ -393,8 +435,8 @@ def regression_importance(
     se = np.nanstd(pbar[ok], axis=0, ddof=1) / np.sqrt(ok.sum()) if ok.sum() > 1 else np.full(n, np.inf)
     if _distinct_pairs(draws[sampled]) < 2:  # one pair drawn from both sides is one pair: no spread to see
         se = np.full(n, np.inf)
-    if SMALL_BUDGET == "fitted" and _too_few(masks, values, draws, sampled, lookup):
-        per_seed, se_fit = fitted_importance(weighting, masks, values, draws, sampled, lookup)
+    if tiny:
+        per_seed, se_fit = fitted_importance(weighting, masks, values, draws, sampled, lookup, "rules", RIDGE)
         se = np.maximum(se, se_fit)  # the unbiased estimate's error bar bounds the fit's bias as well
     return per_seed, se, len(draws)
 
@@ -430,52 +472,110 @@ def fitted_importance(
     draws: np.ndarray,
     sampled: np.ndarray,
     lookup: dict[bytes, int],
+    level: str = "rules",
+    ridge: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The small-budget estimate (:data:`SMALL_BUDGET` ``"fitted"``) from the table's ``masks``
-    [M, n] and ``values`` [M, S]: per seed [S, n] (each seed's finite values) and the grouped
-    jackknife standard error [n] of the seed-mean estimate over the ``sampled`` draws [U] (a
-    group's pairs leave out their coalitions of sizes 1 to n - 2: FI's and the ends are held
-    whatever is drawn); inf with fewer than 2 sampled pairs."""
+    """The fitted estimate from the table's ``masks`` [M, n] and ``values`` [M, S]: the
+    importance of model ``level`` fitted to every coalition held under :func:`design_weights`
+    and the ``ridge`` penalty (:func:`solve`), per seed [S, n] (each seed's finite values), and
+    the grouped jackknife standard error [n] of the seed-mean estimate over the ``sampled``
+    draws [U] (a group's pairs leave out their coalitions of sizes 1 to n - 2: FI's and the
+    ends are held whatever is drawn); inf with fewer than 2 sampled pairs."""
     n, S = masks.shape[1], values.shape[1]
-    per_seed = np.stack([_fit_importance(weighting, *_finite(masks, values[:, s])) for s in range(S)])
-    with np.errstate(invalid="ignore"):
-        vbar = np.nanmean(values, axis=1)
     idx = np.flatnonzero(sampled)
-    if len(idx) < 2:
-        return per_seed, np.full(n, np.inf)
+    groups = min(FOLDS, len(idx))
+    group = np.full(len(masks), groups)  # the last bucket is never left out
     size = masks.sum(axis=1)
     inner = (size > 0) & (size < n - 1)
-    groups = min(FOLDS, len(idx))
-    leave_out = []
     for g in range(groups):
-        keep = np.ones(len(masks), bool)
-        keep[[lookup[k] for d in draws[idx[g::groups]] for k in _keys(np.stack([d, 1 - d]))]] = False
-        leave_out.append(_fit_importance(weighting, *_finite(masks[keep | ~inner], vbar[keep | ~inner])))
-    theta = np.array(leave_out)
+        rows = [lookup[k] for d in draws[idx[g::groups]] for k in _keys(np.stack([d, 1 - d]))]
+        rows = [r for r in rows if inner[r] and group[r] == groups]
+        group[rows] = g
+    per_seed = np.empty((S, n))
+    for s in range(S):
+        gram, rhs = _normal_equations(weighting, masks, values[:, s], level, np.zeros(len(masks), int), 1)
+        per_seed[s] = model_importance(weighting, n, solve(gram[0], rhs[0], level, ridge), level)
+    with np.errstate(invalid="ignore"):
+        vbar = np.nanmean(values, axis=1)
+    if groups < 2:
+        return per_seed, np.full(n, np.inf)
+    gram, rhs = _normal_equations(weighting, masks, vbar, level, group, groups + 1)
+    total_g, total_r = gram.sum(axis=0), rhs.sum(axis=0)
+    theta = np.array(
+        [
+            model_importance(weighting, n, solve(total_g - gram[g], total_r - rhs[g], level, ridge), level)
+            for g in range(groups)
+        ]
+    )
     se = np.sqrt((groups - 1) / groups * ((theta - theta.mean(axis=0)) ** 2).sum(axis=0))
     return per_seed, se
 
 
-def _finite(masks: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+CHUNK = 8192
+"""Coalitions per block of the design matrix when the normal equations are summed."""
+
+
+def _normal_equations(
+    weighting: str, masks: np.ndarray, v: np.ndarray, level: str, group: np.ndarray, groups: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``X^T W X`` [G, p, p] and ``X^T W v`` [G, p] of :func:`features` of ``level`` under
+    :func:`design_weights`, summed per ``group`` [M] (0 .. G - 1) over the coalitions whose
+    value ``v`` [M] is finite, block by block (:data:`CHUNK`)."""
     ok = np.isfinite(v)
-    return masks[ok], v[ok]
+    masks, v, group = masks[ok], v[ok], group[ok]
+    w = design_weights(weighting, masks)
+    p = features(masks[:1], level).shape[1]
+    gram, rhs = np.zeros((groups, p, p)), np.zeros((groups, p))
+    for lo in range(0, len(masks), CHUNK):
+        X = features(masks[lo : lo + CHUNK], level)
+        Xw = X * w[lo : lo + CHUNK, None]
+        g = group[lo : lo + CHUNK]
+        for k in np.unique(g):
+            sel = g == k
+            gram[k] += Xw[sel].T @ X[sel]
+            rhs[k] += Xw[sel].T @ v[lo : lo + CHUNK][sel]
+    return gram, rhs
 
 
-def _fit_importance(weighting: str, masks: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """The rule weights [n] of the intercept-and-rules model fitted to ``v`` [M] at ``masks``
-    [M, n], each coalition weighted by its size's share of ``weighting``'s mass over the
-    coalitions of that size held (:data:`SMALL_BUDGET`), under the :data:`RIDGE` penalty."""
-    n = masks.shape[1]
+def design_weights(weighting: str, masks: np.ndarray) -> np.ndarray:
+    """The weight [M] of each coalition held in the fit: what it stands for in ``weighting``.
+    A size whose coalitions are all held shares its mass (Banzhaf ``C(n, t)/2^n``; Shapley the
+    kernel's ``(n - 1)/(t(n - t))``, the empty and full coalitions :data:`END_MASS` times the
+    heaviest size) equally; the other sizes share the rest of the mass by importance sampling,
+    each coalition its size's mass over the probability that :func:`random_pairs` draws it
+    (the design of :func:`regression_strata`), as KernelSHAP weighs its draws.  Mean 1."""
+    z = np.asarray(masks)
+    n = z.shape[1]
     t = np.arange(n + 1)
+    comb = np.array([math.comb(n, int(k)) for k in t], float)
     if weighting == "shapley":
         mass = np.zeros(n + 1)
-        mass[1:n] = (n - 1) / (t[1:n] * (n - t[1:n]))  # the Shapley kernel's mass of each size
+        mass[1:n] = (n - 1) / (t[1:n] * (n - t[1:n]))
         mass[[0, n]] = END_MASS * mass[1:n].max()
     else:
-        mass = np.array([math.comb(n, int(k)) for k in t], float) / 2.0**n
-    size = masks.sum(axis=1).astype(int)
-    w = mass[size] / np.bincount(size, minlength=n + 1)[size]
-    return fit(masks, v, "rules", RIDGE, w / w.mean())[1:]
+        mass = comb / 2.0**n
+    strata = regression_strata(weighting, n)
+    k = np.minimum(t, n - t)
+    draw = np.array(
+        [strata[int(j)][0] * (1.0 if 2 * j == n else 0.5) / comb[i] if j > 0 else 1.0 for i, j in enumerate(k)]
+    )
+    size = z.sum(axis=1).astype(int)
+    complete = np.bincount(size, minlength=n + 1) == comb
+    w = np.where(complete[size], mass[size] / comb[size], 0.0)
+    part = ~complete[size]
+    if part.any():
+        ratio = mass[size[part]] / comb[size[part]] / draw[size[part]]
+        w[part] = mass[~complete].sum() * ratio / ratio.sum()
+    return w / w.mean()
+
+
+def _fit_importance(
+    weighting: str, masks: np.ndarray, v: np.ndarray, ridge: float = 0.0, level: str = "rules"
+) -> np.ndarray:
+    """The importance [n] of model ``level`` fitted to ``v`` [M] at ``masks`` [M, n] under
+    :func:`design_weights` and the ``ridge`` penalty."""
+    gram, rhs = _normal_equations(weighting, masks, v, level, np.zeros(len(masks), int), 1)
+    return model_importance(weighting, masks.shape[1], solve(gram[0], rhs[0], level, ridge), level)
 
 
 def _exact_part(
