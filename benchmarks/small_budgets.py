@@ -74,8 +74,8 @@ def markdown(payload: dict) -> str:
         "",
         f"{len(GAMES)} sums of unanimity games with {N} rules, {payload['draws']} draws per game, budgets below 3 "
         "coalitions per weight of the cross-fitted model; *unbiased*: no model, the stratified Horvitz-Thompson "
-        "estimate; *fitted*: the intercept-and-rules model fitted to every coalition held (weighted by its size's "
-        "share of the weighting's mass, ridge penalty), its importance the estimate, a grouped jackknife its se. "
+        "estimate; *fitted*: the intercept-and-rules model fitted to every coalition held (each weighted by what "
+        "it stands for in the weighting, `design_weights`; ridge penalty), its importance the estimate, a grouped jackknife its se. "
         "MAE: mean over the games; *fitted better*: games where the fitted estimate errs less; *beyond 2.5 se*: "
         "share of (game, rule) mean errors further than 2.5 standard errors from 0 (centred: about 1 %); coverage "
         f"of ± 2 se_sampling. kvq's choice (`SMALL_BUDGET`): {payload['default']}. "

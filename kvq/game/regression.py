@@ -52,10 +52,10 @@ ROWS_PER_WEIGHT = 3
 """A model enters once there are at least this many coalitions per weight it fits."""
 SMALL_BUDGET = "fitted"
 """Below that (some fold's model would lack coalitions), the estimate is the model itself:
-``"fitted"``, an intercept-and-rules model fitted to every coalition held, each weighted by its
-size's share of the weighting's mass over the coalitions held of that size (the sampling design
-undone, as KernelSHAP does; the empty and full coalitions ten times the heaviest size, a soft
-efficiency constraint for the Shapley weighting), under a :data:`RIDGE` penalty; its standard
+``"fitted"``, an intercept-and-rules model fitted to every coalition held under
+:func:`design_weights` (the sampling design undone, as KernelSHAP does; the empty and full
+coalitions ten times the heaviest size, a soft efficiency constraint for the Shapley weighting),
+under a :data:`RIDGE` penalty; its standard
 error is the larger of a grouped jackknife over the sampled pairs (:data:`FOLDS` groups) and the
 unbiased estimate's own.  Consistent but not unbiased, and its error bar is rough at such budgets
 (the table says so, :func:`kvq.game.sampling.few_draws`).
@@ -414,11 +414,13 @@ def regression_importance(
     if not sampled.any():  # every pair enumerated: exact (the fold models cancel)
         exact = np.stack([_exact_part(weighting, draws, lookup, values[:, s], masks) for s in range(S)])
         return exact, np.zeros(n), len(draws)
-    tiny = SMALL_BUDGET == "fitted" and _too_few(masks, values, draws, sampled, lookup)
-    if weighting in FITTED_WEIGHTINGS and SMALL_BUDGET == "fitted":
-        tiny = tiny or np.isfinite(values).all(axis=1).sum() < RIDGE_ROWS_PER_WEIGHT * (n + 1)
-    level = richest_level(masks[np.isfinite(values).all(axis=1)])
-    if weighting in FITTED_WEIGHTINGS and not tiny and level != "none":
+    finite = np.isfinite(values).all(axis=1)
+    few = _too_few(masks, values, draws, sampled, lookup)  # below the cross-fitted model's threshold
+    if weighting in FITTED_WEIGHTINGS:
+        few = few or finite.sum() < RIDGE_ROWS_PER_WEIGHT * (n + 1)
+    tiny = SMALL_BUDGET == "fitted" and few
+    level = richest_level(masks[finite])
+    if weighting in FITTED_WEIGHTINGS and not few and level != "none":
         per_seed, se = fitted_importance(weighting, masks, values, draws, sampled, lookup, level)
         return per_seed, se, len(draws)
     try:
