@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_md import HERE, machine, update_section, write_json
 
 import kvq
+from kvq.game import regression
 from kvq.game.importance import rank_correlation, values_importance
 
 SHARES = (0.02, 0.1, 0.25)
@@ -101,6 +102,12 @@ def table_game(name: str):
     return value, exact, n
 
 
+ESTIMATES = {"regression": ("kvq regression (fit)", ("uniform", "shapley")),
+             "regression-banzhaf": ("kvq regression-banzhaf (cross-fitted)", ())}
+"""The other estimate of each regression sampler's draws (kvq.game.regression.FITTED_WEIGHTINGS): the
+design-weighted fit for the Shapley sampler, the cross-fitted estimate for the uniform one."""
+
+
 def run_cell(n: int, budget: int, games, repeats: int, only: set[str] | None = None) -> list[dict]:
     """Every method (or those named in ``only``: ``kvq regression``, ``shapiq KernelSHAP``, ...)
     on ``repeats`` draws (``games(r)`` -> value, exact) at ``budget``."""
@@ -110,19 +117,24 @@ def run_cell(n: int, budget: int, games, repeats: int, only: set[str] | None = N
     for r in range(repeats):
         value, exact = games(r)
         for weighting, samplers in KVQ.items():
-            for sampler in samplers:
-                if (n >= LARGE_N and sampler.startswith("kernel")) or (only and f"kvq {sampler}" not in only):
+            runs = [(s, f"kvq {s}", None) for s in samplers]
+            runs += [(s, *ESTIMATES[s]) for s in samplers if s in ESTIMATES]
+            for sampler, label, fitted in runs:
+                if (n >= LARGE_N and sampler.startswith("kernel")) or (only and label not in only):
                     continue
+                default = regression.FITTED_WEIGHTINGS
+                regression.FITTED_WEIGHTINGS = default if fitted is None else fitted
                 t0 = time.perf_counter()
                 try:
-                    res = kvq.estimate_game(value, names, weighting, sampler, budget=budget, seed=r)
+                    ri = kvq.rule_importance(kvq.estimate_game(value, names, weighting, sampler, budget=budget, seed=r))
                 except kvq.KvqError:
                     continue
-                ri = kvq.rule_importance(res)
+                finally:
+                    regression.FITTED_WEIGHTINGS = default
                 err = np.abs(ri.mean - exact[weighting])
                 cov = float(np.mean(err <= 2 * ri.se_sampling))
                 rough = float(kvq.sampling.few_draws(sampler, ri.samples, n) is not None)  # the output says so
-                scores.setdefault((weighting, f"kvq {sampler}"), []).append(
+                scores.setdefault((weighting, label), []).append(
                     (float(err.mean()), rank_correlation(ri.mean, exact[weighting]), cov, time.perf_counter() - t0,
                      rough)
                 )
