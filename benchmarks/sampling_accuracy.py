@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.only and before:  # --only: the other methods' rows of the saved cell are kept
                 kept = [r for r in before[0]["rows"] if r["method"] not in args.only]
                 rows = kept + rows
-                only = None if before[0].get("only") is None else sorted({*before[0]["only"], *args.only})
+                only = None if before[0].get("only") is None else sorted({r["method"] for r in rows})
             block["cells"].append({"share": share, "budget": budget, "rows": rows, "only": only})
             block["wall_s"] += time.perf_counter() - t1
             payload["wall_s"] = sum(b["wall_s"] for b in payload["games"].values())

@@ -188,8 +188,8 @@ def _training_options(s: argparse.ArgumentParser) -> None:
         default=None,
         choices=SAMPLERS,
         help="scan only: estimate RI from sampled coalitions instead of all 2^n, for many rules (needs --budget): "
-        "msr and kernel-banzhaf estimate the uniform (Banzhaf) RI, permutation and kernel (paired KernelSHAP) "
-        "the Shapley RI",
+        "regression-banzhaf (the most accurate), msr and kernel-banzhaf estimate the uniform (Banzhaf) RI, "
+        "regression (the most accurate), permutation and kernel (paired KernelSHAP) the Shapley RI",
     )
     s.add_argument("--budget", type=int, default=None, metavar="B", help="with --coalitions: at most B coalitions")
     s.add_argument(

@@ -66,14 +66,13 @@ FITTED_WEIGHTINGS = ("uniform",)
 the richest model with :data:`ROWS_PER_WEIGHT` coalitions per weight, no ridge; the ridge-penalised
 intercept-and-rules fit below the cross-fitted model's threshold).  For the Shapley weighting the
 cross-fitted estimate stays: on unanimity games of 10 to 30 rules it erred less than the fit
-(e.g. 20 rules at 10 % of the coalitions: MAE 0.0016 against 0.0038), on the trained tables a
+(e.g. 20 rules at 10 % of the coalitions: MAE 0.0017 against 0.0039), on the trained tables a
 little more (benchmarks/sampling_accuracy.py)."""
 RIDGE_ROWS_PER_WEIGHT = 3.5
 """For :data:`FITTED_WEIGHTINGS`, the ridge-penalised small-budget fit is used below this many
-coalitions per weight of the intercept-and-rules model.  Placed between two measurements (uniform
-weighting, 40 draws, trials with benchmarks/sampling_accuracy.py's games): Kovasznay's table at 41
-coalitions for 11 rules (3.4 per weight) erred less with the ridge (MAE 0.057 against 0.076), the
-2-D problem's at 32 for 7 rules (4 per weight) without it (0.057 against 0.060)."""
+coalitions per weight of the intercept-and-rules model: placed in trials between Kovasznay's table
+at 41 coalitions for 11 rules (3.4 per weight), which erred less with the ridge, and the 2-D
+problem's at 32 for 7 rules (4 per weight), which erred less without it."""
 RIDGE = 0.03
 """The ridge penalty of the small-budget fit: this share of its Gram matrix's mean diagonal on
 every rule weight (not on the intercept)."""
