@@ -422,12 +422,9 @@ def regression_importance(
     if weighting in FITTED_WEIGHTINGS and not few and level != "none":
         per_seed, se = fitted_importance(weighting, masks, values, draws, sampled, lookup, level)
         return per_seed, se, len(draws)
-    try:
-        totals = np.stack(
-            [pair_totals(weighting, draws, enumerated, lookup, values[:, s], masks) for s in range(S)], axis=2
-        )  # [U, n, S]
-    except KeyError:
-        raise KvqError("a coalition the draws need was not trained") from None
+    totals = np.stack(
+        [pair_totals(weighting, draws, enumerated, lookup, values[:, s], masks) for s in range(S)], axis=2
+    )  # [U, n, S]
     units = totals[sampled]
     with np.errstate(invalid="ignore"):
         per_seed = np.nanmean(units, axis=0).T  # [S, n]
@@ -492,10 +489,7 @@ def fitted_importance(
         rows = [lookup[k] for d in draws[idx[g::groups]] for k in _keys(np.stack([d, 1 - d]))]
         rows = [r for r in rows if inner[r] and group[r] == groups]
         group[rows] = g
-    per_seed = np.empty((S, n))
-    for s in range(S):
-        gram, rhs = _normal_equations(weighting, masks, values[:, s], level, np.zeros(len(masks), int), 1)
-        per_seed[s] = model_importance(weighting, n, solve(gram[0], rhs[0], level, ridge), level)
+    per_seed = np.stack([_fit_importance(weighting, masks, values[:, s], ridge, level) for s in range(S)])
     with np.errstate(invalid="ignore"):
         vbar = np.nanmean(values, axis=1)
     if groups < 2:
