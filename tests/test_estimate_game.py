@@ -168,6 +168,17 @@ def test_the_uniform_fit_errs_less_than_the_cross_fitted_estimate_and_its_error_
     assert 0.85 <= coverage <= 0.99
 
 
+def test_the_table_says_which_estimate_is_a_fit():
+    """The uniform sampler's table says its RI is a fit (consistent, not unbiased); the
+    Shapley sampler's cross-fitted estimate does not carry that line."""
+    value, _ = unanimity(8, 2)
+    names = [f"r{i}" for i in range(8)]
+    uniform = kvq.estimate_game(value, names, "uniform", budget=80, seed=0).table()
+    shapley = kvq.estimate_game(value, names, "shapley", budget=80, seed=0).table()
+    assert "least-squares fit" in uniform and "consistent, not unbiased" in uniform
+    assert "least-squares fit" not in shapley
+
+
 def test_one_pair_drawn_from_both_sides_is_one_pair_and_gives_no_error_bar():
     from kvq.game.regression import regression_importance
     from kvq.game.table import full_masks

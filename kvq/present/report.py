@@ -11,6 +11,7 @@ from kvq.core.text import pm as _pm
 from kvq.core.text import recipe_line, rule_kinds, score_label
 from kvq.errors import KvqError
 from kvq.game.importance import SampledImportance
+from kvq.game.regression import FITTED_WEIGHTINGS, REGRESSION_WEIGHTING
 from kvq.game.sampling import DRAWN, LABELS, few_draws
 from kvq.game.summary import Summary, summarize
 from kvq.game.table import PROVIDED, ScanResult, ValueTable
@@ -256,6 +257,12 @@ def sampled_lines(table: ValueTable, ri: Any, plain: Any) -> list[str]:
             f"{n + 1} it needs); se = sqrt(se sampling² + se seeds²)"
         )
     ]
+    if REGRESSION_WEIGHTING.get(str(sampling.sampler)) in FITTED_WEIGHTINGS and np.any(ri.se_sampling > 0):
+        out.append(
+            "RI from a least-squares fit to the trained values, each coalition weighted by what it stands for in the "
+            "weighting: consistent, not unbiased; se sampling from a jackknife over the draws (at small budgets at "
+            "least the unbiased estimate's)"
+        )
     proxy = sampling.proxy
     if plain is not None:
         beta = proxy.get("beta") or [float("nan")]
