@@ -168,6 +168,36 @@ def test_the_uniform_fit_errs_less_than_the_cross_fitted_estimate_and_its_error_
     assert 0.85 <= coverage <= 0.99
 
 
+def test_the_uniform_fit_picks_its_model_by_held_out_error(monkeypatch):
+    """10 rules, 300 coalitions, 10 draws: on a game with a strong size effect the fit picks a
+    model with a value per size and is exact, where the intercept-and-rules model errs; on an
+    additive game with noise it does about as well as that simpler model."""
+    from kvq.core.coalitions import all_masks
+    from kvq.game import regression
+    from kvq.game.importance import values_importance
+
+    n = 10
+    names = [f"r{i}" for i in range(n)]
+    w = np.random.default_rng(0).normal(size=n)
+    bits = 1 << np.arange(n)
+    noise = np.random.default_rng(1).normal(size=2**n)
+    games = {
+        "additive": lambda m: np.asarray(m) @ w + 0.3 * noise[np.asarray(m, int) @ bits],
+        "sized": lambda m: np.asarray(m) @ w + 3 * np.sin(np.asarray(m).sum(axis=1)),
+    }
+    every = all_masks(n).astype(np.int8)
+
+    def mae(value, exact) -> float:
+        return float(np.mean([np.abs(kvq.rule_importance(kvq.estimate_game(
+            value, names, "uniform", budget=300, seed=seed)).mean - exact).mean() for seed in range(10)]))
+
+    chosen = {k: mae(v, values_importance(v(every)[:, None], "uniform")[0]) for k, v in games.items()}
+    monkeypatch.setattr(regression, "richest_level", lambda masks: "rules")
+    simple = {k: mae(v, values_importance(v(every)[:, None], "uniform")[0]) for k, v in games.items()}
+    assert chosen["sized"] < 1e-6 and simple["sized"] > 0.03
+    assert chosen["additive"] <= 1.2 * simple["additive"]
+
+
 def test_the_table_says_which_estimate_is_a_fit():
     """The uniform sampler's table says its RI is a fit (consistent, not unbiased); the
     Shapley sampler's cross-fitted estimate does not carry that line."""

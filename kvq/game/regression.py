@@ -474,11 +474,13 @@ def fitted_importance(
     ridge: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The fitted estimate from the table's ``masks`` [M, n] and ``values`` [M, S]: the
-    importance of model ``level`` fitted to every coalition held under :func:`design_weights`
-    and the ``ridge`` penalty (:func:`solve`), per seed [S, n] (each seed's finite values), and
-    the grouped jackknife standard error [n] of the seed-mean estimate over the ``sampled``
-    draws [U] (a group's pairs leave out their coalitions of sizes 1 to n - 2: FI's and the
-    ends are held whatever is drawn); inf with fewer than 2 sampled pairs."""
+    importance of a model fitted to every coalition held under :func:`design_weights` and the
+    ``ridge`` penalty (:func:`solve`), per seed [S, n] (each seed's finite values), and the
+    grouped jackknife standard error [n] of the seed-mean estimate over the ``sampled`` draws
+    [U] (:data:`FOLDS` groups; a group's pairs leave out their coalitions of sizes 1 to n - 2:
+    FI's and the ends are held whatever is drawn); inf with fewer than 2 sampled pairs.  The
+    model: ``level``, or without a ridge the one of :data:`LEVELS` up to ``level`` whose fits
+    without each group predict that group's coalitions best (design-weighted squared error)."""
     n, S = masks.shape[1], values.shape[1]
     idx = np.flatnonzero(sampled)
     groups = min(FOLDS, len(idx))
@@ -489,12 +491,17 @@ def fitted_importance(
         rows = [lookup[k] for d in draws[idx[g::groups]] for k in _keys(np.stack([d, 1 - d]))]
         rows = [r for r in rows if inner[r] and group[r] == groups]
         group[rows] = g
-    per_seed = np.stack([_fit_importance(weighting, masks, values[:, s], ridge, level) for s in range(S)])
     with np.errstate(invalid="ignore"):
         vbar = np.nanmean(values, axis=1)
     if groups < 2:
+        per_seed = np.stack([_fit_importance(weighting, masks, values[:, s], ridge, level) for s in range(S)])
         return per_seed, np.full(n, np.inf)
-    gram, rhs = _normal_equations(weighting, masks, vbar, level, group, groups + 1)
+    candidates = LEVELS[1 : LEVELS.index(level) + 1] if ridge == 0 else (level,)
+    equations = {lev: _normal_equations(weighting, masks, vbar, lev, group, groups + 1) for lev in candidates}
+    if len(candidates) > 1:  # the simplest of equally good models: min keeps the first
+        level = min(candidates, key=lambda lev: _held_out_error(weighting, masks, vbar, lev, group, *equations[lev]))
+    per_seed = np.stack([_fit_importance(weighting, masks, values[:, s], ridge, level) for s in range(S)])
+    gram, rhs = equations[level]
     total_g, total_r = gram.sum(axis=0), rhs.sum(axis=0)
     theta = np.array(
         [
@@ -504,6 +511,24 @@ def fitted_importance(
     )
     se = np.sqrt((groups - 1) / groups * ((theta - theta.mean(axis=0)) ** 2).sum(axis=0))
     return per_seed, se
+
+
+def _held_out_error(
+    weighting: str, masks: np.ndarray, v: np.ndarray, level: str, group: np.ndarray, gram: np.ndarray, rhs: np.ndarray
+) -> float:
+    """The design-weighted squared error of each group's coalitions (``group`` [M]; the last of
+    ``gram``'s [G, p, p] groups is never left out) under model ``level`` fitted without them."""
+    ok = np.isfinite(v)
+    masks, v, group = masks[ok], v[ok], group[ok]
+    w = design_weights(weighting, masks)
+    total_g, total_r = gram.sum(axis=0), rhs.sum(axis=0)
+    error = 0.0
+    for g in range(len(gram) - 1):
+        sel = group == g
+        if sel.any():
+            coef = solve(total_g - gram[g], total_r - rhs[g], level)
+            error += float(np.sum(w[sel] * (v[sel] - predict(masks[sel], coef, level)) ** 2))
+    return error
 
 
 CHUNK = 8192
