@@ -24,9 +24,9 @@ vanishes.  At budgets too small for the cross-fitted model the fitted model itse
 estimate (:data:`SMALL_BUDGET`).
 
 For the uniform (Banzhaf) weighting the fitted model is the estimate at every budget
-(:data:`FITTED_WEIGHTINGS`): the richest model the coalitions afford, fitted by least squares
-with each coalition weighted by what it stands for in the weighting (:func:`design_weights`),
-is consistent (over every coalition its importance is the exact value, whatever the model's
+(:data:`FITTED_WEIGHTINGS`): a model the coalitions afford (of those, the one that predicts
+held-out coalitions best), fitted by least squares with each coalition weighted by what it
+stands for in the weighting (:func:`design_weights`), is consistent (over every coalition its importance is the exact value, whatever the model's
 level) and, on kvq's trained tables and on unanimity games, errs less than the cross-fitted
 estimate (benchmarks/sampling_accuracy.py); its error bar is a grouped jackknife.
 """
@@ -62,9 +62,10 @@ unbiased estimate's own.  Consistent but not unbiased, and its error bar is roug
 ``"unbiased"``: no model, the plain stratified Horvitz-Thompson estimate.
 benchmarks/small_budgets.py and benchmarks/sampling_accuracy.py measured the choice."""
 FITTED_WEIGHTINGS = ("uniform",)
-"""The weightings whose estimate is the design-weighted fit at every budget (:func:`fitted_importance`,
-the richest model with :data:`ROWS_PER_WEIGHT` coalitions per weight, no ridge; the ridge-penalised
-intercept-and-rules fit below the cross-fitted model's threshold).  For the Shapley weighting the
+"""The weightings whose estimate is the design-weighted fit at every budget (:func:`fitted_importance`:
+of the models with :data:`ROWS_PER_WEIGHT` coalitions per weight, the one with the lowest
+held-out error, no ridge; the ridge-penalised intercept-and-rules fit below the cross-fitted
+model's threshold).  For the Shapley weighting the
 cross-fitted estimate stays: on unanimity games of 10 to 30 rules it erred less than the fit
 (e.g. 20 rules at 10 % of the coalitions: MAE 0.0017 against 0.0039), on the trained tables a
 little more (benchmarks/sampling_accuracy.py)."""
