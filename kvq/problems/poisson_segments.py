@@ -66,9 +66,9 @@ SPEC = Spec(
     },
     n_data=30,
     settles={  # measured by benchmarks/many_rules.py (2^21 coalitions: sampled, regression-banzhaf)
-        "quick": "unsettled: 57 % of the trainings at the 2 000-step cap; 100 sampled coalitions in 48 s on 2 CPU cores",
-        "standard": "settled: 1 % of the trainings at the 6 000-step cap; 200 sampled coalitions in 2.1 min on 2 CPU "
-        "cores, ranked as 800 do (Spearman 0.88, no rule outside 2 se)",
+        "quick": "unsettled: 57 % of the trainings at the 2 000-step cap; 100 sampled coalitions in 38 s on 2 CPU cores",
+        "standard": "settled: 1 % of the trainings at the 6 000-step cap; 200 sampled coalitions in 1.8 min on 2 CPU "
+        "cores, ranked as 800 do (Spearman 0.86, no rule outside 2 se)",
     },
 )
 
