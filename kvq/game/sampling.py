@@ -20,6 +20,11 @@ batches (:func:`kvq.estimate` with ``coalitions=``) and these functions turn the
 - ``"kernel-banzhaf"``: the same regression with uniform coalitions (and complements), whose
   fit is the Banzhaf value; with the exact design matrix it reduces to the pair estimate
   ``(2 z_i - 1)(v(z) - v(1 - z))``.  Estimates the uniform RI.
+- ``"regression"`` and ``"regression-banzhaf"`` (kvq's defaults, :mod:`kvq.game.regression`):
+  coalition-complement pairs stratified by size, and a small model (a value per size, a weight
+  per rule, a weight per pair) fitted to the values.  Shapley: the model's importance plus a
+  cross-fitted Monte Carlo estimate of its residual's (unbiased).  Uniform: the fit itself,
+  each coalition weighted by what it stands for (consistent, not unbiased; jackknife se).
 
 The standard error of an estimate has two parts, both reported: ``se_sampling`` (which
 coalitions were drawn: the spread of the seed-averaged values over the draws) and
