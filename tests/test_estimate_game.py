@@ -198,6 +198,25 @@ def test_the_uniform_fit_picks_its_model_by_held_out_error(monkeypatch):
     assert chosen["additive"] <= 1.2 * simple["additive"]
 
 
+def test_the_uniform_fit_leaves_out_a_diverged_training_for_its_seed_only():
+    """An additive 8-rule game over two seed columns, NaN (a diverged training) in some
+    coalitions of the second: both seeds' fitted estimates are the exact weights."""
+    n = 8
+    w = np.linspace(-1.0, 1.0, n)
+
+    def value(masks):
+        m = np.asarray(masks, float)
+        v = np.stack([m @ w, m @ w + 0.01], axis=1)
+        v[(m[:, 0] == 1) & (m[:, 2] == 1) & (m.sum(axis=1) == 4), 1] = np.nan
+        return v
+
+    result = kvq.estimate_game(value, [f"r{i}" for i in range(n)], "uniform", budget=120, seed=0)
+    assert np.isnan(np.asarray(result.errors)).any()
+    ri = kvq.rule_importance(result)
+    np.testing.assert_allclose(ri.per_seed, np.stack([w, w]), atol=1e-6)
+    assert np.all(np.isfinite(ri.se_sampling))
+
+
 def test_the_table_says_which_estimate_is_a_fit():
     """The uniform sampler's table says its RI is a fit (consistent, not unbiased); the
     Shapley sampler's cross-fitted estimate does not carry that line."""
