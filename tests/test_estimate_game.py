@@ -114,16 +114,20 @@ def test_the_design_weighted_fit_over_every_coalition_is_the_exact_value(monkeyp
 
 @pytest.mark.parametrize("weighting", ["uniform", "shapley"])
 def test_the_design_weights_give_each_complete_size_its_mass_and_sampled_sizes_the_rest(weighting):
-    """Sizes held completely share their mass equally; the sampled sizes share the rest in
-    proportion to mass over drawing probability; the weights have mean 1."""
+    """With sizes 1 and n - 1 held completely (FI holds the latter) besides the drawn pairs:
+    complete sizes share their mass equally and in proportion to it; the weights are positive
+    with mean 1."""
     import math
 
     from kvq.game import regression
 
     n = 8
     rng = np.random.default_rng(0)
-    draws, _ = regression.plan_pairs(weighting, n, 60, set(), rng)
-    masks = np.unique(np.concatenate([np.zeros((1, n), np.int8), np.ones((1, n), np.int8), draws, 1 - draws]), axis=0)
+    edges = np.concatenate([np.zeros((1, n), np.int8), np.ones((1, n), np.int8), np.eye(n, dtype=np.int8),
+                            1 - np.eye(n, dtype=np.int8)])
+    draws, _ = regression.plan_pairs(weighting, n, 60, {m.tobytes() for m in edges}, rng)
+    masks = np.unique(np.concatenate([edges, draws, 1 - draws]), axis=0)
+    assert [t for t in range(1, n) if (masks.sum(axis=1) == t).sum() == math.comb(n, t)][:2] == [1, 7]
     w = regression.design_weights(weighting, masks)
     assert w.shape == (len(masks),) and np.isclose(w.mean(), 1.0) and np.all(w > 0)
     size = masks.sum(axis=1)

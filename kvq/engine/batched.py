@@ -240,7 +240,7 @@ class Engine:
         )
         progress("pretrain", 0, total)
         t0 = time.perf_counter()
-        state, _, _, _ = run_blocks(
+        state, _, _ = run_blocks(
             block,
             state,
             (data, counts),
@@ -495,7 +495,7 @@ class Engine:
             t0 = time.perf_counter()
             padded = jax.tree.leaves(batch.state)[0].shape[0]
             items = (masks[batch.mask_of], batch.seed_of)
-            state, hist, _, stepped = run_blocks(
+            state, hist, stepped = run_blocks(
                 batch.block,
                 batch.state,
                 batch.args,

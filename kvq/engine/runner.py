@@ -96,7 +96,7 @@ def run_blocks(
     items: tuple[np.ndarray, np.ndarray] | None = None,
     placement: Placement = ONE_PROCESS,
     order: np.ndarray | None = None,
-) -> tuple[ItemState, Any, int, int]:
+) -> tuple[ItemState, Any, int]:
     """Run up to ``n_blocks`` check intervals; stop early once every item is frozen.
 
     ``state`` (host arrays) holds the ``n_real`` items in its first rows, then padding.
@@ -111,9 +111,9 @@ def run_blocks(
     ``on_block(trained, dropped)`` after every check: the optimizer steps trained since the
     last call (summed over the items) and those the step cap would still have given the items
     that stopped (work that will not be done: progress takes it off its total).
-    Returns the state (host arrays, host row order), the history, the check intervals done
-    in total, and the optimizer steps this call trained, summed over the items (a stopped
-    item's are not counted: its check is skipped, see :func:`kvq.core.train.lockstep`).
+    Returns the state (host arrays, host row order), the history, and the optimizer steps
+    this call trained, summed over the items (a stopped item's are not counted: its check is
+    skipped, see :func:`kvq.core.train.lockstep`).
     """
     rows = jax.tree.leaves(state)[0].shape[0]
     order = np.arange(rows) if order is None else order
@@ -132,7 +132,8 @@ def run_blocks(
     stopped = False
     while not finished and done < n_blocks:
         running = ~frozen[:n_real]
-        trained += check_every * int(np.sum(running))
+        stepped = check_every * int(np.sum(running))
+        trained += stepped
         if history is None:
             state = block(state, *args)
         else:
@@ -151,12 +152,10 @@ def run_blocks(
         if checkpoint is not None and (placement.global_arrays or checkpoint.due(key, finished)):
             checkpoint.save(key, (placement.to_host(state, order), history), done, finished, items, stopped)
         # progress: the steps trained, and the cap's steps that the trainings stopping here drop
-        on_block(
-            check_every * int(np.sum(running)), check_every * (n_blocks - done) * int(np.sum(running & frozen[:n_real]))
-        )
+        on_block(stepped, check_every * (n_blocks - done) * int(np.sum(running & frozen[:n_real])))
     if history is not None and 0 < done < n_blocks:
         history[done:] = history[done - 1]
-    return placement.to_host(state, order), history, done, trained
+    return placement.to_host(state, order), history, trained
 
 
 def fit_history(history: np.ndarray, done: int, n_blocks: int) -> np.ndarray:

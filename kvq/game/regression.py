@@ -418,9 +418,8 @@ def regression_importance(
     few = _too_few(masks, values, draws, sampled, lookup)  # below the cross-fitted model's threshold
     if weighting in FITTED_WEIGHTINGS:
         few = few or finite.sum() < RIDGE_ROWS_PER_WEIGHT * (n + 1)
-    tiny = SMALL_BUDGET == "fitted" and few
-    level = richest_level(masks[finite])
-    if weighting in FITTED_WEIGHTINGS and not few and level != "none":
+    if weighting in FITTED_WEIGHTINGS and not few:  # enough coalitions for the rules model at least
+        level = richest_level(masks[finite])
         per_seed, se = fitted_importance(weighting, masks, values, draws, sampled, lookup, level)
         return per_seed, se, len(draws)
     totals = np.stack(
@@ -434,7 +433,7 @@ def regression_importance(
     se = np.nanstd(pbar[ok], axis=0, ddof=1) / np.sqrt(ok.sum()) if ok.sum() > 1 else np.full(n, np.inf)
     if _distinct_pairs(draws[sampled]) < 2:  # one pair drawn from both sides is one pair: no spread to see
         se = np.full(n, np.inf)
-    if tiny:
+    if SMALL_BUDGET == "fitted" and few:
         per_seed, se_fit = fitted_importance(weighting, masks, values, draws, sampled, lookup, "rules", RIDGE)
         se = np.maximum(se, se_fit)  # the unbiased estimate's error bar bounds the fit's bias as well
     return per_seed, se, len(draws)
