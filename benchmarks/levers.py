@@ -8,7 +8,7 @@ plus the lock-step trainings up to that budget at the measured rate) and the RI 
 schedule over the budget and the L-BFGS phase are run as they are (their table at a shorter
 budget is not a shorter run's).
 
-  python benchmarks/levers.py [--cases adam-1e-3,adam-3e-3,adam-1e-2,exp-decay,lbfgs]
+  python benchmarks/levers.py [--cases adam-1e-3,adam-3e-3,adam-1e-2,exp-decay,lbfgs,width-16,...]
 
 Writes benchmarks/results/levers-{platform}.json (no RESULTS.md section: the section quoting
 it is written by hand, with what the numbers mean).
@@ -48,6 +48,9 @@ CASES = {
     "points-128": dict(learning_rate=1e-3, steps=16_000, check_every=1_000, collocation=128, pretrain_steps=2_000),
     "points-64": dict(learning_rate=1e-3, steps=16_000, check_every=1_000, collocation=64, pretrain_steps=2_000),
     "points-256": dict(learning_rate=1e-3, steps=16_000, check_every=1_000, collocation=256, pretrain_steps=2_000),
+    # the standard protocol on a smaller network: cheaper steps, enough for the shock?
+    "width-16": dict(learning_rate=1e-3, steps=16_000, check_every=1_000, width=16, pretrain_steps=2_000),
+    "depth-2": dict(learning_rate=1e-3, steps=16_000, check_every=1_000, depth=2, pretrain_steps=2_000),
 }
 
 
