@@ -1,6 +1,6 @@
 """Knowledge or optimizer: the robustness check on exact and on planted wrong rules.
 
-    python benchmarks/robustness.py                      # every case (about 15 minutes on 2 cores)
+    python benchmarks/robustness.py                      # every case (about 40 minutes on 2 cores)
     python benchmarks/robustness.py --cases burgers-exact,burgers-wrong
     python benchmarks/robustness.py --render             # RESULTS.md again from the JSON
 
@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import kvq  # noqa: E402
 from results_md import HERE, machine, update_section, write_json  # noqa: E402
 
-from kvq.workflows.robustness import LIGHTER, helps, judge  # noqa: E402
+from kvq.workflows.robustness import LIGHTER, LIGHTER_SEEDS, helps, judge  # noqa: E402
 
 KEY = "robustness"
 CASES = {
@@ -110,8 +110,9 @@ def markdown(payload: dict) -> str:
         "steps. *kept*: the share of the pair's harm left after them. The harm survives when a pair "
         "that was harmful is still below -0.05 decades (`kvq.workflows.robustness.judge`, docs/design.md "
         "§3). A surviving harm is tested at lower weights of the rule "
-        f"({', '.join(f'{f:g}' for f in LIGHTER)} of it, in turn; the pairs trained again from the warm start, "
-        "without the other rules whose harm survived): "
+        f"({', '.join(f'{f:g}' for f in LIGHTER)} of it, in turn; the pairs trained again from the warm start "
+        f"with at least {LIGHTER_SEEDS} seeds, the other rules whose harm survived lowered alike; rows that say "
+        "*without* ran before that, with 3 seeds and those rules left out): "
         "*lower weight* gives the pair's contribution there; the rule is spared (*weight*) when at one of them "
         "it helps in the FI pair (above 0.05 decades, 95 % interval over seeds above zero) and no longer hurts "
         "in the worst context (above -0.05; `kvq.workflows.robustness.helps`). "
@@ -132,7 +133,8 @@ def markdown(payload: dict) -> str:
             for st in steps:  # records written before the seed count was kept: every case here has 3 seeds
                 for p in st["pairs"]:
                     p["after"].setdefault("seeds", 3)
-            without = f" without {', '.join(check['left_out'])}" if check.get("left_out") else ""
+            without = (f" with {', '.join(check['lowered_with'])} lowered alike" if check.get("lowered_with")
+                       else f" without {', '.join(check['left_out'])}" if check.get("left_out") else "")
             if verdict == "survived" and any(helps(st["pairs"]) for st in steps):
                 verdict = f"weight (helps at {next(st['factor'] for st in steps if helps(st['pairs'])):g}{without})"
             elif steps:

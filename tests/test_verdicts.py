@@ -201,7 +201,7 @@ def test_a_rule_that_helps_at_a_lower_weight_is_over_weighted_not_improper():
     lighter = [{"factor": 0.1, "pairs": [_pair(-1.0, -0.3)], "helps": False},
                {"factor": 0.01, "pairs": [_pair(-1.0, +0.6)], "helps": True}]
     checks = {"a": {"verdict": "weight", "what": "L-BFGS", "pairs": [_pair(-1.0, -0.9)], "lighter": lighter},
-              "b": {"verdict": "survived", "what": "L-BFGS", "pairs": [_pair(-0.4, -0.4)], "left_out": ["c"],
+              "b": {"verdict": "survived", "what": "L-BFGS", "pairs": [_pair(-0.4, -0.4)], "lowered_with": ["c"],
                     "lighter": [{"factor": f, "pairs": [_pair(-0.4, -0.1)], "helps": False} for f in (0.1, 0.01)]}}
     checked = dataclasses.replace(scan, robustness=checks)
     assert kvq.improper_rules(checked) == ("b",) and kvq.eliminate(checked).protected == ("a",)
@@ -209,7 +209,11 @@ def test_a_rule_that_helps_at_a_lower_weight_is_over_weighted_not_improper():
     assert "IMPROPER b" in line and "hurts at its weight, not improper: a (helps at a lower weight: a at 0.01)" in line
     lines = robustness_lines(checked)
     assert "at 0.01 of its weight it helps (FI pair +0.60)" in lines[0] and "lower its weight" in lines[0]
-    assert "at 0.1 to 0.01 of its weight, without c, it does not help either" in lines[1]
+    assert "at 0.1 to 0.01 of its weight (c, also under suspicion, lowered alike) it does not help either" in lines[1]
+    # a record written when the other suspects were left out of the weight stage says so
+    legacy = {**checks, "b": {**{k: v for k, v in checks["b"].items() if k != "lowered_with"}, "left_out": ["c"]}}
+    old = robustness_lines(dataclasses.replace(scan, robustness=legacy))[1]
+    assert "of its weight without c (also under suspicion) it does not help either" in old
 
 
 @pytest.mark.parametrize("fi, worst, verdict", [

@@ -163,16 +163,14 @@ def robustness_lines(table: ValueTable) -> list[str]:
         if c["verdict"] == "weight":
             last = lighter[-1]
             gains = ", ".join(f"{_pair_name(p)} {p['after']['mean']:+.2f}" for p in last["pairs"])
-            without = f" without {', '.join(c['left_out'])} (also under suspicion)" if c.get("left_out") else ""
             verdict = (
-                f"the harm survived, but at {last['factor']:g} of its weight{without} it helps ({gains}): right "
+                f"the harm survived, but at {last['factor']:g} of its weight{_alongside(c)} it helps ({gains}): right "
                 "knowledge weighted too heavily against the data, not improper; lower its weight (kvq tune)"
             )
         elif c["verdict"] == "survived" and lighter:
-            without = f", without {', '.join(c['left_out'])}," if c.get("left_out") else ""
             verdict = (
                 f"the harm survived, and at {lighter[0]['factor']:g} to {lighter[-1]['factor']:g} of its "
-                f"weight{without} it does not help either: the knowledge, not the optimizer or its weight"
+                f"weight{_alongside(c)} it does not help either: the knowledge, not the optimizer or its weight"
             )
         elif c["verdict"] == "survived":
             verdict = "the harm survived: the knowledge, not the optimizer"
@@ -180,6 +178,16 @@ def robustness_lines(table: ValueTable) -> list[str]:
             verdict = "the harm disappeared: it hurts under this training protocol, not improper"
         out.append(f"robustness of {rule} under {c['what']}: {pairs} decades; {verdict}")
     return out
+
+
+def _alongside(check: dict[str, Any]) -> str:
+    """How the other suspects stood in a rule's weight stage: lowered alike, or (results written
+    before that) left out."""
+    if check.get("lowered_with"):
+        return f" ({', '.join(check['lowered_with'])}, also under suspicion, lowered alike)"
+    if check.get("left_out"):
+        return f" without {', '.join(check['left_out'])} (also under suspicion)"
+    return ""
 
 
 def _pair_name(pair: dict[str, Any]) -> str:
@@ -220,11 +228,7 @@ def verdict_line(summary: Summary) -> str:
             f"hurts under this training protocol, not improper: {', '.join(spared)} (the harm disappears with {what})"
         )
     if weighted:
-        factors = ", ".join(
-            f"{r} at {checks[r]['lighter'][-1]['factor']:g}"
-            + (f" without {', '.join(checks[r]['left_out'])}" if checks[r].get("left_out") else "")
-            for r in weighted
-        )
+        factors = ", ".join(f"{r} at {checks[r]['lighter'][-1]['factor']:g}{_alongside(checks[r])}" for r in weighted)
         parts.append(f"hurts at its weight, not improper: {', '.join(weighted)} (helps at a lower weight: {factors})")
     hurts = [h for h in hurts if h not in elim.protected]
     if helps:
