@@ -343,13 +343,10 @@ def test_a_regression_estimate_from_fewer_pairs_than_twice_the_rules_says_its_er
     assert kvq.rule_importance(few).samples < 24 and "(fewer than 24): a rough error bar" in few.table()
     enough = kvq.estimate_game(value, names, "uniform", budget=200)
     assert kvq.rule_importance(enough).samples >= 24 and "rough error bar" not in enough.table()
-    # the Monte Carlo samplers keep a fixed floor of draws, whatever n
-    from kvq.game.sampling import FEW_DRAWS, FEW_FIT_DRAWS, few_draws
+    # the Monte Carlo samplers keep a fixed floor of draws, whatever n; a regression's is never lower
+    from kvq.game.sampling import FEW_DRAWS, few_draws
 
     assert few_draws("msr", 23, 12) is None and few_draws("msr", FEW_DRAWS - 1, 12) == FEW_DRAWS
     assert few_draws("regression", 23, 12) == 24 and few_draws("regression", 24, 12) is None
-    # with few rules a regression's floor is its own, below the Monte Carlo one: 14 pairs of 7 rules
-    # are enough for a fit, not for the mean of 14 kernel pair estimates
-    assert FEW_FIT_DRAWS < FEW_DRAWS
-    assert few_draws("regression-banzhaf", 14, 7) is None and few_draws("kernel-banzhaf", 14, 7) == FEW_DRAWS
-    assert few_draws("regression", 3, 2) == FEW_FIT_DRAWS
+    assert few_draws("regression-banzhaf", 14, 7) == FEW_DRAWS == few_draws("kernel-banzhaf", 14, 7)
+    assert few_draws("regression", FEW_DRAWS, 7) is None

@@ -79,7 +79,6 @@ __all__ = [
     "DEFAULT",
     "DRAWN",
     "FEW_DRAWS",
-    "FEW_FIT_DRAWS",
     "GIVEN",
     "LABELS",
     "MIN_PROXY_DRAWS",
@@ -261,21 +260,16 @@ MIN_SAMPLED_COALITIONS = 16
 FEW_DRAWS = 16
 """Below this many draws the sampling standard error is itself uncertain: the table says so
 (benchmarks/sampling.py: antithetic permutations from 2-3 pairs covered the exact value in
-66 % of the rules at ± 2 se; benchmarks/sampling_accuracy.py: ``kernel-banzhaf`` from about 12
-coalition-complement pairs on the trained 2-D table, 89 %, where normal draws would give
-92-93 %: the values of a trained table are skewed, and its se needs more draws)."""
-
-
-FEW_FIT_DRAWS = 10
-"""The regression samplers' floor of sampled pairs for few rules (their jackknife se is a
-different statistic from a Monte Carlo spread: 14 pairs for 7 rules covered 93 %)."""
+66 % of the rules at ± 2 se; benchmarks/sampling_accuracy.py: ``kernel-banzhaf`` from about 14
+coalition-complement pairs on the trained 2-D table, 89 % over 10 draws, where normal values would
+give 92-93 %: the values of a trained table are skewed, and its se needs more draws)."""
 
 
 def few_draws(sampler: str, samples: int, n: int) -> int | None:
     """The number of draws below which ``samples`` draws of ``sampler`` over ``n`` rules give a
-    rough sampling se (the Monte Carlo samplers: :data:`FEW_DRAWS`; the regression samplers:
-    ``2n`` sampled pairs and at least :data:`FEW_FIT_DRAWS`, as their model fits a weight per
-    rule: at 38 pairs (100 coalitions) for 21 rules, ± 2 se missed a 4x-budget reference for 3
-    rules of 21, benchmarks/many_rules.py), or None when there are enough."""
-    floor = max(FEW_FIT_DRAWS, 2 * n) if sampler.startswith("regression") else FEW_DRAWS
+    rough sampling se (:data:`FEW_DRAWS`; for the regression samplers also ``2n`` sampled pairs,
+    as their model fits a weight per rule: at 38 pairs (100 coalitions) for 21 rules, ± 2 se missed
+    a 4x-budget reference for 3 rules of 21, benchmarks/many_rules.py; 14 pairs for 7 rules covered
+    89 % over 50 draws, benchmarks/sampling_accuracy.py), or None when there are enough."""
+    floor = max(FEW_DRAWS, 2 * n) if sampler.startswith("regression") else FEW_DRAWS
     return floor if samples < floor else None

@@ -168,9 +168,12 @@ def robustness_lines(table: ValueTable) -> list[str]:
                 "knowledge weighted too heavily against the data, not improper; lower its weight (kvq tune)"
             )
         elif c["verdict"] == "survived" and lighter:
+            best = max(lighter, key=lambda st: st["pairs"][0]["after"]["mean"])
+            fi = best["pairs"][0]["after"]
             verdict = (
                 f"the harm survived, and at {lighter[0]['factor']:g} to {lighter[-1]['factor']:g} of its "
-                f"weight{_alongside(c)} it does not help either: the knowledge, not the optimizer or its weight"
+                f"weight{_alongside(c)} it does not reliably help either (its FI pair at best {fi['mean']:+.2f} "
+                f"± {fi['se'] or float('nan'):.2f} at {best['factor']:g}): the knowledge, not the optimizer or its weight"
             )
         elif c["verdict"] == "survived":
             verdict = "the harm survived: the knowledge, not the optimizer"
