@@ -217,6 +217,32 @@ def test_a_rule_that_helps_at_a_lower_weight_is_over_weighted_not_improper():
     assert "of its weight without c (also under suspicion) it does not reliably help either" in old
 
 
+def test_a_survived_harm_whose_estimates_lean_toward_help_at_a_lower_weight_is_blamed_unsurely():
+    import dataclasses
+
+    from kvq.game.summary import summarize
+    from kvq.present.report import robustness_lines, verdict_line
+
+    table = _game(_additive([[-1.0, -0.4, 0.5]] * 4), seeds=3, noise=0.01)
+    scan = kvq.ScanResult(table.rule_names, table.errors, errors_by_check=table.errors_by_check,
+                          check_steps=table.check_steps, stopped=table.stopped, seeds=(0, 1, 2))
+
+    def check(after: float) -> dict:  # survived, every fraction short of the interval
+        steps = [{"factor": f, "pairs": [_pair(-1.0, a, se=0.2)], "helps": False} for f, a in ((0.1, -0.5), (0.01, after))]
+        return {"verdict": "survived", "what": "L-BFGS", "pairs": [_pair(-1.0, -0.9)], "lighter": steps}
+
+    # the 5x50 Burgers case: +0.49 ± 0.21 at 0.01 (6 seeds), not proven, but not a harm either
+    leaning = dataclasses.replace(scan, robustness={"a": check(+0.49)})
+    assert "a" in kvq.improper_rules(leaning)
+    line = robustness_lines(leaning)[0]
+    assert "its FI pair at best +0.49 ± 0.20 at 0.01" in line and "unsurely" in line
+    assert "unsure for a: at a lower weight the estimates lean toward help" in verdict_line(summarize(leaning))
+    # a harm that stays a harm at every fraction is blamed plainly
+    plain = dataclasses.replace(scan, robustness={"a": check(-0.2)})
+    assert "the knowledge, not the optimizer or its weight" in robustness_lines(plain)[0]
+    assert "unsure" not in verdict_line(summarize(plain))
+
+
 @pytest.mark.parametrize("fi, worst, verdict", [
     ((0.54, 0.04, 3), (0.30, 0.16, 3), True),  # the exact Burgers equation at 1/1000 of its weight
     ((0.19, 0.20, 3), (-0.20, 0.23, 3), False),  # the planted wrong ic, PDE in its pairs: FI's interval reaches 0

@@ -168,12 +168,18 @@ def robustness_lines(table: ValueTable) -> list[str]:
                 "knowledge weighted too heavily against the data, not improper; lower its weight (kvq tune)"
             )
         elif c["verdict"] == "survived" and lighter:
-            best = max(lighter, key=lambda st: st["pairs"][0]["after"]["mean"])
+            best, leans = _best_lighter(c)
             fi = best["pairs"][0]["after"]
+            blame = (
+                "kvq blames the knowledge, unsurely: the estimates lean the other way there; more seeds "
+                "(--seeds) would narrow it"
+                if leans
+                else "the knowledge, not the optimizer or its weight"
+            )
             verdict = (
                 f"the harm survived, and at {lighter[0]['factor']:g} to {lighter[-1]['factor']:g} of its "
                 f"weight{_alongside(c)} it does not reliably help either (its FI pair at best {fi['mean']:+.2f} "
-                f"± {fi['se'] or float('nan'):.2f} at {best['factor']:g}): the knowledge, not the optimizer or its weight"
+                f"± {fi['se'] or float('nan'):.2f} at {best['factor']:g}): {blame}"
             )
         elif c["verdict"] == "survived":
             verdict = "the harm survived: the knowledge, not the optimizer"
@@ -181,6 +187,15 @@ def robustness_lines(table: ValueTable) -> list[str]:
             verdict = "the harm disappeared: it hurts under this training protocol, not improper"
         out.append(f"robustness of {rule} under {c['what']}: {pairs} decades; {verdict}")
     return out
+
+
+def _best_lighter(check: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """A survived rule's weight-stage step with the largest FI-pair contribution, and whether its
+    point estimates say the rule helps there (FI pair above ``ATOL``, no other pair below
+    ``-ATOL``) although the interval over seeds does not."""
+    best = max(check["lighter"], key=lambda st: st["pairs"][0]["after"]["mean"])
+    leans = best["pairs"][0]["after"]["mean"] > ATOL and all(p["after"]["mean"] > -ATOL for p in best["pairs"][1:])
+    return best, bool(leans)
 
 
 def _alongside(check: dict[str, Any]) -> str:
@@ -218,6 +233,12 @@ def verdict_line(summary: Summary) -> str:
     if elim.removed:
         head = f"verdict: IMPROPER {', '.join(elim.removed)} (hurts beyond {ATOL} decades in every seed's interval"
         head += f"; survived {checks[survived[0]]['what']})" if survived else ")"
+        unsure = [r for r in survived if checks[r].get("lighter") and _best_lighter(checks[r])[1]]
+        if unsure:
+            head += (
+                f"; unsure for {', '.join(unsure)}: at a lower weight the estimates lean toward help, short of "
+                "the interval (see its robustness line)"
+            )
     elif np.all(np.abs(mean) < ATOL):
         return f"verdict: no rule matters here (every |RI| is below the minimum effect, {ATOL} decades){unknown}"
     else:
