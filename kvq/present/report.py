@@ -179,7 +179,7 @@ def robustness_lines(table: ValueTable) -> list[str]:
             verdict = (
                 f"the harm survived, and at {lighter[0]['factor']:g} to {lighter[-1]['factor']:g} of its "
                 f"weight{_alongside(c)} it does not reliably help either (its FI pair at best {fi['mean']:+.2f} "
-                f"± {fi['se'] or float('nan'):.2f} at {best['factor']:g}): {blame}"
+                f"± {float('nan') if fi['se'] is None else fi['se']:.2f} at {best['factor']:g}): {blame}"
             )
         elif c["verdict"] == "survived":
             verdict = "the harm survived: the knowledge, not the optimizer"

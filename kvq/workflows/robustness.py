@@ -268,14 +268,14 @@ def _lighter(
     masks = _pair_masks(i, pairs)
     sees = masks[:, lowered].any(axis=1)  # a training with none of the lowered rules does not see the factor
     weights = np.array([r.weight for r in problem.rules], float)
-    seeds = config.replace(seeds=max(config.seeds, LIGHTER_SEEDS))
+    stage = config.replace(seeds=max(config.seeds, LIGHTER_SEEDS))
     steps: list[dict[str, Any]] = []
     errors: dict[tuple[str, bytes], np.ndarray] = {}
     for factor in LIGHTER:
         t0 = time.perf_counter()
         w = weights.copy()
         w[lowered] *= factor
-        engine = Engine.prepare(with_weights(problem, w), seeds, model=model).pretrain(progress)
+        engine = Engine.prepare(with_weights(problem, w), stage, model=model).pretrain(progress)
         todo = masks[sees] if errors else masks
         again = engine.train(todo, progress, phase="robustness", tag="robustness")
         e = np.log10(np.nanmean(tabulate(engine, again, todo).errors, axis=-1))  # [M, S]
