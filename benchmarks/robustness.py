@@ -115,7 +115,8 @@ def markdown(payload: dict) -> str:
         "*without* ran before that, with 3 seeds and those rules left out): "
         "*lower weight* gives the pair's contribution there; the rule is spared (*weight*) when at one of them "
         "it helps in the FI pair (above 0.05 decades, 95 % interval over seeds above zero) and no longer hurts "
-        "in the worst context (above -0.05; `kvq.workflows.robustness.helps`). "
+        "in the worst context by the standard kvq calls a rule harmful at all (below -0.05 with its 95 % "
+        "interval below zero; `kvq.workflows.robustness.helps`). "
         "*improper*: what the scan flagged. Machine: "
         f"{env['cpu']} ({env['cores']} cores), {env['platform']}, jax {env['jax']}, {env['date']}.",
         "",

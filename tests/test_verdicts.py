@@ -248,6 +248,8 @@ def test_a_survived_harm_whose_estimates_lean_toward_help_at_a_lower_weight_is_b
     ((0.19, 0.20, 3), (-0.20, 0.23, 3), False),  # the planted wrong ic, PDE in its pairs: FI's interval reaches 0
     ((0.41, 0.38, 3), (0.10, 0.20, 3), False),  # a large mean on a wide interval (t with 2 dof, not 2 se)
     ((0.60, 0.05, 3), (-0.30, 0.05, 3), False),  # still hurts where it hurt most
+    ((0.36, 0.10, 6), (-0.16, 0.16, 6), True),  # the worst context's interval reaches zero: not a harm by kvq's standard
+    ((0.36, 0.10, 6), (-0.16, 0.05, 6), False),  # the same mean on a narrow interval: a harm
     ((0.04, 0.001, 3), (0.10, 0.05, 3), False),  # below the minimum effect
     ((0.60, None, 1), (0.30, None, 1), False),  # one seed: no interval, no proof
 ])
@@ -259,6 +261,18 @@ def test_a_rule_helps_at_a_lower_weight_only_reliably_with_every_other_rule_pres
 
     assert helps([pair("fi", fi), pair("worst", worst)]) is verdict
     assert helps([pair("worst", worst), pair("fi", fi)]) is False and helps([]) is False  # the FI pair comes first
+
+
+def test_a_tested_pair_hurts_only_below_the_minimum_effect_with_its_interval_below_zero():
+    from scipy import stats
+
+    from kvq.workflows.robustness import hurts
+
+    edge = 0.2 / stats.t.ppf(0.975, 3)  # the se at which the 95 % interval of -0.2 over 4 seeds touches zero
+    assert hurts({"mean": -0.2, "se": 0.99 * edge, "seeds": 4})
+    assert not hurts({"mean": -0.2, "se": 1.01 * edge, "seeds": 4})
+    assert not hurts({"mean": -0.04, "se": 0.001, "seeds": 4})  # within the minimum effect
+    assert hurts({"mean": -0.2, "se": None, "seeds": 1}) and not hurts({"mean": 0.1, "se": None, "seeds": 1})
 
 
 def _pair(before: float, after: float, se: float = 0.05) -> dict:
