@@ -162,8 +162,16 @@ def run_cell(n: int, budget: int, games, repeats: int, only: set[str] | None = N
                      "mae_se": spread(a[:, 0]), "spearman_se": spread(a[:, 1]),
                      "spearman": float(np.nanmean(a[:, 1])), "coverage_2se": None if np.isnan(a[:, 2]).all() else float(np.nanmean(a[:, 2])),
                      "seconds": float(a[:, 3].mean()),
-                     "rough": None if np.isnan(a[:, 4]).all() else int(np.nansum(a[:, 4]))})
+                     "rough": None if np.isnan(a[:, 4]).all() else int(np.nansum(a[:, 4])),
+                     "coverage_trusted": trusted(a[:, 2], a[:, 4])})
     return rows
+
+
+def trusted(cover: np.ndarray, rough: np.ndarray) -> float | None:
+    """The coverage over the draws whose output does not call the se rough (None: no such draw, or
+    no error bar)."""
+    keep = np.isfinite(cover) & (rough == 0)
+    return float(cover[keep].mean()) if keep.any() else None
 
 
 def budgets(n: int) -> list[tuple[str, int]]:
@@ -181,7 +189,9 @@ def markdown(payload: dict) -> str:
         f"the seed-mean games of the exact scans above (fourth_order_2d, kovasznay). Independent draws per "
         "cell as each game says, mean of the scores; budget = distinct coalitions evaluated (kvq: FI's n + 1 included; shapiq: "
         "its budget). MAE against the exact value; Spearman rank correlation; coverage = share of rules and draws "
-        "whose ± 2 se_sampling interval holds the exact value (kvq only: shapiq gives no error bar). **bold**: "
+        "whose ± 2 se_sampling interval holds the exact value (kvq only: shapiq gives no error bar); *where not rough*: "
+        "the same over the draws whose output does not call the se rough (`kvq.sampling.few_draws`; their count in "
+        "brackets). **bold**: "
         "kvq's default for the weighting (`kvq.sampling.DEFAULT`). "
         f"Machine: {m['cpu']}, {m['platform']}, {m['date']}; wall time {payload['wall_s'] / 60:.1f} min, "
         "nice'd on a shared 2-core machine.",
@@ -192,12 +202,12 @@ def markdown(payload: dict) -> str:
     for game, block in payload["games"].items():
         draws = sorted({c.get("repeats", payload["repeats"]) for c in block["cells"]})
         lines += [f"**{game}** (n = {block['n']}; {' / '.join(map(str, draws))} draws per cell)", "",
-                  "| weighting | budget | method | MAE | Spearman | coverage ±2 se | s/draw |",
-                  "|---|---:|---|---:|---:|---:|---:|"]
+                  "| weighting | budget | method | MAE | Spearman | coverage ±2 se | where not rough | s/draw |",
+                  "|---|---:|---|---:|---:|---:|---:|---:|"]
         for cell in sorted(block["cells"], key=lambda c: c["budget"]):
             if cell.get("only"):
                 lines.append(f"| | {cell['budget']} ({cell['share']}) | only {', '.join(cell['only'])} ran here "
-                             "(the others cost too long on the shared machine) | | | | |")
+                             "(the others cost too long on the shared machine) | | | | | |")
             for r in sorted(cell["rows"], key=lambda r: (r["weighting"], r["mae"])):
                 default = r["method"] in ("kvq regression", "kvq regression-banzhaf")
                 name = f"**{r['method']}**" if default else r["method"]
@@ -205,8 +215,12 @@ def markdown(payload: dict) -> str:
                 if r["draws"] < repeats:  # the budget left too few draws in the others (kvq refuses)
                     name += f" ({r['draws']} of {repeats} draws ran)"
                 cov = "—" if r["coverage_2se"] is None else f"{r['coverage_2se']:.0%}"
+                calm = r.get("coverage_trusted")
+                calm = ("—" if r["coverage_2se"] is None else "no such draw" if r.get("rough") == r["draws"]
+                        else cov if r.get("rough") == 0 else "not measured" if calm is None
+                        else f"{calm:.0%} ({r['draws'] - r['rough']})")
                 lines.append(f"| {r['weighting']} | {cell['budget']} ({cell['share']}) | {name} | {r['mae']:.4f} | "
-                             f"{r['spearman']:.3f} | {cov} | {r['seconds']:.2f} |")
+                             f"{r['spearman']:.3f} | {cov} | {calm} | {r['seconds']:.2f} |")
         lines.append("")
     lines += verdicts(payload)
     return "\n".join(lines)
@@ -248,7 +262,9 @@ def verdicts(payload: dict) -> list[str]:
     for game, block in payload["games"].items():
         for cell in sorted(block["cells"], key=lambda c: c["budget"]):
             bad = [f"{r['method']} {r['coverage_2se']:.0%}" + (
-                       f" (the output calls its se rough in {r['rough']} of {r['draws']} draws)" if r.get("rough") else "")
+                       f" (the output calls its se rough in {r['rough']} of {r['draws']} draws"
+                       + (f"; {r['coverage_trusted']:.0%} over the others" if r.get("coverage_trusted") is not None
+                          and r["rough"] < r["draws"] else "") + ")" if r.get("rough") else "")
                    for r in cell["rows"]
                    if r["coverage_2se"] is not None and not 0.9 <= r["coverage_2se"] <= 0.98]
             if bad:
