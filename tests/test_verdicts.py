@@ -237,6 +237,15 @@ def test_a_survived_harm_whose_estimates_lean_toward_help_at_a_lower_weight_is_b
     line = robustness_lines(leaning)[0]
     assert "its FI pair at best +0.49 ± 0.20 at 0.01" in line and "unsurely" in line
     assert "unsure for a: at a lower weight the estimates lean toward help" in verdict_line(summarize(leaning))
+    # a worst context below -0.05 leans the other way only where it is a harm by kvq's standard
+    def with_worst(mean: float, se: float) -> dict:
+        worst = {"kind": "worst", "before": {"mean": -1.5, "se": 0.1}, "after": {"mean": mean, "se": se, "seeds": 6}}
+        record = check(+0.49)
+        record["lighter"][-1]["pairs"].append(worst)
+        return dataclasses.replace(scan, robustness={"a": record})
+
+    assert "unsurely" in robustness_lines(with_worst(-0.16, 0.16))[0]
+    assert "unsurely" not in robustness_lines(with_worst(-0.30, 0.05))[0]
     # a harm that stays a harm at every fraction is blamed plainly
     plain = dataclasses.replace(scan, robustness={"a": check(-0.2)})
     assert "the knowledge, not the optimizer or its weight" in robustness_lines(plain)[0]

@@ -25,6 +25,7 @@ from kvq.game.verdicts import (
     Settledness,
     budget_schedule,
 )
+from kvq.workflows.robustness import hurts
 
 
 def mse_summary(values: np.ndarray) -> str:
@@ -191,10 +192,10 @@ def robustness_lines(table: ValueTable) -> list[str]:
 
 def _best_lighter(check: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """A survived rule's weight-stage step with the largest FI-pair contribution, and whether its
-    point estimates say the rule helps there (FI pair above ``ATOL``, no other pair below
-    ``-ATOL``) although the interval over seeds does not."""
+    estimates lean toward help there (FI pair above ``ATOL``, no other pair a harm by
+    :func:`~kvq.workflows.robustness.hurts`) although the FI pair's interval over seeds does not."""
     best = max(check["lighter"], key=lambda st: st["pairs"][0]["after"]["mean"])
-    leans = best["pairs"][0]["after"]["mean"] > ATOL and all(p["after"]["mean"] > -ATOL for p in best["pairs"][1:])
+    leans = best["pairs"][0]["after"]["mean"] > ATOL and not any(hurts(p["after"]) for p in best["pairs"][1:])
     return best, bool(leans)
 
 
