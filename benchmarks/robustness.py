@@ -18,7 +18,8 @@ gives, so a change of that rule re-renders without training. Cases:
 - ``burgers-exact-pde0.1`` / ``-pde0.01`` / ``-pde0.001``: ``burgers-exact`` with the PDE residual's
   loss weight lowered to 0.1, 0.01 or 0.001 (the loss balance as the protocol); ``burgers-wrong-pde0.01``:
   the same for ``burgers-wrong`` (the planted wrong ic keeps weight 1 and must still be flagged);
-- ``burgers-exact-5x50``: ``burgers-exact`` with a 5x50 tanh network;
+- ``burgers-exact-5x50``: ``burgers-exact`` with a 5x50 tanh network; ``burgers-exact-pde0.01-5x50``: the
+  same with the PDE's loss weight 0.01;
 - ``tlc-wrong``: the measured TLC data (``KVQ_TLC_DATA``; skipped without it), 200 measurements, the
   monotone trend reversed, the ``standard`` preset.
 """
@@ -51,6 +52,7 @@ CASES = {
     "burgers-exact-pde0.001": "burgers-exact with the PDE's loss weight 0.001",
     "burgers-wrong-pde0.01": "burgers-wrong with the PDE's loss weight 0.01",
     "burgers-exact-5x50": "burgers-exact with a 5x50 tanh network",
+    "burgers-exact-pde0.01-5x50": "burgers-exact-5x50 with the PDE's loss weight 0.01",
     "tlc-wrong": "TLC, 200 measured Rf values, in distribution; planted: the monotone trend reversed",
 }
 PLANTED = {"poisson": "wrong_slope", "burgers-wrong": "ic", "burgers-wrong-pde0.01": "ic", "tlc-wrong": "monotone"}
@@ -68,7 +70,7 @@ def build(case: str) -> tuple[kvq.Problem, kvq.ScanConfig] | None:
 
         problem = kvq.problems.get("burgers", n_data=1000, wrong="ic" if case.startswith("burgers-wrong") else None)
         if "-pde" in case:  # the PDE residual's loss weight lowered, the other rules' kept
-            weight = float(case.split("-pde")[1])
+            weight = float(case.split("-pde")[1].split("-")[0])
             problem = with_weights(problem, [weight if r == "pde" else 1.0 for r in problem.rule_names])
         size = {"width": 50, "depth": 5} if case.endswith("-5x50") else {}
         return problem, kvq.problems.config("burgers", "quick", learning_rate=1e-2, check_every=500, steps=4000, seeds=3,
