@@ -8,7 +8,7 @@ Each case is one exact scan (3 seeds) whose harmful rules kvq's default check
 (``--robustness lbfgs``: each decisive pair continued with up to 1 000 L-BFGS steps; a harm that
 survives, again at lower weights of the rule) tests again.
 The JSON keeps every tested pair's marginal contribution before and after; the table shows the
-share of the harm the stronger protocol left and the verdict :func:`kvq.workflows.robustness.judge`
+share of the harm the stronger protocol left and the verdict :func:`kvq.game.verdicts.judge`
 gives, so a change of that rule re-renders without training. Cases:
 
 - ``poisson``: tests/test_custom_problem.py's Poisson problem with a planted wrong slope u'(0) = -pi;
@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import kvq  # noqa: E402
 from results_md import HERE, machine, update_section, write_json  # noqa: E402
 
-from kvq.workflows.robustness import LIGHTER, LIGHTER_SEEDS, helps, judge  # noqa: E402
+from kvq.game.verdicts import helps, judge  # noqa: E402
+from kvq.workflows.robustness import LIGHTER, LIGHTER_SEEDS  # noqa: E402
 
 KEY = "robustness"
 CASES = {
@@ -110,7 +111,7 @@ def markdown(payload: dict) -> str:
         "Each case: one exact scan (3 seeds); every rule kvq would call improper or clearly harmful is "
         "tested again with its decisive pairs (FI pair, worst context) continued with up to 1 000 L-BFGS "
         "steps. *kept*: the share of the pair's harm left after them. The harm survives when a pair "
-        "that was harmful is still below -0.05 decades (`kvq.workflows.robustness.judge`, docs/design.md "
+        "that was harmful is still below -0.05 decades (`kvq.game.verdicts.judge`, docs/design.md "
         "§3). A surviving harm is tested at lower weights of the rule "
         f"({', '.join(f'{f:g}' for f in LIGHTER)} of it, in turn; the pairs trained again from the warm start "
         f"with at least {LIGHTER_SEEDS} seeds, the other rules whose harm survived lowered alike; rows that say "
@@ -118,7 +119,7 @@ def markdown(payload: dict) -> str:
         "*lower weight* gives the pair's contribution there; the rule is spared (*weight*) when at one of them "
         "it helps in the FI pair (above 0.05 decades, 95 % interval over seeds above zero) and no longer hurts "
         "in the worst context by the standard kvq calls a rule harmful at all (below -0.05 with its 95 % "
-        "interval below zero; `kvq.workflows.robustness.helps`). "
+        "interval below zero; `kvq.game.verdicts.helps`). "
         "*improper*: what the scan flagged. Machine: "
         f"{env['cpu']} ({env['cores']} cores), {env['platform']}, jax {env['jax']}, {env['date']}.",
         "",

@@ -45,6 +45,9 @@ def test_summary_trends_and_folder(small_sweep):
     ri = kvq.rule_importance(result.result(n_data=8, noise=20))
     row = next(r for r in rows if r["n_data"] == 8 and r["noise"] == 20 and r["rule"] == "ic")
     assert row["ri"] == pytest.approx(ri["ic"][0]) and row["ri_se"] == pytest.approx(ri["ic"][1])
+    point = kvq.assess(result.result(n_data=8, noise=20))
+    assert all(r["improper"] == (r["rule"] in point.elimination.removed) and
+               r["improper_unsure"] == (r["rule"] in point.unsure) for r in rows if r["n_data"] == 8 and r["noise"] == 20)
     trends = result.trends  # data has 3 values: one test per rule, measure and noise level
     assert {(t["axis"], t["fixed"]["noise"]) for t in trends} == {("data", 0.0), ("data", 20.0)}
     assert len(trends) == 2 * 2 * 4 and all(t["n"] == 3 * 2 for t in trends)

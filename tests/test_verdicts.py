@@ -237,6 +237,9 @@ def test_a_survived_harm_whose_estimates_lean_toward_help_at_a_lower_weight_is_b
     line = robustness_lines(leaning)[0]
     assert "its FI pair at best +0.49 ± 0.20 at 0.01" in line and "unsurely" in line
     assert "unsure for a: at a lower weight the estimates lean toward help" in verdict_line(summarize(leaning))
+    # scripts read the same judgement: results.json's assessment and importance entries
+    assert summarize(leaning).assessment.to_dict()["improper_unsure"] == ["a"]
+    assert summarize(leaning).importance_dict()["improper_unsure"] == ["a"]
     # a worst context below -0.05 leans the other way only where it is a harm by kvq's standard
     def with_worst(mean: float, se: float) -> dict:
         worst = {"kind": "worst", "before": {"mean": -1.5, "se": 0.1}, "after": {"mean": mean, "se": se, "seeds": 6}}
@@ -250,6 +253,7 @@ def test_a_survived_harm_whose_estimates_lean_toward_help_at_a_lower_weight_is_b
     plain = dataclasses.replace(scan, robustness={"a": check(-0.2)})
     assert "the knowledge, not the optimizer or its weight" in robustness_lines(plain)[0]
     assert "unsure" not in verdict_line(summarize(plain))
+    assert summarize(plain).assessment.unsure == () and "a" in summarize(plain).assessment.elimination.removed
 
 
 @pytest.mark.parametrize("fi, worst, verdict", [
@@ -263,7 +267,7 @@ def test_a_survived_harm_whose_estimates_lean_toward_help_at_a_lower_weight_is_b
     ((0.60, None, 1), (0.30, None, 1), False),  # one seed: no interval, no proof
 ])
 def test_a_rule_helps_at_a_lower_weight_only_reliably_with_every_other_rule_present(fi, worst, verdict):
-    from kvq.workflows.robustness import helps
+    from kvq.game.verdicts import helps
 
     def pair(kind, after):
         return {"kind": kind, "before": {"mean": -1.0, "se": 0.1}, "after": dict(zip(("mean", "se", "seeds"), after))}
@@ -275,7 +279,7 @@ def test_a_rule_helps_at_a_lower_weight_only_reliably_with_every_other_rule_pres
 def test_a_tested_pair_hurts_only_below_the_minimum_effect_with_its_interval_below_zero():
     from scipy import stats
 
-    from kvq.workflows.robustness import hurts
+    from kvq.game.verdicts import hurts
 
     edge = 0.2 / stats.t.ppf(0.975, 3)  # the se at which the 95 % interval of -0.2 over 4 seeds touches zero
     assert hurts({"mean": -0.2, "se": 0.99 * edge, "seeds": 4})
@@ -297,7 +301,7 @@ def _pair(before: float, after: float, se: float = 0.05) -> dict:
     ([_pair(0.2, -0.3)], "survived"),  # no harmful pair: the first (FI) decides
 ])
 def test_a_harm_survives_when_a_harmful_pair_is_still_harmful(pairs, verdict):
-    from kvq.workflows.robustness import judge
+    from kvq.game.verdicts import judge
 
     assert judge(pairs) == verdict
 

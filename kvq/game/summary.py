@@ -93,6 +93,7 @@ class Summary:
         if self.not_available:
             out["not_available"] = dict(self.not_available)
         out["improper"] = list(self.assessment.elimination.removed)
+        out["improper_unsure"] = list(self.assessment.unsure)
         out["missing_masks"] = list(self.missing)
         return out
 

@@ -292,6 +292,65 @@ class Elimination:
         )
 
 
+def judge(pairs: list[dict[str, Any]]) -> str:
+    """A rule's verdict from its tested pairs (``{"before", "after"}``: ``{"mean", "se"}`` of its
+    marginal contribution in decades): ``"survived"`` when a pair that was harmful (below
+    ``-ATOL``; the first pair if none was) is still harmful after the stronger protocol, else
+    ``"protocol"``.  How much of the harm a stronger optimizer removes does not decide it: a
+    planted wrong rule lost 56 % of its FI pair's harm to L-BFGS, the exact Burgers equation 52 %
+    of its worst context's (benchmarks/robustness.py; docs/design.md §3)."""
+    harmful = [p for p in pairs if p["before"]["mean"] < -ATOL] or pairs[:1]
+    return "survived" if any(p["after"]["mean"] < -ATOL for p in harmful) else "protocol"
+
+
+def helps(pairs: list[dict[str, Any]]) -> bool:
+    """Whether the rule helps after the change: in its FI pair (the first) by more than ``ATOL``
+    decades with the 95 % interval over seeds above zero, and in no other decisive pair does it
+    still hurt by the standard kvq calls a rule harmful at all (:func:`hurts`: mean below
+    ``-ATOL`` with the interval below zero)."""
+    if not pairs or pairs[0]["kind"] != "fi":
+        return False
+    fi = pairs[0]["after"]
+    seeds = fi.get("seeds", 0)
+    if fi["se"] is None or seeds < 2:
+        return False
+    reliable = fi["mean"] > ATOL and fi["mean"] - float(t975(seeds - 1)) * fi["se"] > 0
+    return bool(reliable and not any(hurts(p["after"]) for p in pairs[1:]))
+
+
+def hurts(gain: dict[str, Any]) -> bool:
+    """Whether a marginal contribution (``{"mean", "se", "seeds"}`` in decades) is a harm by the
+    standard :func:`kvq.workflows.robustness.candidates` uses: mean below ``-ATOL`` and the 95 % interval over seeds below
+    zero.  Asking a tested worst context for less (its mean above ``-ATOL``) asked a pair whose se
+    is a tenth or two of a decade to land in a window narrower than its noise."""
+    seeds = gain.get("seeds", 0)
+    if gain["se"] is None or seeds < 2:
+        return bool(gain["mean"] < -ATOL)
+    return bool(gain["mean"] < -ATOL and gain["mean"] + float(t975(seeds - 1)) * gain["se"] < 0)
+
+
+def best_lighter(check: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """A survived rule's weight-stage step (``check["lighter"]``, non-empty) with the largest
+    FI-pair contribution, and whether its estimates lean toward help there (FI pair above
+    ``ATOL``, no other pair a harm by :func:`hurts`) although the FI pair's interval does not."""
+    best = max(check["lighter"], key=lambda st: st["pairs"][0]["after"]["mean"])
+    leans = best["pairs"][0]["after"]["mean"] > ATOL and not any(hurts(p["after"]) for p in best["pairs"][1:])
+    return best, bool(leans)
+
+
+def unsure_blames(table: Any, improper: tuple[str, ...]) -> tuple[str, ...]:
+    """The ``improper`` rules of ``table`` whose harm survived the robustness check but whose
+    weight stage leaned toward help (:func:`best_lighter`): blamed, unsurely (docs/design.md §3)."""
+    checks = getattr(table, "robustness", None) or {}
+    return tuple(
+        r
+        for r in improper
+        if (checks.get(r) or {}).get("verdict") == "survived"
+        and checks[r].get("lighter")
+        and best_lighter(checks[r])[1]
+    )
+
+
 def exonerated(table: Any) -> tuple[str, ...]:
     """The rules of ``table`` whose harm disappeared under a stronger training protocol
     (``table.robustness[rule]["verdict"] == "protocol"``: an optimization or capacity conflict
@@ -549,13 +608,15 @@ class Assessment:
     """Every verdict on one value table, computed once for the printed table, ``results.json``
     and reports: settledness, backward elimination, pair relations (None with one rule or a
     sampled table) and the best rule set; ``notes``: why a verdict is missing or limited
-    (for a sampled table: ``"pair_relations"``, ``"elimination"``, ``"best_rule_set"``)."""
+    (for a sampled table: ``"pair_relations"``, ``"elimination"``, ``"best_rule_set"``);
+    ``unsure``: the improper rules blamed unsurely (:func:`unsure_blames`)."""
 
     settledness: Settledness
     elimination: Elimination
     pairs: PairRelations | None
     best: dict[str, Any]
     notes: dict[str, str] = field(default_factory=dict)
+    unsure: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready plain Python (NaN -> None)."""
@@ -565,6 +626,7 @@ class Assessment:
             "capped_share": json_ready(self.settledness.capped_share),
             "elimination": self.elimination.to_dict(),
             "improper": list(self.elimination.removed),
+            "improper_unsure": list(self.unsure),
             "pair_relations": None if self.pairs is None else self.pairs.to_dict(),
             "best_rule_set": self.best,
             "notes": dict(self.notes),
@@ -586,4 +648,4 @@ def assess(table: Any, weighting: str | None = None) -> Assessment:
             "elimination": f"{SAMPLED_ELIMINATION}: one round only (docs/design.md §3)",
             "best_rule_set": best["note"],
         }
-    return Assessment(settle, elim, pairs, best, notes)
+    return Assessment(settle, elim, pairs, best, notes, unsure_blames(table, elim.removed))

@@ -23,9 +23,9 @@ from kvq.game.verdicts import (
     Elimination,
     PairRelations,
     Settledness,
+    best_lighter,
     budget_schedule,
 )
-from kvq.workflows.robustness import hurts
 
 
 def mse_summary(values: np.ndarray) -> str:
@@ -169,7 +169,7 @@ def robustness_lines(table: ValueTable) -> list[str]:
                 "knowledge weighted too heavily against the data, not improper; lower its weight (kvq tune)"
             )
         elif c["verdict"] == "survived" and lighter:
-            best, leans = _best_lighter(c)
+            best, leans = best_lighter(c)
             fi = best["pairs"][0]["after"]
             blame = (
                 "kvq blames the knowledge, unsurely: the estimates lean the other way there; more seeds "
@@ -188,15 +188,6 @@ def robustness_lines(table: ValueTable) -> list[str]:
             verdict = "the harm disappeared: it hurts under this training protocol, not improper"
         out.append(f"robustness of {rule} under {c['what']}: {pairs} decades; {verdict}")
     return out
-
-
-def _best_lighter(check: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """A survived rule's weight-stage step with the largest FI-pair contribution, and whether its
-    estimates lean toward help there (FI pair above ``ATOL``, no other pair a harm by
-    :func:`~kvq.workflows.robustness.hurts`) although the FI pair's interval over seeds does not."""
-    best = max(check["lighter"], key=lambda st: st["pairs"][0]["after"]["mean"])
-    leans = best["pairs"][0]["after"]["mean"] > ATOL and not any(hurts(p["after"]) for p in best["pairs"][1:])
-    return best, bool(leans)
 
 
 def _alongside(check: dict[str, Any]) -> str:
@@ -234,10 +225,9 @@ def verdict_line(summary: Summary) -> str:
     if elim.removed:
         head = f"verdict: IMPROPER {', '.join(elim.removed)} (hurts beyond {ATOL} decades in every seed's interval"
         head += f"; survived {checks[survived[0]]['what']})" if survived else ")"
-        unsure = [r for r in survived if checks[r].get("lighter") and _best_lighter(checks[r])[1]]
-        if unsure:
+        if summary.assessment.unsure:
             head += (
-                f"; unsure for {', '.join(unsure)}: at a lower weight the estimates lean toward help, short of "
+                f"; unsure for {', '.join(summary.assessment.unsure)}: at a lower weight the estimates lean toward help, short of "
                 "the interval (see its robustness line)"
             )
     elif np.all(np.abs(mean) < ATOL):

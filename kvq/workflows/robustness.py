@@ -28,8 +28,7 @@ from kvq.engine.batched import Engine, Progress, Trained
 from kvq.errors import KvqError
 from kvq.game.summary import summarize
 from kvq.game.table import ScanResult
-from kvq.game.trend import t975
-from kvq.game.verdicts import ATOL
+from kvq.game.verdicts import ATOL, helps, judge
 from kvq.methods.base import tabulate
 from kvq.problems.rules import Problem, with_weights
 
@@ -45,52 +44,16 @@ LIGHTER = (0.1, 0.01, 0.001)
 """A harm that survived the stronger protocol is tested once more at these fractions of the rule's
 loss weight, in turn (its decisive pairs trained again from the warm start): right knowledge can
 hurt only because it outweighs the data.  The rule is spared when at one of them it *helps*
-(:func:`helps`); a smaller harm alone proves nothing, since any rule's effect vanishes with its
-weight.  benchmarks/robustness.py: the exact Burgers equation at 1 000 observations hurts at
-weight 1 and 0.1 and helps at 0.001; the planted wrong rules do not pass at any of them."""
+(:func:`kvq.game.verdicts.helps`); a smaller harm alone proves nothing, since any rule's effect
+vanishes with its weight.  benchmarks/robustness.py: the exact Burgers equation at 1 000
+observations hurts at weight 1 and 0.1 and helps at 0.001; the planted wrong rules do not pass at
+any of them."""
 LIGHTER_SEEDS = 6
 """The weight stage trains at least this many seeds.  With 3, a help's interval rested on a spread
 too small to trust (benchmarks/robustness.py, the exact Burgers equation on a 5x50 network at 0.001
 of its weight: FI pair +0.21 ± 0.03 with 3 seeds, +0.29 ± 0.14 with 6).  With 6 the check spares
 the exact equation at weight 1 and 0.1 and next to a planted wrong initial condition, and no
 planted wrong rule; it does not spare it on the 5x50 network (RESULTS.md: an open defect)."""
-
-
-def judge(pairs: list[dict[str, Any]]) -> str:
-    """A rule's verdict from its tested pairs (``{"before", "after"}``: ``{"mean", "se"}`` of its
-    marginal contribution in decades): ``"survived"`` when a pair that was harmful (below
-    ``-ATOL``; the first pair if none was) is still harmful after the stronger protocol, else
-    ``"protocol"``.  How much of the harm a stronger optimizer removes does not decide it: a
-    planted wrong rule lost 56 % of its FI pair's harm to L-BFGS, the exact Burgers equation 52 %
-    of its worst context's (benchmarks/robustness.py; docs/design.md §3)."""
-    harmful = [p for p in pairs if p["before"]["mean"] < -ATOL] or pairs[:1]
-    return "survived" if any(p["after"]["mean"] < -ATOL for p in harmful) else "protocol"
-
-
-def helps(pairs: list[dict[str, Any]]) -> bool:
-    """Whether the rule helps after the change: in its FI pair (the first) by more than ``ATOL``
-    decades with the 95 % interval over seeds above zero, and in no other decisive pair does it
-    still hurt by the standard kvq calls a rule harmful at all (:func:`hurts`: mean below
-    ``-ATOL`` with the interval below zero)."""
-    if not pairs or pairs[0]["kind"] != "fi":
-        return False
-    fi = pairs[0]["after"]
-    seeds = fi.get("seeds", 0)
-    if fi["se"] is None or seeds < 2:
-        return False
-    reliable = fi["mean"] > ATOL and fi["mean"] - float(t975(seeds - 1)) * fi["se"] > 0
-    return bool(reliable and not any(hurts(p["after"]) for p in pairs[1:]))
-
-
-def hurts(gain: dict[str, Any]) -> bool:
-    """Whether a marginal contribution (``{"mean", "se", "seeds"}`` in decades) is a harm by the
-    standard :func:`candidates` uses: mean below ``-ATOL`` and the 95 % interval over seeds below
-    zero.  Asking a tested worst context for less (its mean above ``-ATOL``) asked a pair whose se
-    is a tenth or two of a decade to land in a window narrower than its noise."""
-    seeds = gain.get("seeds", 0)
-    if gain["se"] is None or seeds < 2:
-        return bool(gain["mean"] < -ATOL)
-    return bool(gain["mean"] < -ATOL and gain["mean"] + float(t975(seeds - 1)) * gain["se"] < 0)
 
 
 def stronger(config: ScanConfig, protocol: str) -> ScanConfig:

@@ -199,8 +199,8 @@ def _seed_mean(errors: np.ndarray) -> float:
 
 
 def summary_rows(points: Sequence[SweepPoint], results: Sequence[ScanResult]) -> list[dict[str, Any]]:
-    """One JSON-ready row per (point, rule): RI uniform/Shapley, FI (± se), improper flag,
-    settledness (None where unknown), share of capped trainings, MSEs."""
+    """One JSON-ready row per (point, rule): RI uniform/Shapley, FI (± se), improper flag (and
+    whether kvq blames it unsurely, :func:`kvq.game.verdicts.unsure_blames`), settledness (None where unknown), share of capped trainings, MSEs."""
     rows = []
     for point, result in zip(points, results):
         summary = summarize(result)
@@ -226,6 +226,7 @@ def summary_rows(points: Sequence[SweepPoint], results: Sequence[ScanResult]) ->
                     "fi": fi.mean[i],
                     "fi_se": fi.se[i],
                     "improper": name in improper,
+                    "improper_unsure": name in summary.assessment.unsure,
                     "settled": bool(settle.settled[i]) if settle.known else None,
                     "capped_share": settle.capped_share,
                     "mse_all": mse_all,
