@@ -142,6 +142,7 @@ def test_scan_report_html(folders):
     assert f"{ri.mean[0]:+.3f} ± {ri.se[0]:.3f}" in text  # the table holds the computed RI
     assert "IMPROPER knowledge (backward elimination, in order): bc (RI -0.3" in text
     assert "<td>IMPROPER</td>" in text and text.count("<td>settled</td>") == 2  # the status column
+    assert "verdict: IMPROPER bc" in text  # the verdict line the printed table ends with
     assert "<th>device</th><td>cpu (cpu, 1 device); kvq 0.1.0, jax 0.4.30" in text  # provenance
     assert "MLP 2 hidden layers × 8 units, tanh" in text
     images = pngs_in_html(text)
@@ -152,6 +153,22 @@ def test_scan_report_html(folders):
     assert "No rule is flagged as improper" in clean and "IMPROPER" not in clean
     assert "settledness: unknown" in clean  # no table over the budget in this result
     assert "<td>{pde, ic, bc}</td>" in text and "stopped early" in text  # the table of every subset
+
+
+def test_a_report_carries_the_robustness_check_and_the_verdict_line(tmp_path):
+    import dataclasses
+
+    result = scan_result(effects=(0.5, 0.2, -0.3), history=True)
+    pair = {"kind": "fi", "before": {"mean": -1.0, "se": 0.05}, "after": {"mean": -0.9, "se": 0.05}}
+    lean = {"kind": "fi", "before": {"mean": -1.0, "se": 0.05}, "after": {"mean": 0.4, "se": 0.2, "seeds": 6}}
+    check = {"verdict": "survived", "what": "up to 1000 L-BFGS steps", "pairs": [pair],
+             "lighter": [{"factor": 0.01, "pairs": [lean], "helps": False}]}
+    checked = dataclasses.replace(result, robustness={"bc": check})
+    assert kvq.improper_rules(checked) == ("bc",)
+    checked.save(tmp_path / "scan")
+    text = write_report(tmp_path / "scan", fmt="md").read_text()
+    assert "robustness of bc under up to 1000 L-BFGS steps: FI pair -1.00 -> -0.90 decades" in text
+    assert "verdict: IMPROPER bc" in text and "unsure for bc" in text
 
 
 def test_multi_output_report_markdown(folders):

@@ -38,9 +38,11 @@ from kvq.present.report import (
     elimination_lines,
     mse_summary,
     pair_lines,
+    robustness_lines,
     rule_status,
     sampled_lines,
     settledness_lines,
+    verdict_line,
 )
 from kvq.store.results import FOLDER_MARKERS, load_result, read_folder
 
@@ -374,6 +376,8 @@ def _scan_notes(doc: _Doc, result: ScanResult, summary: Summary) -> None:
         (doc.note if line.startswith(("UNSETTLED", "re-run")) else doc.para)(line)
     for line in elimination_lines(elim):
         doc.note(line)
+    for line in robustness_lines(result):
+        doc.note(line)
     if not elim.removed:
         doc.para(f"No rule is flagged as improper ({IMPROPER}).")
     for line in [] if verdicts.pairs is None else pair_lines(verdicts.pairs):
@@ -383,6 +387,7 @@ def _scan_notes(doc: _Doc, result: ScanResult, summary: Summary) -> None:
     doc.para(" ".join(best_set_lines(verdicts.best, score_label(result))))
     for line in caveats(result):
         doc.note(line)
+    doc.para(verdict_line(summary))
 
 
 def _scan_provenance(result: ScanResult, meta: dict[str, Any]) -> list[tuple[str, str | None]]:
