@@ -263,6 +263,7 @@ def test_a_survived_harm_whose_estimates_lean_toward_help_at_a_lower_weight_is_b
     ((0.60, 0.05, 3), (-0.30, 0.05, 3), False),  # still hurts where it hurt most
     ((0.36, 0.10, 6), (-0.16, 0.16, 6), True),  # the worst context's interval reaches zero: not a harm by kvq's standard
     ((0.36, 0.10, 6), (-0.16, 0.05, 6), False),  # the same mean on a narrow interval: a harm
+    ((0.36, 0.10, 6), (float("nan"), None, 0), False),  # a worst context that was not measured spares nothing
     ((0.04, 0.001, 3), (0.10, 0.05, 3), False),  # below the minimum effect
     ((0.60, None, 1), (0.30, None, 1), False),  # one seed: no interval, no proof
 ])
@@ -286,6 +287,7 @@ def test_a_tested_pair_hurts_only_below_the_minimum_effect_with_its_interval_bel
     assert not hurts({"mean": -0.2, "se": 1.01 * edge, "seeds": 4})
     assert not hurts({"mean": -0.04, "se": 0.001, "seeds": 4})  # within the minimum effect
     assert hurts({"mean": -0.2, "se": None, "seeds": 1}) and not hurts({"mean": 0.1, "se": None, "seeds": 1})
+    assert hurts({"mean": float("nan"), "se": None, "seeds": 0})  # not measured (every seed diverged): no proof
 
 
 def _pair(before: float, after: float, se: float = 0.05) -> dict:

@@ -320,13 +320,18 @@ def helps(pairs: list[dict[str, Any]]) -> bool:
 
 def hurts(gain: dict[str, Any]) -> bool:
     """Whether a marginal contribution (``{"mean", "se", "seeds"}`` in decades) is a harm by the
-    standard :func:`kvq.workflows.robustness.candidates` uses: mean below ``-ATOL`` and the 95 % interval over seeds below
-    zero.  Asking a tested worst context for less (its mean above ``-ATOL``) asked a pair whose se
-    is a tenth or two of a decade to land in a window narrower than its noise."""
-    seeds = gain.get("seeds", 0)
+    standard :func:`kvq.workflows.robustness.candidates` uses: mean below ``-ATOL`` and the 95 %
+    interval over seeds below zero.  With fewer than two seeds (no interval) the mean alone
+    decides, and a pair that was not measured (no finite mean: every seed diverged) counts as a
+    harm, so that it can never spare a rule.  Asking a tested worst context for more (its mean
+    above ``-ATOL``) asked a pair whose se is a tenth or two of a decade to land in a window
+    narrower than its noise."""
+    mean, seeds = gain["mean"], gain.get("seeds", 0)
+    if mean is None or not np.isfinite(mean):
+        return True
     if gain["se"] is None or seeds < 2:
-        return bool(gain["mean"] < -ATOL)
-    return bool(gain["mean"] < -ATOL and gain["mean"] + float(t975(seeds - 1)) * gain["se"] < 0)
+        return bool(mean < -ATOL)
+    return bool(mean < -ATOL and mean + float(t975(seeds - 1)) * gain["se"] < 0)
 
 
 def best_lighter(check: dict[str, Any]) -> tuple[dict[str, Any], bool]:
