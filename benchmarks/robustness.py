@@ -20,7 +20,8 @@ gives, so a change of that rule re-renders without training. Cases:
   the same for ``burgers-wrong`` (the planted wrong ic keeps weight 1 and must still be flagged);
 - ``burgers-exact-5x50``: ``burgers-exact`` with a 5x50 tanh network; ``burgers-exact-pde0.01-5x50``: the
   same with the PDE's loss weight 0.01; ``burgers-exact-standard``: 1 000 observations at the ``standard``
-  preset as it is (Adam 1e-3, checks every 1 000 steps, up to 24 000; the case the check was built for);
+  preset as it is (Adam 1e-3, checks every 1 000 steps, up to 24 000);
+  ``burgers-exact-standard-5x50``: the same on a 5x50 tanh network with 2 seeds;
 - ``tlc-wrong``: the measured TLC data (``KVQ_TLC_DATA``; skipped without it), 200 measurements, the
   monotone trend reversed, the ``standard`` preset.
 """
@@ -56,6 +57,7 @@ CASES = {
     "burgers-exact-5x50": "burgers-exact with a 5x50 tanh network",
     "burgers-exact-pde0.01-5x50": "burgers-exact-5x50 with the PDE's loss weight 0.01",
     "burgers-exact-standard": "Burgers, 1 000 observations, interpolation, every rule exact, the standard preset",
+    "burgers-exact-standard-5x50": "burgers-exact-standard with a 5x50 tanh network and 2 seeds",
     "tlc-wrong": "TLC, 200 measured Rf values, in distribution; planted: the monotone trend reversed",
 }
 PLANTED = {"poisson": "wrong_slope", "burgers-wrong": "ic", "burgers-wrong-pde0.01": "ic", "tlc-wrong": "monotone"}
@@ -75,8 +77,10 @@ def build(case: str) -> tuple[kvq.Problem, kvq.ScanConfig] | None:
         if "-pde" in case:  # the PDE residual's loss weight lowered, the other rules' kept
             weight = float(case.split("-pde")[1].split("-")[0])
             problem = with_weights(problem, [weight if r == "pde" else 1.0 for r in problem.rule_names])
-        if case.endswith("-standard"):  # the issue's own protocol: the standard preset as it is
+        if case.endswith("-standard"):  # the standard preset as it is
             return problem, kvq.problems.config("burgers", "standard", seeds=3)
+        if case.endswith("-standard-5x50"):  # and on a wider network, with 2 seeds
+            return problem, kvq.problems.config("burgers", "standard", seeds=2, width=50, depth=5)
         size = {"width": 50, "depth": 5} if case.endswith("-5x50") else {}
         return problem, kvq.problems.config("burgers", "quick", learning_rate=1e-2, check_every=500, steps=4000, seeds=3,
                                             **size)

@@ -52,8 +52,9 @@ LIGHTER_SEEDS = 6
 """The weight stage trains at least this many seeds.  With 3, a help's interval rested on a spread
 too small to trust (benchmarks/robustness.py, the exact Burgers equation on a 5x50 network at 0.001
 of its weight: FI pair +0.21 ± 0.03 with 3 seeds, +0.29 ± 0.14 with 6).  With 6 the check spares
-the exact equation at weight 1 and 0.1 and next to a planted wrong initial condition, and no
-planted wrong rule; it does not spare it on the 5x50 network (RESULTS.md: an open defect)."""
+the exact equation at the standard preset (3x32 and 5x50 networks), at weight 1 and 0.1 and next
+to a planted wrong initial condition in a cheaper protocol, and no planted wrong rule; it does not
+spare it on the 5x50 network in that cheaper protocol (RESULTS.md: an open defect)."""
 
 
 def stronger(config: ScanConfig, protocol: str) -> ScanConfig:
