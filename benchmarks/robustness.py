@@ -1,6 +1,6 @@
 """Knowledge or optimizer: the robustness check on exact and on planted wrong rules.
 
-    python benchmarks/robustness.py                      # every case (about 40 minutes on 2 cores)
+    python benchmarks/robustness.py                      # every case (about 90 minutes on 2 cores)
     python benchmarks/robustness.py --cases burgers-exact,burgers-wrong
     python benchmarks/robustness.py --render             # RESULTS.md again from the JSON
 
