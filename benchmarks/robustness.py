@@ -116,7 +116,7 @@ def markdown(payload: dict) -> str:
     lines = [
         f"## Knowledge or optimizer: the robustness check on exact and planted wrong rules ({env['platform']})",
         "",
-        "Each case: one exact scan (3 seeds); every rule kvq would call improper or clearly harmful is "
+        "Each case: one exact scan (3 seeds; 2 in `burgers-exact-standard-5x50`); every rule kvq would call improper or clearly harmful is "
         "tested again with its decisive pairs (FI pair, worst context) continued with up to 1 000 L-BFGS "
         "steps. *kept*: the share of the pair's harm left after them. The harm survives when a pair "
         "that was harmful is still below -0.05 decades (`kvq.game.verdicts.judge`, docs/design.md "
