@@ -200,7 +200,8 @@ def _seed_mean(errors: np.ndarray) -> float:
 
 def summary_rows(points: Sequence[SweepPoint], results: Sequence[ScanResult]) -> list[dict[str, Any]]:
     """One JSON-ready row per (point, rule): RI uniform/Shapley, FI (± se), improper flag (and
-    whether kvq blames it unsurely, :func:`kvq.game.verdicts.unsure_blames`), settledness (None where unknown), share of capped trainings, MSEs."""
+    whether kvq blames it unsurely, :func:`kvq.game.verdicts.unsure_blames`), settledness (None
+    where unknown), share of capped trainings, MSEs."""
     rows = []
     for point, result in zip(points, results):
         summary = summarize(result)
